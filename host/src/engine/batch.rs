@@ -1,0 +1,189 @@
+//! A batch as it crosses into a detector: columns with an interned string table,
+//! and the big texts kept host-side until a detector asks for one.
+
+use super::{Field, SpanColumns, SpanKind, TextField};
+use crate::model::{self, Kind};
+use std::collections::HashMap;
+use std::hash::Hasher;
+
+const NONE: u32 = u32::MAX;
+
+/// The big texts of a batch, by row.
+#[derive(Default)]
+pub struct BatchData {
+    input: Vec<Option<Box<str>>>,
+    output: Vec<Option<Box<str>>>,
+    args: Vec<Option<Box<str>>>,
+    result: Vec<Option<Box<str>>>,
+    result_size: Vec<Option<u64>>,
+    resource_uri: Vec<Option<Box<str>>>,
+}
+
+impl BatchData {
+    pub fn text(&self, row: u32, field: TextField) -> Option<&str> {
+        let col = match field {
+            TextField::Input => &self.input,
+            TextField::Output => &self.output,
+            TextField::ToolArguments => &self.args,
+            TextField::ToolResult => &self.result,
+            TextField::ResourceUri => &self.resource_uri,
+        };
+        col.get(row as usize).and_then(|t| t.as_deref())
+    }
+    pub fn size(&self, row: u32, field: TextField) -> Option<u64> {
+        match field {
+            TextField::ToolResult => self.result_size.get(row as usize).copied().flatten(),
+            f => self.text(row, f).map(|t| t.len() as u64),
+        }
+    }
+}
+
+/// Every column of a batch, built once; each detector gets the ones it declared.
+pub struct Columns {
+    pub all: SpanColumns,
+    /// (trace id, model) of each trace's first LLM call, to price findings
+    pub trace_models: Vec<(String, String)>,
+}
+
+struct Interner<'a> {
+    map: HashMap<&'a str, u32>,
+    strings: Vec<String>,
+}
+
+impl<'a> Interner<'a> {
+    fn id(&mut self, s: &'a str) -> u32 {
+        if let Some(&i) = self.map.get(s) {
+            return i;
+        }
+        let i = self.strings.len() as u32;
+        self.strings.push(s.to_string());
+        self.map.insert(s, i);
+        i
+    }
+    fn opt(&mut self, s: Option<&'a str>) -> u32 {
+        s.map_or(NONE, |s| self.id(s))
+    }
+}
+
+fn kind(k: Kind) -> SpanKind {
+    match k {
+        Kind::Llm => SpanKind::Llm,
+        Kind::Tool => SpanKind::Tool,
+        Kind::Agent => SpanKind::Agent,
+        Kind::Other => SpanKind::Other,
+    }
+}
+
+fn args_hash(args: Option<&str>) -> u64 {
+    match args {
+        None => 0,
+        Some(a) => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            h.write(a.as_bytes());
+            h.finish().max(1)
+        }
+    }
+}
+
+impl Columns {
+    /// Turn a batch of whole traces into columns; texts move into [`BatchData`].
+    pub fn build(batch: &mut model::Batch) -> (Columns, BatchData) {
+        let n = batch.span_count();
+        let mut c = SpanColumns {
+            strings: Vec::new(),
+            session: Vec::with_capacity(n),
+            trace: Vec::with_capacity(n),
+            span_id: Vec::with_capacity(n),
+            parent: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+            name: Vec::with_capacity(n),
+            start_ns: Vec::with_capacity(n),
+            end_ns: Vec::with_capacity(n),
+            failed: Vec::with_capacity(n),
+            agent_name: Vec::with_capacity(n),
+            model: Vec::with_capacity(n),
+            tool_name: Vec::with_capacity(n),
+            tool_server: Vec::with_capacity(n),
+            tool_args_hash: Vec::with_capacity(n),
+            input_tokens: Vec::with_capacity(n),
+            output_tokens: Vec::with_capacity(n),
+            cache_read_tokens: Vec::with_capacity(n),
+            cache_write_tokens: Vec::with_capacity(n),
+        };
+        let mut d = BatchData::default();
+        let mut trace_models = Vec::new();
+        let mut strs = Interner { map: HashMap::new(), strings: Vec::new() };
+        for (session, trace) in &batch.traces {
+            let base = c.kind.len() as i32;
+            let rows: HashMap<&str, i32> =
+                trace.spans.iter().enumerate().map(|(i, s)| (&*s.span_id, base + i as i32)).collect();
+            let sid = strs.id(session);
+            let tid = strs.id(&trace.id);
+            if let Some(m) = trace.spans.iter().filter(|s| s.kind == Kind::Llm).min_by_key(|s| s.start_ns).and_then(|s| s.model.as_deref()) {
+                trace_models.push((trace.id.to_string(), m.to_string()));
+            }
+            for s in &trace.spans {
+                c.session.push(sid);
+                c.trace.push(tid);
+                c.span_id.push(strs.id(&s.span_id));
+                let parent = s.parent_id.as_deref().filter(|p| *p != &*s.span_id).and_then(|p| rows.get(p).copied());
+                c.parent.push(parent.unwrap_or(-1));
+                c.kind.push(kind(s.kind));
+                c.name.push(strs.id(&s.name));
+                c.start_ns.push(s.start_ns);
+                c.end_ns.push(s.end_ns);
+                c.failed.push(s.failed);
+                c.agent_name.push(strs.opt(s.agent_name.as_deref()));
+                c.model.push(strs.opt(s.model.as_deref()));
+                c.tool_name.push(strs.opt(s.tool_name.as_deref()));
+                c.tool_server.push(strs.opt(s.tool_server.as_deref()));
+                c.tool_args_hash.push(args_hash(s.tool_args.as_deref()));
+                c.input_tokens.push(s.usage.input);
+                c.output_tokens.push(s.usage.output);
+                c.cache_read_tokens.push(s.usage.cache_read);
+                c.cache_write_tokens.push(s.usage.cache_write);
+            }
+        }
+        c.strings = strs.strings;
+        for (_, trace) in &mut batch.traces {
+            for s in &mut trace.spans {
+                d.result_size.push(s.tool_result_bytes());
+                d.input.push(s.input_text.take());
+                d.output.push(s.output_text.take());
+                d.args.push(s.tool_args.take());
+                d.result.push(s.tool_result.take());
+                d.resource_uri.push(s.resource_uri.take());
+            }
+        }
+        (Columns { all: c, trace_models }, d)
+    }
+
+    /// The columns a detector declared; the others are sent empty.
+    pub fn view(&self, needs: &[Field]) -> SpanColumns {
+        let a = &self.all;
+        let has = |f: Field| needs.contains(&f);
+        let pick = |f: Field, v: &Vec<u32>| if has(f) { v.clone() } else { Vec::new() };
+        let pick64 = |f: Field, v: &Vec<u64>| if has(f) { v.clone() } else { Vec::new() };
+        SpanColumns {
+            strings: a.strings.clone(),
+            session: a.session.clone(),
+            trace: a.trace.clone(),
+            span_id: a.span_id.clone(),
+            parent: a.parent.clone(),
+            kind: a.kind.clone(),
+            name: a.name.clone(),
+            start_ns: a.start_ns.clone(),
+            end_ns: a.end_ns.clone(),
+            failed: if has(Field::Failed) { a.failed.clone() } else { Vec::new() },
+            agent_name: pick(Field::AgentName, &a.agent_name),
+            model: pick(Field::Model, &a.model),
+            tool_name: pick(Field::Tool, &a.tool_name),
+            tool_server: pick(Field::Tool, &a.tool_server),
+            tool_args_hash: pick64(Field::Tool, &a.tool_args_hash),
+            input_tokens: pick64(Field::Tokens, &a.input_tokens),
+            output_tokens: pick64(Field::Tokens, &a.output_tokens),
+            cache_read_tokens: pick64(Field::Tokens, &a.cache_read_tokens),
+            cache_write_tokens: pick64(Field::Tokens, &a.cache_write_tokens),
+        }
+    }
+}

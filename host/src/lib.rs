@@ -1,0 +1,10 @@
+//! tokenhound: find where an LLM agent's tokens go.
+//!
+//! The flow, one module per stage: [`ingest`] (readers and dialects) →
+//! [`model`] (canonical spans, traces, batches) → [`engine`] (sandboxed WASM
+//! detectors) → [`rules`] (packs) → [`report`] (renderers), with [`scan`]
+//! tying them together for one run.
+
+pub mod engine;
+pub mod ingest;
+pub mod model;

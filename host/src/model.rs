@@ -1,0 +1,203 @@
+//! The canonical span every reader produces and every detector sees, and the
+//! assembly of spans into traces, sessions and batches of whole traces.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a span is, after dialect normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Llm,
+    Tool,
+    Agent,
+    #[default]
+    Other,
+}
+
+/// Token usage of one LLM call. Input includes cache reads and writes; output
+/// includes reasoning (the OpenTelemetry rule).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
+
+/// Where a record came from, for located errors.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub file: Arc<str>,
+    pub line: u64,
+}
+
+/// One span in canonical form.
+#[derive(Clone, Debug, Default)]
+pub struct Span {
+    pub trace_id: Box<str>,
+    pub span_id: Box<str>,
+    pub parent_id: Option<Box<str>>,
+    pub name: Arc<str>,
+    pub kind: Kind,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub failed: bool,
+    pub error_type: Option<Arc<str>>,
+    pub session: Option<Arc<str>>,
+    pub agent_name: Option<Arc<str>>,
+    pub model: Option<Arc<str>>,
+    /// Usage of this call; only LLM calls carry it.
+    pub usage: Usage,
+    /// Usage reported on a non-LLM span (an agent's total): kept apart, never summed.
+    pub aggregated_usage: Option<Usage>,
+    pub stop_reason: Option<Arc<str>>,
+    pub tool_name: Option<Arc<str>>,
+    pub tool_server: Option<Arc<str>>,
+    pub tool_args: Option<Box<str>>,
+    pub tool_result: Option<Box<str>>,
+    /// Result size in bytes where only a size was recorded.
+    pub tool_result_size: Option<u64>,
+    pub input_text: Option<Box<str>>,
+    pub output_text: Option<Box<str>>,
+    pub resource_uri: Option<Box<str>>,
+    pub origin: Origin,
+}
+
+impl Span {
+    pub fn tool_result_bytes(&self) -> Option<u64> {
+        self.tool_result.as_ref().map(|t| t.len() as u64).or(self.tool_result_size)
+    }
+}
+
+/// Which big texts to keep; the rest are dropped at ingest to save memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Keep {
+    pub input_text: bool,
+    pub output_text: bool,
+    pub tool_args: bool,
+    pub tool_result: bool,
+}
+
+impl Keep {
+    pub const ALL: Keep = Keep { input_text: true, output_text: true, tool_args: true, tool_result: true };
+
+    pub fn apply(&self, s: &mut Span) {
+        if !self.input_text {
+            s.input_text = None;
+        }
+        if !self.output_text {
+            s.output_text = None;
+        }
+        if !self.tool_result {
+            if let Some(t) = s.tool_result.take() {
+                s.tool_result_size = Some(t.len() as u64);
+            }
+        }
+        // Arguments stay while any detector needs them or their hash (retry-storm).
+        if !self.tool_args {
+            s.tool_args = None;
+        }
+    }
+}
+
+/// One trace, its spans in arrival order.
+#[derive(Debug, Default)]
+pub struct Trace {
+    pub id: Box<str>,
+    pub spans: Vec<Span>,
+}
+
+impl Trace {
+    pub fn start(&self) -> u64 {
+        self.spans.iter().map(|s| s.start_ns).min().unwrap_or(0)
+    }
+    /// The session named by the root span, else by any span (spec: turn/session).
+    pub fn session(&self) -> Option<Arc<str>> {
+        let ids: std::collections::HashSet<&str> = self.spans.iter().map(|s| &*s.span_id).collect();
+        let is_root = |s: &&Span| s.parent_id.as_deref().is_none_or(|p| !ids.contains(p));
+        self.spans
+            .iter()
+            .filter(is_root)
+            .find_map(|s| s.session.clone())
+            .or_else(|| self.spans.iter().find_map(|s| s.session.clone()))
+    }
+}
+
+/// Groups spans into traces and traces into sessions, then hands out batches of
+/// whole sessions in order (each session's traces by start time).
+#[derive(Default)]
+pub struct Assembler {
+    traces: HashMap<Box<str>, Trace>,
+}
+
+/// A session's traces in start order.
+pub struct Session {
+    pub id: Arc<str>,
+    pub traces: Vec<Trace>,
+}
+
+impl Assembler {
+    pub fn add(&mut self, span: Span) {
+        self.traces
+            .entry(span.trace_id.clone())
+            .or_insert_with(|| Trace { id: span.trace_id.clone(), spans: Vec::new() })
+            .spans
+            .push(span);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.traces.is_empty()
+    }
+
+    /// All traces, grouped into sessions, sessions ordered by their first start.
+    pub fn into_sessions(self) -> Vec<Session> {
+        let mut by_session: HashMap<Arc<str>, Vec<Trace>> = HashMap::new();
+        for (_, t) in self.traces {
+            let sid = t.session().unwrap_or_else(|| Arc::from(&*t.id));
+            by_session.entry(sid).or_default().push(t);
+        }
+        let mut sessions: Vec<Session> = by_session
+            .into_iter()
+            .map(|(id, mut traces)| {
+                traces.sort_by(|a, b| (a.start(), &a.id).cmp(&(b.start(), &b.id)));
+                Session { id, traces }
+            })
+            .collect();
+        sessions.sort_by(|a, b| (a.traces[0].start(), &a.id).cmp(&(b.traces[0].start(), &b.id)));
+        sessions
+    }
+}
+
+/// Spans of whole traces, ready to become one detector batch.
+pub struct Batch {
+    /// (session id, trace) in order
+    pub traces: Vec<(Arc<str>, Trace)>,
+}
+
+impl Batch {
+    pub fn span_count(&self) -> usize {
+        self.traces.iter().map(|(_, t)| t.spans.len()).sum()
+    }
+}
+
+/// Cut sessions into batches of about `target` spans; never splits a trace, and a
+/// session's traces stay in order across batches.
+pub fn batches(sessions: Vec<Session>, target: usize) -> impl Iterator<Item = Batch> {
+    let mut it = sessions.into_iter().flat_map(|s| {
+        let id = s.id;
+        s.traces.into_iter().map(move |t| (id.clone(), t))
+    });
+    std::iter::from_fn(move || {
+        let mut b = Batch { traces: Vec::new() };
+        let mut n = 0;
+        for (sid, t) in it.by_ref() {
+            n += t.spans.len();
+            b.traces.push((sid, t));
+            if n >= target {
+                break;
+            }
+        }
+        (!b.traces.is_empty()).then_some(b)
+    })
+}

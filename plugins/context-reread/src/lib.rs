@@ -1,0 +1,139 @@
+//! context-reread: the same file read again in a session, unchanged, instead of
+//! being read once and served from the prompt cache.
+
+use std::collections::HashMap;
+use tokenhound_sdk::*;
+
+const KEY_FIELDS: [&str; 4] = ["path", "file_path", "filename", "uri"];
+
+struct ContextReread {
+    read_tools: Vec<String>,
+    bytes_per_token: f64,
+    /// (session, key) → what was seen, in first-read order.
+    keys: HashMap<(String, String), usize>,
+    seen: Vec<KeyState>,
+}
+
+struct KeyState {
+    session: String,
+    key: String,
+    tool: String,
+    last_size: Option<u64>,
+    reads: u64,
+    rereads: Vec<(SpanRef, u64)>,
+    first: SpanRef,
+}
+
+/// The read's key: the first of the argument fields, else the MCP resource URI.
+fn read_key(b: &Batch, row: u32) -> Option<String> {
+    if let Some(args) = b.text(row, TextField::ToolArguments) {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&args) {
+            for k in KEY_FIELDS {
+                match map.get(k) {
+                    Some(serde_json::Value::String(s)) => return Some(s.clone()),
+                    Some(v) if !v.is_null() => return Some(v.to_string()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    b.text(row, TextField::ResourceUri)
+}
+
+impl Detector for ContextReread {
+    fn metadata() -> Metadata {
+        Metadata::new(
+            "context-reread",
+            env!("CARGO_PKG_VERSION"),
+            "The same unchanged file read again in a session instead of being cached",
+        )
+        .param(Param::text_list(
+            "read_tools",
+            &[
+                "read_file", "Read", "read", "fs_read", "view", "cat", "get_file_contents",
+                "read_text_file", "resources/read",
+            ],
+            "tool names that read a file",
+        ))
+        .param(Param::bytes_per_token())
+        .needs(&[Field::Tool, Field::ToolArguments, Field::ToolResult])
+    }
+
+    fn new(p: &Params) -> Result<Self, String> {
+        Ok(ContextReread {
+            read_tools: p.strings("read_tools"),
+            bytes_per_token: p.bytes_per_token()?,
+            keys: HashMap::new(),
+            seen: Vec::new(),
+        })
+    }
+
+    fn observe(&mut self, b: &Batch) -> Vec<Finding> {
+        for turn in b.turns() {
+            for &r in &turn.rows {
+                let Some(tool) = b.tool_name(r).filter(|t| b.is_tool(r) && self.read_tools.iter().any(|x| x == t)) else {
+                    continue;
+                };
+                let Some(key) = read_key(b, r) else { continue };
+                let size = b.text_size(r, TextField::ToolResult);
+                let id = (b.session(r).to_string(), key);
+                let i = match self.keys.get(&id) {
+                    Some(&i) => i,
+                    None => {
+                        self.seen.push(KeyState {
+                            session: id.0.clone(),
+                            key: id.1.clone(),
+                            tool: tool.to_string(),
+                            last_size: None,
+                            reads: 0,
+                            rereads: Vec::new(),
+                            first: b.span_ref(r),
+                        });
+                        self.keys.insert(id, self.seen.len() - 1);
+                        self.seen.len() - 1
+                    }
+                };
+                let st = &mut self.seen[i];
+                if st.reads > 0 && size.is_some() && size == st.last_size {
+                    let tokens = content_tokens(size.unwrap_or(0), self.bytes_per_token);
+                    st.rereads.push((b.span_ref(r), tokens));
+                }
+                st.reads += 1;
+                st.last_size = size;
+            }
+        }
+        Vec::new()
+    }
+
+    /// Sessions can span batches, so findings wait for the end.
+    fn finish(&mut self) -> Vec<Finding> {
+        self.keys.clear();
+        std::mem::take(&mut self.seen)
+            .into_iter()
+            .filter(|s| !s.rereads.is_empty())
+            .map(|s| {
+                let n = s.rereads.len();
+                let mut f = Finding::new(
+                    format!("{} re-read {n} times", s.key),
+                    format!(
+                        "{} was read {} times in one session with the same content; each re-read put it in the context again at full price.",
+                        s.key, s.reads
+                    ),
+                    "Read the file once per session and mark it for prompt caching (cache_control: ephemeral); later turns then pay about 10% for it.",
+                )
+                .session(&s.session)
+                .evidence("key", &s.key)
+                .evidence("tool", &s.tool)
+                .evidence("reads", s.reads)
+                .evidence("rereads", n)
+                .span(s.first);
+                for (span, tokens) in s.rereads {
+                    f = f.span(span.clone()).charge(span, tokens);
+                }
+                f
+            })
+            .collect()
+    }
+}
+
+detector!(ContextReread);
