@@ -8,3 +8,8 @@
 pub mod engine;
 pub mod ingest;
 pub mod model;
+pub mod builtin;
+pub mod report;
+pub mod rules;
+pub mod scan;
+pub mod generate;

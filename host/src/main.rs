@@ -1,1 +1,135 @@
-fn main() {}
+//! The `tokenhound` command line.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokenhound::rules::{RuleSet, Severity};
+use tokenhound::scan::{self, ScanError};
+
+#[derive(Parser)]
+#[command(name = "tokenhound", version, about = "Find where an LLM agent's tokens go")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, ValueEnum, PartialEq)]
+enum Format {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+enum FailOn {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+    Never,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run rule packs over span exports (files, folders, `-` for stdin).
+    ///
+    /// Exit codes: 0 no finding at or above --fail-on, 1 such findings,
+    /// 2 bad usage or unreadable input, 3 invalid rule pack, 4 a detector failed to load.
+    Scan {
+        #[arg(required = true)]
+        exports: Vec<PathBuf>,
+        /// Rule pack (TOML); repeat to layer packs. Default: the built-in pack.
+        #[arg(long = "pack", short = 'p')]
+        packs: Vec<PathBuf>,
+        #[arg(long, short = 'f', value_enum, default_value = "table")]
+        format: Format,
+        /// Write the report here instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Exit 1 when a finding has this severity or higher.
+        #[arg(long, value_enum, default_value = "never")]
+        fail_on: FailOn,
+        /// Findings shown in the table and Markdown (JSON lists all).
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Do not read or write the compiled-plugin cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// Spans per detector batch.
+        #[arg(long, default_value_t = 8192)]
+        batch_spans: usize,
+    },
+    /// Check rule packs without running them.
+    Check {
+        #[arg(required = true)]
+        packs: Vec<PathBuf>,
+    },
+    /// Write a synthetic month of agent spans with the four bottlenecks injected.
+    Generate(tokenhound::generate::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err((code, msg)) => {
+            eprintln!("tokenhound: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8, (u8, String)> {
+    match cli.command {
+        Command::Scan { exports, packs, format, output, fail_on, top, no_cache, batch_spans } => {
+            let opts = scan::Options {
+                inputs: exports,
+                packs,
+                cache_dir: if no_cache { None } else { scan::default_cache_dir() },
+                batch_spans: batch_spans.max(1),
+                progress: std::io::stderr().is_terminal(),
+            };
+            let outcome = scan::run(&opts).map_err(|e: ScanError| (e.exit_code() as u8, e.to_string()))?;
+            let report = outcome.report(top);
+            let text = match format {
+                Format::Json => serde_json::to_string_pretty(&report).expect("report serialises") + "\n",
+                Format::Table => report.to_table(top),
+                Format::Markdown => report.to_markdown(top),
+            };
+            write_out(output.as_deref(), &text).map_err(|e| (2, e))?;
+            let threshold = match fail_on {
+                FailOn::Info => Some(Severity::Info),
+                FailOn::Low => Some(Severity::Low),
+                FailOn::Medium => Some(Severity::Medium),
+                FailOn::High => Some(Severity::High),
+                FailOn::Critical => Some(Severity::Critical),
+                FailOn::Never => None,
+            };
+            let fail = matches!((threshold, report.worst()), (Some(t), Some(w)) if w >= t);
+            Ok(u8::from(fail))
+        }
+        Command::Check { packs } => {
+            let set = RuleSet::from_files(&packs).map_err(|e| (3, format!("invalid rule pack: {e}")))?;
+            let engine = tokenhound::engine::Engine::new(scan::default_cache_dir(), set.wants_fuel(), set.max_stack)
+                .map_err(|e| (4, format!("{e:#}")))?;
+            let runs = scan::prepare(&set, &engine).map_err(|e| (e.exit_code() as u8, e.to_string()))?;
+            for r in runs {
+                println!("ok  {:<30} {} {} ({})", r.rule.id, r.plugin.meta.name, r.plugin.meta.version, r.plugin.source);
+            }
+            Ok(0)
+        }
+        Command::Generate(args) => tokenhound::generate::run(&args).map(|_| 0).map_err(|e| (2, format!("{e:#}"))),
+    }
+}
+
+fn write_out(path: Option<&std::path::Path>, text: &str) -> Result<(), String> {
+    match path {
+        Some(p) => std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display())),
+        None => {
+            let mut o = std::io::stdout().lock();
+            o.write_all(text.as_bytes()).map_err(|e| format!("stdout: {e}"))
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Reports: the versioned JSON document (the source of truth) and renderings of
+//! it for a terminal and for Markdown.
+
+mod prices;
+
+pub use prices::Prices;
+
+use crate::ingest::ReadStats;
+use crate::rules::Severity;
+use crate::scan::{is_output, severity_of, Outcome, Totals};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// The JSON schema id; bump on any incompatible change (docs/report-schema.md).
+pub const SCHEMA: &str = "tokenhound.report/v1";
+
+#[derive(Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub tokenhound: &'static str,
+    pub packs: Vec<PackRef>,
+    pub input: ReadStats,
+    pub totals: Totals,
+    pub detectors: Vec<DetectorSummary>,
+    pub summary: Summary,
+    pub findings: Vec<FindingOut>,
+}
+
+#[derive(Serialize)]
+pub struct PackRef {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Serialize)]
+pub struct DetectorSummary {
+    pub rule: String,
+    pub detector: String,
+    pub version: String,
+    pub source: String,
+    pub sha256: String,
+    pub severity: Severity,
+    pub findings: usize,
+    pub wasted_tokens: u64,
+    pub share_pct: f64,
+    pub cost_usd: Option<f64>,
+    pub counters: Vec<(String, u64)>,
+    /// why the engine stopped this detector, if it did
+    pub failure: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Summary {
+    pub findings: usize,
+    pub wasted_tokens: u64,
+    pub share_pct_sum: f64,
+    /// tokens counted by more than one detector (charged to the same span)
+    pub overlap_tokens: u64,
+    pub overlap_pct: f64,
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Serialize, Clone)]
+pub struct SpanOut {
+    pub trace_id: String,
+    pub span_id: String,
+}
+
+#[derive(Serialize, Clone)]
+pub struct FindingOut {
+    pub rule: String,
+    pub detector: String,
+    pub severity: Severity,
+    pub title: String,
+    pub message: String,
+    pub session: Option<String>,
+    pub trace_id: Option<String>,
+    pub spans: Vec<SpanOut>,
+    pub wasted_tokens: u64,
+    /// "input" or "output": which price the waste is paid at
+    pub waste_kind: &'static str,
+    pub share_pct: f64,
+    pub cost_usd: Option<f64>,
+    pub evidence: Vec<(String, String)>,
+    pub fix: String,
+    /// charged spans and their tokens
+    pub waste: Vec<(SpanOut, u64)>,
+}
+
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+fn add_cost(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (None, None) => None,
+        (x, y) => Some(x.unwrap_or(0.0) + y.unwrap_or(0.0)),
+    }
+}
+
+pub fn build(o: &Outcome, _top: usize) -> Report {
+    let total = o.totals.total_tokens;
+    let mut detectors = Vec::new();
+    let mut findings = Vec::new();
+    // span → (rule index → tokens), for overlaps
+    let mut charged: HashMap<(String, String), Vec<(usize, u64)>> = HashMap::new();
+    for (ri, run) in o.runs.iter().enumerate() {
+        let mut d_tokens = 0;
+        let mut d_cost = None;
+        for f in &run.findings {
+            let mut cost = None;
+            let mut tokens = 0;
+            for c in &f.waste {
+                tokens += c.tokens;
+                let e = charged.entry((c.span.trace_id.clone(), c.span.span_id.clone())).or_default();
+                match e.iter_mut().find(|(r, _)| *r == ri) {
+                    Some(x) => x.1 += c.tokens,
+                    None => e.push((ri, c.tokens)),
+                }
+                let price = o.trace_models.get(&c.span.trace_id).and_then(|m| o.prices.of(m));
+                if let Some(p) = price {
+                    let per_m = if is_output(f.waste_kind) { p.output } else { p.input };
+                    cost = add_cost(cost, Some(c.tokens as f64 * per_m / 1e6));
+                }
+            }
+            d_tokens += tokens;
+            d_cost = add_cost(d_cost, cost);
+            let span = |s: &crate::engine::tokenhound::detector::types::SpanRef| SpanOut {
+                trace_id: s.trace_id.clone(),
+                span_id: s.span_id.clone(),
+            };
+            findings.push(FindingOut {
+                rule: run.rule.id.clone(),
+                detector: run.plugin.meta.name.clone(),
+                severity: severity_of(f, run.rule.severity),
+                title: f.title.clone(),
+                message: f.message.clone(),
+                session: f.session.clone(),
+                trace_id: f.trace_id.clone(),
+                spans: f.spans.iter().map(span).collect(),
+                wasted_tokens: tokens,
+                waste_kind: if is_output(f.waste_kind) { "output" } else { "input" },
+                share_pct: pct(tokens, total),
+                cost_usd: cost,
+                evidence: f.evidence.clone(),
+                fix: f.fix.clone(),
+                waste: f.waste.iter().map(|c| (span(&c.span), c.tokens)).collect(),
+            });
+        }
+        if let Some(why) = &run.failure {
+            findings.push(FindingOut {
+                rule: run.rule.id.clone(),
+                detector: "engine".into(),
+                severity: Severity::High,
+                title: format!("detector {} {} stopped", run.plugin.meta.name, run.plugin.meta.version),
+                message: format!(
+                    "The engine stopped detector {} (rule `{}`, {}) — {why}. Its findings up to then are kept; the other detectors ran to the end.",
+                    run.plugin.meta.name, run.rule.id, run.plugin.source
+                ),
+                session: None,
+                trace_id: None,
+                spans: Vec::new(),
+                wasted_tokens: 0,
+                waste_kind: "input",
+                share_pct: 0.0,
+                cost_usd: None,
+                evidence: vec![("source".into(), run.plugin.source.clone()), ("sha256".into(), run.plugin.hash.clone())],
+                fix: "Fix the detector, or raise its limits in the rule pack ([rule.limits] timeout_ms, memory_mb, fuel) if the work is legitimate.".into(),
+                waste: Vec::new(),
+            });
+        }
+        detectors.push(DetectorSummary {
+            rule: run.rule.id.clone(),
+            detector: run.plugin.meta.name.clone(),
+            version: run.plugin.meta.version.clone(),
+            source: run.plugin.source.clone(),
+            sha256: run.plugin.hash.clone(),
+            severity: run.rule.severity,
+            findings: run.findings.len(),
+            wasted_tokens: d_tokens,
+            share_pct: pct(d_tokens, total),
+            cost_usd: d_cost,
+            counters: run.counters.clone(),
+            failure: run.failure.clone(),
+        });
+    }
+    let overlap: u64 = charged
+        .values()
+        .filter(|v| v.len() > 1)
+        .map(|v| v.iter().map(|x| x.1).sum::<u64>() - v.iter().map(|x| x.1).max().unwrap_or(0))
+        .sum();
+    findings.sort_by(|a, b| b.wasted_tokens.cmp(&a.wasted_tokens).then(b.severity.cmp(&a.severity)).then(a.title.cmp(&b.title)));
+    let wasted: u64 = detectors.iter().map(|d| d.wasted_tokens).sum();
+    Report {
+        schema: SCHEMA,
+        tokenhound: env!("CARGO_PKG_VERSION"),
+        packs: o.packs.iter().map(|(n, v)| PackRef { name: n.clone(), version: v.clone() }).collect(),
+        input: o.read.clone(),
+        totals: o.totals.clone(),
+        summary: Summary {
+            findings: findings.len(),
+            wasted_tokens: wasted,
+            share_pct_sum: detectors.iter().map(|d| d.share_pct).sum(),
+            overlap_tokens: overlap,
+            overlap_pct: pct(overlap, total),
+            cost_usd: detectors.iter().fold(None, |a, d| add_cost(a, d.cost_usd)),
+        },
+        detectors,
+        findings,
+    }
+}
+
+fn num(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn money(c: Option<f64>) -> String {
+    c.map_or("-".into(), |c| format!("${c:.2}"))
+}
+
+impl Report {
+    pub fn worst(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+
+    fn header(&self, out: &mut String) {
+        let t = &self.totals;
+        let _ = writeln!(
+            out,
+            "tokenhound {}: {} sessions, {} traces, {} spans ({} LLM calls, {} tool calls), {} tokens ({} input, {} cached, {} output)",
+            self.tokenhound,
+            num(t.sessions),
+            num(t.traces),
+            num(t.spans),
+            num(t.llm_calls),
+            num(t.tool_calls),
+            num(t.total_tokens),
+            num(t.input_tokens),
+            num(t.cached_tokens),
+            num(t.output_tokens)
+        );
+        let i = &self.input;
+        let _ = writeln!(out, "read {} file(s), {} records; {} problem(s)", i.files, num(i.records), num(i.problems));
+        for p in i.first_problems.iter().take(10) {
+            let _ = writeln!(out, "  {p}");
+        }
+        if i.problems > 10 {
+            let _ = writeln!(out, "  … {} more (all are in --format json)", i.problems - 10);
+        }
+    }
+
+    /// The terminal table: a summary per detector, then the top findings.
+    pub fn to_table(&self, top: usize) -> String {
+        let mut out = String::new();
+        self.header(&mut out);
+        out.push('\n');
+        let _ = writeln!(out, "{:<30} {:>8} {:>14} {:>7} {:>10}", "DETECTOR", "FINDINGS", "WASTED TOKENS", "SHARE", "COST");
+        for d in &self.detectors {
+            let name = if d.rule == d.detector { d.rule.clone() } else { format!("{} ({})", d.rule, d.detector) };
+            let _ = writeln!(
+                out,
+                "{:<30} {:>8} {:>14} {:>6.1}% {:>10}{}",
+                name,
+                d.findings,
+                num(d.wasted_tokens),
+                d.share_pct,
+                money(d.cost_usd),
+                if d.failure.is_some() { "  STOPPED" } else { "" }
+            );
+        }
+        let s = &self.summary;
+        let _ = writeln!(
+            out,
+            "{:<30} {:>8} {:>14} {:>6.1}% {:>10}",
+            "TOTAL",
+            self.detectors.iter().map(|d| d.findings).sum::<usize>(),
+            num(s.wasted_tokens),
+            s.share_pct_sum,
+            money(s.cost_usd)
+        );
+        let _ = writeln!(
+            out,
+            "overlap: {} tokens ({:.2}% of all tokens) are counted by more than one detector; the sum of shares includes them once per detector.",
+            num(s.overlap_tokens),
+            s.overlap_pct
+        );
+        for d in self.detectors.iter().filter(|d| d.counters.iter().any(|c| c.1 > 0 && !c.0.starts_with("responses"))) {
+            let c: Vec<String> = d.counters.iter().filter(|c| c.1 > 0).map(|(k, v)| format!("{k}: {v}")).collect();
+            let _ = writeln!(out, "{}: {}", d.rule, c.join(", "));
+        }
+        if !self.findings.is_empty() {
+            let _ = writeln!(out, "\nTop findings (of {}):", self.findings.len());
+        }
+        for (i, f) in self.findings.iter().take(top).enumerate() {
+            let _ = writeln!(
+                out,
+                "{:>3}. [{}] {}: {} — {} tokens ({:.2}%), {}",
+                i + 1,
+                f.severity,
+                f.rule,
+                f.title,
+                num(f.wasted_tokens),
+                f.share_pct,
+                money(f.cost_usd)
+            );
+            let _ = writeln!(out, "     {}", f.message);
+            if let Some(s) = &f.session {
+                let _ = write!(out, "     session {s}");
+                if let Some(t) = &f.trace_id {
+                    let _ = write!(out, ", trace {t}");
+                }
+                out.push('\n');
+            }
+            if !f.evidence.is_empty() {
+                let ev: Vec<String> = f.evidence.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let _ = writeln!(out, "     evidence: {}", ev.join(" "));
+            }
+            let _ = writeln!(out, "     fix: {}", f.fix);
+        }
+        out
+    }
+
+    pub fn to_markdown(&self, top: usize) -> String {
+        let mut out = String::from("# tokenhound report\n\n");
+        let mut h = String::new();
+        self.header(&mut h);
+        for l in h.lines() {
+            let _ = writeln!(out, "{l}  ");
+        }
+        out.push_str("\n| detector | findings | wasted tokens | share | cost |\n|---|---:|---:|---:|---:|\n");
+        for d in &self.detectors {
+            let _ = writeln!(
+                out,
+                "| {}{} | {} | {} | {:.1}% | {} |",
+                d.rule,
+                if d.failure.is_some() { " (stopped)" } else { "" },
+                d.findings,
+                num(d.wasted_tokens),
+                d.share_pct,
+                money(d.cost_usd)
+            );
+        }
+        let s = &self.summary;
+        let _ = writeln!(out, "| **total** | | {} | {:.1}% | {} |", num(s.wasted_tokens), s.share_pct_sum, money(s.cost_usd));
+        let _ = writeln!(out, "\nOverlap: {} tokens ({:.2}%) are counted by more than one detector.\n", num(s.overlap_tokens), s.overlap_pct);
+        if !self.findings.is_empty() {
+            out.push_str("## Top findings\n\n");
+        }
+        for f in self.findings.iter().take(top) {
+            let _ = writeln!(out, "### [{}] {}: {}\n", f.severity, f.rule, f.title);
+            let _ = writeln!(out, "{}\n", f.message);
+            let _ = writeln!(out, "- wasted: {} tokens ({:.2}%), {}", num(f.wasted_tokens), f.share_pct, money(f.cost_usd));
+            for (k, v) in &f.evidence {
+                let _ = writeln!(out, "- {k}: `{v}`");
+            }
+            let _ = writeln!(out, "- fix: {}\n", f.fix);
+        }
+        out
+    }
+}

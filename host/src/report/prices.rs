@@ -1,0 +1,72 @@
+//! Model prices in USD per million tokens, matched by the longest model-name
+//! prefix. A pack's `[prices."PREFIX"]` entries override and extend this table.
+
+use crate::rules::Price;
+use std::collections::BTreeMap;
+
+/// Published list prices (USD / 1M tokens) at the time of writing.
+const BUILTIN: &[(&str, f64, f64, f64, f64)] = &[
+    // (model prefix, input, output, cache read, cache write)
+    ("claude-opus-4", 15.0, 75.0, 1.5, 18.75),
+    ("claude-opus-4-5", 5.0, 25.0, 0.5, 6.25),
+    ("claude-sonnet-4", 3.0, 15.0, 0.3, 3.75),
+    ("claude-3-7-sonnet", 3.0, 15.0, 0.3, 3.75),
+    ("claude-3-5-sonnet", 3.0, 15.0, 0.3, 3.75),
+    ("claude-haiku-4-5", 1.0, 5.0, 0.1, 1.25),
+    ("claude-3-5-haiku", 0.8, 4.0, 0.08, 1.0),
+    ("claude-3-haiku", 0.25, 1.25, 0.03, 0.3),
+    ("gpt-5", 1.25, 10.0, 0.125, 1.25),
+    ("gpt-5-mini", 0.25, 2.0, 0.025, 0.25),
+    ("gpt-5-nano", 0.05, 0.4, 0.005, 0.05),
+    ("gpt-4.1", 2.0, 8.0, 0.5, 2.0),
+    ("gpt-4.1-mini", 0.4, 1.6, 0.1, 0.4),
+    ("gpt-4.1-nano", 0.1, 0.4, 0.025, 0.1),
+    ("gpt-4o", 2.5, 10.0, 1.25, 2.5),
+    ("gpt-4o-mini", 0.15, 0.6, 0.075, 0.15),
+    ("o3", 2.0, 8.0, 0.5, 2.0),
+    ("o4-mini", 1.1, 4.4, 0.275, 1.1),
+];
+
+#[derive(Clone, Debug)]
+pub struct Prices(Vec<(String, Price)>);
+
+impl Prices {
+    /// The built-in table with a pack's overrides on top.
+    pub fn with(overrides: &BTreeMap<String, Price>) -> Self {
+        let mut t: Vec<(String, Price)> = BUILTIN
+            .iter()
+            .map(|&(m, i, o, r, w)| (m.to_string(), Price { input: i, output: o, cache_read: Some(r), cache_write: Some(w) }))
+            .collect();
+        for (m, p) in overrides {
+            t.retain(|(x, _)| x != m);
+            t.push((m.clone(), *p));
+        }
+        Prices(t)
+    }
+
+    /// The price of a model: the longest matching prefix, provider prefix ignored.
+    pub fn of(&self, model: &str) -> Option<Price> {
+        let m = model.rsplit('/').next().unwrap_or(model).to_lowercase();
+        self.0
+            .iter()
+            .filter(|(p, _)| m.starts_with(&p.to_lowercase()))
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, p)| *p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_prefix_wins_and_overrides_apply() {
+        let mut o = BTreeMap::new();
+        o.insert("gpt-4o".to_string(), Price { input: 9.0, output: 9.0, cache_read: None, cache_write: None });
+        let p = Prices::with(&o);
+        assert_eq!(p.of("gpt-4o-mini-2024-07-18").unwrap().input, 0.15);
+        assert_eq!(p.of("openai/gpt-4o-2024-08-06").unwrap().input, 9.0);
+        assert_eq!(p.of("claude-sonnet-4-20250514").unwrap().output, 15.0);
+        assert!(p.of("mistral-small").is_none());
+    }
+}

@@ -1,0 +1,366 @@
+//! Rule packs (TOML): which detectors run, how, and with what limits and prices.
+//! A pack is validated completely before anything runs; every error names the
+//! file and the line. The same validator serves start-up and hot reload.
+
+use crate::engine::{Limits, LoadedPlugin, ParamType};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The built-in default pack, so the binary works with no other files.
+pub const DEFAULT_PACK: &str = include_str!("../../rules/default.toml");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let s = match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        };
+        f.write_str(s)
+    }
+}
+
+/// A pack error: where, and what is wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct PackError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackFile {
+    pack: Header,
+    #[serde(default)]
+    settings: Settings,
+    #[serde(default)]
+    limits: LimitsToml,
+    #[serde(default)]
+    prices: BTreeMap<String, Price>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<Spanned<RuleToml>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    name: String,
+    version: String,
+    requires: Option<Spanned<String>>,
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    bytes_per_token: Option<f64>,
+}
+
+#[derive(Deserialize, Default, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsToml {
+    memory_mb: Option<u64>,
+    timeout_ms: Option<u64>,
+    fuel: Option<u64>,
+    stack_kb: Option<u64>,
+}
+
+/// USD per million tokens.
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: Option<f64>,
+    pub cache_write: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleToml {
+    id: String,
+    detector: Option<Spanned<String>>,
+    severity: Option<Severity>,
+    enabled: Option<bool>,
+    params: Option<Spanned<toml::Table>>,
+    limits: Option<LimitsToml>,
+}
+
+/// Where a rule's detector comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Builtin(String),
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Source::Builtin(n) => write!(f, "builtin:{n}"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A location in a pack, for errors found after parsing.
+#[derive(Clone, Debug)]
+pub struct At {
+    pub file: String,
+    pub line: usize,
+}
+
+impl At {
+    pub fn error(&self, message: impl Into<String>) -> PackError {
+        PackError { file: self.file.clone(), line: self.line, message: message.into() }
+    }
+}
+
+/// One rule after all packs are merged.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub id: String,
+    pub source: Source,
+    pub severity: Severity,
+    pub enabled: bool,
+    pub params: toml::Table,
+    pub limits: Limits,
+    pub at: At,
+    /// where each parameter was set, for errors about it
+    pub params_at: BTreeMap<String, At>,
+}
+
+/// The merged packs.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    pub packs: Vec<(String, String)>,
+    pub rules: Vec<Rule>,
+    pub prices: BTreeMap<String, Price>,
+    pub bytes_per_token: Option<f64>,
+    pub max_stack: Option<usize>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+fn limits_from(base: &Limits, t: &LimitsToml) -> Limits {
+    Limits {
+        memory_bytes: t.memory_mb.map_or(base.memory_bytes, |m| (m as usize) << 20),
+        timeout: t.timeout_ms.map_or(base.timeout, Duration::from_millis),
+        fuel: t.fuel.or(base.fuel),
+    }
+}
+
+impl RuleSet {
+    /// Load packs in order; a later pack overrides earlier rules by id.
+    pub fn load(packs: &[(String, String)]) -> Result<RuleSet, PackError> {
+        let mut set = RuleSet::default();
+        for (file, text) in packs {
+            set.add(file, text)?;
+        }
+        Ok(set)
+    }
+
+    /// Load pack files from disk; none given means the built-in default pack.
+    pub fn from_files(paths: &[PathBuf]) -> Result<RuleSet, PackError> {
+        if paths.is_empty() {
+            return Self::load(&[("builtin:default.toml".into(), DEFAULT_PACK.into())]);
+        }
+        let mut texts = Vec::new();
+        for p in paths {
+            let text = std::fs::read_to_string(p).map_err(|e| PackError {
+                file: p.display().to_string(),
+                line: 0,
+                message: format!("cannot read the pack: {e}"),
+            })?;
+            texts.push((p.display().to_string(), text));
+        }
+        Self::load(&texts)
+    }
+
+    fn add(&mut self, file: &str, text: &str) -> Result<(), PackError> {
+        let here = |offset: usize| At { file: file.to_string(), line: line_of(text, offset) };
+        let pack: PackFile = toml::from_str(text).map_err(|e| PackError {
+            file: file.to_string(),
+            line: e.span().map_or(0, |s| line_of(text, s.start)),
+            message: e.message().to_string(),
+        })?;
+        if let Some(req) = &pack.pack.requires {
+            let want = semver::VersionReq::parse(req.get_ref())
+                .map_err(|e| here(req.span().start).error(format!("`requires` is not a version requirement: {e}")))?;
+            let have = semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("crate version is semver");
+            if !want.matches(&have) {
+                return Err(here(req.span().start).error(format!(
+                    "pack `{}` needs tokenhound {want}, this is {have}",
+                    pack.pack.name
+                )));
+            }
+        }
+        let dir = Path::new(file).parent().map(Path::to_path_buf).unwrap_or_default();
+        let pack_limits = limits_from(&Limits::default(), &pack.limits);
+        if let Some(kb) = pack.limits.stack_kb {
+            self.max_stack = Some((kb as usize) << 10);
+        }
+        if let Some(b) = pack.settings.bytes_per_token {
+            if !(b > 0.0 && b.is_finite()) {
+                return Err(here(0).error(format!("settings.bytes_per_token must be a positive number, got {b}")));
+            }
+            self.bytes_per_token = Some(b);
+        }
+        self.prices.extend(pack.prices);
+        for r in pack.rules {
+            let at = here(r.span().start);
+            let r = r.into_inner();
+            if r.id.trim().is_empty() {
+                return Err(at.error("a rule needs a non-empty `id`"));
+            }
+            let source = match &r.detector {
+                None => None,
+                Some(d) => {
+                    let dat = here(d.span().start);
+                    let d = d.get_ref();
+                    Some(match d.strip_prefix("builtin:") {
+                        Some(name) if crate::builtin::wasm(name).is_some() => Source::Builtin(name.to_string()),
+                        Some(name) => {
+                            return Err(dat.error(format!(
+                                "unknown built-in detector `{name}` (built in: {})",
+                                crate::builtin::NAMES.join(", ")
+                            )))
+                        }
+                        None => {
+                            let p = dir.join(d);
+                            if !p.is_file() {
+                                return Err(dat.error(format!("detector file {} does not exist", p.display())));
+                            }
+                            Source::File(p)
+                        }
+                    })
+                }
+            };
+            let mut params_at = BTreeMap::new();
+            let params = r.params.map(|p| {
+                let pat = here(p.span().start);
+                let t = p.into_inner();
+                for k in t.keys() {
+                    params_at.insert(k.clone(), pat.clone());
+                }
+                t
+            });
+            match self.rules.iter_mut().find(|x| x.id == r.id) {
+                Some(old) => {
+                    if let Some(s) = source {
+                        old.source = s;
+                    }
+                    if let Some(s) = r.severity {
+                        old.severity = s;
+                    }
+                    if let Some(e) = r.enabled {
+                        old.enabled = e;
+                    }
+                    if let Some(p) = params {
+                        old.params.extend(p);
+                    }
+                    old.params_at.extend(params_at);
+                    if let Some(l) = &r.limits {
+                        old.limits = limits_from(&old.limits, l);
+                    }
+                    old.at = at;
+                }
+                None => {
+                    let source = source.ok_or_else(|| {
+                        at.error(format!("rule `{}` needs a `detector` (builtin:NAME or a path to a .wasm)", r.id))
+                    })?;
+                    self.rules.push(Rule {
+                        id: r.id,
+                        source,
+                        severity: r.severity.unwrap_or(Severity::Medium),
+                        enabled: r.enabled.unwrap_or(true),
+                        params: params.unwrap_or_default(),
+                        limits: r.limits.as_ref().map_or(pack_limits.clone(), |l| limits_from(&pack_limits, l)),
+                        at,
+                        params_at,
+                    });
+                }
+            }
+        }
+        self.packs.push((pack.pack.name, pack.pack.version));
+        Ok(())
+    }
+
+    /// Whether any rule asks for a fuel budget.
+    pub fn wants_fuel(&self) -> bool {
+        self.rules.iter().any(|r| r.enabled && r.limits.fuel.is_some())
+    }
+}
+
+impl Rule {
+    /// Check the rule's parameters against what the detector declares, and turn
+    /// them into the JSON object the detector is created with.
+    pub fn params_json(&self, plugin: &LoadedPlugin, bytes_per_token: Option<f64>) -> Result<String, PackError> {
+        let mut out = serde_json::Map::new();
+        let declared = &plugin.meta.params;
+        for (k, v) in &self.params {
+            let at = self.params_at.get(k).unwrap_or(&self.at);
+            let Some(p) = declared.iter().find(|p| &p.name == k) else {
+                let names: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
+                return Err(at.error(format!(
+                    "rule `{}`: {} has no parameter `{k}` (it has: {})",
+                    self.id,
+                    plugin.meta.name,
+                    names.join(", ")
+                )));
+            };
+            let ok = match p.kind {
+                ParamType::Integer => v.as_integer().is_some_and(|i| i >= 0),
+                ParamType::Number => v.as_float().is_some() || v.as_integer().is_some(),
+                ParamType::Boolean => v.as_bool().is_some(),
+                ParamType::Text => v.as_str().is_some(),
+                ParamType::TextList => v.as_array().is_some_and(|a| a.iter().all(|x| x.as_str().is_some())),
+            };
+            if !ok {
+                return Err(at.error(format!(
+                    "rule `{}`: parameter `{k}` must be {}, got {v}",
+                    self.id,
+                    type_name(p.kind)
+                )));
+            }
+            let json = serde_json::to_value(v).map_err(|e| at.error(e.to_string()))?;
+            out.insert(k.clone(), json);
+        }
+        if let Some(b) = bytes_per_token {
+            if declared.iter().any(|p| p.name == "bytes_per_token") && !out.contains_key("bytes_per_token") {
+                out.insert("bytes_per_token".into(), serde_json::Value::from(b));
+            }
+        }
+        Ok(serde_json::Value::Object(out).to_string())
+    }
+}
+
+fn type_name(t: ParamType) -> &'static str {
+    match t {
+        ParamType::Integer => "a whole number ≥ 0",
+        ParamType::Number => "a number",
+        ParamType::Boolean => "true or false",
+        ParamType::Text => "a string",
+        ParamType::TextList => "a list of strings",
+    }
+}

@@ -1,0 +1,278 @@
+//! One scan: load the packs and their detectors, read the inputs, assemble
+//! traces into batches, run every rule over every batch, and gather the results
+//! for the report.
+
+use crate::engine::{self, Analyzer, Columns, Engine, Field, LoadedPlugin, TokenKind};
+use crate::ingest::{self, InputError, Problem, ReadStats, Reader};
+use crate::model::{self, Assembler, Keep, Kind};
+use crate::report::{self, Report};
+use crate::rules::{PackError, Rule, RuleSet, Severity, Source};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What can stop a scan before it reports, each with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{0}")]
+    Input(#[from] InputError),
+    #[error("invalid rule pack: {0}")]
+    Pack(#[from] PackError),
+    #[error("detector failed to load: {0}")]
+    Load(String),
+}
+
+impl ScanError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ScanError::Input(_) => 2,
+            ScanError::Pack(_) => 3,
+            ScanError::Load(_) => 4,
+        }
+    }
+}
+
+pub struct Options {
+    pub inputs: Vec<PathBuf>,
+    pub packs: Vec<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub batch_spans: usize,
+    pub progress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { inputs: Vec::new(), packs: Vec::new(), cache_dir: default_cache_dir(), batch_spans: 8192, progress: false }
+    }
+}
+
+/// `$TOKENHOUND_CACHE_DIR`, else the user's cache folder.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("TOKENHOUND_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("tokenhound"))
+}
+
+/// A rule with its loaded detector, ready to run.
+pub struct RuleRun {
+    pub rule: Rule,
+    pub plugin: Arc<LoadedPlugin>,
+    analyzer: Option<Analyzer>,
+    pub findings: Vec<engine::Finding>,
+    pub counters: Vec<(String, u64)>,
+    /// why the engine stopped this detector, if it did
+    pub failure: Option<String>,
+}
+
+impl RuleRun {
+    fn record(&mut self, r: Result<Vec<engine::Finding>, String>, stage: &str) {
+        match r {
+            Ok(f) => self.findings.extend(f),
+            Err(why) => {
+                self.failure = Some(format!("{stage}: {why}"));
+                self.analyzer = None;
+            }
+        }
+    }
+}
+
+/// Load every enabled rule's detector and create its analyzer.
+pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError> {
+    let mut loaded: HashMap<String, Arc<LoadedPlugin>> = HashMap::new();
+    let mut runs = Vec::new();
+    for rule in set.rules.iter().filter(|r| r.enabled) {
+        let key = rule.source.to_string();
+        let plugin = match loaded.get(&key) {
+            Some(p) => p.clone(),
+            None => {
+                let bytes: std::borrow::Cow<[u8]> = match &rule.source {
+                    Source::Builtin(n) => crate::builtin::wasm(n).expect("validated").into(),
+                    Source::File(p) => std::fs::read(p).map_err(|e| ScanError::Load(format!("{}: {e}", p.display())))?.into(),
+                };
+                let p = Arc::new(
+                    engine.load(&bytes, &key).map_err(|e| ScanError::Load(format!("rule `{}` ({}:{}): {e:#}", rule.id, rule.at.file, rule.at.line)))?,
+                );
+                loaded.insert(key, p.clone());
+                p
+            }
+        };
+        let params = rule.params_json(&plugin, set.bytes_per_token)?;
+        let analyzer = engine.analyzer(&plugin, &params, &rule.limits).map_err(|why| {
+            if why.starts_with("bad parameters") {
+                ScanError::Pack(rule.at.error(format!("rule `{}`: {why}", rule.id)))
+            } else {
+                ScanError::Load(format!("rule `{}` ({}): {why}", rule.id, plugin.source))
+            }
+        })?;
+        runs.push(RuleRun {
+            rule: rule.clone(),
+            plugin,
+            analyzer: Some(analyzer),
+            findings: Vec::new(),
+            counters: Vec::new(),
+            failure: None,
+        });
+    }
+    Ok(runs)
+}
+
+/// What to keep of the spans' big texts: only what some rule reads.
+pub fn keep_for(runs: &[RuleRun]) -> Keep {
+    let any = |f: Field| runs.iter().any(|r| r.plugin.needs(f));
+    Keep {
+        input_text: any(Field::InputText),
+        output_text: any(Field::OutputText),
+        tool_args: any(Field::ToolArguments) || any(Field::Tool),
+        tool_result: any(Field::ToolResult),
+    }
+}
+
+/// Totals over the whole input, for shares.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Totals {
+    pub spans: u64,
+    pub traces: u64,
+    pub sessions: u64,
+    pub llm_calls: u64,
+    pub tool_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// Everything a report is made of.
+pub struct Outcome {
+    pub runs: Vec<RuleRun>,
+    pub totals: Totals,
+    pub read: ReadStats,
+    pub trace_models: HashMap<String, String>,
+    pub prices: report::Prices,
+    pub packs: Vec<(String, String)>,
+}
+
+/// Feed sessions to every rule, batch by batch, rules in parallel.
+pub fn analyse(runs: &mut [RuleRun], sessions: Vec<model::Session>, batch_spans: usize, trace_models: &mut HashMap<String, String>) {
+    for mut batch in model::batches(sessions, batch_spans) {
+        let (cols, data) = Columns::build(&mut batch);
+        trace_models.extend(cols.trace_models.iter().cloned());
+        let data = Arc::new(data);
+        runs.par_iter_mut().for_each(|run| {
+            if let Some(a) = run.analyzer.as_mut() {
+                let view = cols.view(&run.plugin.meta.needs);
+                let r = a.observe(&view, data.clone());
+                run.record(r, "observe");
+            }
+        });
+    }
+    runs.par_iter_mut().for_each(|run| {
+        if let Some(a) = run.analyzer.as_mut() {
+            let r = a.finish();
+            let c = a.counters();
+            run.record(r, "finish");
+            if let Ok(c) = c {
+                run.counters = c.into_iter().map(|c| (c.name, c.value)).collect();
+            }
+        }
+    });
+}
+
+/// Count totals and report spans that are their own parent.
+pub fn survey(sessions: &[model::Session], reader: &mut Reader) -> Totals {
+    let mut t = Totals { sessions: sessions.len() as u64, ..Totals::default() };
+    for s in sessions {
+        for tr in &s.traces {
+            t.traces += 1;
+            for sp in &tr.spans {
+                t.spans += 1;
+                if sp.parent_id.as_deref() == Some(&*sp.span_id) {
+                    reader.problem(Problem::at(
+                        &sp.origin,
+                        format!("span {} is its own parent; analysed as a root", sp.span_id),
+                    ));
+                }
+                match sp.kind {
+                    Kind::Llm => {
+                        t.llm_calls += 1;
+                        t.input_tokens += sp.usage.input;
+                        t.output_tokens += sp.usage.output;
+                        t.cached_tokens += sp.usage.cache_read;
+                    }
+                    Kind::Tool => t.tool_calls += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    t.total_tokens = t.input_tokens + t.output_tokens;
+    t
+}
+
+/// A whole scan, from files to the outcome.
+pub fn run(opts: &Options) -> Result<Outcome, ScanError> {
+    let set = RuleSet::from_files(&opts.packs)?;
+    let engine = Engine::new(opts.cache_dir.clone(), set.wants_fuel(), set.max_stack).map_err(|e| ScanError::Load(format!("{e:#}")))?;
+    let mut runs = prepare(&set, &engine)?;
+    let files = ingest::expand(&opts.inputs)?;
+    let mut reader = Reader::new(keep_for(&runs));
+    let mut asm = Assembler::default();
+    let bar = opts.progress.then(|| progress_bar(&files));
+    let bytes = reader.bytes.clone();
+    {
+        let mut sink = |s| {
+            asm.add(s);
+        };
+        for f in &files {
+            reader.read_file(f, &mut sink)?;
+            if let Some(b) = &bar {
+                b.set_position(bytes.load(std::sync::atomic::Ordering::Relaxed));
+            }
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let sessions = asm.into_sessions();
+    let totals = survey(&sessions, &mut reader);
+    let mut trace_models = HashMap::new();
+    analyse(&mut runs, sessions, opts.batch_spans, &mut trace_models);
+    let read = reader.stats;
+    Ok(Outcome { runs, totals, read, trace_models, prices: report::Prices::with(&set.prices), packs: set.packs })
+}
+
+fn progress_bar(files: &[PathBuf]) -> indicatif::ProgressBar {
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("reading {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+            .expect("valid template"),
+    );
+    bar
+}
+
+impl Outcome {
+    pub fn report(&self, top: usize) -> Report {
+        report::build(self, top)
+    }
+}
+
+/// Severity of a finding: the detector's, else the rule's.
+pub fn severity_of(f: &engine::Finding, rule: Severity) -> Severity {
+    match f.severity {
+        None => rule,
+        Some(engine::Severity::Info) => Severity::Info,
+        Some(engine::Severity::Low) => Severity::Low,
+        Some(engine::Severity::Medium) => Severity::Medium,
+        Some(engine::Severity::High) => Severity::High,
+        Some(engine::Severity::Critical) => Severity::Critical,
+    }
+}
+
+pub fn is_output(k: TokenKind) -> bool {
+    matches!(k, TokenKind::Output)
+}
