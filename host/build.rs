@@ -47,8 +47,8 @@ fn main() {
     println!("cargo:rustc-env=TOKENHOUND_PLUGIN_DIR={}", out.display());
 }
 
-/// rustup installs the target from rust-toolchain.toml only for some commands;
-/// make sure it is there, with a clear message when it cannot be.
+/// A fresh machine may lack the wasm target: add it with rustup,
+/// with a clear message when that cannot be done.
 fn ensure_target() {
     let sysroot = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
         .args(["--print", "sysroot"])

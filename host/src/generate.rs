@@ -358,7 +358,7 @@ impl Gen {
         let claude_md = claude_md(2400 + self.rng.usize(0..1600));
         let mut now = start;
         let mut rereads = Vec::new();
-        let diff = diff_text(n, 14_000 + self.rng.usize(0..1_500));
+        let diff = diff_text(n, 15_000 + self.rng.usize(0..1_500));
         let variant = n % 12; // 0..9 uncached duplicates, 10 cached, 11 unrelated
         let storm_turns: Vec<usize> = if n % 5 == 0 { vec![3] } else if n % 5 == 2 { vec![9] } else { vec![] };
         for turn_no in 0..14 {

@@ -73,6 +73,7 @@ struct State {
     limits: StoreLimits,
     texts: Option<Arc<BatchData>>,
     stderr: MemoryOutputPipe,
+    memory_cap: usize,
 }
 
 impl WasiView for State {
@@ -179,7 +180,7 @@ impl Engine {
             .build();
         let mut store = Store::new(
             &self.engine,
-            State { wasi, table: ResourceTable::new(), limits: limits_, texts: None, stderr },
+            State { wasi, table: ResourceTable::new(), limits: limits_, texts: None, stderr, memory_cap: limits.memory_bytes },
         );
         store.limiter(|s| &mut s.limits);
         let ticks = (limits.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
@@ -272,8 +273,8 @@ fn explain(e: &wasmtime::Error, store: &Store<State>) -> String {
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => "stopped at its time limit (endless loop or too slow)".to_string(),
         Some(wasmtime::Trap::OutOfFuel) => "stopped: ran out of fuel".to_string(),
-        _ if text.contains("memory growth failure") || text.contains("memory.grow") => {
-            "stopped at its memory cap (allocated without end)".to_string()
+        _ if text.contains("growing memory") || text.contains("memory growth failure") => {
+            format!("stopped at its memory cap of {} MiB (allocated without end)", store.data().memory_cap >> 20)
         }
         Some(t) => format!("trapped: {t}{printed}"),
         None => format!("failed: {}{printed}", e.root_cause()),

@@ -199,7 +199,9 @@ impl Reader {
                     .enumerate()
                     .map(|(i, &(no, s))| {
                         let e = starts.get(i + 1).map_or(buf.len(), |x| x.1);
-                        (no, &buf[s..e])
+                        let line = &buf[s..e];
+                        let line = line.strip_suffix(b"\n").unwrap_or(line);
+                        (no, line.strip_suffix(b"\r").unwrap_or(line))
                     })
                     .collect();
                 self.parse_block(name, lines, sink);

@@ -161,15 +161,15 @@ impl<'de> Deserialize<'de> for AnyValue {
 
 /// OTLP JSON writes 64-bit integers as strings; accept both.
 fn nanos<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        U(u64),
-        S(String),
-    }
-    match N::deserialize(d)? {
-        N::U(u) => Ok(u),
-        N::S(s) => s.parse().map_err(|_| de::Error::custom(format!("time `{s}` is not a whole number of nanoseconds"))),
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) if n.as_u64().is_some() => Ok(n.as_u64().unwrap_or(0)),
+        serde_json::Value::String(s) => {
+            s.parse().map_err(|_| de::Error::custom(format!("invalid time `{s}`: not a whole number of nanoseconds")))
+        }
+        serde_json::Value::Null => Ok(0),
+        other => Err(de::Error::custom(format!(
+            "invalid type for a time: {other} (expected nanoseconds as a number or a string)"
+        ))),
     }
 }
 
@@ -207,7 +207,14 @@ fn status_code<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 /// Parse one `TracesData` JSON text. Good spans go to `out`; each bad span or a
 /// bad document becomes a problem located at `origin`.
 pub fn parse_traces_data(text: &[u8], origin: &Origin, out: &mut Vec<Span>, problems: &mut Vec<Problem>) {
-    let doc: TracesData = match serde_json::from_slice(text) {
+    let text = match std::str::from_utf8(text) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(Problem::at(origin, format!("invalid UTF-8 at byte {} of the record", e.valid_up_to() + 1)));
+            return;
+        }
+    };
+    let doc: TracesData = match serde_json::from_str(text) {
         Ok(d) => d,
         Err(e) => {
             problems.push(Problem::at(origin, format!("not an OTLP TracesData record: {e}")));
@@ -221,7 +228,7 @@ pub fn parse_traces_data(text: &[u8], origin: &Origin, out: &mut Vec<Span>, prob
                 // Locate the span itself, for documents that span many lines.
                 let here = || {
                     let offset = (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
-                    let lines = text[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count();
+                    let lines = text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count();
                     Origin { file: origin.file.clone(), line: origin.line + lines as u64 }
                 };
                 match serde_json::from_str::<OtlpSpan>(raw.get()) {

@@ -1,0 +1,166 @@
+//! Helpers for the end-to-end tests: run the binary, write OTLP fixtures.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tokenhound");
+
+/// The guest components the build made (test plugins included).
+pub fn plugin(name: &str) -> PathBuf {
+    Path::new(tokenhound::builtin::PLUGIN_DIR).join(format!("{name}.wasm"))
+}
+
+/// A compiled-code cache shared by the tests, so each plugin compiles once.
+pub fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
+}
+
+pub fn tokenhound(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("TOKENHOUND_CACHE_DIR", cache_dir()).output().expect("run tokenhound")
+}
+
+/// Run `scan --format json` and parse the report; also returns the exit code.
+pub fn scan_json(args: &[&str]) -> (i32, Value) {
+    let mut a = vec!["scan", "--format", "json"];
+    a.extend_from_slice(args);
+    let out = tokenhound(&a);
+    let code = out.status.code().unwrap_or(-1);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("no JSON report ({e}); exit {code}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
+    });
+    (code, v)
+}
+
+pub fn detector<'a>(report: &'a Value, rule: &str) -> &'a Value {
+    report["detectors"].as_array().unwrap().iter().find(|d| d["rule"] == rule).unwrap_or_else(|| panic!("no detector {rule}"))
+}
+
+pub fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
+    report["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == rule && f["detector"] != "engine").collect()
+}
+
+pub fn span_ids(f: &Value) -> Vec<String> {
+    f["spans"].as_array().unwrap().iter().map(|s| s["span_id"].as_str().unwrap().to_string()).collect()
+}
+
+/// A builder for OTLP JSON spans in the GenAI conventions.
+pub struct Fixture {
+    pub spans: Vec<Value>,
+    pub trace: String,
+    clock: u64,
+    next: u64,
+}
+
+impl Fixture {
+    pub fn new(trace: &str) -> Self {
+        Fixture { spans: Vec::new(), trace: trace.into(), clock: 1_700_000_000_000_000_000, next: 1 }
+    }
+
+    /// Start a new trace (turn) in the same fixture.
+    pub fn turn(&mut self, trace: &str) {
+        self.trace = trace.into();
+    }
+
+    fn id(&mut self) -> String {
+        self.next += 1;
+        format!("{:016x}", self.next)
+    }
+
+    pub fn span(&mut self, parent: Option<&str>, name: &str, attrs: Vec<(&str, Value)>, error: bool) -> String {
+        let id = self.id();
+        let start = self.clock;
+        self.clock += 1_000_000;
+        let attributes: Vec<Value> = attrs
+            .into_iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    Value::String(s) => json!({"stringValue": s}),
+                    Value::Number(n) => json!({"intValue": n.to_string()}),
+                    Value::Bool(b) => json!({"boolValue": b}),
+                    other => json!({"stringValue": other.to_string()}),
+                };
+                json!({"key": k, "value": value})
+            })
+            .collect();
+        let mut s = json!({
+            "traceId": self.trace, "spanId": id, "name": name,
+            "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 500_000).to_string(),
+            "attributes": attributes, "status": {"code": if error { 2 } else { 0 }},
+        });
+        if let Some(p) = parent {
+            s["parentSpanId"] = json!(p);
+        }
+        self.spans.push(s);
+        id
+    }
+
+    pub fn agent(&mut self, parent: Option<&str>, name: &str, session: &str) -> String {
+        self.span(
+            parent,
+            &format!("invoke_agent {name}"),
+            vec![
+                ("gen_ai.operation.name", json!("invoke_agent")),
+                ("gen_ai.agent.name", json!(name)),
+                ("gen_ai.conversation.id", json!(session)),
+            ],
+            false,
+        )
+    }
+
+    pub fn llm(&mut self, parent: &str, input: u64, output: u64, output_text: Option<&str>) -> String {
+        let mut a = vec![
+            ("gen_ai.operation.name", json!("chat")),
+            ("gen_ai.request.model", json!("gpt-4o")),
+            ("gen_ai.usage.input_tokens", json!(input)),
+            ("gen_ai.usage.output_tokens", json!(output)),
+        ];
+        if let Some(t) = output_text {
+            a.push((
+                "gen_ai.output.messages",
+                json!(json!([{"role": "assistant", "parts": [{"type": "text", "content": t}]}]).to_string()),
+            ));
+        }
+        self.span(Some(parent), "chat gpt-4o", a, false)
+    }
+
+    pub fn llm_with_input(&mut self, parent: &str, input: u64, cached: u64, system: &str, user: &str) -> String {
+        let a = vec![
+            ("gen_ai.operation.name", json!("chat")),
+            ("gen_ai.request.model", json!("gpt-4o")),
+            ("gen_ai.usage.input_tokens", json!(input)),
+            ("gen_ai.usage.output_tokens", json!(10)),
+            ("gen_ai.usage.cache_read.input_tokens", json!(cached)),
+            ("gen_ai.system_instructions", json!(json!([{"type": "text", "content": system}]).to_string())),
+            (
+                "gen_ai.input.messages",
+                json!(json!([{"role": "user", "parts": [{"type": "text", "content": user}]}]).to_string()),
+            ),
+        ];
+        self.span(Some(parent), "chat gpt-4o", a, false)
+    }
+
+    pub fn tool(&mut self, parent: &str, name: &str, args: Value, result: Option<&str>) -> String {
+        let mut a = vec![
+            ("gen_ai.operation.name", json!("execute_tool")),
+            ("gen_ai.tool.name", json!(name)),
+            ("gen_ai.tool.call.arguments", json!(args.to_string())),
+        ];
+        match result {
+            Some(r) => a.push(("gen_ai.tool.call.result", json!(r))),
+            None => a.push(("error.type", json!("timeout"))),
+        }
+        self.span(Some(parent), &format!("execute_tool {name}"), a, result.is_none())
+    }
+
+    /// One OTLP JSON line holding all spans.
+    pub fn line(&self) -> String {
+        json!({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": self.spans}]}]}).to_string()
+    }
+
+    pub fn write(&self, path: &Path) {
+        std::fs::write(path, self.line() + "\n").unwrap();
+    }
+}
