@@ -60,6 +60,10 @@ enum Command {
         /// Spans per detector batch.
         #[arg(long, default_value_t = 8192)]
         batch_spans: usize,
+        /// A trace is complete when the export's clock is this many seconds past its
+        /// last span (and its root has arrived); then detectors see it.
+        #[arg(long, default_value_t = 300)]
+        quiet_secs: u64,
     },
     /// Check rule packs without running them.
     Check {
@@ -83,12 +87,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<u8, (u8, String)> {
     match cli.command {
-        Command::Scan { exports, packs, format, output, fail_on, top, no_cache, batch_spans } => {
+        Command::Scan { exports, packs, format, output, fail_on, top, no_cache, batch_spans, quiet_secs } => {
             let opts = scan::Options {
                 inputs: exports,
                 packs,
                 cache_dir: if no_cache { None } else { scan::default_cache_dir() },
                 batch_spans: batch_spans.max(1),
+                quiet_ns: quiet_secs.saturating_mul(1_000_000_000),
                 progress: std::io::stderr().is_terminal(),
             };
             let outcome = scan::run(&opts).map_err(|e: ScanError| (e.exit_code() as u8, e.to_string()))?;

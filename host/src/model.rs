@@ -124,11 +124,94 @@ impl Trace {
     }
 }
 
-/// Groups spans into traces and traces into sessions, then hands out batches of
-/// whole sessions in order (each session's traces by start time).
-#[derive(Default)]
+/// Groups spans into traces as they stream in, and hands out traces once they
+/// are complete: their root has arrived and the stream's clock (the latest span
+/// end seen) has moved `quiet_ns` past their last span. Exporters write spans as
+/// they end, so memory is bounded by the traces still open, not by the export.
 pub struct Assembler {
-    traces: HashMap<Box<str>, Trace>,
+    open: HashMap<Box<str>, Open>,
+    /// traces already handed out, to name spans that arrive too late
+    closed: std::collections::HashSet<u64>,
+    watermark: u64,
+    quiet_ns: u64,
+}
+
+struct Open {
+    trace: Trace,
+    has_root: bool,
+    last_end: u64,
+}
+
+/// A span for a trace that was already analysed.
+pub struct Late {
+    pub span: Span,
+}
+
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+impl Assembler {
+    pub fn new(quiet_ns: u64) -> Self {
+        Assembler { open: HashMap::new(), closed: Default::default(), watermark: 0, quiet_ns }
+    }
+
+    /// Add a span; a span of an already-analysed trace is returned as [`Late`]
+    /// (it still joins a new, partial trace, so no span is lost).
+    pub fn add(&mut self, span: Span) -> Option<Late> {
+        self.watermark = self.watermark.max(span.end_ns);
+        let late = self.closed.contains(&id_hash(&span.trace_id)).then(|| Late { span: span.clone() });
+        let o = self.open.entry(span.trace_id.clone()).or_insert_with(|| Open {
+            trace: Trace { id: span.trace_id.clone(), spans: Vec::new() },
+            has_root: false,
+            last_end: 0,
+        });
+        o.has_root |= span.parent_id.is_none();
+        o.last_end = o.last_end.max(span.end_ns);
+        o.trace.spans.push(span);
+        late
+    }
+
+    pub fn open_traces(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Complete traces, grouped into sessions in start order.
+    pub fn take_quiet(&mut self) -> Vec<Session> {
+        let (w, q) = (self.watermark, self.quiet_ns);
+        // Traces without a root wait ten times longer: their root may be lost.
+        let done: Vec<Box<str>> = self
+            .open
+            .iter()
+            .filter(|(_, o)| {
+                let wait = if o.has_root { q } else { q.saturating_mul(10) };
+                o.last_end.saturating_add(wait) <= w
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.take(done)
+    }
+
+    /// Everything still open (end of input).
+    pub fn take_all(&mut self) -> Vec<Session> {
+        let all: Vec<Box<str>> = self.open.keys().cloned().collect();
+        self.take(all)
+    }
+
+    fn take(&mut self, ids: Vec<Box<str>>) -> Vec<Session> {
+        let traces: Vec<Trace> = ids
+            .into_iter()
+            .filter_map(|id| self.open.remove(&id))
+            .map(|o| {
+                self.closed.insert(id_hash(&o.trace.id));
+                o.trace
+            })
+            .collect();
+        into_sessions(traces)
+    }
 }
 
 /// A session's traces in start order.
@@ -137,36 +220,22 @@ pub struct Session {
     pub traces: Vec<Trace>,
 }
 
-impl Assembler {
-    pub fn add(&mut self, span: Span) {
-        self.traces
-            .entry(span.trace_id.clone())
-            .or_insert_with(|| Trace { id: span.trace_id.clone(), spans: Vec::new() })
-            .spans
-            .push(span);
+/// Group traces into sessions, sessions ordered by their first start.
+pub fn into_sessions(traces: Vec<Trace>) -> Vec<Session> {
+    let mut by_session: HashMap<Arc<str>, Vec<Trace>> = HashMap::new();
+    for t in traces {
+        let sid = t.session().unwrap_or_else(|| Arc::from(&*t.id));
+        by_session.entry(sid).or_default().push(t);
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.traces.is_empty()
-    }
-
-    /// All traces, grouped into sessions, sessions ordered by their first start.
-    pub fn into_sessions(self) -> Vec<Session> {
-        let mut by_session: HashMap<Arc<str>, Vec<Trace>> = HashMap::new();
-        for (_, t) in self.traces {
-            let sid = t.session().unwrap_or_else(|| Arc::from(&*t.id));
-            by_session.entry(sid).or_default().push(t);
-        }
-        let mut sessions: Vec<Session> = by_session
-            .into_iter()
-            .map(|(id, mut traces)| {
-                traces.sort_by(|a, b| (a.start(), &a.id).cmp(&(b.start(), &b.id)));
-                Session { id, traces }
-            })
-            .collect();
-        sessions.sort_by(|a, b| (a.traces[0].start(), &a.id).cmp(&(b.traces[0].start(), &b.id)));
-        sessions
-    }
+    let mut sessions: Vec<Session> = by_session
+        .into_iter()
+        .map(|(id, mut traces)| {
+            traces.sort_by(|a, b| (a.start(), &a.id).cmp(&(b.start(), &b.id)));
+            Session { id, traces }
+        })
+        .collect();
+    sessions.sort_by(|a, b| (a.traces[0].start(), &a.id).cmp(&(b.traces[0].start(), &b.id)));
+    sessions
 }
 
 /// Spans of whole traces, ready to become one detector batch.

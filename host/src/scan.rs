@@ -38,12 +38,14 @@ pub struct Options {
     pub packs: Vec<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub batch_spans: usize,
+    /// a trace is complete once the stream's clock is this far past its last span
+    pub quiet_ns: u64,
     pub progress: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { inputs: Vec::new(), packs: Vec::new(), cache_dir: default_cache_dir(), batch_spans: 8192, progress: false }
+        Options { inputs: Vec::new(), packs: Vec::new(), cache_dir: default_cache_dir(), batch_spans: 8192, quiet_ns: 300_000_000_000, progress: false }
     }
 }
 
@@ -152,12 +154,13 @@ pub struct Outcome {
     pub totals: Totals,
     pub read: ReadStats,
     pub trace_models: HashMap<String, String>,
+    pub peak_open: usize,
     pub prices: report::Prices,
     pub packs: Vec<(String, String)>,
 }
 
 /// Feed sessions to every rule, batch by batch, rules in parallel.
-pub fn analyse(runs: &mut [RuleRun], sessions: Vec<model::Session>, batch_spans: usize, trace_models: &mut HashMap<String, String>) {
+pub fn feed(runs: &mut [RuleRun], sessions: Vec<model::Session>, batch_spans: usize, trace_models: &mut HashMap<String, String>) {
     for mut batch in model::batches(sessions, batch_spans) {
         let (cols, data) = Columns::build(&mut batch);
         trace_models.extend(cols.trace_models.iter().cloned());
@@ -170,6 +173,10 @@ pub fn analyse(runs: &mut [RuleRun], sessions: Vec<model::Session>, batch_spans:
             }
         });
     }
+}
+
+/// Ask every rule for what it held back, and its counters.
+pub fn finish(runs: &mut [RuleRun]) {
     runs.par_iter_mut().for_each(|run| {
         if let Some(a) = run.analyzer.as_mut() {
             let r = a.finish();
@@ -182,16 +189,16 @@ pub fn analyse(runs: &mut [RuleRun], sessions: Vec<model::Session>, batch_spans:
     });
 }
 
-/// Count totals and report spans that are their own parent.
-pub fn survey(sessions: &[model::Session], reader: &mut Reader) -> Totals {
-    let mut t = Totals { sessions: sessions.len() as u64, ..Totals::default() };
+/// Add up totals of complete sessions; name spans that are their own parent.
+pub fn survey(sessions: &[model::Session], t: &mut Totals, problems: &mut Vec<Problem>) {
+    t.sessions += sessions.len() as u64;
     for s in sessions {
         for tr in &s.traces {
             t.traces += 1;
             for sp in &tr.spans {
                 t.spans += 1;
                 if sp.parent_id.as_deref() == Some(&*sp.span_id) {
-                    reader.problem(Problem::at(
+                    problems.push(Problem::at(
                         &sp.origin,
                         format!("span {} is its own parent; analysed as a root", sp.span_id),
                     ));
@@ -210,7 +217,65 @@ pub fn survey(sessions: &[model::Session], reader: &mut Reader) -> Totals {
         }
     }
     t.total_tokens = t.input_tokens + t.output_tokens;
-    t
+}
+
+/// Streams spans into traces and complete traces into the rules.
+pub struct Pipeline<'a> {
+    pub runs: &'a mut [RuleRun],
+    pub asm: Assembler,
+    pub totals: Totals,
+    pub problems: Vec<Problem>,
+    pub trace_models: HashMap<String, String>,
+    pub batch_spans: usize,
+    /// most traces open at once, to show memory stays bounded
+    pub peak_open: usize,
+}
+
+impl<'a> Pipeline<'a> {
+    pub fn new(runs: &'a mut [RuleRun], quiet_ns: u64, batch_spans: usize) -> Self {
+        Pipeline {
+            runs,
+            asm: Assembler::new(quiet_ns),
+            totals: Totals::default(),
+            problems: Vec::new(),
+            trace_models: HashMap::new(),
+            batch_spans,
+            peak_open: 0,
+        }
+    }
+
+    /// Add a block of spans, then analyse the traces that are complete.
+    pub fn push(&mut self, spans: Vec<model::Span>) {
+        for s in spans {
+            if let Some(late) = self.asm.add(s) {
+                self.problems.push(Problem::at(
+                    &late.span.origin,
+                    format!(
+                        "span {} of trace {} arrived after that trace was analysed; it is analysed as part of a partial trace (raise --quiet-secs)",
+                        late.span.span_id, late.span.trace_id
+                    ),
+                ));
+            }
+        }
+        self.peak_open = self.peak_open.max(self.asm.open_traces());
+        let done = self.asm.take_quiet();
+        self.analyse(done);
+    }
+
+    fn analyse(&mut self, sessions: Vec<model::Session>) {
+        if sessions.is_empty() {
+            return;
+        }
+        survey(&sessions, &mut self.totals, &mut self.problems);
+        feed(self.runs, sessions, self.batch_spans, &mut self.trace_models);
+    }
+
+    /// End of input: analyse what is still open, then finish every rule.
+    pub fn close(&mut self) {
+        let rest = self.asm.take_all();
+        self.analyse(rest);
+        finish(self.runs);
+    }
 }
 
 /// A whole scan, from files to the outcome.
@@ -220,29 +285,27 @@ pub fn run(opts: &Options) -> Result<Outcome, ScanError> {
     let mut runs = prepare(&set, &engine)?;
     let files = ingest::expand(&opts.inputs)?;
     let mut reader = Reader::new(keep_for(&runs));
-    let mut asm = Assembler::default();
     let bar = opts.progress.then(|| progress_bar(&files));
     let bytes = reader.bytes.clone();
-    {
-        let mut sink = |s| {
-            asm.add(s);
-        };
-        for f in &files {
-            reader.read_file(f, &mut sink)?;
+    let mut pipe = Pipeline::new(&mut runs, opts.quiet_ns, opts.batch_spans);
+    for f in &files {
+        reader.read_file(f, &mut |spans| {
+            pipe.push(spans);
             if let Some(b) = &bar {
                 b.set_position(bytes.load(std::sync::atomic::Ordering::Relaxed));
             }
-        }
+        })?;
     }
+    pipe.close();
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let sessions = asm.into_sessions();
-    let totals = survey(&sessions, &mut reader);
-    let mut trace_models = HashMap::new();
-    analyse(&mut runs, sessions, opts.batch_spans, &mut trace_models);
+    for p in std::mem::take(&mut pipe.problems) {
+        reader.problem(p);
+    }
+    let (totals, trace_models, peak_open) = (pipe.totals.clone(), std::mem::take(&mut pipe.trace_models), pipe.peak_open);
     let read = reader.stats;
-    Ok(Outcome { runs, totals, read, trace_models, prices: report::Prices::with(&set.prices), packs: set.packs })
+    Ok(Outcome { runs, totals, read, trace_models, peak_open, prices: report::Prices::with(&set.prices), packs: set.packs })
 }
 
 fn progress_bar(files: &[PathBuf]) -> indicatif::ProgressBar {

@@ -134,7 +134,7 @@ fn open(path: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>, I
     }
 }
 
-/// Reads inputs and hands good spans to `sink` in file order.
+/// Reads inputs and hands good spans to a sink, a block at a time, in file order.
 pub struct Reader {
     pub keep: Keep,
     pub stats: ReadStats,
@@ -147,14 +147,7 @@ impl Reader {
         Reader { keep, stats: ReadStats::default(), bytes: Arc::default() }
     }
 
-    pub fn read_all(&mut self, files: &[PathBuf], sink: &mut dyn FnMut(Span)) -> Result<(), InputError> {
-        for f in files {
-            self.read_file(f, sink)?;
-        }
-        Ok(())
-    }
-
-    pub fn read_file(&mut self, path: &Path, sink: &mut dyn FnMut(Span)) -> Result<(), InputError> {
+    pub fn read_file(&mut self, path: &Path, sink: &mut dyn FnMut(Vec<Span>)) -> Result<(), InputError> {
         let name: Arc<str> = if path.as_os_str() == "-" { "<stdin>".into() } else { path.display().to_string().into() };
         let io = |source| InputError::Io { path: name.to_string(), source };
         let mut r = open(path, self.bytes.clone())?;
@@ -182,7 +175,7 @@ impl Reader {
         }
     }
 
-    fn read_lines(&mut self, mut r: Box<dyn BufRead + Send>, name: &Arc<str>, sink: &mut dyn FnMut(Span)) -> std::io::Result<()> {
+    fn read_lines(&mut self, mut r: Box<dyn BufRead + Send>, name: &Arc<str>, sink: &mut dyn FnMut(Vec<Span>)) -> std::io::Result<()> {
         let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + (1 << 20));
         let mut starts: Vec<(u64, usize)> = Vec::new();
         let mut line_no = 0u64;
@@ -215,7 +208,7 @@ impl Reader {
     }
 
     /// Parse records in parallel; hand spans on in input order.
-    fn parse_block(&mut self, name: &Arc<str>, lines: Vec<(u64, &[u8])>, sink: &mut dyn FnMut(Span)) {
+    fn parse_block(&mut self, name: &Arc<str>, lines: Vec<(u64, &[u8])>, sink: &mut dyn FnMut(Vec<Span>)) {
         let keep = self.keep;
         let results: Vec<(Vec<Span>, Vec<Problem>)> = lines
             .par_iter()
@@ -230,12 +223,14 @@ impl Reader {
                 (spans, problems)
             })
             .collect();
+        let mut all = Vec::with_capacity(results.iter().map(|r| r.0.len()).sum());
         for (spans, problems) in results {
             self.stats.records += 1;
             self.stats.spans += spans.len() as u64;
-            spans.into_iter().for_each(&mut *sink);
+            all.extend(spans);
             problems.into_iter().for_each(|p| self.stats.problem(p));
         }
+        sink(all);
     }
 
     /// A problem found after reading (e.g. during assembly).
