@@ -64,6 +64,24 @@ enum Command {
         /// last span (and its root has arrived); then detectors see it.
         #[arg(long, default_value_t = 300)]
         quiet_secs: u64,
+        /// Read the exports as this format instead of recognising it.
+        #[arg(long, value_enum)]
+        input_format: Option<tokenhound::ingest::InputFormat>,
+        /// A TOML mapping for custom instrumentation (repeatable).
+        #[arg(long)]
+        mapping: Vec<PathBuf>,
+    },
+    /// Show what was read: formats, dialects, counts, tokens, models, captured
+    /// content, skipped records, and usage-like attributes not understood.
+    Inspect {
+        #[arg(required = true)]
+        exports: Vec<PathBuf>,
+        #[arg(long, short = 'f', value_enum, default_value = "table")]
+        format: Format,
+        #[arg(long, value_enum)]
+        input_format: Option<tokenhound::ingest::InputFormat>,
+        #[arg(long)]
+        mapping: Vec<PathBuf>,
     },
     /// Check rule packs without running them.
     Check {
@@ -87,13 +105,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<u8, (u8, String)> {
     match cli.command {
-        Command::Scan { exports, packs, format, output, fail_on, top, no_cache, batch_spans, quiet_secs } => {
+        Command::Scan { exports, packs, format, output, fail_on, top, no_cache, batch_spans, quiet_secs, input_format, mapping } => {
             let opts = scan::Options {
                 inputs: exports,
                 packs,
                 cache_dir: if no_cache { None } else { scan::default_cache_dir() },
                 batch_spans: batch_spans.max(1),
                 quiet_ns: quiet_secs.saturating_mul(1_000_000_000),
+                input_format,
+                mapping_files: mapping,
                 progress: std::io::stderr().is_terminal(),
             };
             let outcome = scan::run(&opts).map_err(|e: ScanError| (e.exit_code() as u8, e.to_string()))?;
@@ -123,6 +143,16 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
             for r in runs {
                 println!("ok  {:<30} {} {} ({})", r.rule.id, r.plugin.meta.name, r.plugin.meta.version, r.plugin.source);
             }
+            Ok(0)
+        }
+        Command::Inspect { exports, format, input_format, mapping } => {
+            let maps = scan::load_mappings(&mapping).map_err(|e| (e.exit_code() as u8, e.to_string()))?;
+            let r = tokenhound::inspect::run(&exports, input_format, maps).map_err(|e| (2, e.to_string()))?;
+            let text = match format {
+                Format::Json => serde_json::to_string_pretty(&r).expect("serialises") + "\n",
+                _ => r.to_text(),
+            };
+            write_out(None, &text).map_err(|e| (2, e))?;
             Ok(0)
         }
         Command::Generate(args) => tokenhound::generate::run(&args).map(|_| 0).map_err(|e| (2, format!("{e:#}"))),

@@ -109,6 +109,75 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// An LLM span with an LLM span below it is a wrapper around the real call
+    /// (OpenInference and Langfuse emit these): its usage is an aggregate, kept
+    /// apart and never counted again. Only leaf LLM calls carry usage.
+    pub fn demote_wrappers(&mut self) {
+        let index: HashMap<&str, usize> = self.spans.iter().enumerate().map(|(i, s)| (&*s.span_id, i)).collect();
+        let mut wrapper = vec![false; self.spans.len()];
+        for s in self.spans.iter().filter(|s| s.kind == Kind::Llm) {
+            let mut p = s.parent_id.as_deref();
+            let mut steps = 0;
+            while let Some(&i) = p.and_then(|p| index.get(p)) {
+                if self.spans[i].kind == Kind::Llm {
+                    wrapper[i] = true;
+                }
+                p = self.spans[i].parent_id.as_deref().filter(|q| *q != &*self.spans[i].span_id);
+                steps += 1;
+                if steps > self.spans.len() {
+                    break;
+                }
+            }
+        }
+        for (s, w) in self.spans.iter_mut().zip(wrapper) {
+            if w {
+                s.kind = Kind::Other;
+                if s.usage != Usage::default() {
+                    s.aggregated_usage = Some(std::mem::take(&mut s.usage));
+                }
+            }
+        }
+    }
+
+    /// Event-style instrumentations (BeeAI's) emit one span per event of a call:
+    /// `….start-16`, `….success-16`, `….finish-16`. They are one call: the start
+    /// span stays the call, taking the others' output; the others become plain spans.
+    pub fn collapse_event_spans(&mut self) {
+        fn key(name: &str) -> Option<(&str, &str, &str)> {
+            let (stem, tail) = name.rsplit_once('.')?;
+            let (event, n) = tail.rsplit_once('-')?;
+            let known = matches!(event, "start" | "success" | "finish" | "error");
+            (known && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some((stem, event, n))
+        }
+        let mut groups: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, s) in self.spans.iter().enumerate() {
+            if matches!(s.kind, Kind::Llm | Kind::Tool) {
+                if let Some((stem, _, n)) = key(&s.name) {
+                    groups.entry((stem.to_string(), n.to_string())).or_default().push(i);
+                }
+            }
+        }
+        for (_, idx) in groups.into_iter().filter(|(_, v)| v.len() > 1) {
+            let main = idx.iter().copied().find(|&i| key(&self.spans[i].name).is_some_and(|k| k.1 == "start")).unwrap_or(idx[0]);
+            for &i in idx.iter().filter(|&&i| i != main) {
+                let other = std::mem::take(&mut self.spans[i].output_text);
+                let result = self.spans[i].tool_result.take();
+                let failed = self.spans[i].failed;
+                let usage = std::mem::take(&mut self.spans[i].usage);
+                self.spans[i].kind = Kind::Other;
+                let m = &mut self.spans[main];
+                m.output_text = m.output_text.take().or(other);
+                m.tool_result = m.tool_result.take().or(result);
+                m.failed |= failed;
+                if m.usage == Usage::default() {
+                    m.usage = usage;
+                } else {
+                    m.usage.output = m.usage.output.max(usage.output);
+                }
+            }
+        }
+    }
+
     pub fn start(&self) -> u64 {
         self.spans.iter().map(|s| s.start_ns).min().unwrap_or(0)
     }
@@ -207,7 +276,10 @@ impl Assembler {
             .filter_map(|id| self.open.remove(&id))
             .map(|o| {
                 self.closed.insert(id_hash(&o.trace.id));
-                o.trace
+                let mut t = o.trace;
+                t.collapse_event_spans();
+                t.demote_wrappers();
+                t
             })
             .collect();
         into_sessions(traces)

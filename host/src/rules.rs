@@ -57,6 +57,9 @@ struct PackFile {
     prices: BTreeMap<String, Price>,
     #[serde(default, rename = "rule")]
     rules: Vec<Spanned<RuleToml>>,
+    /// custom attribute mappings (see ingest::mapping)
+    #[serde(default)]
+    mapping: Vec<Spanned<crate::ingest::mapping::Mapping>>,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +159,7 @@ pub struct RuleSet {
     pub prices: BTreeMap<String, Price>,
     pub bytes_per_token: Option<f64>,
     pub max_stack: Option<usize>,
+    pub mappings: Vec<crate::ingest::mapping::Mapping>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -227,6 +231,12 @@ impl RuleSet {
             self.bytes_per_token = Some(b);
         }
         self.prices.extend(pack.prices);
+        for m in pack.mapping {
+            let at = here(m.span().start);
+            let m = m.into_inner();
+            m.validate().map_err(|e| at.error(format!("mapping for `{}`: {e}", m.span_name)))?;
+            self.mappings.push(m);
+        }
         for r in pack.rules {
             let at = here(r.span().start);
             let r = r.into_inner();

@@ -41,11 +41,15 @@ pub struct Options {
     /// a trace is complete once the stream's clock is this far past its last span
     pub quiet_ns: u64,
     pub progress: bool,
+    /// `--input-format`: skip detection
+    pub input_format: Option<ingest::InputFormat>,
+    /// mapping files (`--mapping`), added to the packs' mappings
+    pub mapping_files: Vec<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { inputs: Vec::new(), packs: Vec::new(), cache_dir: default_cache_dir(), batch_spans: 8192, quiet_ns: 300_000_000_000, progress: false }
+        Options { inputs: Vec::new(), packs: Vec::new(), cache_dir: default_cache_dir(), batch_spans: 8192, quiet_ns: 300_000_000_000, progress: false, input_format: None, mapping_files: Vec::new() }
     }
 }
 
@@ -285,6 +289,10 @@ pub fn run(opts: &Options) -> Result<Outcome, ScanError> {
     let mut runs = prepare(&set, &engine)?;
     let files = ingest::expand(&opts.inputs)?;
     let mut reader = Reader::new(keep_for(&runs));
+    reader.format = opts.input_format;
+    let mut maps = set.mappings.clone();
+    maps.extend(load_mappings(&opts.mapping_files)?.0);
+    reader.maps = Arc::new(ingest::mapping::Mappings(maps));
     let bar = opts.progress.then(|| progress_bar(&files));
     let bytes = reader.bytes.clone();
     let mut pipe = Pipeline::new(&mut runs, opts.quiet_ns, opts.batch_spans);
@@ -306,6 +314,20 @@ pub fn run(opts: &Options) -> Result<Outcome, ScanError> {
     let (totals, trace_models, peak_open) = (pipe.totals.clone(), std::mem::take(&mut pipe.trace_models), pipe.peak_open);
     let read = reader.stats;
     Ok(Outcome { runs, totals, read, trace_models, peak_open, prices: report::Prices::with(&set.prices), packs: set.packs })
+}
+
+/// Read mapping files; a bad one is an invalid pack (exit 3).
+pub fn load_mappings(files: &[PathBuf]) -> Result<ingest::mapping::Mappings, ScanError> {
+    let mut all = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| ScanError::Pack(PackError { file: name.clone(), line: 0, message: format!("cannot read: {e}") }))?;
+        let ms = ingest::mapping::parse(&name, &text)
+            .map_err(|e| ScanError::Pack(PackError { file: name.clone(), line: 0, message: e }))?;
+        all.extend(ms);
+    }
+    Ok(ingest::mapping::Mappings(all))
 }
 
 fn progress_bar(files: &[PathBuf]) -> indicatif::ProgressBar {

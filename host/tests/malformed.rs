@@ -75,7 +75,7 @@ fn unknown_format_and_missing_file_exit_2_with_a_clear_error() {
     let out = tokenhound(&["scan", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("notes.csv") && err.contains("Expected OTLP JSON"), "{err}");
+    assert!(err.contains("notes.csv") && err.contains("Expected one of: OTLP JSON"), "{err}");
 
     let out = tokenhound(&["scan", "/no/such/export.jsonl"]);
     assert_eq!(out.status.code(), Some(2));

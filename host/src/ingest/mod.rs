@@ -1,9 +1,16 @@
-//! Readers: turn exports (files, folders, stdin; plain or gzip) into canonical
-//! spans. A reader knows nothing of detectors. A bad record becomes a located
-//! [`Problem`]; a run never dies on one bad line and never drops good ones.
+//! Readers: turn exports (files, folders, stdin; plain, gzip or zstd) into
+//! canonical spans. The format is recognised from the content; a reader knows
+//! nothing of detectors. A bad record becomes a located [`Problem`]; a run never
+//! dies on one bad record and never drops good ones.
 
-pub mod genai;
+pub mod dialect;
+pub mod mapping;
 pub mod otlp;
+pub mod proto;
+pub mod records;
+
+use records::Shape;
+use std::collections::BTreeMap;
 
 use crate::model::{Keep, Origin, Span};
 use rayon::prelude::*;
@@ -38,8 +45,8 @@ impl fmt::Display for Problem {
 pub enum InputError {
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("{path}: not a span export tokenhound reads. Expected OTLP JSON: lines of {{\"resourceSpans\": …}} as the OpenTelemetry Collector's file exporter writes them, or one such document (plain or .gz)")]
-    UnknownFormat { path: String },
+    #[error("{path}: not a span export tokenhound reads ({why}). Expected one of: OTLP JSON (lines of {{\"resourceSpans\": …}} from the Collector's file exporter, or one document), OTLP protobuf (length-prefixed, `format: proto`), a Langfuse trace download, API response or blob export (JSON, JSONL, CSV), Arize Phoenix spans, Logfire query results (JSON, CSV), OpenTelemetry Python console output, or a Helicone export; plain, .gz or .zst. Use --input-format to say which.")]
+    UnknownFormat { path: String, why: String },
 }
 
 /// What reading saw, for the report.
@@ -51,12 +58,48 @@ pub struct ReadStats {
     pub problems: u64,
     /// The first problems, located; `problems` counts them all.
     pub first_problems: Vec<Problem>,
+    /// format → records read in it
+    pub formats: BTreeMap<String, u64>,
+    /// attribute dialect → spans that use it
+    pub dialects: BTreeMap<String, u64>,
+    /// attributes that look like token usage but were not understood → spans
+    pub unknown_usage: BTreeMap<String, u64>,
 }
 
 const KEEP_PROBLEMS: usize = 50;
 const BLOCK: usize = 8 << 20;
 
+/// What the dialect reader saw in a record, merged into [`ReadStats`].
+#[derive(Default)]
+pub struct Seen {
+    dialects: u16,
+    unknown_usage: Vec<String>,
+}
+
+impl Seen {
+    fn spans(&mut self, attrs: &[otlp::KeyValue]) {
+        let a = dialect::Attrs { span: attrs, resource: &[] };
+        self.dialects |= dialect::dialects_of(&a);
+        for kv in attrs {
+            if dialect::looks_like_usage(&kv.key) && !dialect::understood_usage_key(&kv.key) {
+                self.unknown_usage.push(kv.key.clone());
+            }
+        }
+    }
+}
+
 impl ReadStats {
+    fn seen(&mut self, seen: Seen, spans: u64) {
+        for (i, d) in dialect::DIALECTS.iter().enumerate() {
+            if seen.dialects & (1 << i) != 0 {
+                *self.dialects.entry(d.to_string()).or_default() += spans.max(1);
+            }
+        }
+        for k in seen.unknown_usage {
+            *self.unknown_usage.entry(k).or_default() += 1;
+        }
+    }
+
     fn problem(&mut self, p: Problem) {
         self.problems += 1;
         if self.first_problems.len() < KEEP_PROBLEMS {
@@ -117,7 +160,9 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Open a file or stdin, decompressing gzip by its magic bytes.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Open a file or stdin, decompressing gzip or zstd by their magic bytes.
 fn open(path: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>, InputError> {
     let io = |source| InputError::Io { path: path.display().to_string(), source };
     let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
@@ -129,53 +174,126 @@ fn open(path: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>, I
     let head = r.fill_buf().map_err(io)?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(r))))
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        let d = ruzstd::decoding::StreamingDecoder::new(r)
+            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("zstd: {e}"))))?;
+        Ok(Box::new(BufReader::with_capacity(1 << 20, d)))
     } else {
         Ok(Box::new(r))
     }
 }
 
+/// A format named on the command line (`--input-format`), overriding detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    OtlpJson,
+    OtlpProto,
+    Langfuse,
+    Phoenix,
+    Logfire,
+    OtelConsole,
+    Helicone,
+}
+
+impl InputFormat {
+    fn shape(self) -> Option<Shape> {
+        match self {
+            InputFormat::Langfuse => Some(Shape::Langfuse),
+            InputFormat::Phoenix => Some(Shape::Phoenix),
+            InputFormat::Logfire => Some(Shape::Logfire),
+            InputFormat::OtelConsole => Some(Shape::OtelConsole),
+            InputFormat::Helicone => Some(Shape::Helicone),
+            _ => None,
+        }
+    }
+}
+
+/// How one line of a line-oriented file is read.
+#[derive(Clone, Copy)]
+enum LineKind {
+    Otlp,
+    Record(Option<Shape>),
+}
+
 /// Reads inputs and hands good spans to a sink, a block at a time, in file order.
 pub struct Reader {
     pub keep: Keep,
+    pub maps: Arc<mapping::Mappings>,
+    pub format: Option<InputFormat>,
     pub stats: ReadStats,
     /// raw bytes read so far, for a progress bar
     pub bytes: Arc<AtomicU64>,
 }
 
+fn first_json_char(head: &[u8]) -> Option<u8> {
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    head.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
 impl Reader {
     pub fn new(keep: Keep) -> Self {
-        Reader { keep, stats: ReadStats::default(), bytes: Arc::default() }
+        Reader { keep, maps: Arc::default(), format: None, stats: ReadStats::default(), bytes: Arc::default() }
+    }
+
+    fn count_format(&mut self, name: &str, records: u64) {
+        *self.stats.formats.entry(name.to_string()).or_default() += records;
     }
 
     pub fn read_file(&mut self, path: &Path, sink: &mut dyn FnMut(Vec<Span>)) -> Result<(), InputError> {
         let name: Arc<str> = if path.as_os_str() == "-" { "<stdin>".into() } else { path.display().to_string().into() };
         let io = |source| InputError::Io { path: name.to_string(), source };
+        let unknown = |why: &str| InputError::UnknownFormat { path: name.to_string(), why: why.to_string() };
         let mut r = open(path, self.bytes.clone())?;
         self.stats.files += 1;
         let head = r.fill_buf().map_err(io)?.to_vec();
         if head.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        if !otlp::looks_like(&head) {
-            return Err(InputError::UnknownFormat { path: name.to_string() });
+        let forced = self.format;
+        if forced == Some(InputFormat::OtlpProto) || (forced.is_none() && proto::looks_like(&head)) {
+            let mut data = Vec::new();
+            r.read_to_end(&mut data).map_err(io)?;
+            return self.read_proto(&name, &data, sink);
         }
-        // One record per line (the Collector's file exporter), or one document?
+        let first = first_json_char(&head);
+        if !matches!(first, Some(b'{') | Some(b'[')) {
+            if forced.is_none() || forced.and_then(InputFormat::shape).is_some() {
+                if let Some(done) = self.read_csv(&name, &mut r, sink, forced.and_then(InputFormat::shape))? {
+                    return Ok(done);
+                }
+            }
+            return Err(unknown("neither JSON nor protobuf nor a CSV with a known header"));
+        }
+        let otlp_json = forced == Some(InputFormat::OtlpJson) || (forced.is_none() && otlp::looks_like(&head));
+        let shape_hint = forced.and_then(InputFormat::shape);
+        // One record per line (the Collector's file exporter, JSONL exports), or one document?
         let first_line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-        if serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok() {
-            return self.read_lines(r, &name, sink).map_err(io);
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(first_line) {
+            let kind = if otlp_json {
+                LineKind::Otlp
+            } else {
+                match shape_hint.or_else(|| Shape::of(&v)) {
+                    Some(s) => LineKind::Record(Some(s)),
+                    // One object on the first line, but a document (e.g. {"spans": […]}).
+                    None => return self.read_document(&name, r, sink, shape_hint),
+                }
+            };
+            return self.read_lines(r, &name, kind, sink).map_err(io);
         }
-        let mut text = Vec::new();
-        r.read_to_end(&mut text).map_err(io)?;
-        if serde_json::from_slice::<serde::de::IgnoredAny>(&text).is_ok() {
-            self.parse_block(&name, vec![(1, &text[..])], sink);
-            Ok(())
-        } else {
+        if otlp_json {
+            let mut text = Vec::new();
+            r.read_to_end(&mut text).map_err(io)?;
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&text).is_ok() {
+                self.parse_block(&name, LineKind::Otlp, vec![(1, &text[..])], sink);
+                return Ok(());
+            }
             // Lines with a broken first one: each line still counts on its own.
-            self.read_lines(Box::new(std::io::Cursor::new(text)), &name, sink).map_err(io)
+            return self.read_lines(Box::new(std::io::Cursor::new(text)), &name, LineKind::Otlp, sink).map_err(io);
         }
+        self.read_document(&name, r, sink, shape_hint)
     }
 
-    fn read_lines(&mut self, mut r: Box<dyn BufRead + Send>, name: &Arc<str>, sink: &mut dyn FnMut(Vec<Span>)) -> std::io::Result<()> {
+    fn read_lines(&mut self, mut r: Box<dyn BufRead + Send>, name: &Arc<str>, kind: LineKind, sink: &mut dyn FnMut(Vec<Span>)) -> std::io::Result<()> {
         let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + (1 << 20));
         let mut starts: Vec<(u64, usize)> = Vec::new();
         let mut line_no = 0u64;
@@ -197,7 +315,7 @@ impl Reader {
                         (no, line.strip_suffix(b"\r").unwrap_or(line))
                     })
                     .collect();
-                self.parse_block(name, lines, sink);
+                self.parse_block(name, kind, lines, sink);
                 buf.clear();
                 starts.clear();
             }
@@ -208,9 +326,10 @@ impl Reader {
     }
 
     /// Parse records in parallel; hand spans on in input order.
-    fn parse_block(&mut self, name: &Arc<str>, lines: Vec<(u64, &[u8])>, sink: &mut dyn FnMut(Vec<Span>)) {
+    fn parse_block(&mut self, name: &Arc<str>, kind: LineKind, lines: Vec<(u64, &[u8])>, sink: &mut dyn FnMut(Vec<Span>)) {
         let keep = self.keep;
-        let results: Vec<(Vec<Span>, Vec<Problem>)> = lines
+        let maps = &*self.maps;
+        let results: Vec<(Vec<Span>, Vec<Problem>, Seen)> = lines
             .par_iter()
             .with_min_len(64)
             .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
@@ -218,23 +337,226 @@ impl Reader {
                 let origin = Origin { file: name.clone(), line };
                 let mut spans = Vec::new();
                 let mut problems = Vec::new();
-                otlp::parse_traces_data(text, &origin, &mut spans, &mut problems);
+                let mut seen = Seen::default();
+                match kind {
+                    LineKind::Otlp => otlp::parse_traces_data(text, &origin, maps, &mut spans, &mut problems, &mut seen),
+                    LineKind::Record(shape) => match std::str::from_utf8(text) {
+                        Err(e) => problems.push(Problem::at(&origin, format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1))),
+                        Ok(t) => match serde_json::from_str::<serde_json::Value>(t) {
+                            Err(e) => problems.push(Problem::at(&origin, format!("not a JSON record: {e}"))),
+                            Ok(v) => one_record(&v, shape, None, &origin, maps, &mut spans, &mut problems, &mut seen),
+                        },
+                    },
+                }
                 spans.iter_mut().for_each(|s| keep.apply(s));
-                (spans, problems)
+                (spans, problems, seen)
             })
             .collect();
         let mut all = Vec::with_capacity(results.iter().map(|r| r.0.len()).sum());
-        for (spans, problems) in results {
+        let format = match kind {
+            LineKind::Otlp => "otlp-json",
+            LineKind::Record(s) => s.map_or("json-records", Shape::name),
+        };
+        self.count_format(format, results.len() as u64);
+        for (spans, problems, seen) in results {
             self.stats.records += 1;
             self.stats.spans += spans.len() as u64;
+            self.stats.seen(seen, spans.len() as u64);
             all.extend(spans);
             problems.into_iter().for_each(|p| self.stats.problem(p));
         }
         sink(all);
     }
 
+    fn read_proto(&mut self, name: &Arc<str>, data: &[u8], sink: &mut dyn FnMut(Vec<Span>)) -> Result<(), InputError> {
+        let (mut frames, trailing) = proto::frames(data);
+        if frames.is_empty() {
+            // One bare message, not length-prefixed.
+            frames.push((0, data));
+        } else if let Some(t) = trailing {
+            self.stats.problem(Problem { file: name.clone(), line: 0, reason: format!("protobuf stream: {t}") });
+        }
+        let keep = self.keep;
+        let maps = &*self.maps;
+        let results: Vec<(Vec<Span>, Vec<Problem>)> = frames
+            .par_iter()
+            .map(|&(offset, msg)| {
+                // Protobuf has no lines: the location is the message's byte offset.
+                let origin = Origin { file: name.clone(), line: offset };
+                let (mut spans, mut problems) = (Vec::new(), Vec::new());
+                proto::parse(msg, &origin, maps, &mut spans, &mut problems);
+                spans.iter_mut().for_each(|s| keep.apply(s));
+                (spans, problems)
+            })
+            .collect();
+        self.count_format("otlp-proto", results.len() as u64);
+        let mut all = Vec::new();
+        for (spans, problems) in results {
+            self.stats.records += 1;
+            self.stats.spans += spans.len() as u64;
+            self.stats.seen(Seen { dialects: 1, unknown_usage: Vec::new() }, spans.len() as u64);
+            all.extend(spans);
+            problems.into_iter().for_each(|p| self.stats.problem(p));
+        }
+        sink(all);
+        Ok(())
+    }
+
+    /// A whole JSON document: a Langfuse trace download or API page, an array of
+    /// records, a `{"spans": […]}` wrapper, a Logfire table, or JSON objects one
+    /// after another (the console exporter).
+    fn read_document(&mut self, name: &Arc<str>, mut r: Box<dyn BufRead + Send>, sink: &mut dyn FnMut(Vec<Span>), hint: Option<Shape>) -> Result<(), InputError> {
+        let io = |source| InputError::Io { path: name.to_string(), source };
+        let mut text = String::new();
+        r.read_to_string(&mut text).map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text: {e}"))))?;
+        let unknown = |why: String| InputError::UnknownFormat { path: name.to_string(), why };
+        let mut items: Vec<(u64, serde_json::Value)> = Vec::new();
+        let mut session: Option<String> = None;
+        let mut problems = Vec::new();
+        let line_at = |offset: usize| 1 + text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() as u64;
+        let origin_at = |offset: usize| Origin { file: name.clone(), line: line_at(offset) };
+        let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<&serde_json::value::RawValue>();
+        let mut docs: Vec<&serde_json::value::RawValue> = Vec::new();
+        loop {
+            match stream.next() {
+                None => break,
+                Some(Ok(raw)) => docs.push(raw),
+                Some(Err(e)) => {
+                    if docs.is_empty() {
+                        return Err(unknown(format!("not JSON: {e}")));
+                    }
+                    problems.push(Problem::at(&origin_at(stream.byte_offset()), format!("the rest of the file is not JSON: {e}")));
+                    break;
+                }
+            }
+        }
+        let offset_of = |raw: &serde_json::value::RawValue| (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+        // Each record is parsed on its own, so a broken one costs only itself.
+        let push_items = |arr: &[&serde_json::value::RawValue], items: &mut Vec<(u64, serde_json::Value)>, problems: &mut Vec<Problem>| {
+            for raw in arr {
+                match serde_json::from_str::<serde_json::Value>(raw.get()) {
+                    Ok(v) => items.push((line_at(offset_of(raw)), v)),
+                    Err(e) => problems.push(Problem::at(&origin_at(offset_of(raw)), format!("record skipped: {e}"))),
+                }
+            }
+        };
+        #[derive(serde::Deserialize)]
+        struct Doc<'a> {
+            #[serde(borrow, default)]
+            observations: Option<Vec<&'a serde_json::value::RawValue>>,
+            #[serde(borrow, default)]
+            data: Option<Vec<&'a serde_json::value::RawValue>>,
+            #[serde(borrow, default)]
+            spans: Option<Vec<&'a serde_json::value::RawValue>>,
+            #[serde(default)]
+            trace: Option<serde_json::Value>,
+        }
+        for raw in &docs {
+            let t = raw.get().trim_start();
+            if t.starts_with('[') {
+                let arr: Vec<&serde_json::value::RawValue> = serde_json::from_str(raw.get()).map_err(|e| unknown(e.to_string()))?;
+                push_items(&arr, &mut items, &mut problems);
+                continue;
+            }
+            let doc: Doc = serde_json::from_str(raw.get()).map_err(|e| unknown(format!("unexpected JSON: {e}")))?;
+            if let Some(obs) = doc.observations {
+                session = doc.trace.as_ref().and_then(|t| t.get("sessionId")).and_then(|s| s.as_str()).map(String::from);
+                push_items(&obs, &mut items, &mut problems);
+            } else if let Some(d) = doc.data.or(doc.spans) {
+                push_items(&d, &mut items, &mut problems);
+            } else {
+                let v: serde_json::Value = serde_json::from_str(raw.get()).map_err(|e| unknown(e.to_string()))?;
+                match records::table_rows(&v) {
+                    Some(rows) => items.extend(rows.into_iter().map(|r| (line_at(offset_of(raw)), r))),
+                    None => items.push((line_at(offset_of(raw)), v)),
+                }
+            }
+        }
+        let shape = hint.or_else(|| items.iter().find_map(|(_, v)| Shape::of(v)));
+        let Some(shape) = shape else {
+            return Err(unknown("no record looks like a span, an observation or a request".into()));
+        };
+        let keep = self.keep;
+        let mut spans = Vec::new();
+        let mut seen = Seen::default();
+        for (line, v) in &items {
+            let origin = Origin { file: name.clone(), line: *line };
+            one_record(v, Some(shape), session.as_deref(), &origin, &self.maps, &mut spans, &mut problems, &mut seen);
+        }
+        spans.iter_mut().for_each(|s| keep.apply(s));
+        self.count_format(shape.name(), items.len() as u64);
+        self.stats.records += items.len() as u64;
+        self.stats.spans += spans.len() as u64;
+        self.stats.seen(seen, spans.len() as u64);
+        problems.into_iter().for_each(|p| self.stats.problem(p));
+        sink(spans);
+        Ok(())
+    }
+
+    /// A CSV export (Langfuse blob storage, Logfire): the header names the shape.
+    fn read_csv(&mut self, name: &Arc<str>, r: &mut Box<dyn BufRead + Send>, sink: &mut dyn FnMut(Vec<Span>), hint: Option<Shape>) -> Result<Option<()>, InputError> {
+        let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(r);
+        let Ok(header) = rdr.headers().cloned() else { return Ok(None) };
+        let probe = serde_json::Value::Object(header.iter().map(|h| (h.to_string(), serde_json::Value::Null)).collect());
+        let Some(shape) = hint.or_else(|| Shape::of(&probe)) else { return Ok(None) };
+        let keep = self.keep;
+        let (mut spans, mut problems, mut seen) = (Vec::new(), Vec::new(), Seen::default());
+        let mut rows = 0;
+        for (i, rec) in rdr.records().enumerate() {
+            // Line numbers count the header as line 1 (multi-line cells aside).
+            let line = rec.as_ref().ok().and_then(|r| r.position()).map_or(i as u64 + 2, |p| p.line());
+            let origin = Origin { file: name.clone(), line };
+            rows += 1;
+            match rec {
+                Err(e) => problems.push(Problem::at(&origin, format!("CSV row skipped: {e}"))),
+                Ok(rec) => {
+                    let v = serde_json::Value::Object(
+                        header.iter().zip(rec.iter()).map(|(h, c)| (h.to_string(), records::csv_cell(c))).collect(),
+                    );
+                    one_record(&v, Some(shape), None, &origin, &self.maps, &mut spans, &mut problems, &mut seen);
+                }
+            }
+        }
+        spans.iter_mut().for_each(|s| keep.apply(s));
+        self.count_format(&format!("{}-csv", shape.name()), rows);
+        self.stats.records += rows;
+        self.stats.spans += spans.len() as u64;
+        self.stats.seen(seen, spans.len() as u64);
+        problems.into_iter().for_each(|p| self.stats.problem(p));
+        sink(spans);
+        Ok(Some(()))
+    }
+
     /// A problem found after reading (e.g. during assembly).
     pub fn problem(&mut self, p: Problem) {
         self.stats.problem(p);
+    }
+}
+
+/// Convert one JSON record of the given (or recognised) shape.
+#[allow(clippy::too_many_arguments)]
+fn one_record(
+    v: &serde_json::Value,
+    shape: Option<Shape>,
+    session: Option<&str>,
+    origin: &Origin,
+    maps: &mapping::Mappings,
+    spans: &mut Vec<Span>,
+    problems: &mut Vec<Problem>,
+    seen: &mut Seen,
+) {
+    let Some(shape) = shape.or_else(|| Shape::of(v)) else {
+        problems.push(Problem::at(origin, "record skipped: not a span, observation or request".into()));
+        return;
+    };
+    match records::record(shape, v, session) {
+        Err(e) => problems.push(Problem::at(origin, format!("record skipped: {e}"))),
+        Ok(rec) => {
+            seen.spans(&rec.attrs);
+            match dialect::normalise(rec.base, &rec.resource, &rec.attrs, origin, maps) {
+                Ok(s) => spans.push(s),
+                Err(e) => problems.push(Problem::at(origin, format!("record skipped: {e}"))),
+            }
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! single `TracesData` documents. Each span is parsed on its own, so one bad span
 //! costs only itself.
 
-use super::genai;
+use super::dialect::{self, Base};
+use super::mapping::Mappings;
 use super::Problem;
 use crate::model::{Origin, Span};
 use serde::de::{self, Deserializer};
@@ -206,7 +207,7 @@ fn status_code<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 
 /// Parse one `TracesData` JSON text. Good spans go to `out`; each bad span or a
 /// bad document becomes a problem located at `origin`.
-pub fn parse_traces_data(text: &[u8], origin: &Origin, out: &mut Vec<Span>, problems: &mut Vec<Problem>) {
+pub fn parse_traces_data(text: &[u8], origin: &Origin, maps: &Mappings, out: &mut Vec<Span>, problems: &mut Vec<Problem>, seen: &mut super::Seen) {
     let text = match std::str::from_utf8(text) {
         Ok(t) => t,
         Err(e) => {
@@ -233,7 +234,10 @@ pub fn parse_traces_data(text: &[u8], origin: &Origin, out: &mut Vec<Span>, prob
                 };
                 match serde_json::from_str::<OtlpSpan>(raw.get()) {
                     Err(e) => problems.push(Problem::at(&here(), format!("span skipped: {e}"))),
-                    Ok(s) => match genai::normalise(s, &resource, origin) {
+                    Ok(s) => match {
+                        seen.spans(&s.attributes);
+                        normalise(s, &resource, origin, maps)
+                    } {
                         Ok(span) => out.push(span),
                         Err(reason) => problems.push(Problem::at(&here(), format!("span skipped: {reason}"))),
                     },
@@ -250,3 +254,23 @@ pub fn looks_like(text: &[u8]) -> bool {
     head.trim_start().starts_with('{') && (head.contains("\"resourceSpans\"") || head.contains("\"resource_spans\""))
 }
 
+
+fn normalise(s: OtlpSpan, resource: &[KeyValue], origin: &Origin, maps: &Mappings) -> Result<Span, String> {
+    if s.trace_id.is_empty() {
+        return Err("missing traceId".into());
+    }
+    if s.span_id.is_empty() {
+        return Err("missing spanId".into());
+    }
+    let base = Base {
+        trace_id: s.trace_id,
+        span_id: s.span_id,
+        parent_id: Some(s.parent_span_id),
+        name: s.name,
+        start_ns: s.start_time_unix_nano,
+        end_ns: s.end_time_unix_nano,
+        error: s.status.code == 2,
+        ..Base::default()
+    };
+    dialect::normalise(base, resource, &s.attributes, origin, maps)
+}

@@ -1,0 +1,584 @@
+//! Attribute dialects mapped onto the canonical span: OpenTelemetry GenAI (current
+//! and deprecated names, MCP), OpenInference, OpenLLMetry / Traceloop, Vercel AI
+//! SDK, LangSmith, Langfuse, pydantic-ai / Logfire, and a team's own mappings.
+//! This is where "what is an LLM call" and "what are its tokens" is decided, so
+//! the spec's counting rules live here, once, for every reader.
+
+use super::mapping::Mappings;
+use super::otlp::{AnyValue, KeyValue};
+use crate::model::{Kind, Origin, Span, Usage};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// What a reader knows about a span besides its attributes.
+#[derive(Default, Debug)]
+pub struct Base {
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_id: Option<String>,
+    pub name: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub error: bool,
+    /// a kind the format states outright (Langfuse's observation type)
+    pub kind: Option<Kind>,
+    /// usage the format states outright (Langfuse's usageDetails), already whole
+    pub usage: Option<Usage>,
+    pub model: Option<String>,
+    pub session: Option<String>,
+    /// the format's own input / output payloads (Langfuse, Helicone)
+    pub input: Option<Value>,
+    pub output: Option<Value>,
+}
+
+/// Dialect families, for `inspect`.
+pub const DIALECTS: [&str; 9] =
+    ["otel-genai", "openinference", "openllmetry", "vercel-ai", "langsmith", "langfuse", "logfire", "mcp", "custom"];
+
+/// Look attributes up by the first of several names.
+pub struct Attrs<'a> {
+    pub span: &'a [KeyValue],
+    pub resource: &'a [KeyValue],
+}
+
+impl<'a> Attrs<'a> {
+    pub fn get(&self, names: &[&str]) -> Option<&'a AnyValue> {
+        names.iter().find_map(|n| {
+            self.span.iter().find(|kv| kv.key == *n).map(|kv| &kv.value).filter(|v| **v != AnyValue::Empty)
+        })
+    }
+    fn resource(&self, names: &[&str]) -> Option<&'a str> {
+        names.iter().find_map(|n| self.resource.iter().find(|kv| kv.key == *n).and_then(|kv| kv.value.as_str()))
+    }
+    pub fn str(&self, names: &[&str]) -> Option<&'a str> {
+        self.get(names).and_then(AnyValue::as_str).filter(|s| !s.is_empty())
+    }
+    fn arc(&self, names: &[&str]) -> Option<Arc<str>> {
+        self.str(names).map(Arc::from)
+    }
+    pub fn u64(&self, names: &[&str]) -> Option<u64> {
+        self.get(names).and_then(AnyValue::as_u64)
+    }
+    fn has_prefix(&self, p: &str) -> bool {
+        self.span.iter().any(|kv| kv.key.starts_with(p))
+    }
+}
+
+const LLM_OPERATIONS: &[&str] = &["chat", "text_completion", "generate_content", "completion", "responses", "call_llm"];
+const AGENT_OPERATIONS: &[&str] = &["invoke_agent", "create_agent"];
+
+fn by_word(word: &str) -> Option<Kind> {
+    let w = word.to_ascii_lowercase();
+    match w.as_str() {
+        "llm" | "generation" | "chat" => Some(Kind::Llm),
+        "tool" => Some(Kind::Tool),
+        "agent" => Some(Kind::Agent),
+        "chain" | "retriever" | "embedding" | "reranker" | "guardrail" | "evaluator" | "span" | "event" | "workflow"
+        | "task" | "prompt" | "parser" => Some(Kind::Other),
+        _ => None,
+    }
+}
+
+/// The span's kind, from the most explicit signal present.
+fn kind_of(a: &Attrs, base: &Base) -> Kind {
+    if let Some(k) = base.kind {
+        return k;
+    }
+    if let Some(op) = a.str(&["gen_ai.operation.name"]) {
+        if LLM_OPERATIONS.contains(&op) {
+            return Kind::Llm;
+        }
+        if op == "execute_tool" {
+            return Kind::Tool;
+        }
+        if AGENT_OPERATIONS.contains(&op) {
+            return Kind::Agent;
+        }
+    }
+    for key in ["openinference.span.kind", "langfuse.observation.type", "traceloop.span.kind", "langsmith.span.kind"] {
+        if let Some(k) = a.str(&[key]).and_then(by_word) {
+            return k;
+        }
+    }
+    if a.get(&["llm.request.type"]).is_some() {
+        return Kind::Llm;
+    }
+    if let Some(op) = a.str(&["ai.operationId"]) {
+        if op.ends_with(".doGenerate") || op.ends_with(".doStream") {
+            return Kind::Llm;
+        }
+        if op == "ai.toolCall" {
+            return Kind::Tool;
+        }
+        return Kind::Other;
+    }
+    if let Some(m) = a.str(&["mcp.method.name"]) {
+        if m == "tools/call" || m == "resources/read" {
+            return Kind::Tool;
+        }
+    }
+    // Span names follow "{operation} {target}" when the attribute is missing.
+    let first = base.name.split(' ').next().unwrap_or("");
+    if LLM_OPERATIONS.contains(&first) {
+        return Kind::Llm;
+    }
+    if first == "execute_tool" || first == "tools/call" || base.name.starts_with("running tool") {
+        return Kind::Tool;
+    }
+    if AGENT_OPERATIONS.contains(&first) {
+        return Kind::Agent;
+    }
+    if a.get(&["gen_ai.tool.name"]).is_some() {
+        return Kind::Tool;
+    }
+    if a.get(&["gen_ai.agent.name", "agent_name"]).is_some() {
+        return Kind::Agent;
+    }
+    Kind::Other
+}
+
+/// Usage in the attributes. Every convention here counts cache reads inside
+/// input and reasoning inside output, so nothing is added back.
+fn usage_of(a: &Attrs) -> Option<Usage> {
+    let input = a.u64(&[
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "llm.token_count.prompt",
+        "ai.usage.inputTokens",
+        "ai.usage.promptTokens",
+        "llm.usage.prompt_tokens",
+    ]);
+    let output = a.u64(&[
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+        "llm.token_count.completion",
+        "ai.usage.outputTokens",
+        "ai.usage.completionTokens",
+        "llm.usage.completion_tokens",
+    ]);
+    let cache_read = a.u64(&[
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+        "llm.token_count.prompt_details.cache_read",
+        "ai.usage.cachedInputTokens",
+        "gen_ai.usage.input_token_details.cache_read",
+    ]);
+    let cache_write = a.u64(&[
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+        "llm.token_count.prompt_details.cache_write",
+        "gen_ai.usage.input_token_details.cache_creation",
+    ]);
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    Some(Usage {
+        input: input.unwrap_or(0),
+        output: output.unwrap_or(0),
+        cache_read: cache_read.unwrap_or(0),
+        cache_write: cache_write.unwrap_or(0),
+    })
+}
+
+/// Keys that look like token usage: the ones understood above, and a check for
+/// the others, so `inspect` can show what was not understood.
+pub fn understood_usage_key(k: &str) -> bool {
+    const KNOWN: &[&str] = &[
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+        "gen_ai.usage.input_token_details.cache_read",
+        "gen_ai.usage.input_token_details.cache_creation",
+        "llm.token_count.prompt",
+        "llm.token_count.completion",
+        "llm.token_count.total",
+        "llm.token_count.prompt_details.cache_read",
+        "llm.token_count.prompt_details.cache_write",
+        "ai.usage.inputTokens",
+        "ai.usage.promptTokens",
+        "ai.usage.outputTokens",
+        "ai.usage.completionTokens",
+        "ai.usage.cachedInputTokens",
+        "ai.usage.totalTokens",
+        "llm.usage.prompt_tokens",
+        "llm.usage.completion_tokens",
+        "llm.usage.total_tokens",
+        "gen_ai.usage.total_tokens",
+    ];
+    KNOWN.contains(&k)
+        // breakdowns already inside input / output (pydantic-ai, OpenInference)
+        || k.starts_with("gen_ai.usage.details.")
+        || k.starts_with("llm.token_count.prompt_details.")
+        || k.starts_with("llm.token_count.completion_details.")
+        || k.ends_with("_cost")
+        || k.ends_with(".cost")
+        || k.contains("details.audio")
+        || k.contains("details.reasoning")
+        || k.contains("reasoning_tokens")
+        || k.contains("reasoningTokens")
+}
+
+pub fn looks_like_usage(k: &str) -> bool {
+    let l = k.to_ascii_lowercase();
+    (l.contains("token") && !l.contains("tokenizer") && !l.contains("max_tokens") && !l.contains("maxtokens"))
+        || l.contains(".usage.")
+}
+
+/// Which dialect families a span's attributes use (bit i ↔ DIALECTS[i]).
+pub fn dialects_of(a: &Attrs) -> u16 {
+    let mut bits = 0;
+    for (i, prefixes) in [
+        &["gen_ai."][..],
+        &["openinference.", "llm.token_count", "llm.input_messages", "input.value"][..],
+        &["traceloop.", "llm.request.type"][..],
+        &["ai.operationId", "ai.usage."][..],
+        &["langsmith."][..],
+        &["langfuse."][..],
+        &["logfire.", "pydantic_ai."][..],
+        &["mcp."][..],
+    ]
+    .iter()
+    .enumerate()
+    {
+        if prefixes.iter().any(|p| a.has_prefix(p)) {
+            bits |= 1 << i;
+        }
+    }
+    bits
+}
+
+/// Split MCP tool names as agents report them: `mcp__server__tool`.
+fn mcp_name(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix("mcp__")?;
+    let (server, tool) = rest.split_once("__")?;
+    Some((server, tool))
+}
+
+pub fn normalise(base: Base, resource: &[KeyValue], span_attrs: &[KeyValue], origin: &Origin, maps: &Mappings) -> Result<Span, String> {
+    if base.trace_id.is_empty() {
+        return Err("missing trace id".into());
+    }
+    if base.span_id.is_empty() {
+        return Err("missing span id".into());
+    }
+    let mapped;
+    let attrs_list = match maps.apply(&base.name, span_attrs) {
+        Some(m) => {
+            mapped = m;
+            &mapped.attrs[..]
+        }
+        None => span_attrs,
+    };
+    let a = Attrs { span: attrs_list, resource };
+    let kind = kind_of(&a, &base);
+    let usage = base.usage.or_else(|| usage_of(&a));
+    let mut span = Span {
+        parent_id: base.parent_id.filter(|p| !p.is_empty()).map(Into::into),
+        name: Arc::from(base.name.as_str()),
+        kind,
+        start_ns: base.start_ns,
+        end_ns: base.end_ns.max(base.start_ns),
+        failed: base.error,
+        error_type: a.arc(&["error.type", "exception.type"]),
+        session: base.session.as_deref().map(Arc::from).or_else(|| {
+            a.arc(&[
+                "gen_ai.conversation.id",
+                "session.id",
+                "langfuse.session.id",
+                "ai.telemetry.metadata.sessionId",
+                "traceloop.association.properties.session_id",
+                "langsmith.metadata.session_id",
+                "gcp.vertex.agent.session_id",
+            ])
+            .or_else(|| a.resource(&["gen_ai.conversation.id", "session.id"]).map(Arc::from))
+        }),
+        agent_name: a.arc(&["gen_ai.agent.name", "agent_name", "agent.name"]),
+        model: base.model.as_deref().filter(|m| !m.is_empty()).map(Arc::from).or_else(|| {
+            a.arc(&[
+                "gen_ai.response.model",
+                "gen_ai.request.model",
+                "llm.model_name",
+                "ai.response.model",
+                "ai.model.id",
+                "langsmith.metadata.ls_model_name",
+            ])
+        }),
+        stop_reason: a.get(&["gen_ai.response.finish_reasons", "ai.response.finishReason"]).and_then(first_str).map(Arc::from),
+        origin: origin.clone(),
+        trace_id: base.trace_id.into(),
+        span_id: base.span_id.into(),
+        ..Span::default()
+    };
+    span.failed |= span.error_type.is_some();
+    match (kind, usage) {
+        (Kind::Llm, Some(u)) => span.usage = u,
+        (_, Some(u)) if u != Usage::default() => span.aggregated_usage = Some(u),
+        _ => {}
+    }
+    if kind == Kind::Tool {
+        let mcp = mcp_name(&base.name);
+        span.tool_name = a
+            .arc(&["gen_ai.tool.name", "tool.name", "ai.toolCall.name", "mcp.tool.name"])
+            .or_else(|| mcp.map(|m| Arc::from(m.1)))
+            .or_else(|| a.str(&["mcp.method.name"]).filter(|m| *m == "resources/read").map(Arc::from))
+            .or_else(|| a.arc(&["traceloop.entity.name"]))
+            .or_else(|| tool_from_name(&base.name).map(Arc::from));
+        span.tool_server =
+            a.arc(&["mcp.server.name", "gen_ai.tool.server", "server.address"]).or_else(|| mcp.map(|m| Arc::from(m.0)));
+        span.tool_args = a
+            .get(&[
+                "gen_ai.tool.call.arguments",
+                "mcp.tool.arguments",
+                "ai.toolCall.args",
+                "ai.toolCall.input",
+                "tool_arguments",
+                "gen_ai.tool.args",
+                "tool.parameters",
+                "traceloop.entity.input",
+                "input.value",
+            ])
+            .map(|v| compact_json(&as_json(v)))
+            .or_else(|| base.input.as_ref().map(|v| compact_json(&unwrap_tool_input(v))));
+        span.tool_result = a
+            .get(&[
+                "gen_ai.tool.call.result",
+                "mcp.tool.result",
+                "ai.toolCall.result",
+                "ai.toolCall.output",
+                "tool_response",
+                "gen_ai.output",
+                "traceloop.entity.output",
+                "output.value",
+            ])
+            .map(content_text)
+            .or_else(|| base.output.as_ref().map(|v| json_content_text(v).into()));
+        span.tool_result_size = a.u64(&[super::mapping::RESULT_SIZE]);
+        span.resource_uri = a.str(&["mcp.resource.uri"]).map(Box::from);
+    }
+    if kind == Kind::Llm {
+        span.input_text = input_text(&a).or_else(|| base.input.as_ref().map(|v| messages_text(v).into()));
+        span.output_text = output_text(&a).or_else(|| base.output.as_ref().and_then(first_output_of_json));
+    }
+    Ok(span)
+}
+
+fn tool_from_name(name: &str) -> Option<&str> {
+    for p in ["execute_tool ", "running tool: ", "tools/call "] {
+        if let Some(t) = name.strip_prefix(p) {
+            return Some(t.trim());
+        }
+    }
+    None
+}
+
+fn first_str(v: &AnyValue) -> Option<&str> {
+    match v {
+        AnyValue::Str(s) => Some(s),
+        AnyValue::Array(a) => a.first().and_then(AnyValue::as_str),
+        _ => None,
+    }
+}
+
+/// A structured value or a JSON string, as a JSON value.
+fn as_json(v: &AnyValue) -> Value {
+    match v {
+        AnyValue::Str(s) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
+        other => other.to_json(),
+    }
+}
+
+/// Arguments as compact JSON text, so equal arguments compare equal.
+fn compact_json(v: &Value) -> Box<str> {
+    match v {
+        Value::String(s) => s.as_str().into(),
+        other => other.to_string().into(),
+    }
+}
+
+/// Langfuse wraps tool input as {"input": …} in some SDKs.
+fn unwrap_tool_input(v: &Value) -> Value {
+    let v = match v {
+        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| v.clone()),
+        _ => v.clone(),
+    };
+    match &v {
+        Value::Object(m) if m.len() == 1 && m.contains_key("input") => m["input"].clone(),
+        _ => v,
+    }
+}
+
+/// The content text of a captured value: a string as it is, a structure as compact JSON.
+fn content_text(v: &AnyValue) -> Box<str> {
+    match v {
+        AnyValue::Str(s) => s.as_str().into(),
+        other => other.to_json().to_string().into(),
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Text of a JSON payload: plain text, or the text parts of message content.
+fn json_content_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(inner @ (Value::Object(_) | Value::Array(_))) => json_content_text(&inner),
+            _ => s.clone(),
+        },
+        Value::Object(m) => match m.get("content") {
+            Some(c) => json_content_text(c),
+            None => v.to_string(),
+        },
+        Value::Array(items) if items.iter().all(|p| part_text(p).is_some() || p.get("content").is_some()) => items
+            .iter()
+            .filter_map(|p| part_text(p).or_else(|| p.get("content").map(json_content_text)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    }
+}
+
+/// System instructions and every text and tool-result part of the input
+/// messages, joined with "\n" (spec: subagent-duplicate-context).
+fn input_text(a: &Attrs) -> Option<Box<str>> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut captured = false;
+    if let Some(sys) = a.get(&["gen_ai.system_instructions"]) {
+        captured = true;
+        match as_json(sys) {
+            Value::Array(items) => parts.extend(items.iter().filter_map(part_text)),
+            Value::String(s) => parts.push(s),
+            other => parts.push(other.to_string()),
+        }
+    }
+    if let Some(msgs) = a.get(&["gen_ai.input.messages", "ai.prompt.messages"]) {
+        captured = true;
+        parts.push(messages_text(&as_json(msgs)));
+    } else if let Some(t) = indexed_messages(a, "llm.input_messages.", ".message.content") {
+        captured = true;
+        parts.push(t);
+    } else if let Some(t) = indexed_messages(a, "gen_ai.prompt.", ".content") {
+        captured = true;
+        parts.push(t);
+    } else if let Some(v) = a.get(&["ai.prompt", "input.value", "gen_ai.prompt"]) {
+        captured = true;
+        parts.push(messages_text(&as_json(v)));
+    }
+    captured.then(|| parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("\n").into())
+}
+
+/// `prefix{i}suffix` attributes in index order (OpenInference, OpenLLMetry).
+fn indexed_messages(a: &Attrs, prefix: &str, suffix: &str) -> Option<String> {
+    let mut found: Vec<(u32, String)> = a
+        .span
+        .iter()
+        .filter_map(|kv| {
+            let rest = kv.key.strip_prefix(prefix)?;
+            let (i, tail) = rest.split_once('.')?;
+            let i: u32 = i.parse().ok()?;
+            let text = if format!(".{tail}") == suffix {
+                kv.value.as_str()?.to_string()
+            } else if tail.starts_with("message.contents.") && tail.ends_with(".message_content.text") {
+                kv.value.as_str()?.to_string()
+            } else {
+                return None;
+            };
+            Some((i, text))
+        })
+        .collect();
+    if found.is_empty() {
+        return None;
+    }
+    found.sort_by_key(|x| x.0);
+    Some(found.into_iter().map(|x| x.1).collect::<Vec<_>>().join("\n"))
+}
+
+/// The text of a message list, in any of the shapes exporters use: the OTel parts
+/// format, `{role, content}` with string or part-list content, or a bare string.
+fn messages_text(v: &Value) -> String {
+    match v {
+        Value::Array(msgs) => msgs.iter().map(message_text).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n"),
+        Value::Object(_) => message_text(v),
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn message_text(m: &Value) -> String {
+    if let Some(Value::Array(ps)) = m.get("parts") {
+        return ps.iter().filter_map(part_text).collect::<Vec<_>>().join("\n");
+    }
+    match m.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(ps)) => ps.iter().filter_map(part_text).collect::<Vec<_>>().join("\n"),
+        Some(other) if !other.is_null() => other.to_string(),
+        _ => match m {
+            Value::String(s) => s.clone(),
+            _ => String::new(),
+        },
+    }
+}
+
+/// The text of one message part that counts as input content.
+fn part_text(p: &Value) -> Option<String> {
+    match p.get("type").and_then(Value::as_str) {
+        Some("text") | Some("input_text") | Some("output_text") => p.get("content").or_else(|| p.get("text")).map(value_text),
+        Some("tool_call_response") | Some("tool_result") | Some("tool-result") => {
+            p.get("response").or_else(|| p.get("result")).or_else(|| p.get("content")).or_else(|| p.get("output")).map(json_content_text)
+        }
+        None => p.as_str().map(String::from),
+        _ => None,
+    }
+}
+
+/// The first text part of the first output message.
+fn output_text(a: &Attrs) -> Option<Box<str>> {
+    if let Some(v) = a.get(&["gen_ai.output.messages"]) {
+        return first_output_of_json(&as_json(v));
+    }
+    if let Some(t) = a.str(&["llm.output_messages.0.message.content", "gen_ai.completion.0.content", "ai.response.text"]) {
+        return Some(t.into());
+    }
+    if let Some(t) = a.str(&["llm.output_messages.0.message.contents.0.message_content.text"]) {
+        return Some(t.into());
+    }
+    a.get(&["output.value", "gen_ai.completion", "gen_ai.output"]).and_then(|v| first_output_of_json(&as_json(v)))
+}
+
+fn first_output_of_json(v: &Value) -> Option<Box<str>> {
+    let first_text = |m: &Value| -> Option<String> {
+        if let Some(Value::Array(ps)) = m.get("parts") {
+            return ps.iter().find(|p| p.get("type").and_then(Value::as_str) == Some("text")).and_then(part_text);
+        }
+        match m.get("content") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Array(ps)) => ps.iter().find_map(part_text),
+            _ => m.get("text").and_then(Value::as_str).map(String::from),
+        }
+    };
+    match v {
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(inner @ (Value::Object(_) | Value::Array(_))) => first_output_of_json(&inner),
+            _ => Some(s.as_str().into()),
+        },
+        Value::Array(msgs) => msgs.first().and_then(first_text).map(Into::into),
+        Value::Object(m) => {
+            // OpenAI's {choices: [{message}]}
+            if let Some(Value::Array(ch)) = m.get("choices") {
+                return ch.first().and_then(|c| c.get("message")).and_then(first_text).map(Into::into);
+            }
+            first_text(v).map(Into::into)
+        }
+        _ => None,
+    }
+}

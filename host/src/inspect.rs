@@ -1,0 +1,178 @@
+//! `tokenhound inspect`: what was read, before anyone trusts a finding. Formats
+//! and dialects recognised, counts and tokens, models, whether content was
+//! captured (and so which detectors can run), what was skipped and why, and
+//! attributes that looked like usage but were not understood.
+
+use crate::ingest::{self, InputError, ReadStats, Reader};
+use crate::model::{Assembler, Keep, Kind};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+#[derive(Serialize, Default)]
+pub struct Inspection {
+    pub schema: &'static str,
+    pub input: ReadStats,
+    pub spans: u64,
+    pub traces: u64,
+    pub sessions: u64,
+    pub llm_calls: u64,
+    pub tool_calls: u64,
+    pub agent_spans: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    pub total_tokens: u64,
+    /// spans whose usage is an aggregate of their children (kept apart)
+    pub aggregated_usage_spans: u64,
+    pub aggregated_tokens: u64,
+    /// model → LLM calls
+    pub models: BTreeMap<String, u64>,
+    /// tool name → calls
+    pub tools: BTreeMap<String, u64>,
+    pub content: Content,
+    /// detector → whether this input has what it needs, and why not
+    pub detectors: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Default)]
+pub struct Content {
+    pub llm_input_text: u64,
+    pub llm_output_text: u64,
+    pub tool_arguments: u64,
+    pub tool_results: u64,
+    pub tool_result_sizes_only: u64,
+    pub failed_tool_calls: u64,
+}
+
+pub fn run(inputs: &[PathBuf], format: Option<ingest::InputFormat>, maps: ingest::mapping::Mappings) -> Result<Inspection, InputError> {
+    let files = ingest::expand(inputs)?;
+    let mut reader = Reader::new(Keep::ALL);
+    reader.format = format;
+    reader.maps = std::sync::Arc::new(maps);
+    let mut asm = Assembler::new(u64::MAX);
+    let mut late = 0u64;
+    for f in &files {
+        reader.read_file(f, &mut |spans| {
+            for s in spans {
+                late += u64::from(asm.add(s).is_some());
+            }
+        })?;
+    }
+    let mut out = Inspection { schema: "tokenhound.inspect/v1", ..Inspection::default() };
+    for session in asm.take_all() {
+        out.sessions += 1;
+        for t in session.traces {
+            out.traces += 1;
+            for s in t.spans {
+                out.spans += 1;
+                if let Some(u) = s.aggregated_usage {
+                    out.aggregated_usage_spans += 1;
+                    out.aggregated_tokens += u.input + u.output;
+                }
+                match s.kind {
+                    Kind::Llm => {
+                        out.llm_calls += 1;
+                        out.input_tokens += s.usage.input;
+                        out.output_tokens += s.usage.output;
+                        out.cached_tokens += s.usage.cache_read;
+                        *out.models.entry(s.model.as_deref().unwrap_or("(unknown)").to_string()).or_default() += 1;
+                        out.content.llm_input_text += u64::from(s.input_text.is_some());
+                        out.content.llm_output_text += u64::from(s.output_text.is_some());
+                    }
+                    Kind::Tool => {
+                        out.tool_calls += 1;
+                        *out.tools.entry(s.tool_name.as_deref().unwrap_or("(unnamed)").to_string()).or_default() += 1;
+                        out.content.tool_arguments += u64::from(s.tool_args.is_some());
+                        out.content.tool_results += u64::from(s.tool_result.is_some());
+                        out.content.tool_result_sizes_only += u64::from(s.tool_result.is_none() && s.tool_result_size.is_some());
+                        out.content.failed_tool_calls += u64::from(s.failed);
+                    }
+                    Kind::Agent => out.agent_spans += 1,
+                    Kind::Other => {}
+                }
+            }
+        }
+    }
+    out.total_tokens = out.input_tokens + out.output_tokens;
+    let c = &out.content;
+    let can = |ok: bool, why: &str| if ok { "yes".to_string() } else { format!("no: {why}") };
+    out.detectors.insert("retry-storm".into(), can(out.tool_calls > 0, "no tool calls"));
+    out.detectors.insert(
+        "context-reread".into(),
+        can(c.tool_arguments > 0 && (c.tool_results + c.tool_result_sizes_only) > 0, "tool arguments or results not captured"),
+    );
+    out.detectors.insert(
+        "subagent-duplicate-context".into(),
+        can(c.llm_input_text > 0 && out.agent_spans > 1, "needs input content and agent spans"),
+    );
+    out.detectors.insert("filler-preamble".into(), can(c.llm_output_text > 0, "output content not captured"));
+    let _ = late;
+    out.input = reader.stats;
+    Ok(out)
+}
+
+fn n(v: u64) -> String {
+    let s = v.to_string();
+    let mut o = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            o.push(',');
+        }
+        o.push(ch);
+    }
+    o
+}
+
+impl Inspection {
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        let i = &self.input;
+        let fmts: Vec<String> = i.formats.iter().map(|(k, v)| format!("{k} ({v} records)")).collect();
+        let dial: Vec<String> = i.dialects.iter().map(|(k, v)| format!("{k} ({v} spans)")).collect();
+        let _ = writeln!(o, "files        {}", i.files);
+        let _ = writeln!(o, "formats      {}", if fmts.is_empty() { "-".into() } else { fmts.join(", ") });
+        let _ = writeln!(o, "dialects     {}", if dial.is_empty() { "-".into() } else { dial.join(", ") });
+        let _ = writeln!(o, "spans        {} in {} traces, {} sessions", n(self.spans), n(self.traces), n(self.sessions));
+        let _ = writeln!(o, "LLM calls    {}", n(self.llm_calls));
+        let _ = writeln!(o, "tool calls   {} ({} failed)", n(self.tool_calls), n(self.content.failed_tool_calls));
+        let _ = writeln!(o, "agent spans  {}", n(self.agent_spans));
+        let _ = writeln!(
+            o,
+            "tokens       {} = {} input (incl. {} cached) + {} output",
+            n(self.total_tokens),
+            n(self.input_tokens),
+            n(self.cached_tokens),
+            n(self.output_tokens)
+        );
+        let _ = writeln!(
+            o,
+            "aggregates   {} spans carry {} tokens of their children's usage (kept apart, not counted)",
+            n(self.aggregated_usage_spans),
+            n(self.aggregated_tokens)
+        );
+        let models: Vec<String> = self.models.iter().map(|(k, v)| format!("{k} ({v})")).collect();
+        let _ = writeln!(o, "models       {}", if models.is_empty() { "-".into() } else { models.join(", ") });
+        let c = &self.content;
+        let _ = writeln!(
+            o,
+            "content      LLM input {}/{}, LLM output {}/{}, tool arguments {}/{}, tool results {}/{} (+{} sizes only)",
+            c.llm_input_text, self.llm_calls, c.llm_output_text, self.llm_calls, c.tool_arguments, self.tool_calls, c.tool_results, self.tool_calls, c.tool_result_sizes_only
+        );
+        for (d, can) in &self.detectors {
+            let _ = writeln!(o, "  {d:<28} {can}");
+        }
+        let _ = writeln!(o, "skipped      {} problem(s)", n(i.problems));
+        for p in i.first_problems.iter().take(20) {
+            let _ = writeln!(o, "  {p}");
+        }
+        if !i.unknown_usage.is_empty() {
+            let _ = writeln!(o, "not understood (looks like usage):");
+            for (k, v) in &i.unknown_usage {
+                let _ = writeln!(o, "  {k} ({v} spans)");
+            }
+        }
+        o
+    }
+}
