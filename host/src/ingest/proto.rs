@@ -76,12 +76,12 @@ pub struct KeyValue {
 
 #[derive(Clone, PartialEq, Message)]
 pub struct AnyValue {
-    #[prost(oneof = "Value", tags = "1, 2, 3, 4, 5, 6, 7")]
-    pub value: Option<Value>,
+    #[prost(oneof = "OneValue", tags = "1, 2, 3, 4, 5, 6, 7")]
+    pub value: Option<OneValue>,
 }
 
 #[derive(Clone, PartialEq, prost::Oneof)]
-pub enum Value {
+pub enum OneValue {
     #[prost(string, tag = "1")]
     StringValue(String),
     #[prost(bool, tag = "2")]
@@ -113,15 +113,15 @@ pub struct KeyValueList {
 fn value(v: &AnyValue) -> otlp::AnyValue {
     match &v.value {
         None => otlp::AnyValue::Empty,
-        Some(Value::StringValue(s)) => otlp::AnyValue::Str(s.clone()),
-        Some(Value::BoolValue(b)) => otlp::AnyValue::Bool(*b),
-        Some(Value::IntValue(i)) => otlp::AnyValue::Int(*i),
-        Some(Value::DoubleValue(d)) => otlp::AnyValue::Double(*d),
-        Some(Value::ArrayValue(a)) => otlp::AnyValue::Array(a.values.iter().map(value).collect()),
-        Some(Value::KvlistValue(kv)) => otlp::AnyValue::KvList(
+        Some(OneValue::StringValue(s)) => otlp::AnyValue::Str(s.clone()),
+        Some(OneValue::BoolValue(b)) => otlp::AnyValue::Bool(*b),
+        Some(OneValue::IntValue(i)) => otlp::AnyValue::Int(*i),
+        Some(OneValue::DoubleValue(d)) => otlp::AnyValue::Double(*d),
+        Some(OneValue::ArrayValue(a)) => otlp::AnyValue::Array(a.values.iter().map(value).collect()),
+        Some(OneValue::KvlistValue(kv)) => otlp::AnyValue::KvList(
             kv.values.iter().map(|k| (k.key.clone(), k.value.as_ref().map(value).unwrap_or_default())).collect(),
         ),
-        Some(Value::BytesValue(b)) => otlp::AnyValue::Str(hex(b)),
+        Some(OneValue::BytesValue(b)) => otlp::AnyValue::Str(hex(b)),
     }
 }
 
