@@ -75,10 +75,39 @@ pub struct RuleRun {
     pub failure: Option<String>,
 }
 
+/// Add a finding to a rule's list, merging it into an earlier one of the same
+/// group (waste added, spans joined, latest text kept). Returns its index.
+pub fn merge_finding(list: &mut Vec<engine::Finding>, f: engine::Finding) -> usize {
+    let at = f.group.as_ref().and_then(|g| list.iter().position(|x| x.group.as_ref() == Some(g)));
+    match at {
+        None => {
+            list.push(f);
+            list.len() - 1
+        }
+        Some(i) => {
+            let old = &mut list[i];
+            let mut spans = std::mem::take(&mut old.spans);
+            for s in f.spans.iter() {
+                if !spans.iter().any(|x| x.trace_id == s.trace_id && x.span_id == s.span_id) {
+                    spans.push(s.clone());
+                }
+            }
+            let mut waste = std::mem::take(&mut old.waste);
+            waste.extend(f.waste.iter().cloned());
+            *old = engine::Finding { spans, waste, ..f };
+            i
+        }
+    }
+}
+
 impl RuleRun {
     fn record(&mut self, r: Result<Vec<engine::Finding>, String>, stage: &str) {
         match r {
-            Ok(f) => self.findings.extend(f),
+            Ok(fs) => {
+                for f in fs {
+                    merge_finding(&mut self.findings, f);
+                }
+            }
             Err(why) => {
                 self.failure = Some(format!("{stage}: {why}"));
                 self.analyzer = None;

@@ -68,7 +68,11 @@ impl Detector for ContextReread {
         })
     }
 
+    /// A finding as soon as a batch holds re-reads; later re-reads of the same
+    /// key in the session join it (same group), so a long session is reported
+    /// while it runs and still counts as one finding.
     fn observe(&mut self, b: &Batch) -> Vec<Finding> {
+        let mut touched: Vec<(usize, usize)> = Vec::new(); // (key index, re-reads before this batch)
         for turn in b.turns() {
             for &r in &turn.rows {
                 let Some(tool) = b.tool_name(r).filter(|t| b.is_tool(r) && self.read_tools.iter().any(|x| x == t)) else {
@@ -95,6 +99,9 @@ impl Detector for ContextReread {
                 };
                 let st = &mut self.seen[i];
                 if st.reads > 0 && size.is_some() && size == st.last_size {
+                    if !touched.iter().any(|t| t.0 == i) {
+                        touched.push((i, st.rereads.len()));
+                    }
                     let tokens = content_tokens(size.unwrap_or(0), self.bytes_per_token);
                     st.rereads.push((b.span_ref(r), tokens));
                 }
@@ -102,37 +109,34 @@ impl Detector for ContextReread {
                 st.last_size = size;
             }
         }
-        Vec::new()
+        touched.into_iter().map(|(i, before)| self.finding(i, before)).collect()
     }
+}
 
-    /// Sessions can span batches, so findings wait for the end.
-    fn finish(&mut self) -> Vec<Finding> {
-        self.keys.clear();
-        std::mem::take(&mut self.seen)
-            .into_iter()
-            .filter(|s| !s.rereads.is_empty())
-            .map(|s| {
-                let n = s.rereads.len();
-                let mut f = Finding::new(
-                    format!("{} re-read {n} times", s.key),
-                    format!(
-                        "{} was read {} times in one session with the same content; each re-read put it in the context again at full price.",
-                        s.key, s.reads
-                    ),
-                    "Read the file once per session and mark it for prompt caching (cache_control: ephemeral); later turns then pay about 10% for it.",
-                )
-                .session(&s.session)
-                .evidence("key", &s.key)
-                .evidence("tool", &s.tool)
-                .evidence("reads", s.reads)
-                .evidence("rereads", n)
-                .span(s.first);
-                for (span, tokens) in s.rereads {
-                    f = f.span(span.clone()).charge(span, tokens);
-                }
-                f
-            })
-            .collect()
+impl ContextReread {
+    /// The finding for key `i`, charging the re-reads from index `from` on.
+    fn finding(&self, i: usize, from: usize) -> Finding {
+        let s = &self.seen[i];
+        let n = s.rereads.len();
+        let mut f = Finding::new(
+            format!("{} re-read {n} times", s.key),
+            format!(
+                "{} was read {} times in one session with the same content; each re-read put it in the context again at full price.",
+                s.key, s.reads
+            ),
+            "Read the file once per session and mark it for prompt caching (cache_control: ephemeral); later turns then pay about 10% for it.",
+        )
+        .session(&s.session)
+        .group(format!("{}\u{1f}{}", s.session, s.key))
+        .evidence("key", &s.key)
+        .evidence("tool", &s.tool)
+        .evidence("reads", s.reads)
+        .evidence("rereads", n)
+        .span(s.first.clone());
+        for (span, tokens) in &s.rereads[from..] {
+            f = f.span(span.clone()).charge(span.clone(), *tokens);
+        }
+        f
     }
 }
 

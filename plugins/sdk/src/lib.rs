@@ -94,6 +94,7 @@ impl Finding {
             waste_kind: TokenKind::Input,
             evidence: Vec::new(),
             fix: fix.into(),
+            group: None,
         })
     }
     pub fn session(mut self, s: &str) -> Self {
@@ -123,6 +124,12 @@ impl Finding {
     }
     pub fn evidence(mut self, key: &str, value: impl ToString) -> Self {
         self.0.evidence.push((key.into(), value.to_string()));
+        self
+    }
+    /// Findings with the same group are merged by the host (waste added, spans
+    /// joined, latest text kept): report early, add to it later.
+    pub fn group(mut self, g: impl Into<String>) -> Self {
+        self.0.group = Some(g.into());
         self
     }
     pub fn severity(mut self, s: Severity) -> Self {
