@@ -14,3 +14,4 @@ pub mod rules;
 pub mod scan;
 pub mod generate;
 pub mod inspect;
+pub mod watch;

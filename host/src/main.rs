@@ -83,6 +83,28 @@ enum Command {
         #[arg(long)]
         mapping: Vec<PathBuf>,
     },
+    /// Follow span directories live; hot-reload packs and plugins when they change.
+    Watch {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[arg(long = "pack", short = 'p')]
+        packs: Vec<PathBuf>,
+        /// A folder of detector .wasm files; each runs as a rule named after its file.
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+        /// Append findings here, one JSON object per line (a restart does not repeat them).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// A trace is complete after this many seconds without a new span…
+        #[arg(long, default_value_t = 30.0)]
+        quiet_secs: f64,
+        /// …or this many seconds after its root span arrived.
+        #[arg(long, default_value_t = 2.0)]
+        grace_secs: f64,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        run_for_secs: Option<f64>,
+    },
     /// Check rule packs without running them.
     Check {
         #[arg(required = true)]
@@ -134,6 +156,21 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
             };
             let fail = matches!((threshold, report.worst()), (Some(t), Some(w)) if w >= t);
             Ok(u8::from(fail))
+        }
+        Command::Watch { dirs, packs, plugins, output, quiet_secs, grace_secs, run_for_secs } => {
+            let live = output.is_some() && std::io::stderr().is_terminal();
+            let opts = tokenhound::watch::Options {
+                dirs,
+                packs,
+                plugins,
+                output,
+                quiet: std::time::Duration::from_secs_f64(quiet_secs.max(0.0)),
+                grace: std::time::Duration::from_secs_f64(grace_secs.max(0.0)),
+                cache_dir: scan::default_cache_dir(),
+                run_for: run_for_secs.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
+                live_view: live,
+            };
+            tokenhound::watch::run(&opts).map(|_| 0).map_err(|e| (2, format!("{e:#}")))
         }
         Command::Check { packs } => {
             let set = RuleSet::from_files(&packs).map_err(|e| (3, format!("invalid rule pack: {e}")))?;

@@ -209,6 +209,8 @@ struct Open {
     trace: Trace,
     has_root: bool,
     last_end: u64,
+    /// when its last span arrived (watch mode's clock)
+    last_seen: std::time::Instant,
 }
 
 /// A span for a trace that was already analysed.
@@ -237,7 +239,9 @@ impl Assembler {
             trace: Trace { id: span.trace_id.clone(), spans: Vec::new() },
             has_root: false,
             last_end: 0,
+            last_seen: std::time::Instant::now(),
         });
+        o.last_seen = std::time::Instant::now();
         o.has_root |= span.parent_id.is_none();
         o.last_end = o.last_end.max(span.end_ns);
         o.trace.spans.push(span);
@@ -258,6 +262,22 @@ impl Assembler {
             .filter(|(_, o)| {
                 let wait = if o.has_root { q } else { q.saturating_mul(10) };
                 o.last_end.saturating_add(wait) <= w
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.take(done)
+    }
+
+    /// Live input: a trace is complete when no span of it arrived for `quiet`,
+    /// or for `grace` once its root has arrived.
+    pub fn take_idle(&mut self, quiet: std::time::Duration, grace: std::time::Duration) -> Vec<Session> {
+        let now = std::time::Instant::now();
+        let done: Vec<Box<str>> = self
+            .open
+            .iter()
+            .filter(|(_, o)| {
+                let idle = now.duration_since(o.last_seen);
+                idle >= quiet || (o.has_root && idle >= grace)
             })
             .map(|(k, _)| k.clone())
             .collect();

@@ -73,6 +73,8 @@ pub struct RuleRun {
     pub counters: Vec<(String, u64)>,
     /// why the engine stopped this detector, if it did
     pub failure: Option<String>,
+    /// indexes of findings added or updated since the last look (watch mode)
+    pub changed: Vec<usize>,
 }
 
 /// Add a finding to a rule's list, merging it into an earlier one of the same
@@ -105,7 +107,10 @@ impl RuleRun {
         match r {
             Ok(fs) => {
                 for f in fs {
-                    merge_finding(&mut self.findings, f);
+                    let i = merge_finding(&mut self.findings, f);
+                    if !self.changed.contains(&i) {
+                        self.changed.push(i);
+                    }
                 }
             }
             Err(why) => {
@@ -151,6 +156,7 @@ pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError
             findings: Vec::new(),
             counters: Vec::new(),
             failure: None,
+            changed: Vec::new(),
         });
     }
     Ok(runs)

@@ -527,6 +527,24 @@ impl Reader {
         Ok(Some(()))
     }
 
+    /// Complete lines of a growing file (watch mode), numbered from `first_line`.
+    /// Each line is OTLP JSON or a JSON record of a known shape.
+    pub fn read_chunk(&mut self, name: &Arc<str>, first_line: u64, data: &[u8], sink: &mut dyn FnMut(Vec<Span>)) {
+        let lines: Vec<(u64, &[u8])> = data
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .map(|(i, l)| (first_line + i as u64, l.strip_suffix(b"\r").unwrap_or(l)))
+            .filter(|(_, l)| !l.is_empty())
+            .collect();
+        let Some(&(_, first)) = lines.first() else { return };
+        let kind = if otlp::looks_like(first) {
+            LineKind::Otlp
+        } else {
+            LineKind::Record(serde_json::from_slice::<serde_json::Value>(first).ok().as_ref().and_then(Shape::of))
+        };
+        self.parse_block(name, kind, lines, sink);
+    }
+
     /// A problem found after reading (e.g. during assembly).
     pub fn problem(&mut self, p: Problem) {
         self.stats.problem(p);

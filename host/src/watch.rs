@@ -1,0 +1,435 @@
+//! `tokenhound watch`: follow span directories live and hot-reload detectors.
+//!
+//! Files are followed by content, not by name: a file is known by a fingerprint
+//! of its first line, so a rename (rotation) or a compressed copy of a file
+//! already read is recognised and only its new lines are read. Only complete
+//! lines are read. A trace goes to the detectors once it has been quiet.
+//!
+//! Restart: detector state lives inside the WebAssembly sandboxes and is not
+//! snapshotted, so a restart replays the files and suppresses every finding
+//! already written to `--output` (same id, same content). The findings after a
+//! restart are then those a one-shot `scan` of the same files gives.
+//!
+//! Hot reload: a change to a pack or a `.wasm` in `--plugins` builds a whole new
+//! rule set off to the side with the same validation as at start-up; only a set
+//! that loads whole replaces the running one, between batches.
+
+use crate::engine::{self, Engine};
+use crate::ingest::{self, Reader};
+use crate::model::{Assembler, Span};
+use crate::rules::{At, Rule, RuleSet, Severity, Source};
+use crate::scan::{self, RuleRun, ScanError};
+use anyhow::Context as _;
+use notify::Watcher as _;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub dirs: Vec<PathBuf>,
+    pub packs: Vec<PathBuf>,
+    pub plugins: Option<PathBuf>,
+    pub output: Option<PathBuf>,
+    /// a trace is complete after this long without a new span…
+    pub quiet: Duration,
+    /// …or this long after its root span arrived
+    pub grace: Duration,
+    pub cache_dir: Option<PathBuf>,
+    /// stop after this long (tests, benchmarks); None: until Ctrl-C / SIGTERM
+    pub run_for: Option<Duration>,
+    pub live_view: bool,
+}
+
+/// One line of `--output`: a finding as it is now. A later line with the same
+/// `id` replaces an earlier one (a grouped finding that grew).
+#[derive(Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct Emitted {
+    pub id: String,
+    pub rule: String,
+    pub detector: String,
+    pub severity: Severity,
+    pub title: String,
+    pub message: String,
+    pub session: Option<String>,
+    pub trace_id: Option<String>,
+    pub spans: Vec<(String, String)>,
+    pub wasted_tokens: u64,
+    pub evidence: Vec<(String, String)>,
+    pub fix: String,
+}
+
+fn finding_id(rule: &str, f: &engine::Finding) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    rule.hash(&mut h);
+    match &f.group {
+        Some(g) => g.hash(&mut h),
+        None => {
+            f.title.hash(&mut h);
+            for s in &f.spans {
+                (&s.trace_id, &s.span_id).hash(&mut h);
+            }
+        }
+    }
+    format!("{:016x}", h.finish())
+}
+
+fn emitted(run: &RuleRun, f: &engine::Finding) -> Emitted {
+    Emitted {
+        id: finding_id(&run.rule.id, f),
+        rule: run.rule.id.clone(),
+        detector: run.plugin.meta.name.clone(),
+        severity: scan::severity_of(f, run.rule.severity),
+        title: f.title.clone(),
+        message: f.message.clone(),
+        session: f.session.clone(),
+        trace_id: f.trace_id.clone(),
+        spans: f.spans.iter().map(|s| (s.trace_id.clone(), s.span_id.clone())).collect(),
+        wasted_tokens: f.waste.iter().map(|c| c.tokens).sum(),
+        evidence: f.evidence.clone(),
+        fix: f.fix.clone(),
+    }
+}
+
+/// An engine finding (a reload that failed, a detector that stopped).
+fn engine_finding(title: String, message: String) -> Emitted {
+    let id = format!("engine-{:x}", {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&title, &message).hash(&mut h);
+        h.finish()
+    });
+    Emitted {
+        id,
+        rule: "engine".into(),
+        detector: "engine".into(),
+        severity: Severity::High,
+        title,
+        message,
+        session: None,
+        trace_id: None,
+        spans: Vec::new(),
+        wasted_tokens: 0,
+        evidence: Vec::new(),
+        fix: "Fix the file named above; the previous detector set keeps running.".into(),
+    }
+}
+
+/// What was read of one file, known by its first line.
+#[derive(Default, Clone, Copy)]
+struct Progress {
+    /// bytes of (decompressed) content consumed: always at a line end
+    offset: u64,
+    /// lines consumed
+    lines: u64,
+}
+
+fn fingerprint(first_line: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    first_line.hash(&mut h);
+    h.finish()
+}
+
+fn is_compressed(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("gz") | Some("zst"))
+}
+
+/// Follows the files of some directories.
+struct Follower {
+    dirs: Vec<PathBuf>,
+    known: HashMap<u64, Progress>,
+    /// compressed files already handled, by path and size
+    done_compressed: HashSet<(PathBuf, u64)>,
+}
+
+impl Follower {
+    fn files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for d in &self.dirs {
+            if let Ok(fs) = ingest::expand(std::slice::from_ref(d)) {
+                out.extend(fs);
+            }
+        }
+        // Compressed (rotated) files first: they hold the older lines.
+        out.sort_by_key(|p| (!is_compressed(p), p.clone()));
+        out
+    }
+
+    /// New complete lines of every file: (file, first line number, bytes).
+    fn poll(&mut self) -> Vec<(PathBuf, u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        for path in self.files() {
+            let r = if is_compressed(&path) { self.poll_compressed(&path) } else { self.poll_plain(&path) };
+            if let Ok(Some(chunk)) = r {
+                out.push(chunk);
+            }
+        }
+        out
+    }
+
+    fn poll_plain(&mut self, path: &Path) -> std::io::Result<Option<(PathBuf, u64, Vec<u8>)>> {
+        let mut f = std::fs::File::open(path)?;
+        let mut first = Vec::new();
+        std::io::BufReader::new(&mut f).take(1 << 24).read_until(b'\n', &mut first)?;
+        if !first.ends_with(b"\n") {
+            return Ok(None); // not even one complete line yet
+        }
+        let key = fingerprint(&first);
+        let p = self.known.get(&key).copied().unwrap_or_default();
+        let len = f.metadata()?.len();
+        if len <= p.offset {
+            return Ok(None);
+        }
+        f.seek(SeekFrom::Start(p.offset))?;
+        let mut buf = Vec::with_capacity((len - p.offset) as usize);
+        f.take(len - p.offset).read_to_end(&mut buf)?;
+        // Never half a line: stop at the last newline.
+        let Some(end) = buf.iter().rposition(|&b| b == b'\n') else { return Ok(None) };
+        buf.truncate(end + 1);
+        let lines = buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.known.insert(key, Progress { offset: p.offset + buf.len() as u64, lines: p.lines + lines });
+        Ok(Some((path.to_path_buf(), p.lines + 1, buf)))
+    }
+
+    fn poll_compressed(&mut self, path: &Path) -> std::io::Result<Option<(PathBuf, u64, Vec<u8>)>> {
+        let size = std::fs::metadata(path)?.len();
+        if self.done_compressed.contains(&(path.to_path_buf(), size)) {
+            return Ok(None);
+        }
+        // A compressed file is read once it stops growing.
+        std::thread::sleep(Duration::from_millis(20));
+        if std::fs::metadata(path)?.len() != size {
+            return Ok(None);
+        }
+        let mut data = Vec::new();
+        let file = std::fs::File::open(path)?;
+        let mut head = [0u8; 4];
+        (&file).read_exact(&mut head).ok();
+        let file = std::fs::File::open(path)?;
+        if head.starts_with(&[0x1f, 0x8b]) {
+            flate2::read::MultiGzDecoder::new(file).read_to_end(&mut data)?;
+        } else {
+            ruzstd::decoding::StreamingDecoder::new(file)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
+                .read_to_end(&mut data)?;
+        }
+        self.done_compressed.insert((path.to_path_buf(), size));
+        let Some(nl) = data.iter().position(|&b| b == b'\n') else { return Ok(None) };
+        let key = fingerprint(&data[..=nl]);
+        let p = self.known.get(&key).copied().unwrap_or_default();
+        let end = data.iter().rposition(|&b| b == b'\n').map_or(0, |e| e + 1) as u64;
+        if end <= p.offset {
+            return Ok(None);
+        }
+        let chunk = data[p.offset as usize..end as usize].to_vec();
+        let lines = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.known.insert(key, Progress { offset: end, lines: p.lines + lines });
+        Ok(Some((path.to_path_buf(), p.lines + 1, chunk)))
+    }
+}
+
+/// The rule set from the packs plus every `.wasm` in the plugins folder.
+fn build_set(packs: &[PathBuf], plugins: Option<&Path>) -> Result<RuleSet, String> {
+    let mut set = RuleSet::from_files(packs).map_err(|e| e.to_string())?;
+    if let Some(dir) = plugins {
+        let mut wasm: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .collect();
+        wasm.sort();
+        for p in wasm {
+            let id = p.file_stem().unwrap_or_default().to_string_lossy().to_string();
+            set.rules.retain(|r| r.id != id);
+            set.rules.push(Rule {
+                id,
+                source: Source::File(p.clone()),
+                severity: Severity::Medium,
+                enabled: true,
+                params: toml::Table::new(),
+                limits: engine::Limits::default(),
+                at: At { file: p.display().to_string(), line: 0 },
+                params_at: Default::default(),
+            });
+        }
+    }
+    Ok(set)
+}
+
+fn load(engine: &Engine, packs: &[PathBuf], plugins: Option<&Path>) -> Result<Vec<RuleRun>, String> {
+    let set = build_set(packs, plugins)?;
+    scan::prepare(&set, engine).map_err(|e: ScanError| e.to_string())
+}
+
+fn describe(runs: &[RuleRun]) -> String {
+    runs.iter()
+        .map(|r| format!("{} = {} {} ({}, sha256 {})", r.rule.id, r.plugin.meta.name, r.plugin.meta.version, r.plugin.source, &r.plugin.hash[..12]))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Running totals for the live view.
+#[derive(Default)]
+struct Totals {
+    spans: u64,
+    per_rule: HashMap<String, (u64, u64)>,
+    recent: Vec<String>,
+}
+
+pub fn run(opts: &Options) -> anyhow::Result<()> {
+    let engine = Engine::new(opts.cache_dir.clone(), false, None).context("starting the engine")?;
+    let mut runs = load(&engine, &opts.packs, opts.plugins.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("tokenhound watch: detectors loaded: {}", describe(&runs));
+
+    // What was already written (a restart): not written again.
+    let mut written: HashMap<String, Emitted> = HashMap::new();
+    if let Some(p) = &opts.output {
+        if let Ok(text) = std::fs::read_to_string(p) {
+            for line in text.lines() {
+                if let Ok(e) = serde_json::from_str::<Emitted>(line) {
+                    written.insert(e.id.clone(), e);
+                }
+            }
+        }
+    }
+    let mut out: Box<dyn Write> = match &opts.output {
+        Some(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| p.display().to_string())?),
+        None => Box::new(std::io::stdout()),
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let s = stop.clone();
+        // A second handler (tests running several watches in one process) is fine to skip.
+        let _ = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst));
+    }
+    let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
+    let mut watcher = notify::recommended_watcher(tx).context("starting the file watcher")?;
+    for d in &opts.dirs {
+        watcher.watch(d, notify::RecursiveMode::Recursive).with_context(|| format!("watching {}", d.display()))?;
+    }
+    let config: Vec<PathBuf> = opts.packs.iter().cloned().chain(opts.plugins.clone()).collect();
+    for c in &config {
+        watcher.watch(c, notify::RecursiveMode::NonRecursive).with_context(|| format!("watching {}", c.display()))?;
+    }
+    let is_config = |p: &Path| {
+        config.iter().any(|c| p == c || (c.is_dir() && p.parent() == Some(c.as_path()) && p.extension().is_some_and(|e| e == "wasm")))
+    };
+
+    let mut follower = Follower { dirs: opts.dirs.clone(), known: HashMap::new(), done_compressed: HashSet::new() };
+    let mut reader = Reader::new(crate::model::Keep::ALL);
+    let mut asm = Assembler::new(u64::MAX);
+    let mut trace_models = HashMap::new();
+    let mut totals = Totals::default();
+    let started = Instant::now();
+    let mut reload_due: Option<Instant> = None;
+    let mut last_view = Instant::now();
+    let emit = |e: Emitted, out: &mut dyn Write, written: &mut HashMap<String, Emitted>, totals: &mut Totals| {
+        if written.get(&e.id) == Some(&e) {
+            return;
+        }
+        let _ = writeln!(out, "{}", serde_json::to_string(&e).expect("serialises"));
+        let _ = out.flush();
+        let t = totals.per_rule.entry(e.rule.clone()).or_default();
+        t.0 += u64::from(!written.contains_key(&e.id));
+        if let Some(old) = written.get(&e.id) {
+            t.1 -= old.wasted_tokens.min(t.1);
+        }
+        t.1 += e.wasted_tokens;
+        totals.recent.push(format!("[{}] {}: {} ({} tokens)", e.severity, e.rule, e.title, e.wasted_tokens));
+        if totals.recent.len() > 10 {
+            totals.recent.remove(0);
+        }
+        written.insert(e.id.clone(), e);
+    };
+
+    loop {
+        // Wait for a change, or poll anyway: events can be missed or coalesced.
+        let mut config_changed = false;
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+            for ev in std::iter::once(ev).chain(rx.try_iter()) {
+                if let Ok(ev) = ev {
+                    config_changed |= ev.paths.iter().any(|p| is_config(p));
+                }
+            }
+        }
+        if config_changed {
+            // Debounce: editors write a file in several steps.
+            reload_due = Some(Instant::now() + Duration::from_millis(150));
+        }
+        if reload_due.is_some_and(|t| Instant::now() >= t) {
+            reload_due = None;
+            match load(&engine, &opts.packs, opts.plugins.as_deref()) {
+                Ok(new_runs) => {
+                    eprintln!("tokenhound watch: reloaded: {}", describe(&new_runs));
+                    runs = new_runs;
+                }
+                Err(why) => {
+                    eprintln!("tokenhound watch: reload failed, previous detectors keep running: {why}");
+                    emit(engine_finding("reload failed".into(), why), &mut *out, &mut written, &mut totals);
+                }
+            }
+        }
+
+        for (path, first_line, data) in follower.poll() {
+            let name: Arc<str> = path.display().to_string().into();
+            let mut got: Vec<Span> = Vec::new();
+            reader.read_chunk(&name, first_line, &data, &mut |s| got.extend(s));
+            totals.spans += got.len() as u64;
+            for s in got {
+                asm.add(s);
+            }
+        }
+        for p in std::mem::take(&mut reader.stats.first_problems) {
+            eprintln!("tokenhound watch: {p}");
+        }
+
+        let done = asm.take_idle(opts.quiet, opts.grace);
+        if !done.is_empty() {
+            scan::feed(&mut runs, done, 8192, &mut trace_models);
+        }
+        for run in runs.iter_mut() {
+            for i in std::mem::take(&mut run.changed) {
+                let e = emitted(run, &run.findings[i]);
+                emit(e, &mut *out, &mut written, &mut totals);
+            }
+            if let Some(why) = run.failure.take() {
+                let e = engine_finding(
+                    format!("detector {} {} stopped", run.plugin.meta.name, run.plugin.meta.version),
+                    format!("rule `{}` ({}): {why}", run.rule.id, run.plugin.source),
+                );
+                emit(e, &mut *out, &mut written, &mut totals);
+            }
+        }
+
+        if opts.live_view && last_view.elapsed() >= Duration::from_secs(1) {
+            last_view = Instant::now();
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let mut v = String::from("\x1b[2J\x1b[Htokenhound watch\n");
+            v += &format!("{} spans read ({:.0}/s), {} traces open\n\n", totals.spans, totals.spans as f64 / secs, asm.open_traces());
+            let mut rules: Vec<_> = totals.per_rule.iter().collect();
+            rules.sort();
+            for (r, (n, w)) in rules {
+                v += &format!("{r:<30} {n:>6} findings {w:>12} tokens\n");
+            }
+            v += "\nrecent:\n";
+            for r in totals.recent.iter().rev() {
+                v += &format!("  {r}\n");
+            }
+            eprint!("{v}");
+        }
+
+        if stop.load(Ordering::SeqCst) || opts.run_for.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+    }
+    drop(watcher);
+    eprintln!("tokenhound watch: stopped; {} findings written", written.len());
+    Ok(())
+}
