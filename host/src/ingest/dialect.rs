@@ -223,10 +223,34 @@ pub fn understood_usage_key(k: &str) -> bool {
         || k.contains("reasoningTokens")
 }
 
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 pub fn looks_like_usage(k: &str) -> bool {
-    let l = k.to_ascii_lowercase();
-    (l.contains("token") && !l.contains("tokenizer") && !l.contains("max_tokens") && !l.contains("maxtokens"))
-        || l.contains(".usage.")
+    (contains_ci(k, "token") && !contains_ci(k, "tokenizer") && !contains_ci(k, "max_tokens") && !contains_ci(k, "maxtokens"))
+        || k.contains(".usage.")
+}
+
+/// Prefixes of every attribute any dialect reads. A span with none of them
+/// (HTTP, database, cache spans: most of a real service's) skips the lookups.
+const RELEVANT: &[&str] = &[
+    "gen_ai.", "llm.", "openinference.", "ai.", "mcp.", "traceloop.", "langsmith.", "langfuse.", "tool", "input.", "output.",
+    "session.id", "agent", "logfire.", "pydantic_ai", "tokenhound.", "error.type", "exception.type", "gcp.vertex.agent",
+];
+
+fn relevant(attrs: &[KeyValue], base: &Base) -> bool {
+    base.kind.is_some()
+        || base.usage.is_some()
+        || attrs.iter().any(|kv| RELEVANT.iter().any(|p| kv.key.starts_with(p)))
+        || {
+            let first = base.name.split(' ').next().unwrap_or("");
+            LLM_OPERATIONS.contains(&first)
+                || AGENT_OPERATIONS.contains(&first)
+                || first == "execute_tool"
+                || first == "tools/call"
+                || base.name.starts_with("running tool")
+        }
 }
 
 /// Which dialect families a span's attributes use (bit i ↔ DIALECTS[i]).
@@ -274,6 +298,19 @@ pub fn normalise(base: Base, resource: &[KeyValue], span_attrs: &[KeyValue], ori
         }
         None => span_attrs,
     };
+    if !relevant(attrs_list, &base) {
+        return Ok(Span {
+            trace_id: base.trace_id.into(),
+            span_id: base.span_id.into(),
+            parent_id: base.parent_id.filter(|p| !p.is_empty()).map(Into::into),
+            name: Arc::from(base.name.as_str()),
+            start_ns: base.start_ns,
+            end_ns: base.end_ns.max(base.start_ns),
+            failed: base.error,
+            origin: origin.clone(),
+            ..Span::default()
+        });
+    }
     let a = Attrs { span: attrs_list, resource };
     let kind = kind_of(&a, &base);
     let usage = base.usage.or_else(|| usage_of(&a));

@@ -39,6 +39,30 @@ struct ScopeSpans<'a> {
     spans: Vec<&'a RawValue>,
 }
 
+/// The same document with spans parsed in one go: the fast path, taken when
+/// the whole record is good (nearly always).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FastTracesData {
+    #[serde(default)]
+    resource_spans: Vec<FastResourceSpans>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FastResourceSpans {
+    #[serde(default)]
+    resource: Option<Resource>,
+    #[serde(default, alias = "instrumentationLibrarySpans")]
+    scope_spans: Vec<FastScopeSpans>,
+}
+
+#[derive(Deserialize)]
+struct FastScopeSpans {
+    #[serde(default)]
+    spans: Vec<OtlpSpan>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OtlpSpan {
@@ -116,18 +140,35 @@ impl AnyValue {
 }
 
 impl<'de> Deserialize<'de> for AnyValue {
+    /// A hand-written visitor: this runs for every attribute of every span, and
+    /// a derived struct of options (or an untagged enum) costs several times more.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Raw {
-            string_value: Option<String>,
-            #[serde(default, deserialize_with = "opt_int")]
-            int_value: Option<i64>,
-            double_value: Option<serde_json::Number>,
-            bool_value: Option<bool>,
-            array_value: Option<Values>,
-            kvlist_value: Option<KvValues>,
-            bytes_value: Option<String>,
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = AnyValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an OTLP AnyValue object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<AnyValue, A::Error> {
+                let mut out = AnyValue::Empty;
+                while let Some(key) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                    out = match &*key {
+                        "stringValue" | "bytesValue" => AnyValue::Str(m.next_value()?),
+                        "intValue" => AnyValue::Int(m.next_value::<IntText>()?.0),
+                        "doubleValue" => AnyValue::Double(m.next_value::<DoubleText>()?.0),
+                        "boolValue" => AnyValue::Bool(m.next_value()?),
+                        "arrayValue" => AnyValue::Array(m.next_value::<Values>()?.values),
+                        "kvlistValue" => {
+                            AnyValue::KvList(m.next_value::<KvValues>()?.values.into_iter().map(|k| (k.key, k.value)).collect())
+                        }
+                        _ => {
+                            m.next_value::<de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                }
+                Ok(out)
+            }
         }
         #[derive(Deserialize)]
         struct Values {
@@ -139,53 +180,95 @@ impl<'de> Deserialize<'de> for AnyValue {
             #[serde(default)]
             values: Vec<KeyValue>,
         }
-        let r = Raw::deserialize(d)?;
-        Ok(if let Some(s) = r.string_value {
-            AnyValue::Str(s)
-        } else if let Some(i) = r.int_value {
-            AnyValue::Int(i)
-        } else if let Some(n) = r.double_value {
-            AnyValue::Double(n.as_f64().unwrap_or(0.0))
-        } else if let Some(b) = r.bool_value {
-            AnyValue::Bool(b)
-        } else if let Some(a) = r.array_value {
-            AnyValue::Array(a.values)
-        } else if let Some(kv) = r.kvlist_value {
-            AnyValue::KvList(kv.values.into_iter().map(|k| (k.key, k.value)).collect())
-        } else if let Some(b) = r.bytes_value {
-            AnyValue::Str(b)
-        } else {
-            AnyValue::Empty
-        })
+        d.deserialize_map(V)
     }
 }
 
 /// OTLP JSON writes 64-bit integers as strings; accept both.
-fn nanos<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Number(n) if n.as_u64().is_some() => Ok(n.as_u64().unwrap_or(0)),
-        serde_json::Value::String(s) => {
-            s.parse().map_err(|_| de::Error::custom(format!("invalid time `{s}`: not a whole number of nanoseconds")))
+struct IntText(i64);
+impl<'de> Deserialize<'de> for IntText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = IntText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer or a string holding one")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<IntText, E> {
+                Ok(IntText(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<IntText, E> {
+                Ok(IntText(v as i64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<IntText, E> {
+                v.trim().parse().map(IntText).map_err(|_| E::custom(format!("intValue `{v}` is not an integer")))
+            }
         }
-        serde_json::Value::Null => Ok(0),
-        other => Err(de::Error::custom(format!(
-            "invalid type for a time: {other} (expected nanoseconds as a number or a string)"
-        ))),
+        d.deserialize_any(V)
     }
 }
 
-fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        I(i64),
-        S(String),
+struct DoubleText(f64);
+impl<'de> Deserialize<'de> for DoubleText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = DoubleText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<DoubleText, E> {
+                Ok(DoubleText(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DoubleText, E> {
+                Ok(DoubleText(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<DoubleText, E> {
+                Ok(DoubleText(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DoubleText, E> {
+                // "NaN", "Infinity" are how OTLP JSON writes those.
+                v.parse().map(DoubleText).map_err(|_| E::custom(format!("doubleValue `{v}` is not a number")))
+            }
+        }
+        d.deserialize_any(V)
     }
-    match Option::<N>::deserialize(d)? {
-        None => Ok(None),
-        Some(N::I(i)) => Ok(Some(i)),
-        Some(N::S(s)) => s.parse().map(Some).map_err(|_| de::Error::custom(format!("intValue `{s}` is not an integer"))),
+}
+
+/// Nanosecond times: a number, or a string of digits (OTLP JSON's 64-bit rule).
+fn nanos<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct V;
+    impl<'de> de::Visitor<'de> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("nanoseconds as a number or a string")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom(format!("invalid time {v}: negative")))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+            Ok(v.max(0.0) as u64)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+            v.parse().map_err(|_| E::custom(format!("invalid time `{v}`: not a whole number of nanoseconds")))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
+            Ok(0)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<u64, E> {
+            Err(E::custom(format!("invalid type for a time: {v} (expected nanoseconds as a number or a string)")))
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
+            Err(de::Error::custom("invalid type for a time: an object (expected nanoseconds as a number or a string)"))
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
+            Err(de::Error::custom("invalid type for a time: a list (expected nanoseconds as a number or a string)"))
+        }
     }
+    d.deserialize_any(V)
 }
 
 fn status_code<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
@@ -215,6 +298,21 @@ pub fn parse_traces_data(text: &[u8], origin: &Origin, maps: &Mappings, out: &mu
             return;
         }
     };
+    if let Ok(doc) = serde_json::from_str::<FastTracesData>(text) {
+        for rs in doc.resource_spans {
+            let resource = rs.resource.unwrap_or_default().attributes;
+            for ss in rs.scope_spans {
+                for s in ss.spans {
+                    seen.spans(&s.attributes);
+                    match normalise(s, &resource, origin, maps) {
+                        Ok(span) => out.push(span),
+                        Err(reason) => problems.push(Problem::at(origin, format!("span skipped: {reason}"))),
+                    }
+                }
+            }
+        }
+        return;
+    }
     let doc: TracesData = match serde_json::from_str(text) {
         Ok(d) => d,
         Err(e) => {
