@@ -1,0 +1,258 @@
+//! `tokenhound watch` on real directories: appended lines are analysed, rotation
+//! loses nothing, a kill -9 and restart gives the findings of a one-shot scan,
+//! detectors are swapped between batches, broken packs and wasm leave the
+//! running set in place and are reported.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+/// Upper bound for waiting on the watcher; a safety net so a broken watcher
+/// fails the test instead of hanging it, not a speed requirement.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+struct Watch {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Watch {
+    fn start(dir: &Path, out: &Path, extra: &[&str]) -> Watch {
+        let mut args: Vec<String> = vec![
+            "watch".into(),
+            dir.display().to_string(),
+            "--output".into(),
+            out.display().to_string(),
+            "--quiet-secs".into(),
+            "60".into(),
+            "--grace-secs".into(),
+            "0.3".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(BIN)
+            .args(&args)
+            .env("TOKENHOUND_CACHE_DIR", cache_dir())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Watch { child, out: out.to_path_buf() }
+    }
+
+    /// The findings written so far, the latest version of each id.
+    fn findings(&self) -> BTreeMap<String, Value> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let mut m = BTreeMap::new();
+        for l in text.lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(l) {
+                m.insert(v["id"].as_str().unwrap().to_string(), v);
+            }
+        }
+        m
+    }
+
+    fn raw_lines(&self) -> usize {
+        std::fs::read_to_string(&self.out).unwrap_or_default().lines().count()
+    }
+
+    fn wait_for(&self, what: &str, ok: impl Fn(&BTreeMap<String, Value>) -> bool) -> BTreeMap<String, Value> {
+        let start = std::time::Instant::now();
+        loop {
+            let f = self.findings();
+            if ok(&f) {
+                return f;
+            }
+            assert!(start.elapsed() < PATIENCE, "watch never got to: {what}; findings: {f:#?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn stop(mut self) {
+        // SIGTERM: a clean stop.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn by_rule<'a>(f: &'a BTreeMap<String, Value>, rule: &str) -> Vec<&'a Value> {
+    f.values().filter(|v| v["rule"] == rule).collect()
+}
+
+/// A turn with a retry storm and a filler reply.
+fn turn(trace: &str) -> String {
+    let mut f = Fixture::new(trace);
+    let a = f.agent(None, "coder", &format!("s-{trace}"));
+    f.llm(&a, 100, 10, Some("You're absolutely right.\n\nFixed."));
+    for _ in 0..3 {
+        f.tool(&a, "run_tests", json!({"suite": "all"}), None);
+        f.llm(&a, 1000, 10, None);
+    }
+    f.line()
+}
+
+fn append(path: &Path, text: &str) {
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn appended_lines_are_analysed_never_half_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = dir.path().join("spans");
+    std::fs::create_dir(&spans).unwrap();
+    let file = spans.join("traces.jsonl");
+    let w = Watch::start(&spans, &dir.path().join("out.jsonl"), &[]);
+    let line = turn("a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1");
+    // Half a line first: nothing may be read of it.
+    append(&file, &line[..line.len() / 2]);
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(w.findings().is_empty());
+    append(&file, &line[line.len() / 2..]);
+    append(&file, "\n");
+    let f = w.wait_for("a storm and a filler reply", |f| by_rule(f, "retry-storm").len() == 1 && by_rule(f, "filler-preamble").len() == 1);
+    assert_eq!(by_rule(&f, "retry-storm")[0]["wasted_tokens"], 2020);
+    append(&file, &(turn("b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2") + "\n"));
+    w.wait_for("the second turn", |f| by_rule(f, "retry-storm").len() == 2);
+    assert_eq!(w.raw_lines(), 4, "each finding written once");
+    w.stop();
+}
+
+#[test]
+fn rotation_and_compressed_copies_lose_and_repeat_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = dir.path().join("spans");
+    std::fs::create_dir(&spans).unwrap();
+    let file = spans.join("traces.jsonl");
+    append(&file, &(turn("c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1") + "\n"));
+    let w = Watch::start(&spans, &dir.path().join("out.jsonl"), &[]);
+    w.wait_for("the first turn", |f| by_rule(f, "retry-storm").len() == 1);
+    // Rotate: the file is renamed, a line is added to it late, a new file starts.
+    let rotated = spans.join("traces-1.jsonl");
+    std::fs::rename(&file, &rotated).unwrap();
+    append(&rotated, &(turn("c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2") + "\n"));
+    append(&file, &(turn("c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3") + "\n"));
+    w.wait_for("three turns", |f| by_rule(f, "retry-storm").len() == 3);
+    // The rotated file is compressed and the plain copy removed: nothing is new.
+    let gz = spans.join("traces-1.jsonl.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&std::fs::read(&rotated).unwrap()).unwrap();
+    enc.finish().unwrap();
+    std::fs::remove_file(&rotated).unwrap();
+    append(&file, &(turn("c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4") + "\n"));
+    let f = w.wait_for("four turns", |f| by_rule(f, "retry-storm").len() == 4);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(w.findings(), f, "the compressed copy was not read again");
+    assert_eq!(w.raw_lines(), 8, "4 storms and 4 filler replies, each once");
+    w.stop();
+}
+
+fn key(v: &Value) -> (String, Vec<String>, u64) {
+    let spans = v["spans"].as_array().unwrap().iter().map(|s| s[1].as_str().unwrap().to_string()).collect();
+    (v["rule"].as_str().unwrap().to_string(), spans, v["wasted_tokens"].as_u64().unwrap())
+}
+
+#[test]
+fn kill_9_and_restart_gives_the_findings_of_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let month = dir.path().join("month.jsonl");
+    let args = tokenhound::generate::Args { out: month.clone(), truth: None, seed: 11, repeat: 1, noise: 0 };
+    tokenhound::generate::run(&args).unwrap();
+    let (_, report) = scan_json(&[month.to_str().unwrap()]);
+    let mut want: Vec<(String, Vec<String>, u64)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap().to_string(), span_ids(f), f["wasted_tokens"].as_u64().unwrap()))
+        .collect();
+    want.sort();
+
+    let spans = dir.path().join("spans");
+    std::fs::create_dir(&spans).unwrap();
+    let live = spans.join("otel.jsonl");
+    let out = dir.path().join("findings.jsonl");
+    let text = std::fs::read_to_string(&month).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let half = lines.len() / 2;
+    let w = Watch::start(&spans, &out, &[]);
+    append(&live, &(lines[..half].join("\n") + "\n"));
+    w.wait_for("findings of the first half", |f| f.len() > 100);
+    w.kill9();
+    append(&live, &(lines[half..].join("\n") + "\n"));
+    let w = Watch::start(&spans, &out, &[]);
+    let n = want.len();
+    let f = w.wait_for("all findings", |f| f.len() >= n && f.values().filter(|v| v["rule"] == "context-reread").count() == 70);
+    std::thread::sleep(Duration::from_millis(1500));
+    let f2 = w.findings();
+    w.stop();
+    assert_eq!(f.len(), f2.len());
+    let mut got: Vec<_> = f2.values().map(key).collect();
+    got.sort();
+    let mut want_sorted: Vec<_> = want.into_iter().map(|(r, mut s, w)| {
+        s.sort();
+        (r, s, w)
+    }).collect();
+    want_sorted.sort();
+    let mut got_sorted: Vec<_> = got.into_iter().map(|(r, mut s, w)| {
+        s.sort();
+        (r, s, w)
+    }).collect();
+    got_sorted.sort();
+    assert_eq!(got_sorted.len(), want_sorted.len());
+    assert!(got_sorted == want_sorted, "watch after kill -9 differs from scan");
+}
+
+#[test]
+fn detector_swapped_between_batches_and_broken_updates_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = dir.path().join("spans");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&spans).unwrap();
+    std::fs::create_dir(&plugins).unwrap();
+    let custom = plugins.join("custom.wasm");
+    std::fs::copy(plugin("retry_storm"), &custom).unwrap();
+    let pack = dir.path().join("pack.toml");
+    std::fs::write(&pack, tokenhound::rules::DEFAULT_PACK).unwrap();
+    let file = spans.join("t.jsonl");
+    let w = Watch::start(&spans, &dir.path().join("out.jsonl"), &["--plugins", plugins.to_str().unwrap(), "--pack", pack.to_str().unwrap()]);
+    append(&file, &(turn("d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1") + "\n"));
+    w.wait_for("custom = retry-storm on turn 1", |f| by_rule(f, "custom").len() == 1);
+
+    // Swap the detector: the next batch is served by the new one.
+    std::fs::copy(plugin("filler_preamble"), plugins.join("custom.tmp")).unwrap();
+    std::fs::rename(plugins.join("custom.tmp"), &custom).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    append(&file, &(turn("d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2") + "\n"));
+    let f = w.wait_for("custom = filler on turn 2", |f| by_rule(f, "custom").len() == 2);
+    let custom_f = by_rule(&f, "custom");
+    let storm = custom_f.iter().find(|v| v["detector"] == "retry-storm").unwrap();
+    let filler = custom_f.iter().find(|v| v["detector"] == "filler-preamble").unwrap();
+    assert_eq!(storm["trace_id"], "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1");
+    assert_eq!(filler["trace_id"], "d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2", "turn 1 is not analysed again");
+
+    // A broken wasm: reported, the running set stays.
+    std::fs::write(plugins.join("broken.wasm"), b"\0asm but not really").unwrap();
+    let f = w.wait_for("a reload failure naming broken.wasm", |f| {
+        f.values().any(|v| v["rule"] == "engine" && v["message"].as_str().unwrap().contains("broken.wasm"))
+    });
+    assert_eq!(by_rule(&f, "custom").len(), 2);
+    std::fs::remove_file(plugins.join("broken.wasm")).unwrap();
+    // A broken pack: reported, the running set stays.
+    std::thread::sleep(Duration::from_millis(800));
+    std::fs::write(&pack, "[pack]\nname = \"x\"\nversion = \"1\"\n[[rule]]\nid = 3\n").unwrap();
+    w.wait_for("a reload failure naming the pack", |f| {
+        f.values().any(|v| v["rule"] == "engine" && v["message"].as_str().unwrap().contains("pack.toml"))
+    });
+    append(&file, &(turn("d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3") + "\n"));
+    let f = w.wait_for("turn 3 by the running set", |f| by_rule(f, "custom").len() == 3 && by_rule(f, "retry-storm").len() == 3);
+    assert!(by_rule(&f, "custom").iter().any(|v| v["trace_id"] == "d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3" && v["detector"] == "filler-preamble"));
+    w.stop();
+}
