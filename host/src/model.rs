@@ -1,7 +1,7 @@
 //! The canonical span every reader produces and every detector sees, and the
 //! assembly of spans into traces, sessions and batches of whole traces.
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::sync::Arc;
 
 /// What a span is, after dialect normalisation.
@@ -149,7 +149,7 @@ impl Trace {
             let known = matches!(event, "start" | "success" | "finish" | "error");
             (known && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some((stem, event, n))
         }
-        let mut groups: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut groups: HashMap<(String, String), Vec<usize>> = HashMap::default();
         for (i, s) in self.spans.iter().enumerate() {
             if matches!(s.kind, Kind::Llm | Kind::Tool) {
                 if let Some((stem, _, n)) = key(&s.name) {
@@ -183,7 +183,7 @@ impl Trace {
     }
     /// The session named by the root span, else by any span (spec: turn/session).
     pub fn session(&self) -> Option<Arc<str>> {
-        let ids: std::collections::HashSet<&str> = self.spans.iter().map(|s| &*s.span_id).collect();
+        let ids: FxHashSet<&str> = self.spans.iter().map(|s| &*s.span_id).collect();
         let is_root = |s: &&Span| s.parent_id.as_deref().is_none_or(|p| !ids.contains(p));
         self.spans
             .iter()
@@ -200,7 +200,7 @@ impl Trace {
 pub struct Assembler {
     open: HashMap<Box<str>, Open>,
     /// traces already handed out, to name spans that arrive too late
-    closed: std::collections::HashSet<u64>,
+    closed: FxHashSet<u64>,
     watermark: u64,
     quiet_ns: u64,
 }
@@ -220,14 +220,14 @@ pub struct Late {
 
 fn id_hash(id: &str) -> u64 {
     use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = rustc_hash::FxHasher::default();
     id.hash(&mut h);
     h.finish()
 }
 
 impl Assembler {
     pub fn new(quiet_ns: u64) -> Self {
-        Assembler { open: HashMap::new(), closed: Default::default(), watermark: 0, quiet_ns }
+        Assembler { open: HashMap::default(), closed: Default::default(), watermark: 0, quiet_ns }
     }
 
     /// Add a span; a span of an already-analysed trace is returned as [`Late`]
@@ -314,7 +314,7 @@ pub struct Session {
 
 /// Group traces into sessions, sessions ordered by their first start.
 pub fn into_sessions(traces: Vec<Trace>) -> Vec<Session> {
-    let mut by_session: HashMap<Arc<str>, Vec<Trace>> = HashMap::new();
+    let mut by_session: HashMap<Arc<str>, Vec<Trace>> = HashMap::default();
     for t in traces {
         let sid = t.session().unwrap_or_else(|| Arc::from(&*t.id));
         by_session.entry(sid).or_default().push(t);

@@ -331,14 +331,27 @@ pub fn run(opts: &Options) -> Result<Outcome, ScanError> {
     let bar = opts.progress.then(|| progress_bar(&files));
     let bytes = reader.bytes.clone();
     let mut pipe = Pipeline::new(&mut runs, opts.quiet_ns, opts.batch_spans);
-    for f in &files {
-        reader.read_file(f, &mut |spans| {
+    // Reading and parsing run on their own thread, a couple of blocks ahead of
+    // assembly and the detectors.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<model::Span>>(1);
+    let read = std::thread::scope(|scope| {
+        let worker = scope.spawn(move || {
+            for f in &files {
+                reader.read_file(f, &mut |spans| {
+                    let _ = tx.send(spans);
+                })?;
+            }
+            Ok::<Reader, InputError>(reader)
+        });
+        for spans in rx {
             pipe.push(spans);
             if let Some(b) = &bar {
                 b.set_position(bytes.load(std::sync::atomic::Ordering::Relaxed));
             }
-        })?;
-    }
+        }
+        worker.join().expect("reader thread")
+    });
+    let mut reader = read?;
     pipe.close();
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -376,8 +389,8 @@ fn progress_bar(files: &[PathBuf]) -> indicatif::ProgressBar {
 }
 
 impl Outcome {
-    pub fn report(&self, top: usize) -> Report {
-        report::build(self, top)
+    pub fn report(&mut self) -> Report {
+        report::build(self)
     }
 }
 

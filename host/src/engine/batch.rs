@@ -3,7 +3,7 @@
 
 use super::{Field, SpanColumns, SpanKind, TextField};
 use crate::model::{self, Kind};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::hash::Hasher;
 
 const NONE: u32 = u32::MAX;
@@ -112,7 +112,7 @@ impl Columns {
         };
         let mut d = BatchData::default();
         let mut trace_models = Vec::new();
-        let mut strs = Interner { map: HashMap::new(), strings: Vec::new() };
+        let mut strs = Interner { map: HashMap::default(), strings: Vec::new() };
         for (session, trace) in &batch.traces {
             let base = c.kind.len() as i32;
             let rows: HashMap<&str, i32> =

@@ -67,7 +67,7 @@ pub struct ReadStats {
 }
 
 const KEEP_PROBLEMS: usize = 50;
-const BLOCK: usize = 8 << 20;
+const BLOCK: usize = 2 << 20;
 
 /// What the dialect reader saw in a record, merged into [`ReadStats`].
 #[derive(Default)]

@@ -103,16 +103,20 @@ fn add_cost(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-pub fn build(o: &Outcome, _top: usize) -> Report {
+/// Build the report, taking the findings out of the outcome (they can be many).
+pub fn build(o: &mut Outcome) -> Report {
     let total = o.totals.total_tokens;
     let mut detectors = Vec::new();
     let mut findings = Vec::new();
     // span → (rule index → tokens), for overlaps
     let mut charged: HashMap<(String, String), Vec<(usize, u64)>> = HashMap::new();
-    for (ri, run) in o.runs.iter().enumerate() {
+    let runs = std::mem::take(&mut o.runs);
+    for (ri, mut run) in runs.into_iter().enumerate() {
         let mut d_tokens = 0;
         let mut d_cost = None;
-        for f in &run.findings {
+        let run_findings = std::mem::take(&mut run.findings);
+        let n_findings = run_findings.len();
+        for f in run_findings {
             let mut cost = None;
             let mut tokens = 0;
             for c in &f.waste {
@@ -137,18 +141,18 @@ pub fn build(o: &Outcome, _top: usize) -> Report {
             findings.push(FindingOut {
                 rule: run.rule.id.clone(),
                 detector: run.plugin.meta.name.clone(),
-                severity: severity_of(f, run.rule.severity),
-                title: f.title.clone(),
-                message: f.message.clone(),
-                session: f.session.clone(),
-                trace_id: f.trace_id.clone(),
+                severity: severity_of(&f, run.rule.severity),
+                title: f.title,
+                message: f.message,
+                session: f.session,
+                trace_id: f.trace_id,
                 spans: f.spans.iter().map(span).collect(),
                 wasted_tokens: tokens,
                 waste_kind: if is_output(f.waste_kind) { "output" } else { "input" },
                 share_pct: pct(tokens, total),
                 cost_usd: cost,
-                evidence: f.evidence.clone(),
-                fix: f.fix.clone(),
+                evidence: f.evidence,
+                fix: f.fix,
                 waste: f.waste.iter().map(|c| (span(&c.span), c.tokens)).collect(),
             });
         }
@@ -181,7 +185,7 @@ pub fn build(o: &Outcome, _top: usize) -> Report {
             source: run.plugin.source.clone(),
             sha256: run.plugin.hash.clone(),
             severity: run.rule.severity,
-            findings: run.findings.len(),
+            findings: n_findings,
             wasted_tokens: d_tokens,
             share_pct: pct(d_tokens, total),
             cost_usd: d_cost,
