@@ -54,6 +54,17 @@ fn main() {
     println!("file: {} ({:.0} MB), {} spans", file.display(), size as f64 / 1e6, spans);
     println!("scan: {secs:.2} s, {:.0} spans/s, {:.0} MB/s", spans as f64 / secs, size as f64 / 1e6 / secs);
     println!("peak memory: {:.0} MB ({:.1}% of the file)", peak as f64 / 1e6, peak as f64 * 100.0 / size as f64);
+    // The baseline, in the same run: DuckDB loading the file and running the
+    // four queries (only where the duckdb Python package is installed).
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/duckdb_queries.py");
+    match Command::new("python3").arg(script).arg(&file).output() {
+        Ok(o) if o.status.success() => {
+            let line = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            let duck: f64 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(f64::NAN);
+            println!("{line}  →  tokenhound is {:.1}× faster", duck / secs);
+        }
+        _ => println!("duckdb: not measured (pip install duckdb to compare)"),
+    }
     for d in report["detectors"].as_array().unwrap() {
         println!("  {:<28} {:>6} findings {:>6.2}%", d["rule"].as_str().unwrap(), d["findings"], d["share_pct"].as_f64().unwrap());
     }

@@ -103,7 +103,7 @@ enum Command {
         #[arg(long, default_value_t = 30.0)]
         quiet_secs: f64,
         /// …or this many seconds after its root span arrived.
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, default_value_t = 0.5)]
         grace_secs: f64,
         /// Stop after this many seconds (default: run until Ctrl-C).
         #[arg(long)]
