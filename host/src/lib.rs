@@ -15,3 +15,5 @@ pub mod scan;
 pub mod generate;
 pub mod inspect;
 pub mod watch;
+pub mod harness;
+pub mod scaffold;

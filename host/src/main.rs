@@ -109,6 +109,31 @@ enum Command {
         #[arg(long)]
         run_for_secs: Option<f64>,
     },
+    /// Run detector tests: fixtures next to NAME.expect.toml files.
+    Test {
+        #[arg(default_value = ".")]
+        paths: Vec<PathBuf>,
+        #[arg(long, short = 'f', value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// List the detectors: built in, from packs, from a plugins folder.
+    Detectors {
+        #[arg(long = "pack", short = 'p')]
+        packs: Vec<PathBuf>,
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+        #[arg(long, short = 'f', value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Start a new detector project.
+    New {
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: tokenhound::scaffold::Lang,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Check rule packs without running them.
     Check {
         #[arg(required = true)]
@@ -176,6 +201,30 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
                 live_view: live,
             };
             tokenhound::watch::run(&opts).map(|_| 0).map_err(|e| (2, format!("{e:#}")))
+        }
+        Command::Test { paths, format } => {
+            let s = tokenhound::harness::run(&paths, scan::default_cache_dir());
+            let text = match format {
+                Format::Json => serde_json::to_string_pretty(&s).expect("serialises") + "\n",
+                _ => s.to_text(),
+            };
+            write_out(None, &text).map_err(|e| (2, e))?;
+            Ok(u8::from(s.failed > 0 || s.cases.is_empty()))
+        }
+        Command::Detectors { packs, plugins, format } => {
+            let list = tokenhound::scaffold::list(&packs, plugins.as_deref()).map_err(|e| (4, format!("{e:#}")))?;
+            let text = match format {
+                Format::Json => serde_json::to_string_pretty(&list).expect("serialises") + "\n",
+                _ => tokenhound::scaffold::list_text(&list),
+            };
+            write_out(None, &text).map_err(|e| (2, e))?;
+            Ok(0)
+        }
+        Command::New { name, lang, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            tokenhound::scaffold::new(&name, lang, &dir).map_err(|e| (2, format!("{e:#}")))?;
+            println!("created {} ({lang:?}); see {}/README.md", dir.display(), dir.display());
+            Ok(0)
         }
         Command::Check { packs } => {
             let set = RuleSet::from_files(&packs).map_err(|e| (3, format!("invalid rule pack: {e}")))?;

@@ -320,6 +320,12 @@ impl<'a> Pipeline<'a> {
 /// A whole scan, from files to the outcome.
 pub fn run(opts: &Options) -> Result<Outcome, ScanError> {
     let set = RuleSet::from_files(&opts.packs)?;
+    run_set(&set, opts)
+}
+
+/// A scan with a rule set built by the caller (the test harness).
+pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
+    let set = set.clone();
     let engine = Engine::new(opts.cache_dir.clone(), set.wants_fuel(), set.max_stack).map_err(|e| ScanError::Load(format!("{e:#}")))?;
     let mut runs = prepare(&set, &engine)?;
     let files = ingest::expand(&opts.inputs)?;

@@ -234,7 +234,7 @@ impl Follower {
 }
 
 /// The rule set from the packs plus every `.wasm` in the plugins folder.
-fn build_set(packs: &[PathBuf], plugins: Option<&Path>) -> Result<RuleSet, String> {
+pub fn build_set(packs: &[PathBuf], plugins: Option<&Path>) -> Result<RuleSet, String> {
     let mut set = RuleSet::from_files(packs).map_err(|e| e.to_string())?;
     if let Some(dir) = plugins {
         let mut wasm: Vec<PathBuf> = std::fs::read_dir(dir)

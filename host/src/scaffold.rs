@@ -1,0 +1,290 @@
+//! Authoring detectors: `tokenhound new` writes a ready detector project (the
+//! SDK and the WIT vendored in, so it builds outside this repository), and
+//! `tokenhound detectors` lists what is loaded.
+
+use crate::engine::{Engine, ParamType, WIT_VERSION};
+use crate::rules::Source;
+use anyhow::Context as _;
+use serde::Serialize;
+use serde_json::json;
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+}
+
+#[derive(Serialize)]
+pub struct DetectorInfo {
+    pub rule: String,
+    pub name: String,
+    pub version: String,
+    pub wit: &'static str,
+    pub source: String,
+    pub sha256: String,
+    pub description: String,
+    pub params: Vec<ParamInfo>,
+    pub needs: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct ParamInfo {
+    pub name: String,
+    pub kind: String,
+    pub default: serde_json::Value,
+    pub description: String,
+}
+
+/// The detectors of the packs (the built-in pack when none) and the plugins folder.
+pub fn list(packs: &[std::path::PathBuf], plugins: Option<&Path>) -> anyhow::Result<Vec<DetectorInfo>> {
+    let set = crate::watch::build_set(packs, plugins).map_err(|e| anyhow::anyhow!(e))?;
+    let engine = Engine::new(crate::scan::default_cache_dir(), false, None)?;
+    let mut out = Vec::new();
+    for rule in &set.rules {
+        let bytes: Vec<u8> = match &rule.source {
+            Source::Builtin(n) => crate::builtin::wasm(n).context("unknown built-in")?.to_vec(),
+            Source::File(p) => std::fs::read(p).with_context(|| p.display().to_string())?,
+        };
+        let p = engine.load(&bytes, &rule.source.to_string())?;
+        out.push(DetectorInfo {
+            rule: rule.id.clone(),
+            name: p.meta.name.clone(),
+            version: p.meta.version.clone(),
+            wit: WIT_VERSION,
+            source: p.source.clone(),
+            sha256: p.hash.clone(),
+            description: p.meta.description.clone(),
+            params: p
+                .meta
+                .params
+                .iter()
+                .map(|x| ParamInfo {
+                    name: x.name.clone(),
+                    kind: match x.kind {
+                        ParamType::Integer => "integer",
+                        ParamType::Number => "number",
+                        ParamType::Boolean => "boolean",
+                        ParamType::Text => "text",
+                        ParamType::TextList => "text list",
+                    }
+                    .into(),
+                    default: serde_json::from_str(&x.default_json).unwrap_or(serde_json::Value::Null),
+                    description: x.description.clone(),
+                })
+                .collect(),
+            needs: p.meta.needs.iter().map(|f| format!("{f:?}").to_lowercase().trim_start_matches("field::").to_string()).collect(),
+        });
+    }
+    Ok(out)
+}
+
+pub fn list_text(list: &[DetectorInfo]) -> String {
+    let mut o = String::new();
+    for d in list {
+        o += &format!("{} ({} {}, {}, {})\n", d.rule, d.name, d.version, d.wit, d.source);
+        o += &format!("  {}\n  sha256 {}\n", d.description, d.sha256);
+        for p in &d.params {
+            o += &format!("  {} ({}) = {}: {}\n", p.name, p.kind, p.default, p.description);
+        }
+        o += &format!("  reads: {}\n", d.needs.join(", "));
+    }
+    o
+}
+
+const SDK_LIB: &str = include_str!("../../plugins/sdk/src/lib.rs");
+const SDK_PARAMS: &str = include_str!("../../plugins/sdk/src/params.rs");
+const SDK_CHUNK: &str = include_str!("../../plugins/sdk/src/chunk.rs");
+const WIT: &str = include_str!("../../wit/detector.wit");
+
+const EXAMPLE: &str = r#"//! NAME: tool results so big that every later call pays for them again.
+//! A starting point: change the query, keep the shape.
+
+use tokenhound_sdk::*;
+
+struct LargeToolResults {
+    max_tokens: u64,
+    bytes_per_token: f64,
+}
+
+impl Detector for LargeToolResults {
+    fn metadata() -> Metadata {
+        Metadata::new("NAME", env!("CARGO_PKG_VERSION"), "Tool results larger than a limit")
+            .param(Param::integer("max_result_tokens", 2000, "largest acceptable tool result"))
+            .param(Param::bytes_per_token())
+            .needs(&[Field::Tool, Field::ToolResult])
+    }
+
+    fn new(p: &Params) -> Result<Self, String> {
+        Ok(LargeToolResults { max_tokens: p.u64("max_result_tokens"), bytes_per_token: p.bytes_per_token()? })
+    }
+
+    fn observe(&mut self, b: &Batch) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for row in (0..b.len() as u32).filter(|&r| b.is_tool(r)) {
+            let Some(size) = b.text_size(row, TextField::ToolResult) else { continue };
+            let tokens = content_tokens(size, self.bytes_per_token);
+            if tokens <= self.max_tokens {
+                continue;
+            }
+            let tool = b.tool_name(row).unwrap_or("tool");
+            out.push(
+                Finding::new(
+                    format!("{tool} returned {tokens} tokens"),
+                    format!("{tool} returned {tokens} tokens; everything above {} is paid again by every later call of the turn.", self.max_tokens),
+                    "Return a summary or a page of the result, and let the agent ask for more.",
+                )
+                .session(b.session(row))
+                .trace(b.trace(row))
+                .span(b.span_ref(row))
+                .charge(b.span_ref(row), tokens - self.max_tokens)
+                .evidence("tool", tool)
+                .evidence("result_tokens", tokens),
+            );
+        }
+        out
+    }
+}
+
+detector!(LargeToolResults);
+"#;
+
+/// Write a new detector project into `dir`.
+pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
+    let Lang::Rust = lang;
+    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') || name.is_empty() {
+        anyhow::bail!("a detector name is lowercase letters, digits and dashes, like `context-bloat`");
+    }
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        anyhow::bail!("{} exists and is not empty; choose another --dir", dir.display());
+    }
+    let crate_name = name.replace('-', "_");
+    let w = |rel: &str, text: &str| -> anyhow::Result<()> {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap())?;
+        std::fs::write(&p, text).with_context(|| p.display().to_string())
+    };
+    w(
+        "Cargo.toml",
+        &format!(
+            r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2021"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+tokenhound-sdk = {{ path = "vendor/tokenhound-sdk" }}
+
+[profile.release]
+opt-level = "s"
+lto = true
+strip = true
+panic = "abort"
+
+# A project of its own, even inside another workspace.
+[workspace]
+"#
+        ),
+    )?;
+    w(
+        "vendor/tokenhound-sdk/Cargo.toml",
+        r#"[package]
+name = "tokenhound-sdk"
+version = "0.1.0"
+edition = "2021"
+description = "Write tokenhound detectors as short queries over span batches (vendored by `tokenhound new`)"
+
+[dependencies]
+wit-bindgen = { version = "0.46", default-features = false, features = ["macros", "realloc", "std"] }
+serde_json = "1"
+"#,
+    )?;
+    w("vendor/tokenhound-sdk/src/lib.rs", SDK_LIB)?;
+    w("vendor/tokenhound-sdk/src/params.rs", SDK_PARAMS)?;
+    w("vendor/tokenhound-sdk/src/chunk.rs", SDK_CHUNK)?;
+    // The SDK reads the WIT from ../../wit, relative to its own folder.
+    w("wit/detector.wit", WIT)?;
+    w("src/lib.rs", &EXAMPLE.replace("NAME", name))?;
+    let wasm = format!("target/wasm32-wasip2/release/{crate_name}.wasm");
+    w(
+        "tests/large-result.expect.toml",
+        &format!(
+            r#"# The fixture next to this file, and what {name} must find in it.
+detector = "../{wasm}"
+
+[params]
+max_result_tokens = 2000
+
+[[finding]]
+spans = ["0000000000000002"]
+wasted_tokens = 500
+
+[[clean]]
+spans = ["0000000000000003"]
+"#
+        ),
+    )?;
+    let span = |id: u64, parent: Option<u64>, name: &str, result: Option<usize>| {
+        let mut attrs = vec![json!({"key": "gen_ai.operation.name", "value": {"stringValue": if parent.is_none() { "invoke_agent" } else { "execute_tool" }}})];
+        if let Some(n) = result {
+            attrs.push(json!({"key": "gen_ai.tool.name", "value": {"stringValue": "search"}}));
+            attrs.push(json!({"key": "gen_ai.tool.call.result", "value": {"stringValue": "x".repeat(n)}}));
+        }
+        let mut s = json!({"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": format!("{id:016x}"), "name": name,
+            "startTimeUnixNano": (1_700_000_000_000_000_000u64 + id * 1_000_000).to_string(),
+            "endTimeUnixNano": (1_700_000_000_000_000_000u64 + id * 1_000_000 + 500_000).to_string(),
+            "attributes": attrs});
+        if let Some(p) = parent {
+            s["parentSpanId"] = json!(format!("{p:016x}"));
+        }
+        s
+    };
+    let spans = vec![
+        span(1, None, "invoke_agent researcher", None),
+        span(2, Some(1), "execute_tool search", Some(10_000)), // 2,500 tokens: 500 over
+        span(3, Some(1), "execute_tool search", Some(4_000)),  // 1,000 tokens: fine
+    ];
+    w("tests/large-result.jsonl", &(json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).to_string() + "\n"))?;
+    w(
+        "pack.toml",
+        &format!(
+            r#"[pack]
+name = "{name}"
+version = "0.1.0"
+
+[[rule]]
+id = "{name}"
+detector = "{wasm}"
+severity = "medium"
+[rule.params]
+max_result_tokens = 2000
+"#
+        ),
+    )?;
+    w(
+        "README.md",
+        &format!(
+            r#"# {name}
+
+A tokenhound detector, as a WebAssembly component.
+
+```sh
+rustup target add wasm32-wasip2                 # once
+cargo build --release --target wasm32-wasip2    # → {wasm}
+tokenhound test tests                           # the fixtures state what it must find
+tokenhound scan EXPORTS --pack pack.toml        # run it (add the default pack to keep the built-ins)
+```
+
+- `src/lib.rs`: the detector. `metadata()` names it and its parameters; `observe()`
+  gets batches of whole traces (sessions in order) and returns findings.
+- `tests/*.jsonl` + `*.expect.toml`: fixtures and the findings they must give.
+- `vendor/tokenhound-sdk` and `wit/detector.wit`: the SDK and the contract
+  ({WIT_VERSION}), vendored so the project builds anywhere.
+"#
+        ),
+    )?;
+    w(".gitignore", "target/\n")?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Authoring: the built-in fixture suites pass under `tokenhound test`, a broken
+//! expectation fails, and a scaffolded detector (SDK and WIT vendored, built
+//! outside this repository) builds, passes its own test and runs in `scan`.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+#[test]
+fn builtin_fixture_suites_pass_and_a_wrong_expectation_fails() {
+    let out = tokenhound(&["test", root().join("tests/fixtures").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("4 passed, 0 failed"), "{text}");
+
+    // The same retry-storm fixture with a wrong waste figure and a span it must not flag.
+    let dir = tempfile::tempdir().unwrap();
+    let src = root().join("tests/fixtures/builtin");
+    std::fs::copy(src.join("retry-storm.jsonl"), dir.path().join("r.jsonl")).unwrap();
+    let exp = std::fs::read_to_string(src.join("retry-storm.expect.toml")).unwrap().replace("wasted_tokens = 3030", "wasted_tokens = 3031");
+    std::fs::write(dir.path().join("r.expect.toml"), exp).unwrap();
+    let out = tokenhound(&["test", "--format", "json", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["failed"], 1);
+    assert_eq!(r["cases"][0]["false_negatives"].as_array().unwrap().len(), 1);
+    assert_eq!(r["cases"][0]["false_positives"].as_array().unwrap().len(), 1, "the storm found, with another waste");
+}
+
+#[test]
+fn scaffolded_rust_detector_builds_tests_and_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let proj = dir.path().join("big-results");
+    let out = tokenhound(&["new", "big-results", "--dir", proj.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Built as a user would, outside this repository; the target folder is shared
+    // between test runs only to save compile time.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&proj)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .unwrap();
+    assert!(st.success(), "the scaffold builds");
+    let wasm = proj.join("target/wasm32-wasip2/release/big_results.wasm");
+    std::fs::create_dir_all(wasm.parent().unwrap()).unwrap();
+    std::fs::copy(target.join("wasm32-wasip2/release/big_results.wasm"), &wasm).unwrap();
+
+    let out = tokenhound(&["test", proj.join("tests").to_str().unwrap()]);
+    assert!(out.status.success(), "its own test passes: {}", String::from_utf8_lossy(&out.stdout));
+
+    let default = root().join("rules/default.toml");
+    let fixture = proj.join("tests/large-result.jsonl");
+    let (code, r) = scan_json(&["--pack", default.to_str().unwrap(), "--pack", proj.join("pack.toml").to_str().unwrap(), fixture.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let f = findings(&r, "big-results");
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["wasted_tokens"], 500);
+    assert!(r["detectors"].as_array().unwrap().len() == 5, "the four built-ins run beside it");
+
+    let out = tokenhound(&["detectors", "--format", "json", "--plugins", wasm.parent().unwrap().to_str().unwrap()]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = list.as_array().unwrap().iter().find(|d| d["name"] == "big-results").expect("listed");
+    assert_eq!(d["wit"], "tokenhound:detector@0.1.0");
+    assert_eq!(d["params"][0]["name"], "max_result_tokens");
+    assert_eq!(d["params"][0]["default"], 2000);
+    assert_eq!(d["sha256"].as_str().unwrap().len(), 64);
+}
