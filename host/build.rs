@@ -39,9 +39,14 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("could not run cargo to build the detector plugins");
+    let status = cmd
+        .status()
+        .expect("could not run cargo to build the detector plugins");
     if !status.success() {
-        panic!("building the detector plugins in {} failed (see the errors above)", plugins.display());
+        panic!(
+            "building the detector plugins in {} failed (see the errors above)",
+            plugins.display()
+        );
     }
     let out = target_dir.join(TARGET).join("release");
     println!("cargo:rustc-env=TOKENHOUND_PLUGIN_DIR={}", out.display());
@@ -73,7 +78,9 @@ fn ensure_target() {
 }
 
 fn rerun_for_tree(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         let name = e.file_name();

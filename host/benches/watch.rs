@@ -11,26 +11,49 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 fn turn(trace: &str) -> String {
-    let span = |id: u32, parent: Option<u32>, name: &str, attrs: serde_json::Value, err: bool, t: u64| {
-        let mut s = json!({"traceId": trace, "spanId": format!("{id:016x}"), "name": name,
+    let span =
+        |id: u32, parent: Option<u32>, name: &str, attrs: serde_json::Value, err: bool, t: u64| {
+            let mut s = json!({"traceId": trace, "spanId": format!("{id:016x}"), "name": name,
             "startTimeUnixNano": t.to_string(), "endTimeUnixNano": (t + 1000).to_string(),
             "attributes": attrs, "status": {"code": if err { 2 } else { 0 }}});
-        if let Some(p) = parent {
-            s["parentSpanId"] = json!(format!("{p:016x}"));
-        }
-        s
-    };
+            if let Some(p) = parent {
+                s["parentSpanId"] = json!(format!("{p:016x}"));
+            }
+            s
+        };
     let kv = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
-    let mut spans = vec![span(1, None, "invoke_agent a", json!([kv("gen_ai.operation.name", "invoke_agent")]), false, 1)];
+    let mut spans = vec![span(
+        1,
+        None,
+        "invoke_agent a",
+        json!([kv("gen_ai.operation.name", "invoke_agent")]),
+        false,
+        1,
+    )];
     for i in 0..3u32 {
-        spans.push(span(10 + i, Some(1), "execute_tool t", json!([kv("gen_ai.operation.name", "execute_tool"), kv("gen_ai.tool.name", "t"), kv("error.type", "x")]), true, 10 + i as u64 * 10));
+        spans.push(span(
+            10 + i,
+            Some(1),
+            "execute_tool t",
+            json!([
+                kv("gen_ai.operation.name", "execute_tool"),
+                kv("gen_ai.tool.name", "t"),
+                kv("error.type", "x")
+            ]),
+            true,
+            10 + i as u64 * 10,
+        ));
         spans.push(span(20 + i, Some(1), "chat m", json!([kv("gen_ai.operation.name", "chat"), kv("gen_ai.output.messages", "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"Sure! ok\"}]}]")]), false, 15 + i as u64 * 10));
     }
     json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).to_string() + "\n"
 }
 
 fn count(out: &Path, rule: &str) -> usize {
-    std::fs::read_to_string(out).unwrap_or_default().lines().filter(|l| l.contains(&format!("\"rule\":\"{rule}\""))).count()
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&format!("\"rule\":\"{rule}\"")))
+        .count()
 }
 
 fn run(grace: &str) {
@@ -44,7 +67,16 @@ fn run(grace: &str) {
     std::fs::copy(pdir.join("retry_storm.wasm"), plugins.join("custom.wasm")).unwrap();
     let out = dir.path().join("out.jsonl");
     let mut child = Command::new(bin)
-        .args(["watch", spans.to_str().unwrap(), "--output", out.to_str().unwrap(), "--grace-secs", grace, "--plugins", plugins.to_str().unwrap()])
+        .args([
+            "watch",
+            spans.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--grace-secs",
+            grace,
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ])
         .env("TOKENHOUND_CACHE_DIR", dir.path().join("cache"))
         .stderr(Stdio::piped())
         .spawn()
@@ -52,12 +84,19 @@ fn run(grace: &str) {
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send((Instant::now(), line));
         }
     });
     let file = spans.join("live.jsonl");
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&file).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .unwrap();
     let mut lat = Vec::new();
     for i in 0..11 {
         let before = count(&out, "custom");
@@ -72,12 +111,23 @@ fn run(grace: &str) {
         }
     }
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("grace {grace} s: line → finding: median {:.0} ms, max {:.0} ms (10 turns)", lat[lat.len() / 2], lat[lat.len() - 1]);
+    println!(
+        "grace {grace} s: line → finding: median {:.0} ms, max {:.0} ms (10 turns)",
+        lat[lat.len() / 2],
+        lat[lat.len() - 1]
+    );
 
     // Swap the detector file; time until the watcher says it reloaded.
     while rx.try_recv().is_ok() {}
     let mut reloads = Vec::new();
-    for (k, name) in ["filler_preamble.wasm", "retry_storm.wasm", "filler_preamble.wasm"].iter().enumerate() {
+    for (k, name) in [
+        "filler_preamble.wasm",
+        "retry_storm.wasm",
+        "filler_preamble.wasm",
+    ]
+    .iter()
+    .enumerate()
+    {
         let tmp = plugins.join(format!("next{k}.tmp"));
         std::fs::copy(pdir.join(name), &tmp).unwrap();
         let t = Instant::now();
@@ -90,8 +140,12 @@ fn run(grace: &str) {
             }
         }
     }
-    println!("grace {grace} s: detector file changed → new set serving: {:?} ms", reloads.iter().map(|x| x.round()).collect::<Vec<_>>());
+    println!(
+        "grace {grace} s: detector file changed → new set serving: {:?} ms",
+        reloads.iter().map(|x| x.round()).collect::<Vec<_>>()
+    );
     let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn main() {

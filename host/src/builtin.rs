@@ -7,7 +7,12 @@ macro_rules! plugin {
     };
 }
 
-pub const NAMES: [&str; 4] = ["retry-storm", "context-reread", "subagent-duplicate-context", "filler-preamble"];
+pub const NAMES: [&str; 4] = [
+    "retry-storm",
+    "context-reread",
+    "subagent-duplicate-context",
+    "filler-preamble",
+];
 
 /// The component of a built-in detector.
 pub fn wasm(name: &str) -> Option<&'static [u8]> {

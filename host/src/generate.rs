@@ -162,7 +162,9 @@ const ANSWERS: &[&str] = &[
 
 impl Gen {
     fn hex(&mut self, n: usize) -> String {
-        (0..n).map(|_| char::from_digit(self.rng.u32(0..16), 16).unwrap()).collect()
+        (0..n)
+            .map(|_| char::from_digit(self.rng.u32(0..16), 16).unwrap())
+            .collect()
     }
 
     fn push(&mut self, mut sp: Span) -> String {
@@ -172,7 +174,15 @@ impl Gen {
         id
     }
 
-    fn span(&mut self, t: &Turn, parent: Option<&str>, name: &str, kind: u8, start: u64, dur_ms: u64) -> Span {
+    fn span(
+        &mut self,
+        t: &Turn,
+        parent: Option<&str>,
+        name: &str,
+        kind: u8,
+        start: u64,
+        dur_ms: u64,
+    ) -> Span {
         Span {
             trace: t.trace.clone(),
             id: self.hex(16),
@@ -215,11 +225,15 @@ impl Gen {
         sp.attrs.push(i("gen_ai.usage.input_tokens", input));
         sp.attrs.push(i("gen_ai.usage.output_tokens", output));
         if cache_read > 0 {
-            sp.attrs.push(i("gen_ai.usage.cache_read.input_tokens", cache_read));
+            sp.attrs
+                .push(i("gen_ai.usage.cache_read.input_tokens", cache_read));
         }
         sp.attrs.push(json!({"key": "gen_ai.response.finish_reasons", "value": {"arrayValue": {"values": [{"stringValue": "stop"}]}}}));
         if let Some((system, user)) = input_parts {
-            sp.attrs.push(s("gen_ai.system_instructions", json!([{"type": "text", "content": system}]).to_string()));
+            sp.attrs.push(s(
+                "gen_ai.system_instructions",
+                json!([{"type": "text", "content": system}]).to_string(),
+            ));
             sp.attrs.push(s(
                 "gen_ai.input.messages",
                 json!([{"role": "user", "parts": [{"type": "text", "content": user}]}]).to_string(),
@@ -239,13 +253,29 @@ impl Gen {
     }
 
     /// A tool call; `result` None means the call failed.
-    fn tool(&mut self, t: &mut Turn, parent: &str, tool: &str, args: &Value, result: Option<&str>) -> String {
+    fn tool(
+        &mut self,
+        t: &mut Turn,
+        parent: &str,
+        tool: &str,
+        args: &Value,
+        result: Option<&str>,
+    ) -> String {
         let dur = 30 + self.rng.u64(0..200);
-        let mut sp = self.span(t, Some(parent), &format!("execute_tool {tool}"), 1, t.now, dur);
+        let mut sp = self.span(
+            t,
+            Some(parent),
+            &format!("execute_tool {tool}"),
+            1,
+            t.now,
+            dur,
+        );
         sp.attrs.push(s("gen_ai.operation.name", "execute_tool"));
         sp.attrs.push(s("gen_ai.tool.name", tool));
-        sp.attrs.push(s("gen_ai.tool.call.id", format!("call_{}", self.hex(12))));
-        sp.attrs.push(s("gen_ai.tool.call.arguments", args.to_string()));
+        sp.attrs
+            .push(s("gen_ai.tool.call.id", format!("call_{}", self.hex(12))));
+        sp.attrs
+            .push(s("gen_ai.tool.call.arguments", args.to_string()));
         match result {
             Some(r) => sp.attrs.push(s("gen_ai.tool.call.result", r)),
             None => {
@@ -280,22 +310,44 @@ impl Gen {
             let text = format!("{pre}\n\n{answer}");
             let waste = ctoks(pre.len());
             let (id, _) = self.llm(t, parent, MODEL, input, 0, &text, 0, None);
-            self.instance("filler-preamble", session, Some(t.trace.clone()), vec![id], waste);
+            self.instance(
+                "filler-preamble",
+                session,
+                Some(t.trace.clone()),
+                vec![id],
+                waste,
+            );
         } else if roll < 0.43 {
-            let text = format!("{answer} Great question about the cache, by the way: it is per tenant.");
+            let text =
+                format!("{answer} Great question about the cache, by the way: it is per tenant.");
             let (id, _) = self.llm(t, parent, MODEL, input, 0, &text, 0, None);
-            self.negative("filler-preamble", "filler phrase in the middle of the answer", vec![id]);
+            self.negative(
+                "filler-preamble",
+                "filler phrase in the middle of the answer",
+                vec![id],
+            );
         } else if roll < 0.44 {
             let text = format!("Certainly, here is the short version. {answer}");
             let (id, _) = self.llm(t, parent, MODEL, input, 0, &text, 0, None);
-            self.negative("filler-preamble", "\"Certainly,\" is not the opener \"certainly!\"", vec![id]);
+            self.negative(
+                "filler-preamble",
+                "\"Certainly,\" is not the opener \"certainly!\"",
+                vec![id],
+            );
         } else {
             let extra = self.rng.u64(0..40);
             self.llm(t, parent, MODEL, input, 0, answer, extra, None);
         }
     }
 
-    fn instance(&mut self, detector: &str, session: &str, trace: Option<String>, spans: Vec<String>, waste: u64) {
+    fn instance(
+        &mut self,
+        detector: &str,
+        session: &str,
+        trace: Option<String>,
+        spans: Vec<String>,
+        waste: u64,
+    ) {
         *self.truth.wasted.entry(detector.into()).or_default() += waste;
         self.truth.instances.push(Instance {
             detector: detector.into(),
@@ -307,18 +359,34 @@ impl Gen {
     }
 
     fn negative(&mut self, detector: &str, what: &str, spans: Vec<String>) {
-        self.truth.negatives.push(Negative { detector: detector.into(), what: what.into(), spans });
+        self.truth.negatives.push(Negative {
+            detector: detector.into(),
+            what: what.into(),
+            spans,
+        });
     }
 
     /// Start a turn: an HTTP root, the agent span under it, and noise spans.
     fn begin(&mut self, session: Option<&str>, agent: &str, start: u64) -> Turn {
-        let mut t = Turn { trace: self.hex(32), session: session.map(String::from), agent: String::new(), now: start };
+        let mut t = Turn {
+            trace: self.hex(32),
+            session: session.map(String::from),
+            agent: String::new(),
+            now: start,
+        };
         let mut root = self.span(&t, None, "POST /agent/run", 2, start, 0);
         root.attrs.push(s("http.request.method", "POST"));
         root.attrs.push(s("url.path", "/agent/run"));
         let root_id = root.id.clone();
         self.spans.push(root);
-        let mut a = self.span(&t, Some(&root_id), &format!("invoke_agent {agent}"), 1, start + NS, 0);
+        let mut a = self.span(
+            &t,
+            Some(&root_id),
+            &format!("invoke_agent {agent}"),
+            1,
+            start + NS,
+            0,
+        );
         a.attrs.push(s("gen_ai.operation.name", "invoke_agent"));
         a.attrs.push(s("gen_ai.agent.name", agent));
         Self::session_attr(&t, &mut a.attrs);
@@ -327,15 +395,28 @@ impl Gen {
         t.now = start + 2 * NS;
         self.truth.traces += 1;
         for n in 0..self.noise {
-            let mut sp = self.span(&t, Some(&root_id), "SELECT app.reviews", 3, start + (n as u64 + 1) * 200_000, 2);
+            let mut sp = self.span(
+                &t,
+                Some(&root_id),
+                "SELECT app.reviews",
+                3,
+                start + (n as u64 + 1) * 200_000,
+                2,
+            );
             if n % 3 == 0 {
                 sp.name = "GET /repos/{owner}/{repo}/pulls".into();
                 sp.attrs.push(s("http.request.method", "GET"));
-                sp.attrs.push(s("url.full", format!("https://api.github.example/repos/acme/app/pulls/{}", n)));
+                sp.attrs.push(s(
+                    "url.full",
+                    format!("https://api.github.example/repos/acme/app/pulls/{}", n),
+                ));
                 sp.attrs.push(i("http.response.status_code", 200));
             } else {
                 sp.attrs.push(s("db.system.name", "postgresql"));
-                sp.attrs.push(s("db.query.text", "SELECT id, state, updated_at FROM reviews WHERE pr_id = $1"));
+                sp.attrs.push(s(
+                    "db.query.text",
+                    "SELECT id, state, updated_at FROM reviews WHERE pr_id = $1",
+                ));
                 sp.attrs.push(s("db.namespace", "app"));
             }
             self.spans.push(sp);
@@ -360,13 +441,25 @@ impl Gen {
         let mut rereads = Vec::new();
         let diff = diff_text(n, 15_000 + self.rng.usize(0..1_500));
         let variant = n % 12; // 0..9 uncached duplicates, 10 cached, 11 unrelated
-        let storm_turns: Vec<usize> = if n % 5 == 0 { vec![3] } else if n % 5 == 2 { vec![9] } else { vec![] };
+        let storm_turns: Vec<usize> = if n.is_multiple_of(5) {
+            vec![3]
+        } else if n % 5 == 2 {
+            vec![9]
+        } else {
+            vec![]
+        };
         for turn_no in 0..14 {
             let from = self.spans.len();
             let mut t = self.begin(Some(&session), "pr-reviewer", now);
             let agent = t.agent.clone();
             // CLAUDE.md every turn: the first read is work, the rest are re-reads.
-            let id = self.tool(&mut t, &agent, "read_file", &json!({"path": "CLAUDE.md"}), Some(&claude_md));
+            let id = self.tool(
+                &mut t,
+                &agent,
+                "read_file",
+                &json!({"path": "CLAUDE.md"}),
+                Some(&claude_md),
+            );
             if turn_no > 0 {
                 rereads.push(id);
             }
@@ -378,15 +471,31 @@ impl Gen {
                 let mut ids = Vec::new();
                 for f in ["src/lib.rs", "src/main.rs", "src/config.rs", "tests/api.rs"] {
                     let body = format!("// {f}\n{}", "fn placeholder() {}\n".repeat(20));
-                    ids.push(self.tool(&mut t, &agent, "read_file", &json!({"path": f}), Some(&body)));
+                    ids.push(self.tool(
+                        &mut t,
+                        &agent,
+                        "read_file",
+                        &json!({"path": f}),
+                        Some(&body),
+                    ));
                 }
-                self.negative("retry-storm", "four different files read in a row", ids.clone());
+                self.negative(
+                    "retry-storm",
+                    "four different files read in a row",
+                    ids.clone(),
+                );
                 self.negative("context-reread", "four different files read once each", ids);
             }
             if turn_no == 4 || turn_no == 5 {
                 // Negative: an edited file read twice (its size changed in between).
                 let body = "pub fn handler() {}\n".repeat(if turn_no == 4 { 30 } else { 34 });
-                let id = self.tool(&mut t, &agent, "Read", &json!({"file_path": "src/handler.rs"}), Some(&body));
+                let id = self.tool(
+                    &mut t,
+                    &agent,
+                    "Read",
+                    &json!({"file_path": "src/handler.rs"}),
+                    Some(&body),
+                );
                 self.negative("context-reread", "an edited file read again", vec![id]);
             }
             if turn_no == 7 {
@@ -394,7 +503,13 @@ impl Gen {
                 let a = json!({"pr": n, "check": "ci"});
                 let x = self.tool(&mut t, &agent, "fetch_ci_status", &a, None);
                 self.chat(&mut t, &agent, &session);
-                let y = self.tool(&mut t, &agent, "fetch_ci_status", &a, Some("{\"state\":\"green\"}"));
+                let y = self.tool(
+                    &mut t,
+                    &agent,
+                    "fetch_ci_status",
+                    &a,
+                    Some("{\"state\":\"green\"}"),
+                );
                 self.negative("retry-storm", "a single retry", vec![x, y]);
             }
             if storm_turns.contains(&turn_no) {
@@ -415,19 +530,42 @@ impl Gen {
     /// A retry storm: a failing tool retried, the whole context re-sent each time.
     fn storm(&mut self, t: &mut Turn, session: &str, k: usize) {
         let agent = t.agent.clone();
-        let (tool, n) = [("run_tests", 4), ("gh_api", 5), ("fetch_ci_status", 7), ("deploy_preview", 3), ("lint", 6)][k % 5];
+        let (tool, n) = [
+            ("run_tests", 4),
+            ("gh_api", 5),
+            ("fetch_ci_status", 7),
+            ("deploy_preview", 3),
+            ("lint", 6),
+        ][k % 5];
         let mut ids = Vec::new();
         let mut waste = 0;
-        let client_side = k % 13 == 0;
+        let client_side = k.is_multiple_of(13);
         let polling = k % 4 == 1;
         for c in 0..n {
             let last = c == n - 1;
-            let args = if polling { json!({"job": "build", "pr": k}) } else { json!({"attempt": c, "suite": tool}) };
-            let result = if last || polling { Some("{\"ok\":true}") } else { None };
+            let args = if polling {
+                json!({"job": "build", "pr": k})
+            } else {
+                json!({"attempt": c, "suite": tool})
+            };
+            let result = if last || polling {
+                Some("{\"ok\":true}")
+            } else {
+                None
+            };
             ids.push(self.tool(t, &agent, tool, &args, result));
             if !last && !client_side {
                 let input = 11_600 + self.rng.u64(0..800);
-                let (_, tokens) = self.llm(t, &agent, MODEL, input, 0, "The tool failed; trying again.", 20, None);
+                let (_, tokens) = self.llm(
+                    t,
+                    &agent,
+                    MODEL,
+                    input,
+                    0,
+                    "The tool failed; trying again.",
+                    20,
+                    None,
+                );
                 waste += tokens;
             }
         }
@@ -439,8 +577,18 @@ impl Gen {
         let orchestrator = t.agent.clone();
         let mut later = Vec::new();
         let mut waste = 0;
-        for (k, role) in ["security-reviewer", "style-reviewer", "test-reviewer"].iter().enumerate() {
-            let mut a = self.span(t, Some(&orchestrator), &format!("invoke_agent {role}"), 1, t.now, 0);
+        for (k, role) in ["security-reviewer", "style-reviewer", "test-reviewer"]
+            .iter()
+            .enumerate()
+        {
+            let mut a = self.span(
+                t,
+                Some(&orchestrator),
+                &format!("invoke_agent {role}"),
+                1,
+                t.now,
+                0,
+            );
             a.attrs.push(s("gen_ai.operation.name", "invoke_agent"));
             a.attrs.push(s("gen_ai.agent.name", *role));
             Self::session_attr(t, &mut a.attrs);
@@ -455,8 +603,21 @@ impl Gen {
             let user = format!("Review this pull request.\n{body}");
             let shared = ctoks(body.len());
             let input = ctoks(system.len() + user.len() + 1) + 40;
-            let cached = if variant == 10 && k > 0 { shared + 10 } else { 0 };
-            let (id, _) = self.llm(t, &aid, MODEL, input, cached, "- No blocking issues in my area.", 30, Some((&system, &user)));
+            let cached = if variant == 10 && k > 0 {
+                shared + 10
+            } else {
+                0
+            };
+            let (id, _) = self.llm(
+                t,
+                &aid,
+                MODEL,
+                input,
+                cached,
+                "- No blocking issues in my area.",
+                30,
+                Some((&system, &user)),
+            );
             // A second call of the same sub-agent is not compared.
             self.llm(t, &aid, SMALL_MODEL, 300, 0, "Done.", 5, None);
             if k > 0 {
@@ -467,9 +628,19 @@ impl Gen {
             self.spans[from].end = end;
         }
         match variant {
-            10 => self.negative("subagent-duplicate-context", "shared context served from cache", later),
+            10 => self.negative(
+                "subagent-duplicate-context",
+                "shared context served from cache",
+                later,
+            ),
             11 => self.negative("subagent-duplicate-context", "unrelated sub-agents", later),
-            _ => self.instance("subagent-duplicate-context", session, Some(t.trace.clone()), later, waste),
+            _ => self.instance(
+                "subagent-duplicate-context",
+                session,
+                Some(t.trace.clone()),
+                later,
+                waste,
+            ),
         }
     }
 
@@ -482,8 +653,18 @@ impl Gen {
             let agent = t.agent.clone();
             if turn_no == 0 {
                 let body = "## Unreleased\n- fix: webhook retries\n".repeat(40);
-                let id = self.tool(&mut t, &agent, "read_file", &json!({"path": "CHANGELOG.md"}), Some(&body));
-                self.negative("context-reread", "a file read once in its session", vec![id]);
+                let id = self.tool(
+                    &mut t,
+                    &agent,
+                    "read_file",
+                    &json!({"path": "CHANGELOG.md"}),
+                    Some(&body),
+                );
+                self.negative(
+                    "context-reread",
+                    "a file read once in its session",
+                    vec![id],
+                );
             }
             for _ in 0..(4 + self.rng.usize(0..5)) {
                 self.chat(&mut t, &agent, &session);
@@ -496,13 +677,21 @@ impl Gen {
 
     fn slack(&mut self, n: usize, start: u64) -> u64 {
         // Half of them carry no conversation id: each trace is its own session.
-        let session = (n % 2 == 0).then(|| format!("slack-{}-{n:02}", self.month));
+        let session = n
+            .is_multiple_of(2)
+            .then(|| format!("slack-{}-{n:02}", self.month));
         let from = self.spans.len();
         let mut t = self.begin(session.as_deref(), "slack-summarizer", start);
         let sid = session.clone().unwrap_or_else(|| t.trace.clone());
         let agent = t.agent.clone();
         // The same CLAUDE.md as the reviews, but in another session: not a re-read.
-        let id = self.tool(&mut t, &agent, "read_file", &json!({"path": "CLAUDE.md"}), Some(&claude_md(3000)));
+        let id = self.tool(
+            &mut t,
+            &agent,
+            "read_file",
+            &json!({"path": "CLAUDE.md"}),
+            Some(&claude_md(3000)),
+        );
         self.negative("context-reread", "same path in another session", vec![id]);
         for _ in 0..(5 + self.rng.usize(0..5)) {
             self.chat(&mut t, &agent, &sid);
@@ -520,7 +709,9 @@ fn claude_md(bytes: usize) -> String {
     let mut out = String::from("# CLAUDE.md\n\nProject conventions for the review agent.\n");
     let mut i = 0;
     while out.len() < bytes {
-        out.push_str(&format!("- Rule {i}: prefer small, reviewed changes; run `cargo test` before proposing.\n"));
+        out.push_str(&format!(
+            "- Rule {i}: prefer small, reviewed changes; run `cargo test` before proposing.\n"
+        ));
         i += 1;
     }
     out.truncate(bytes);
@@ -531,7 +722,10 @@ fn diff_text(seed: usize, bytes: usize) -> String {
     let mut out = format!("diff --git a/src/pr_{seed}.rs b/src/pr_{seed}.rs\n");
     let mut i = 0;
     while out.len() < bytes {
-        out.push_str(&format!("+    let value_{seed}_{i} = compute({i}, {});\n", (seed * 31 + i * 17) % 1009));
+        out.push_str(&format!(
+            "+    let value_{seed}_{i} = compute({i}, {});\n",
+            (seed * 31 + i * 17) % 1009
+        ));
         i += 1;
     }
     out.truncate(bytes);
@@ -570,12 +764,19 @@ pub fn generate(args: &Args, out: &mut dyn Write) -> anyhow::Result<Truth> {
 
 /// Spans are exported as they end, in batches of mixed traces, like a batch
 /// span processor: children before parents, a trace split across lines.
-fn write_lines(spans: &mut [Span], rng: &mut fastrand::Rng, out: &mut dyn Write) -> anyhow::Result<()> {
+fn write_lines(
+    spans: &mut [Span],
+    rng: &mut fastrand::Rng,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     spans.sort_by_key(|s| s.end);
     let mut i = 0;
     while i < spans.len() {
         let n = 20 + rng.usize(0..60);
-        let chunk: Vec<Value> = spans[i..(i + n).min(spans.len())].iter().map(Span::to_json).collect();
+        let chunk: Vec<Value> = spans[i..(i + n).min(spans.len())]
+            .iter()
+            .map(Span::to_json)
+            .collect();
         let line = json!({"resourceSpans": [{
             "resource": {"attributes": [
                 {"key": "service.name", "value": {"stringValue": "review-agent"}},
@@ -605,10 +806,14 @@ fn merge(into: &mut Truth, t: Truth) {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Truth> {
-    let file = std::fs::File::create(&args.out).map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+    let file = std::fs::File::create(&args.out)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     let gz = args.out.extension().is_some_and(|e| e == "gz");
     let truth = if gz {
-        let mut w = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::default());
+        let mut w = flate2::write::GzEncoder::new(
+            std::io::BufWriter::new(file),
+            flate2::Compression::default(),
+        );
         let t = generate(args, &mut w)?;
         w.finish()?.flush()?;
         t
@@ -621,7 +826,9 @@ pub fn run(args: &Args) -> anyhow::Result<Truth> {
     if let Some(p) = &args.truth {
         std::fs::write(p, serde_json::to_string_pretty(&truth)?)?;
     }
-    let pct = |d: &str| truth.wasted.get(d).copied().unwrap_or(0) as f64 * 100.0 / truth.total_tokens.max(1) as f64;
+    let pct = |d: &str| {
+        truth.wasted.get(d).copied().unwrap_or(0) as f64 * 100.0 / truth.total_tokens.max(1) as f64
+    };
     eprintln!(
         "wrote {}: {} spans, {} traces, {} LLM calls, {} tokens; injected retry-storm {:.1}%, context-reread {:.1}%, subagent-duplicate-context {:.1}%, filler-preamble {:.1}%",
         args.out.display(),

@@ -78,13 +78,22 @@ fn cases(paths: &[PathBuf]) -> Vec<(PathBuf, Option<PathBuf>)> {
     let mut expects = Vec::new();
     for p in paths {
         let files = crate::ingest::expand(std::slice::from_ref(p)).unwrap_or_default();
-        expects.extend(files.into_iter().filter(|f| f.to_string_lossy().ends_with(".expect.toml")));
+        expects.extend(
+            files
+                .into_iter()
+                .filter(|f| f.to_string_lossy().ends_with(".expect.toml")),
+        );
     }
     expects.sort();
     expects
         .into_iter()
         .map(|e| {
-            let name = e.file_name().unwrap().to_string_lossy().trim_end_matches(".expect.toml").to_string();
+            let name = e
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches(".expect.toml")
+                .to_string();
             let dir = e.parent().unwrap_or(Path::new("."));
             let fixture = std::fs::read_dir(dir).ok().and_then(|rd| {
                 let mut c: Vec<PathBuf> = rd
@@ -104,13 +113,25 @@ fn cases(paths: &[PathBuf]) -> Vec<(PathBuf, Option<PathBuf>)> {
 }
 
 fn run_case(expect_path: &Path, fixture: Option<&Path>, cache_dir: Option<PathBuf>) -> CaseResult {
-    let mut r = CaseResult { fixture: fixture.map_or_else(|| expect_path.display().to_string(), |f| f.display().to_string()), ..Default::default() };
+    let mut r = CaseResult {
+        fixture: fixture.map_or_else(
+            || expect_path.display().to_string(),
+            |f| f.display().to_string(),
+        ),
+        ..Default::default()
+    };
     let fail = |mut r: CaseResult, e: String| {
         r.error = Some(e);
         r
     };
     let Some(fixture) = fixture else {
-        return fail(r, format!("{}: no fixture next to it (NAME.jsonl, NAME.json, …)", expect_path.display()));
+        return fail(
+            r,
+            format!(
+                "{}: no fixture next to it (NAME.jsonl, NAME.json, …)",
+                expect_path.display()
+            ),
+        );
     };
     let text = match std::fs::read_to_string(expect_path) {
         Ok(t) => t,
@@ -119,8 +140,13 @@ fn run_case(expect_path: &Path, fixture: Option<&Path>, cache_dir: Option<PathBu
     let exp: Expect = match toml::from_str(&text) {
         Ok(x) => x,
         Err(e) => {
-            let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
-            return fail(r, format!("{}:{line}: {}", expect_path.display(), e.message()));
+            let line = e
+                .span()
+                .map_or(0, |s| text[..s.start].matches('\n').count() + 1);
+            return fail(
+                r,
+                format!("{}:{line}: {}", expect_path.display(), e.message()),
+            );
         }
     };
     let dir = expect_path.parent().unwrap_or(Path::new("."));
@@ -136,7 +162,11 @@ fn run_case(expect_path: &Path, fixture: Option<&Path>, cache_dir: Option<PathBu
             };
             let id = exp.rule.clone().unwrap_or_else(|| match &source {
                 Source::Builtin(n) => n.clone(),
-                Source::File(p) => p.file_stem().unwrap_or_default().to_string_lossy().to_string(),
+                Source::File(p) => p
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string(),
             });
             let rule = Rule {
                 id: id.clone(),
@@ -145,59 +175,110 @@ fn run_case(expect_path: &Path, fixture: Option<&Path>, cache_dir: Option<PathBu
                 enabled: true,
                 params: exp.params.clone(),
                 limits: Default::default(),
-                at: At { file: expect_path.display().to_string(), line: 1 },
+                at: At {
+                    file: expect_path.display().to_string(),
+                    line: 1,
+                },
                 params_at: Default::default(),
             };
-            (RuleSet { rules: vec![rule], packs: vec![("test".into(), "0".into())], ..Default::default() }, Some(id))
+            (
+                RuleSet {
+                    rules: vec![rule],
+                    packs: vec![("test".into(), "0".into())],
+                    ..Default::default()
+                },
+                Some(id),
+            )
         }
-        (None, None) => return fail(r, format!("{}: say `detector = …` or `pack = …`", expect_path.display())),
+        (None, None) => {
+            return fail(
+                r,
+                format!(
+                    "{}: say `detector = …` or `pack = …`",
+                    expect_path.display()
+                ),
+            )
+        }
     };
-    let opts = Options { inputs: vec![fixture.to_path_buf()], cache_dir, ..Options::default() };
+    let opts = Options {
+        inputs: vec![fixture.to_path_buf()],
+        cache_dir,
+        ..Options::default()
+    };
     let mut outcome = match scan::run_set(&set, &opts) {
         Ok(o) => o,
         Err(e) => return fail(r, e.to_string()),
     };
     let report = outcome.report();
-    let rule_of = |w: &Want| w.rule.clone().or_else(|| exp.rule.clone()).or_else(|| default_rule.clone());
+    let rule_of = |w: &Want| {
+        w.rule
+            .clone()
+            .or_else(|| exp.rule.clone())
+            .or_else(|| default_rule.clone())
+    };
     let mut used = vec![false; report.findings.len()];
     let matches = |w: &Want, f: &crate::report::FindingOut| {
         rule_of(w).is_none_or(|r| r == f.rule)
-            && w.spans.iter().all(|s| f.spans.iter().any(|x| &x.span_id == s))
+            && w.spans
+                .iter()
+                .all(|s| f.spans.iter().any(|x| &x.span_id == s))
             && w.wasted_tokens.is_none_or(|t| t == f.wasted_tokens)
     };
     for w in &exp.finding {
-        match report.findings.iter().enumerate().find(|(i, f)| !used[*i] && matches(w, f)) {
+        match report
+            .findings
+            .iter()
+            .enumerate()
+            .find(|(i, f)| !used[*i] && matches(w, f))
+        {
             Some((i, _)) => {
                 used[i] = true;
                 r.true_positives += 1;
             }
-            None => r.false_negatives.push(format!("{:?} (wasted {:?})", w.spans, w.wasted_tokens)),
+            None => r
+                .false_negatives
+                .push(format!("{:?} (wasted {:?})", w.spans, w.wasted_tokens)),
         }
     }
     for w in &exp.gap {
-        match report.findings.iter().enumerate().find(|(i, f)| !used[*i] && matches(w, f)) {
+        match report
+            .findings
+            .iter()
+            .enumerate()
+            .find(|(i, f)| !used[*i] && matches(w, f))
+        {
             Some((i, _)) => {
                 used[i] = true;
                 r.gaps_found += 1;
             }
             None => {
                 r.gaps_missing += 1;
-                r.gap_reasons.push(w.reason.clone().unwrap_or_else(|| format!("{:?}", w.spans)));
+                r.gap_reasons
+                    .push(w.reason.clone().unwrap_or_else(|| format!("{:?}", w.spans)));
             }
         }
     }
     for (i, f) in report.findings.iter().enumerate() {
         let named: Vec<&str> = f.spans.iter().map(|s| s.span_id.as_str()).collect();
         for w in &exp.clean {
-            if rule_of(w).is_none_or(|r| r == f.rule) && w.spans.iter().any(|s| named.contains(&s.as_str())) {
-                r.clean_flagged.push(format!("{}: {} names {:?}", f.rule, f.title, w.spans));
+            if rule_of(w).is_none_or(|r| r == f.rule)
+                && w.spans.iter().any(|s| named.contains(&s.as_str()))
+            {
+                r.clean_flagged
+                    .push(format!("{}: {} names {:?}", f.rule, f.title, w.spans));
             }
         }
         if !used[i] {
-            r.false_positives.push(format!("{}: {} (spans {:?}, wasted {})", f.rule, f.title, named, f.wasted_tokens));
+            r.false_positives.push(format!(
+                "{}: {} (spans {:?}, wasted {})",
+                f.rule, f.title, named, f.wasted_tokens
+            ));
         }
     }
-    r.ok = r.error.is_none() && r.false_negatives.is_empty() && r.false_positives.is_empty() && r.clean_flagged.is_empty();
+    r.ok = r.error.is_none()
+        && r.false_negatives.is_empty()
+        && r.false_positives.is_empty()
+        && r.clean_flagged.is_empty();
     r
 }
 

@@ -46,7 +46,11 @@ pub struct Content {
     pub failed_tool_calls: u64,
 }
 
-pub fn run(inputs: &[PathBuf], format: Option<ingest::InputFormat>, maps: ingest::mapping::Mappings) -> Result<Inspection, InputError> {
+pub fn run(
+    inputs: &[PathBuf],
+    format: Option<ingest::InputFormat>,
+    maps: ingest::mapping::Mappings,
+) -> Result<Inspection, InputError> {
     let files = ingest::expand(inputs)?;
     let mut reader = Reader::new(Keep::ALL);
     reader.format = format;
@@ -60,7 +64,10 @@ pub fn run(inputs: &[PathBuf], format: Option<ingest::InputFormat>, maps: ingest
             }
         })?;
     }
-    let mut out = Inspection { schema: "tokenhound.inspect/v1", ..Inspection::default() };
+    let mut out = Inspection {
+        schema: "tokenhound.inspect/v1",
+        ..Inspection::default()
+    };
     for session in asm.take_all() {
         out.sessions += 1;
         for t in session.traces {
@@ -77,16 +84,21 @@ pub fn run(inputs: &[PathBuf], format: Option<ingest::InputFormat>, maps: ingest
                         out.input_tokens += s.usage.input;
                         out.output_tokens += s.usage.output;
                         out.cached_tokens += s.usage.cache_read;
-                        *out.models.entry(s.model.as_deref().unwrap_or("(unknown)").to_string()).or_default() += 1;
+                        *out.models
+                            .entry(s.model.as_deref().unwrap_or("(unknown)").to_string())
+                            .or_default() += 1;
                         out.content.llm_input_text += u64::from(s.input_text.is_some());
                         out.content.llm_output_text += u64::from(s.output_text.is_some());
                     }
                     Kind::Tool => {
                         out.tool_calls += 1;
-                        *out.tools.entry(s.tool_name.as_deref().unwrap_or("(unnamed)").to_string()).or_default() += 1;
+                        *out.tools
+                            .entry(s.tool_name.as_deref().unwrap_or("(unnamed)").to_string())
+                            .or_default() += 1;
                         out.content.tool_arguments += u64::from(s.tool_args.is_some());
                         out.content.tool_results += u64::from(s.tool_result.is_some());
-                        out.content.tool_result_sizes_only += u64::from(s.tool_result.is_none() && s.tool_result_size.is_some());
+                        out.content.tool_result_sizes_only +=
+                            u64::from(s.tool_result.is_none() && s.tool_result_size.is_some());
                         out.content.failed_tool_calls += u64::from(s.failed);
                     }
                     Kind::Agent => out.agent_spans += 1,
@@ -97,46 +109,89 @@ pub fn run(inputs: &[PathBuf], format: Option<ingest::InputFormat>, maps: ingest
     }
     out.total_tokens = out.input_tokens + out.output_tokens;
     let c = &out.content;
-    let can = |ok: bool, why: &str| if ok { "yes".to_string() } else { format!("no: {why}") };
-    out.detectors.insert("retry-storm".into(), can(out.tool_calls > 0, "no tool calls"));
+    let can = |ok: bool, why: &str| {
+        if ok {
+            "yes".to_string()
+        } else {
+            format!("no: {why}")
+        }
+    };
+    out.detectors.insert(
+        "retry-storm".into(),
+        can(out.tool_calls > 0, "no tool calls"),
+    );
     out.detectors.insert(
         "context-reread".into(),
-        can(c.tool_arguments > 0 && (c.tool_results + c.tool_result_sizes_only) > 0, "tool arguments or results not captured"),
+        can(
+            c.tool_arguments > 0 && (c.tool_results + c.tool_result_sizes_only) > 0,
+            "tool arguments or results not captured",
+        ),
     );
     out.detectors.insert(
         "subagent-duplicate-context".into(),
-        can(c.llm_input_text > 0 && out.agent_spans > 1, "needs input content and agent spans"),
+        can(
+            c.llm_input_text > 0 && out.agent_spans > 1,
+            "needs input content and agent spans",
+        ),
     );
-    out.detectors.insert("filler-preamble".into(), can(c.llm_output_text > 0, "output content not captured"));
+    out.detectors.insert(
+        "filler-preamble".into(),
+        can(c.llm_output_text > 0, "output content not captured"),
+    );
     let _ = late;
     out.input = reader.stats;
     Ok(out)
 }
 
-fn n(v: u64) -> String {
-    let s = v.to_string();
-    let mut o = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            o.push(',');
-        }
-        o.push(ch);
-    }
-    o
-}
+use crate::report::num as n;
 
 impl Inspection {
     pub fn to_text(&self) -> String {
         let mut o = String::new();
         let i = &self.input;
-        let fmts: Vec<String> = i.formats.iter().map(|(k, v)| format!("{k} ({v} records)")).collect();
-        let dial: Vec<String> = i.dialects.iter().map(|(k, v)| format!("{k} ({v} spans)")).collect();
+        let fmts: Vec<String> = i
+            .formats
+            .iter()
+            .map(|(k, v)| format!("{k} ({v} records)"))
+            .collect();
+        let dial: Vec<String> = i
+            .dialects
+            .iter()
+            .map(|(k, v)| format!("{k} ({v} spans)"))
+            .collect();
         let _ = writeln!(o, "files        {}", i.files);
-        let _ = writeln!(o, "formats      {}", if fmts.is_empty() { "-".into() } else { fmts.join(", ") });
-        let _ = writeln!(o, "dialects     {}", if dial.is_empty() { "-".into() } else { dial.join(", ") });
-        let _ = writeln!(o, "spans        {} in {} traces, {} sessions", n(self.spans), n(self.traces), n(self.sessions));
+        let _ = writeln!(
+            o,
+            "formats      {}",
+            if fmts.is_empty() {
+                "-".into()
+            } else {
+                fmts.join(", ")
+            }
+        );
+        let _ = writeln!(
+            o,
+            "dialects     {}",
+            if dial.is_empty() {
+                "-".into()
+            } else {
+                dial.join(", ")
+            }
+        );
+        let _ = writeln!(
+            o,
+            "spans        {} in {} traces, {} sessions",
+            n(self.spans),
+            n(self.traces),
+            n(self.sessions)
+        );
         let _ = writeln!(o, "LLM calls    {}", n(self.llm_calls));
-        let _ = writeln!(o, "tool calls   {} ({} failed)", n(self.tool_calls), n(self.content.failed_tool_calls));
+        let _ = writeln!(
+            o,
+            "tool calls   {} ({} failed)",
+            n(self.tool_calls),
+            n(self.content.failed_tool_calls)
+        );
         let _ = writeln!(o, "agent spans  {}", n(self.agent_spans));
         let _ = writeln!(
             o,
@@ -152,8 +207,20 @@ impl Inspection {
             n(self.aggregated_usage_spans),
             n(self.aggregated_tokens)
         );
-        let models: Vec<String> = self.models.iter().map(|(k, v)| format!("{k} ({v})")).collect();
-        let _ = writeln!(o, "models       {}", if models.is_empty() { "-".into() } else { models.join(", ") });
+        let models: Vec<String> = self
+            .models
+            .iter()
+            .map(|(k, v)| format!("{k} ({v})"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "models       {}",
+            if models.is_empty() {
+                "-".into()
+            } else {
+                models.join(", ")
+            }
+        );
         let c = &self.content;
         let _ = writeln!(
             o,

@@ -5,15 +5,15 @@
 //! detectors) → [`rules`] (packs) → [`report`] (renderers), with [`scan`]
 //! tying them together for one run.
 
-pub mod engine;
-pub mod ingest;
-pub mod model;
 pub mod builtin;
+pub mod engine;
+pub mod generate;
+pub mod harness;
+pub mod ingest;
+pub mod inspect;
+pub mod model;
 pub mod report;
 pub mod rules;
-pub mod scan;
-pub mod generate;
-pub mod inspect;
-pub mod watch;
-pub mod harness;
 pub mod scaffold;
+pub mod scan;
+pub mod watch;

@@ -12,7 +12,11 @@ use tokenhound::rules::{RuleSet, Severity};
 use tokenhound::scan::{self, ScanError};
 
 #[derive(Parser)]
-#[command(name = "tokenhound", version, about = "Find where an LLM agent's tokens go")]
+#[command(
+    name = "tokenhound",
+    version,
+    about = "Find where an LLM agent's tokens go"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -156,25 +160,46 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<u8, (u8, String)> {
     match cli.command {
-        Command::Scan { exports, packs, format, output, fail_on, top, no_cache, batch_spans, quiet_secs, input_format, mapping } => {
+        Command::Scan {
+            exports,
+            packs,
+            format,
+            output,
+            fail_on,
+            top,
+            no_cache,
+            batch_spans,
+            quiet_secs,
+            input_format,
+            mapping,
+        } => {
             let opts = scan::Options {
                 inputs: exports,
                 packs,
-                cache_dir: if no_cache { None } else { scan::default_cache_dir() },
+                cache_dir: if no_cache {
+                    None
+                } else {
+                    scan::default_cache_dir()
+                },
                 batch_spans: batch_spans.max(1),
                 quiet_ns: quiet_secs.saturating_mul(1_000_000_000),
                 input_format,
                 mapping_files: mapping,
                 progress: std::io::stderr().is_terminal(),
             };
-            let mut outcome = scan::run(&opts).map_err(|e: ScanError| (e.exit_code() as u8, e.to_string()))?;
+            let mut outcome =
+                scan::run(&opts).map_err(|e: ScanError| (e.exit_code() as u8, e.to_string()))?;
             let report = outcome.report();
             drop(outcome);
             match format {
                 // Streamed: a report of many findings is never one big string.
                 Format::Json => write_json(output.as_deref(), &report).map_err(|e| (2, e))?,
-                Format::Table => write_out(output.as_deref(), &report.to_table(top)).map_err(|e| (2, e))?,
-                Format::Markdown => write_out(output.as_deref(), &report.to_markdown(top)).map_err(|e| (2, e))?,
+                Format::Table => {
+                    write_out(output.as_deref(), &report.to_table(top)).map_err(|e| (2, e))?
+                }
+                Format::Markdown => {
+                    write_out(output.as_deref(), &report.to_markdown(top)).map_err(|e| (2, e))?
+                }
             }
             let threshold = match fail_on {
                 FailOn::Info => Some(Severity::Info),
@@ -187,7 +212,15 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
             let fail = matches!((threshold, report.worst()), (Some(t), Some(w)) if w >= t);
             Ok(u8::from(fail))
         }
-        Command::Watch { dirs, packs, plugins, output, quiet_secs, grace_secs, run_for_secs } => {
+        Command::Watch {
+            dirs,
+            packs,
+            plugins,
+            output,
+            quiet_secs,
+            grace_secs,
+            run_for_secs,
+        } => {
             let live = output.is_some() && std::io::stderr().is_terminal();
             let opts = tokenhound::watch::Options {
                 dirs,
@@ -200,7 +233,9 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
                 run_for: run_for_secs.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
                 live_view: live,
             };
-            tokenhound::watch::run(&opts).map(|_| 0).map_err(|e| (2, format!("{e:#}")))
+            tokenhound::watch::run(&opts)
+                .map(|_| 0)
+                .map_err(|e| (2, format!("{e:#}")))
         }
         Command::Test { paths, format } => {
             let s = tokenhound::harness::run(&paths, scan::default_cache_dir());
@@ -211,8 +246,13 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
             write_out(None, &text).map_err(|e| (2, e))?;
             Ok(u8::from(s.failed > 0 || s.cases.is_empty()))
         }
-        Command::Detectors { packs, plugins, format } => {
-            let list = tokenhound::scaffold::list(&packs, plugins.as_deref()).map_err(|e| (4, format!("{e:#}")))?;
+        Command::Detectors {
+            packs,
+            plugins,
+            format,
+        } => {
+            let list = tokenhound::scaffold::list(&packs, plugins.as_deref())
+                .map_err(|e| (4, format!("{e:#}")))?;
             let text = match format {
                 Format::Json => serde_json::to_string_pretty(&list).expect("serialises") + "\n",
                 _ => tokenhound::scaffold::list_text(&list),
@@ -223,22 +263,42 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
         Command::New { name, lang, dir } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
             tokenhound::scaffold::new(&name, lang, &dir).map_err(|e| (2, format!("{e:#}")))?;
-            println!("created {} ({lang:?}); see {}/README.md", dir.display(), dir.display());
+            println!(
+                "created {} ({lang:?}); see {}/README.md",
+                dir.display(),
+                dir.display()
+            );
             Ok(0)
         }
         Command::Check { packs } => {
-            let set = RuleSet::from_files(&packs).map_err(|e| (3, format!("invalid rule pack: {e}")))?;
-            let engine = tokenhound::engine::Engine::new(scan::default_cache_dir(), set.wants_fuel(), set.max_stack)
-                .map_err(|e| (4, format!("{e:#}")))?;
-            let runs = scan::prepare(&set, &engine).map_err(|e| (e.exit_code() as u8, e.to_string()))?;
+            let set =
+                RuleSet::from_files(&packs).map_err(|e| (3, format!("invalid rule pack: {e}")))?;
+            let engine = tokenhound::engine::Engine::new(
+                scan::default_cache_dir(),
+                set.wants_fuel(),
+                set.max_stack,
+            )
+            .map_err(|e| (4, format!("{e:#}")))?;
+            let runs =
+                scan::prepare(&set, &engine).map_err(|e| (e.exit_code() as u8, e.to_string()))?;
             for r in runs {
-                println!("ok  {:<30} {} {} ({})", r.rule.id, r.plugin.meta.name, r.plugin.meta.version, r.plugin.source);
+                println!(
+                    "ok  {:<30} {} {} ({})",
+                    r.rule.id, r.plugin.meta.name, r.plugin.meta.version, r.plugin.source
+                );
             }
             Ok(0)
         }
-        Command::Inspect { exports, format, input_format, mapping } => {
-            let maps = scan::load_mappings(&mapping).map_err(|e| (e.exit_code() as u8, e.to_string()))?;
-            let r = tokenhound::inspect::run(&exports, input_format, maps).map_err(|e| (2, e.to_string()))?;
+        Command::Inspect {
+            exports,
+            format,
+            input_format,
+            mapping,
+        } => {
+            let maps =
+                scan::load_mappings(&mapping).map_err(|e| (e.exit_code() as u8, e.to_string()))?;
+            let r = tokenhound::inspect::run(&exports, input_format, maps)
+                .map_err(|e| (2, e.to_string()))?;
             let text = match format {
                 Format::Json => serde_json::to_string_pretty(&r).expect("serialises") + "\n",
                 _ => r.to_text(),
@@ -246,7 +306,9 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
             write_out(None, &text).map_err(|e| (2, e))?;
             Ok(0)
         }
-        Command::Generate(args) => tokenhound::generate::run(&args).map(|_| 0).map_err(|e| (2, format!("{e:#}"))),
+        Command::Generate(args) => tokenhound::generate::run(&args)
+            .map(|_| 0)
+            .map_err(|e| (2, format!("{e:#}"))),
     }
 }
 
@@ -257,7 +319,9 @@ fn write_json(path: Option<&std::path::Path>, value: &impl serde::Serialize) -> 
     };
     let mut w = std::io::BufWriter::new(sink);
     serde_json::to_writer_pretty(&mut w, value).map_err(|e| format!("writing the report: {e}"))?;
-    w.write_all(b"\n").and_then(|_| w.flush()).map_err(|e| format!("writing the report: {e}"))
+    w.write_all(b"\n")
+        .and_then(|_| w.flush())
+        .map_err(|e| format!("writing the report: {e}"))
 }
 
 fn write_out(path: Option<&std::path::Path>, text: &str) -> Result<(), String> {
@@ -265,7 +329,8 @@ fn write_out(path: Option<&std::path::Path>, text: &str) -> Result<(), String> {
         Some(p) => std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display())),
         None => {
             let mut o = std::io::stdout().lock();
-            o.write_all(text.as_bytes()).map_err(|e| format!("stdout: {e}"))
+            o.write_all(text.as_bytes())
+                .map_err(|e| format!("stdout: {e}"))
         }
     }
 }

@@ -66,7 +66,10 @@ pub struct Span {
 
 impl Span {
     pub fn tool_result_bytes(&self) -> Option<u64> {
-        self.tool_result.as_ref().map(|t| t.len() as u64).or(self.tool_result_size)
+        self.tool_result
+            .as_ref()
+            .map(|t| t.len() as u64)
+            .or(self.tool_result_size)
     }
 }
 
@@ -80,7 +83,12 @@ pub struct Keep {
 }
 
 impl Keep {
-    pub const ALL: Keep = Keep { input_text: true, output_text: true, tool_args: true, tool_result: true };
+    pub const ALL: Keep = Keep {
+        input_text: true,
+        output_text: true,
+        tool_args: true,
+        tool_result: true,
+    };
 
     pub fn apply(&self, s: &mut Span) {
         if !self.input_text {
@@ -113,7 +121,12 @@ impl Trace {
     /// (OpenInference and Langfuse emit these): its usage is an aggregate, kept
     /// apart and never counted again. Only leaf LLM calls carry usage.
     pub fn demote_wrappers(&mut self) {
-        let index: HashMap<&str, usize> = self.spans.iter().enumerate().map(|(i, s)| (&*s.span_id, i)).collect();
+        let index: HashMap<&str, usize> = self
+            .spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (&*s.span_id, i))
+            .collect();
         let mut wrapper = vec![false; self.spans.len()];
         for s in self.spans.iter().filter(|s| s.kind == Kind::Llm) {
             let mut p = s.parent_id.as_deref();
@@ -122,7 +135,10 @@ impl Trace {
                 if self.spans[i].kind == Kind::Llm {
                     wrapper[i] = true;
                 }
-                p = self.spans[i].parent_id.as_deref().filter(|q| *q != &*self.spans[i].span_id);
+                p = self.spans[i]
+                    .parent_id
+                    .as_deref()
+                    .filter(|q| *q != &*self.spans[i].span_id);
                 steps += 1;
                 if steps > self.spans.len() {
                     break;
@@ -147,18 +163,26 @@ impl Trace {
             let (stem, tail) = name.rsplit_once('.')?;
             let (event, n) = tail.rsplit_once('-')?;
             let known = matches!(event, "start" | "success" | "finish" | "error");
-            (known && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some((stem, event, n))
+            (known && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .then_some((stem, event, n))
         }
         let mut groups: HashMap<(String, String), Vec<usize>> = HashMap::default();
         for (i, s) in self.spans.iter().enumerate() {
             if matches!(s.kind, Kind::Llm | Kind::Tool) {
                 if let Some((stem, _, n)) = key(&s.name) {
-                    groups.entry((stem.to_string(), n.to_string())).or_default().push(i);
+                    groups
+                        .entry((stem.to_string(), n.to_string()))
+                        .or_default()
+                        .push(i);
                 }
             }
         }
         for (_, idx) in groups.into_iter().filter(|(_, v)| v.len() > 1) {
-            let main = idx.iter().copied().find(|&i| key(&self.spans[i].name).is_some_and(|k| k.1 == "start")).unwrap_or(idx[0]);
+            let main = idx
+                .iter()
+                .copied()
+                .find(|&i| key(&self.spans[i].name).is_some_and(|k| k.1 == "start"))
+                .unwrap_or(idx[0]);
             for &i in idx.iter().filter(|&&i| i != main) {
                 let other = std::mem::take(&mut self.spans[i].output_text);
                 let result = self.spans[i].tool_result.take();
@@ -227,20 +251,34 @@ fn id_hash(id: &str) -> u64 {
 
 impl Assembler {
     pub fn new(quiet_ns: u64) -> Self {
-        Assembler { open: HashMap::default(), closed: Default::default(), watermark: 0, quiet_ns }
+        Assembler {
+            open: HashMap::default(),
+            closed: Default::default(),
+            watermark: 0,
+            quiet_ns,
+        }
     }
 
     /// Add a span; a span of an already-analysed trace is returned as [`Late`]
     /// (it still joins a new, partial trace, so no span is lost).
     pub fn add(&mut self, span: Span) -> Option<Late> {
         self.watermark = self.watermark.max(span.end_ns);
-        let late = self.closed.contains(&id_hash(&span.trace_id)).then(|| Late { span: span.clone() });
-        let o = self.open.entry(span.trace_id.clone()).or_insert_with(|| Open {
-            trace: Trace { id: span.trace_id.clone(), spans: Vec::new() },
-            has_root: false,
-            last_end: 0,
-            last_seen: std::time::Instant::now(),
-        });
+        let late = self
+            .closed
+            .contains(&id_hash(&span.trace_id))
+            .then(|| Late { span: span.clone() });
+        let o = self
+            .open
+            .entry(span.trace_id.clone())
+            .or_insert_with(|| Open {
+                trace: Trace {
+                    id: span.trace_id.clone(),
+                    spans: Vec::new(),
+                },
+                has_root: false,
+                last_end: 0,
+                last_seen: std::time::Instant::now(),
+            });
         o.last_seen = std::time::Instant::now();
         o.has_root |= span.parent_id.is_none();
         o.last_end = o.last_end.max(span.end_ns);
@@ -270,7 +308,11 @@ impl Assembler {
 
     /// Live input: a trace is complete when no span of it arrived for `quiet`,
     /// or for `grace` once its root has arrived.
-    pub fn take_idle(&mut self, quiet: std::time::Duration, grace: std::time::Duration) -> Vec<Session> {
+    pub fn take_idle(
+        &mut self,
+        quiet: std::time::Duration,
+        grace: std::time::Duration,
+    ) -> Vec<Session> {
         let now = std::time::Instant::now();
         let done: Vec<Box<str>> = self
             .open

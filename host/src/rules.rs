@@ -13,7 +13,9 @@ use toml::Spanned;
 /// The built-in default pack, so the binary works with no other files.
 pub const DEFAULT_PACK: &str = include_str!("../../rules/default.toml");
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -133,7 +135,11 @@ pub struct At {
 
 impl At {
     pub fn error(&self, message: impl Into<String>) -> PackError {
-        PackError { file: self.file.clone(), line: self.line, message: message.into() }
+        PackError {
+            file: self.file.clone(),
+            line: self.line,
+            message: message.into(),
+        }
     }
 }
 
@@ -163,12 +169,18 @@ pub struct RuleSet {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn limits_from(base: &Limits, t: &LimitsToml) -> Limits {
     Limits {
-        memory_bytes: t.memory_mb.map_or(base.memory_bytes, |m| (m as usize) << 20),
+        memory_bytes: t
+            .memory_mb
+            .map_or(base.memory_bytes, |m| (m as usize) << 20),
         timeout: t.timeout_ms.map_or(base.timeout, Duration::from_millis),
         fuel: t.fuel.or(base.fuel),
     }
@@ -202,16 +214,22 @@ impl RuleSet {
     }
 
     fn add(&mut self, file: &str, text: &str) -> Result<(), PackError> {
-        let here = |offset: usize| At { file: file.to_string(), line: line_of(text, offset) };
+        let here = |offset: usize| At {
+            file: file.to_string(),
+            line: line_of(text, offset),
+        };
         let pack: PackFile = toml::from_str(text).map_err(|e| PackError {
             file: file.to_string(),
             line: e.span().map_or(0, |s| line_of(text, s.start)),
             message: e.message().to_string(),
         })?;
         if let Some(req) = &pack.pack.requires {
-            let want = semver::VersionReq::parse(req.get_ref())
-                .map_err(|e| here(req.span().start).error(format!("`requires` is not a version requirement: {e}")))?;
-            let have = semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("crate version is semver");
+            let want = semver::VersionReq::parse(req.get_ref()).map_err(|e| {
+                here(req.span().start)
+                    .error(format!("`requires` is not a version requirement: {e}"))
+            })?;
+            let have =
+                semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("crate version is semver");
             if !want.matches(&have) {
                 return Err(here(req.span().start).error(format!(
                     "pack `{}` needs tokenhound {want}, this is {have}",
@@ -219,14 +237,19 @@ impl RuleSet {
                 )));
             }
         }
-        let dir = Path::new(file).parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = Path::new(file)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let pack_limits = limits_from(&Limits::default(), &pack.limits);
         if let Some(kb) = pack.limits.stack_kb {
             self.max_stack = Some((kb as usize) << 10);
         }
         if let Some(b) = pack.settings.bytes_per_token {
             if !(b > 0.0 && b.is_finite()) {
-                return Err(here(0).error(format!("settings.bytes_per_token must be a positive number, got {b}")));
+                return Err(here(0).error(format!(
+                    "settings.bytes_per_token must be a positive number, got {b}"
+                )));
             }
             self.bytes_per_token = Some(b);
         }
@@ -234,7 +257,8 @@ impl RuleSet {
         for m in pack.mapping {
             let at = here(m.span().start);
             let m = m.into_inner();
-            m.validate().map_err(|e| at.error(format!("mapping for `{}`: {e}", m.span_name)))?;
+            m.validate()
+                .map_err(|e| at.error(format!("mapping for `{}`: {e}", m.span_name)))?;
             self.mappings.push(m);
         }
         for r in pack.rules {
@@ -249,7 +273,9 @@ impl RuleSet {
                     let dat = here(d.span().start);
                     let d = d.get_ref();
                     Some(match d.strip_prefix("builtin:") {
-                        Some(name) if crate::builtin::wasm(name).is_some() => Source::Builtin(name.to_string()),
+                        Some(name) if crate::builtin::wasm(name).is_some() => {
+                            Source::Builtin(name.to_string())
+                        }
                         Some(name) => {
                             return Err(dat.error(format!(
                                 "unknown built-in detector `{name}` (built in: {})",
@@ -259,7 +285,10 @@ impl RuleSet {
                         None => {
                             let p = dir.join(d);
                             if !p.is_file() {
-                                return Err(dat.error(format!("detector file {} does not exist", p.display())));
+                                return Err(dat.error(format!(
+                                    "detector file {} does not exist",
+                                    p.display()
+                                )));
                             }
                             Source::File(p)
                         }
@@ -297,7 +326,10 @@ impl RuleSet {
                 }
                 None => {
                     let source = source.ok_or_else(|| {
-                        at.error(format!("rule `{}` needs a `detector` (builtin:NAME or a path to a .wasm)", r.id))
+                        at.error(format!(
+                            "rule `{}` needs a `detector` (builtin:NAME or a path to a .wasm)",
+                            r.id
+                        ))
                     })?;
                     self.rules.push(Rule {
                         id: r.id,
@@ -305,7 +337,10 @@ impl RuleSet {
                         severity: r.severity.unwrap_or(Severity::Medium),
                         enabled: r.enabled.unwrap_or(true),
                         params: params.unwrap_or_default(),
-                        limits: r.limits.as_ref().map_or(pack_limits.clone(), |l| limits_from(&pack_limits, l)),
+                        limits: r
+                            .limits
+                            .as_ref()
+                            .map_or(pack_limits.clone(), |l| limits_from(&pack_limits, l)),
                         at,
                         params_at,
                     });
@@ -318,14 +353,20 @@ impl RuleSet {
 
     /// Whether any rule asks for a fuel budget.
     pub fn wants_fuel(&self) -> bool {
-        self.rules.iter().any(|r| r.enabled && r.limits.fuel.is_some())
+        self.rules
+            .iter()
+            .any(|r| r.enabled && r.limits.fuel.is_some())
     }
 }
 
 impl Rule {
     /// Check the rule's parameters against what the detector declares, and turn
     /// them into the JSON object the detector is created with.
-    pub fn params_json(&self, plugin: &LoadedPlugin, bytes_per_token: Option<f64>) -> Result<String, PackError> {
+    pub fn params_json(
+        &self,
+        plugin: &LoadedPlugin,
+        bytes_per_token: Option<f64>,
+    ) -> Result<String, PackError> {
         let mut out = serde_json::Map::new();
         let declared = &plugin.meta.params;
         for (k, v) in &self.params {
@@ -344,7 +385,9 @@ impl Rule {
                 ParamType::Number => v.as_float().is_some() || v.as_integer().is_some(),
                 ParamType::Boolean => v.as_bool().is_some(),
                 ParamType::Text => v.as_str().is_some(),
-                ParamType::TextList => v.as_array().is_some_and(|a| a.iter().all(|x| x.as_str().is_some())),
+                ParamType::TextList => v
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|x| x.as_str().is_some())),
             };
             if !ok {
                 return Err(at.error(format!(
@@ -357,7 +400,9 @@ impl Rule {
             out.insert(k.clone(), json);
         }
         if let Some(b) = bytes_per_token {
-            if declared.iter().any(|p| p.name == "bytes_per_token") && !out.contains_key("bytes_per_token") {
+            if declared.iter().any(|p| p.name == "bytes_per_token")
+                && !out.contains_key("bytes_per_token")
+            {
                 out.insert("bytes_per_token".into(), serde_json::Value::from(b));
             }
         }

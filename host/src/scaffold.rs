@@ -36,13 +36,18 @@ pub struct ParamInfo {
 }
 
 /// The detectors of the packs (the built-in pack when none) and the plugins folder.
-pub fn list(packs: &[std::path::PathBuf], plugins: Option<&Path>) -> anyhow::Result<Vec<DetectorInfo>> {
+pub fn list(
+    packs: &[std::path::PathBuf],
+    plugins: Option<&Path>,
+) -> anyhow::Result<Vec<DetectorInfo>> {
     let set = crate::watch::build_set(packs, plugins).map_err(|e| anyhow::anyhow!(e))?;
     let engine = Engine::new(crate::scan::default_cache_dir(), false, None)?;
     let mut out = Vec::new();
     for rule in &set.rules {
         let bytes: Vec<u8> = match &rule.source {
-            Source::Builtin(n) => crate::builtin::wasm(n).context("unknown built-in")?.to_vec(),
+            Source::Builtin(n) => crate::builtin::wasm(n)
+                .context("unknown built-in")?
+                .to_vec(),
             Source::File(p) => std::fs::read(p).with_context(|| p.display().to_string())?,
         };
         let p = engine.load(&bytes, &rule.source.to_string())?;
@@ -68,11 +73,22 @@ pub fn list(packs: &[std::path::PathBuf], plugins: Option<&Path>) -> anyhow::Res
                         ParamType::TextList => "text list",
                     }
                     .into(),
-                    default: serde_json::from_str(&x.default_json).unwrap_or(serde_json::Value::Null),
+                    default: serde_json::from_str(&x.default_json)
+                        .unwrap_or(serde_json::Value::Null),
                     description: x.description.clone(),
                 })
                 .collect(),
-            needs: p.meta.needs.iter().map(|f| format!("{f:?}").to_lowercase().trim_start_matches("field::").to_string()).collect(),
+            needs: p
+                .meta
+                .needs
+                .iter()
+                .map(|f| {
+                    format!("{f:?}")
+                        .to_lowercase()
+                        .trim_start_matches("field::")
+                        .to_string()
+                })
+                .collect(),
         });
     }
     Ok(out)
@@ -81,10 +97,16 @@ pub fn list(packs: &[std::path::PathBuf], plugins: Option<&Path>) -> anyhow::Res
 pub fn list_text(list: &[DetectorInfo]) -> String {
     let mut o = String::new();
     for d in list {
-        o += &format!("{} ({} {}, {}, {})\n", d.rule, d.name, d.version, d.wit, d.source);
+        o += &format!(
+            "{} ({} {}, {}, {})\n",
+            d.rule, d.name, d.version, d.wit, d.source
+        );
         o += &format!("  {}\n  sha256 {}\n", d.description, d.sha256);
         for p in &d.params {
-            o += &format!("  {} ({}) = {}: {}\n", p.name, p.kind, p.default, p.description);
+            o += &format!(
+                "  {} ({}) = {}: {}\n",
+                p.name, p.kind, p.default, p.description
+            );
         }
         o += &format!("  reads: {}\n", d.needs.join(", "));
     }
@@ -151,11 +173,20 @@ detector!(LargeToolResults);
 /// Write a new detector project into `dir`.
 pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
     let Lang::Rust = lang;
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') || name.is_empty() {
-        anyhow::bail!("a detector name is lowercase letters, digits and dashes, like `context-bloat`");
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || name.is_empty()
+    {
+        anyhow::bail!(
+            "a detector name is lowercase letters, digits and dashes, like `context-bloat`"
+        );
     }
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        anyhow::bail!("{} exists and is not empty; choose another --dir", dir.display());
+        anyhow::bail!(
+            "{} exists and is not empty; choose another --dir",
+            dir.display()
+        );
     }
     let crate_name = name.replace('-', "_");
     let w = |rel: &str, text: &str| -> anyhow::Result<()> {
@@ -227,10 +258,14 @@ spans = ["0000000000000003"]
         ),
     )?;
     let span = |id: u64, parent: Option<u64>, name: &str, result: Option<usize>| {
-        let mut attrs = vec![json!({"key": "gen_ai.operation.name", "value": {"stringValue": if parent.is_none() { "invoke_agent" } else { "execute_tool" }}})];
+        let mut attrs = vec![
+            json!({"key": "gen_ai.operation.name", "value": {"stringValue": if parent.is_none() { "invoke_agent" } else { "execute_tool" }}}),
+        ];
         if let Some(n) = result {
             attrs.push(json!({"key": "gen_ai.tool.name", "value": {"stringValue": "search"}}));
-            attrs.push(json!({"key": "gen_ai.tool.call.result", "value": {"stringValue": "x".repeat(n)}}));
+            attrs.push(
+                json!({"key": "gen_ai.tool.call.result", "value": {"stringValue": "x".repeat(n)}}),
+            );
         }
         let mut s = json!({"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": format!("{id:016x}"), "name": name,
             "startTimeUnixNano": (1_700_000_000_000_000_000u64 + id * 1_000_000).to_string(),
@@ -246,7 +281,10 @@ spans = ["0000000000000003"]
         span(2, Some(1), "execute_tool search", Some(10_000)), // 2,500 tokens: 500 over
         span(3, Some(1), "execute_tool search", Some(4_000)),  // 1,000 tokens: fine
     ];
-    w("tests/large-result.jsonl", &(json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).to_string() + "\n"))?;
+    w(
+        "tests/large-result.jsonl",
+        &(json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).to_string() + "\n"),
+    )?;
     w(
         "pack.toml",
         &format!(

@@ -49,7 +49,16 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { inputs: Vec::new(), packs: Vec::new(), cache_dir: default_cache_dir(), batch_spans: 8192, quiet_ns: 300_000_000_000, progress: false, input_format: None, mapping_files: Vec::new() }
+        Options {
+            inputs: Vec::new(),
+            packs: Vec::new(),
+            cache_dir: default_cache_dir(),
+            batch_spans: 8192,
+            quiet_ns: 300_000_000_000,
+            progress: false,
+            input_format: None,
+            mapping_files: Vec::new(),
+        }
     }
 }
 
@@ -80,7 +89,10 @@ pub struct RuleRun {
 /// Add a finding to a rule's list, merging it into an earlier one of the same
 /// group (waste added, spans joined, latest text kept). Returns its index.
 pub fn merge_finding(list: &mut Vec<engine::Finding>, f: engine::Finding) -> usize {
-    let at = f.group.as_ref().and_then(|g| list.iter().position(|x| x.group.as_ref() == Some(g)));
+    let at = f
+        .group
+        .as_ref()
+        .and_then(|g| list.iter().position(|x| x.group.as_ref() == Some(g)));
     match at {
         None => {
             list.push(f);
@@ -90,7 +102,10 @@ pub fn merge_finding(list: &mut Vec<engine::Finding>, f: engine::Finding) -> usi
             let old = &mut list[i];
             let mut spans = std::mem::take(&mut old.spans);
             for s in f.spans.iter() {
-                if !spans.iter().any(|x| x.trace_id == s.trace_id && x.span_id == s.span_id) {
+                if !spans
+                    .iter()
+                    .any(|x| x.trace_id == s.trace_id && x.span_id == s.span_id)
+                {
                     spans.push(s.clone());
                 }
             }
@@ -132,23 +147,30 @@ pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError
             None => {
                 let bytes: std::borrow::Cow<[u8]> = match &rule.source {
                     Source::Builtin(n) => crate::builtin::wasm(n).expect("validated").into(),
-                    Source::File(p) => std::fs::read(p).map_err(|e| ScanError::Load(format!("{}: {e}", p.display())))?.into(),
+                    Source::File(p) => std::fs::read(p)
+                        .map_err(|e| ScanError::Load(format!("{}: {e}", p.display())))?
+                        .into(),
                 };
-                let p = Arc::new(
-                    engine.load(&bytes, &key).map_err(|e| ScanError::Load(format!("rule `{}` ({}:{}): {e:#}", rule.id, rule.at.file, rule.at.line)))?,
-                );
+                let p = Arc::new(engine.load(&bytes, &key).map_err(|e| {
+                    ScanError::Load(format!(
+                        "rule `{}` ({}:{}): {e:#}",
+                        rule.id, rule.at.file, rule.at.line
+                    ))
+                })?);
                 loaded.insert(key, p.clone());
                 p
             }
         };
         let params = rule.params_json(&plugin, set.bytes_per_token)?;
-        let analyzer = engine.analyzer(&plugin, &params, &rule.limits).map_err(|why| {
-            if why.starts_with("bad parameters") {
-                ScanError::Pack(rule.at.error(format!("rule `{}`: {why}", rule.id)))
-            } else {
-                ScanError::Load(format!("rule `{}` ({}): {why}", rule.id, plugin.source))
-            }
-        })?;
+        let analyzer = engine
+            .analyzer(&plugin, &params, &rule.limits)
+            .map_err(|why| {
+                if why.starts_with("bad parameters") {
+                    ScanError::Pack(rule.at.error(format!("rule `{}`: {why}", rule.id)))
+                } else {
+                    ScanError::Load(format!("rule `{}` ({}): {why}", rule.id, plugin.source))
+                }
+            })?;
         runs.push(RuleRun {
             rule: rule.clone(),
             plugin,
@@ -199,7 +221,12 @@ pub struct Outcome {
 }
 
 /// Feed sessions to every rule, batch by batch, rules in parallel.
-pub fn feed(runs: &mut [RuleRun], sessions: Vec<model::Session>, batch_spans: usize, trace_models: &mut HashMap<String, String>) {
+pub fn feed(
+    runs: &mut [RuleRun],
+    sessions: Vec<model::Session>,
+    batch_spans: usize,
+    trace_models: &mut HashMap<String, String>,
+) {
     for mut batch in model::batches(sessions, batch_spans) {
         let (cols, data) = Columns::build(&mut batch);
         trace_models.extend(cols.trace_models.iter().cloned());
@@ -306,7 +333,12 @@ impl<'a> Pipeline<'a> {
             return;
         }
         survey(&sessions, &mut self.totals, &mut self.problems);
-        feed(self.runs, sessions, self.batch_spans, &mut self.trace_models);
+        feed(
+            self.runs,
+            sessions,
+            self.batch_spans,
+            &mut self.trace_models,
+        );
     }
 
     /// End of input: analyse what is still open, then finish every rule.
@@ -326,7 +358,8 @@ pub fn run(opts: &Options) -> Result<Outcome, ScanError> {
 /// A scan with a rule set built by the caller (the test harness).
 pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     let set = set.clone();
-    let engine = Engine::new(opts.cache_dir.clone(), set.wants_fuel(), set.max_stack).map_err(|e| ScanError::Load(format!("{e:#}")))?;
+    let engine = Engine::new(opts.cache_dir.clone(), set.wants_fuel(), set.max_stack)
+        .map_err(|e| ScanError::Load(format!("{e:#}")))?;
     let mut runs = prepare(&set, &engine)?;
     let files = ingest::expand(&opts.inputs)?;
     let mut reader = Reader::new(keep_for(&runs));
@@ -365,9 +398,21 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     for p in std::mem::take(&mut pipe.problems) {
         reader.problem(p);
     }
-    let (totals, trace_models, peak_open) = (pipe.totals.clone(), std::mem::take(&mut pipe.trace_models), pipe.peak_open);
+    let (totals, trace_models, peak_open) = (
+        pipe.totals.clone(),
+        std::mem::take(&mut pipe.trace_models),
+        pipe.peak_open,
+    );
     let read = reader.stats;
-    Ok(Outcome { runs, totals, read, trace_models, peak_open, prices: report::Prices::with(&set.prices), packs: set.packs })
+    Ok(Outcome {
+        runs,
+        totals,
+        read,
+        trace_models,
+        peak_open,
+        prices: report::Prices::with(&set.prices),
+        packs: set.packs,
+    })
 }
 
 /// Read mapping files; a bad one is an invalid pack (exit 3).
@@ -375,21 +420,37 @@ pub fn load_mappings(files: &[PathBuf]) -> Result<ingest::mapping::Mappings, Sca
     let mut all = Vec::new();
     for f in files {
         let name = f.display().to_string();
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| ScanError::Pack(PackError { file: name.clone(), line: 0, message: format!("cannot read: {e}") }))?;
-        let ms = ingest::mapping::parse(&name, &text)
-            .map_err(|e| ScanError::Pack(PackError { file: name.clone(), line: 0, message: e }))?;
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            ScanError::Pack(PackError {
+                file: name.clone(),
+                line: 0,
+                message: format!("cannot read: {e}"),
+            })
+        })?;
+        let ms = ingest::mapping::parse(&name, &text).map_err(|e| {
+            ScanError::Pack(PackError {
+                file: name.clone(),
+                line: 0,
+                message: e,
+            })
+        })?;
         all.extend(ms);
     }
     Ok(ingest::mapping::Mappings(all))
 }
 
 fn progress_bar(files: &[PathBuf]) -> indicatif::ProgressBar {
-    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("reading {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-            .expect("valid template"),
+        indicatif::ProgressStyle::with_template(
+            "reading {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .expect("valid template"),
     );
     bar
 }

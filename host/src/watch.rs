@@ -88,7 +88,11 @@ fn emitted(run: &RuleRun, f: &engine::Finding) -> Emitted {
         message: f.message.clone(),
         session: f.session.clone(),
         trace_id: f.trace_id.clone(),
-        spans: f.spans.iter().map(|s| (s.trace_id.clone(), s.span_id.clone())).collect(),
+        spans: f
+            .spans
+            .iter()
+            .map(|s| (s.trace_id.clone(), s.span_id.clone()))
+            .collect(),
         wasted_tokens: f.waste.iter().map(|c| c.tokens).sum(),
         evidence: f.evidence.clone(),
         fix: f.fix.clone(),
@@ -136,7 +140,10 @@ fn fingerprint(first_line: &[u8]) -> u64 {
 }
 
 fn is_compressed(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("gz") | Some("zst"))
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("gz") | Some("zst")
+    )
 }
 
 /// Follows the files of some directories.
@@ -164,7 +171,11 @@ impl Follower {
     fn poll(&mut self) -> Vec<(PathBuf, u64, Vec<u8>)> {
         let mut out = Vec::new();
         for path in self.files() {
-            let r = if is_compressed(&path) { self.poll_compressed(&path) } else { self.poll_plain(&path) };
+            let r = if is_compressed(&path) {
+                self.poll_compressed(&path)
+            } else {
+                self.poll_plain(&path)
+            };
             if let Ok(Some(chunk)) = r {
                 out.push(chunk);
             }
@@ -175,7 +186,9 @@ impl Follower {
     fn poll_plain(&mut self, path: &Path) -> std::io::Result<Option<(PathBuf, u64, Vec<u8>)>> {
         let mut f = std::fs::File::open(path)?;
         let mut first = Vec::new();
-        std::io::BufReader::new(&mut f).take(1 << 24).read_until(b'\n', &mut first)?;
+        std::io::BufReader::new(&mut f)
+            .take(1 << 24)
+            .read_until(b'\n', &mut first)?;
         if !first.ends_with(b"\n") {
             return Ok(None); // not even one complete line yet
         }
@@ -189,10 +202,18 @@ impl Follower {
         let mut buf = Vec::with_capacity((len - p.offset) as usize);
         f.take(len - p.offset).read_to_end(&mut buf)?;
         // Never half a line: stop at the last newline.
-        let Some(end) = buf.iter().rposition(|&b| b == b'\n') else { return Ok(None) };
+        let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
+            return Ok(None);
+        };
         buf.truncate(end + 1);
         let lines = buf.iter().filter(|&&b| b == b'\n').count() as u64;
-        self.known.insert(key, Progress { offset: p.offset + buf.len() as u64, lines: p.lines + lines });
+        self.known.insert(
+            key,
+            Progress {
+                offset: p.offset + buf.len() as u64,
+                lines: p.lines + lines,
+            },
+        );
         Ok(Some((path.to_path_buf(), p.lines + 1, buf)))
     }
 
@@ -219,7 +240,9 @@ impl Follower {
                 .read_to_end(&mut data)?;
         }
         self.done_compressed.insert((path.to_path_buf(), size));
-        let Some(nl) = data.iter().position(|&b| b == b'\n') else { return Ok(None) };
+        let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+            return Ok(None);
+        };
         let key = fingerprint(&data[..=nl]);
         let p = self.known.get(&key).copied().unwrap_or_default();
         let end = data.iter().rposition(|&b| b == b'\n').map_or(0, |e| e + 1) as u64;
@@ -228,7 +251,13 @@ impl Follower {
         }
         let chunk = data[p.offset as usize..end as usize].to_vec();
         let lines = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
-        self.known.insert(key, Progress { offset: end, lines: p.lines + lines });
+        self.known.insert(
+            key,
+            Progress {
+                offset: end,
+                lines: p.lines + lines,
+            },
+        );
         Ok(Some((path.to_path_buf(), p.lines + 1, chunk)))
     }
 }
@@ -245,7 +274,11 @@ pub fn build_set(packs: &[PathBuf], plugins: Option<&Path>) -> Result<RuleSet, S
             .collect();
         wasm.sort();
         for p in wasm {
-            let id = p.file_stem().unwrap_or_default().to_string_lossy().to_string();
+            let id = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
             set.rules.retain(|r| r.id != id);
             set.rules.push(Rule {
                 id,
@@ -254,7 +287,10 @@ pub fn build_set(packs: &[PathBuf], plugins: Option<&Path>) -> Result<RuleSet, S
                 enabled: true,
                 params: toml::Table::new(),
                 limits: engine::Limits::default(),
-                at: At { file: p.display().to_string(), line: 0 },
+                at: At {
+                    file: p.display().to_string(),
+                    line: 0,
+                },
                 params_at: Default::default(),
             });
         }
@@ -262,14 +298,27 @@ pub fn build_set(packs: &[PathBuf], plugins: Option<&Path>) -> Result<RuleSet, S
     Ok(set)
 }
 
-fn load(engine: &Engine, packs: &[PathBuf], plugins: Option<&Path>) -> Result<Vec<RuleRun>, String> {
+fn load(
+    engine: &Engine,
+    packs: &[PathBuf],
+    plugins: Option<&Path>,
+) -> Result<Vec<RuleRun>, String> {
     let set = build_set(packs, plugins)?;
     scan::prepare(&set, engine).map_err(|e: ScanError| e.to_string())
 }
 
 fn describe(runs: &[RuleRun]) -> String {
     runs.iter()
-        .map(|r| format!("{} = {} {} ({}, sha256 {})", r.rule.id, r.plugin.meta.name, r.plugin.meta.version, r.plugin.source, &r.plugin.hash[..12]))
+        .map(|r| {
+            format!(
+                "{} = {} {} ({}, sha256 {})",
+                r.rule.id,
+                r.plugin.meta.name,
+                r.plugin.meta.version,
+                r.plugin.source,
+                &r.plugin.hash[..12]
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -284,7 +333,8 @@ struct Totals {
 
 pub fn run(opts: &Options) -> anyhow::Result<()> {
     let engine = Engine::new(opts.cache_dir.clone(), false, None).context("starting the engine")?;
-    let mut runs = load(&engine, &opts.packs, opts.plugins.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut runs =
+        load(&engine, &opts.packs, opts.plugins.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("tokenhound watch: detectors loaded: {}", describe(&runs));
 
     // What was already written (a restart): not written again.
@@ -299,7 +349,13 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         }
     }
     let mut out: Box<dyn Write> = match &opts.output {
-        Some(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| p.display().to_string())?),
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| p.display().to_string())?,
+        ),
         None => Box::new(std::io::stdout()),
     };
 
@@ -312,17 +368,35 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
     let mut watcher = notify::recommended_watcher(tx).context("starting the file watcher")?;
     for d in &opts.dirs {
-        watcher.watch(d, notify::RecursiveMode::Recursive).with_context(|| format!("watching {}", d.display()))?;
+        watcher
+            .watch(d, notify::RecursiveMode::Recursive)
+            .with_context(|| format!("watching {}", d.display()))?;
     }
-    let config: Vec<PathBuf> = opts.packs.iter().cloned().chain(opts.plugins.clone()).collect();
+    let config: Vec<PathBuf> = opts
+        .packs
+        .iter()
+        .cloned()
+        .chain(opts.plugins.clone())
+        .collect();
     for c in &config {
-        watcher.watch(c, notify::RecursiveMode::NonRecursive).with_context(|| format!("watching {}", c.display()))?;
+        watcher
+            .watch(c, notify::RecursiveMode::NonRecursive)
+            .with_context(|| format!("watching {}", c.display()))?;
     }
     let is_config = |p: &Path| {
-        config.iter().any(|c| p == c || (c.is_dir() && p.parent() == Some(c.as_path()) && p.extension().is_some_and(|e| e == "wasm")))
+        config.iter().any(|c| {
+            p == c
+                || (c.is_dir()
+                    && p.parent() == Some(c.as_path())
+                    && p.extension().is_some_and(|e| e == "wasm"))
+        })
     };
 
-    let mut follower = Follower { dirs: opts.dirs.clone(), known: HashMap::new(), done_compressed: HashSet::new() };
+    let mut follower = Follower {
+        dirs: opts.dirs.clone(),
+        known: HashMap::new(),
+        done_compressed: HashSet::new(),
+    };
     let mut reader = Reader::new(crate::model::Keep::ALL);
     let mut asm = Assembler::new(u64::MAX);
     let mut trace_models = HashMap::new();
@@ -330,7 +404,10 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut reload_due: Option<Instant> = None;
     let mut last_view = Instant::now();
-    let emit = |e: Emitted, out: &mut dyn Write, written: &mut HashMap<String, Emitted>, totals: &mut Totals| {
+    let emit = |e: Emitted,
+                out: &mut dyn Write,
+                written: &mut HashMap<String, Emitted>,
+                totals: &mut Totals| {
         if written.get(&e.id) == Some(&e) {
             return;
         }
@@ -342,7 +419,10 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             t.1 -= old.wasted_tokens.min(t.1);
         }
         t.1 += e.wasted_tokens;
-        totals.recent.push(format!("[{}] {}: {} ({} tokens)", e.severity, e.rule, e.title, e.wasted_tokens));
+        totals.recent.push(format!(
+            "[{}] {}: {} ({} tokens)",
+            e.severity, e.rule, e.title, e.wasted_tokens
+        ));
         if totals.recent.len() > 10 {
             totals.recent.remove(0);
         }
@@ -353,10 +433,8 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         // Wait for a change, or poll anyway: events can be missed or coalesced.
         let mut config_changed = false;
         if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
-            for ev in std::iter::once(ev).chain(rx.try_iter()) {
-                if let Ok(ev) = ev {
-                    config_changed |= ev.paths.iter().any(|p| is_config(p));
-                }
+            for ev in std::iter::once(ev).chain(rx.try_iter()).flatten() {
+                config_changed |= ev.paths.iter().any(|p| is_config(p));
             }
         }
         if config_changed {
@@ -371,8 +449,15 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
                     runs = new_runs;
                 }
                 Err(why) => {
-                    eprintln!("tokenhound watch: reload failed, previous detectors keep running: {why}");
-                    emit(engine_finding("reload failed".into(), why), &mut *out, &mut written, &mut totals);
+                    eprintln!(
+                        "tokenhound watch: reload failed, previous detectors keep running: {why}"
+                    );
+                    emit(
+                        engine_finding("reload failed".into(), why),
+                        &mut *out,
+                        &mut written,
+                        &mut totals,
+                    );
                 }
             }
         }
@@ -401,7 +486,10 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             }
             if let Some(why) = run.failure.take() {
                 let e = engine_finding(
-                    format!("detector {} {} stopped", run.plugin.meta.name, run.plugin.meta.version),
+                    format!(
+                        "detector {} {} stopped",
+                        run.plugin.meta.name, run.plugin.meta.version
+                    ),
                     format!("rule `{}` ({}): {why}", run.rule.id, run.plugin.source),
                 );
                 emit(e, &mut *out, &mut written, &mut totals);
@@ -412,7 +500,12 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             last_view = Instant::now();
             let secs = started.elapsed().as_secs_f64().max(0.001);
             let mut v = String::from("\x1b[2J\x1b[Htokenhound watch\n");
-            v += &format!("{} spans read ({:.0}/s), {} traces open\n\n", totals.spans, totals.spans as f64 / secs, asm.open_traces());
+            v += &format!(
+                "{} spans read ({:.0}/s), {} traces open\n\n",
+                totals.spans,
+                totals.spans as f64 / secs,
+                asm.open_traces()
+            );
             let mut rules: Vec<_> = totals.per_rule.iter().collect();
             rules.sort();
             for (r, (n, w)) in rules {
@@ -430,6 +523,9 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         }
     }
     drop(watcher);
-    eprintln!("tokenhound watch: stopped; {} findings written", written.len());
+    eprintln!(
+        "tokenhound watch: stopped; {} findings written",
+        written.len()
+    );
     Ok(())
 }

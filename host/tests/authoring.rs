@@ -22,14 +22,23 @@ fn builtin_fixture_suites_pass_and_a_wrong_expectation_fails() {
     let dir = tempfile::tempdir().unwrap();
     let src = root().join("tests/fixtures/builtin");
     std::fs::copy(src.join("retry-storm.jsonl"), dir.path().join("r.jsonl")).unwrap();
-    let exp = std::fs::read_to_string(src.join("retry-storm.expect.toml")).unwrap().replace("wasted_tokens = 3030", "wasted_tokens = 3031");
+    let exp = std::fs::read_to_string(src.join("retry-storm.expect.toml"))
+        .unwrap()
+        .replace("wasted_tokens = 3030", "wasted_tokens = 3031");
     std::fs::write(dir.path().join("r.expect.toml"), exp).unwrap();
     let out = tokenhound(&["test", "--format", "json", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["failed"], 1);
-    assert_eq!(r["cases"][0]["false_negatives"].as_array().unwrap().len(), 1);
-    assert_eq!(r["cases"][0]["false_positives"].as_array().unwrap().len(), 1, "the storm found, with another waste");
+    assert_eq!(
+        r["cases"][0]["false_negatives"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        r["cases"][0]["false_positives"].as_array().unwrap().len(),
+        1,
+        "the storm found, with another waste"
+    );
 }
 
 #[test]
@@ -37,7 +46,11 @@ fn scaffolded_rust_detector_builds_tests_and_scans() {
     let dir = tempfile::tempdir().unwrap();
     let proj = dir.path().join("big-results");
     let out = tokenhound(&["new", "big-results", "--dir", proj.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Built as a user would, outside this repository; the target folder is shared
     // between test runs only to save compile time.
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
@@ -55,20 +68,44 @@ fn scaffolded_rust_detector_builds_tests_and_scans() {
     std::fs::copy(target.join("wasm32-wasip2/release/big_results.wasm"), &wasm).unwrap();
 
     let out = tokenhound(&["test", proj.join("tests").to_str().unwrap()]);
-    assert!(out.status.success(), "its own test passes: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "its own test passes: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let default = root().join("rules/default.toml");
     let fixture = proj.join("tests/large-result.jsonl");
-    let (code, r) = scan_json(&["--pack", default.to_str().unwrap(), "--pack", proj.join("pack.toml").to_str().unwrap(), fixture.to_str().unwrap()]);
+    let (code, r) = scan_json(&[
+        "--pack",
+        default.to_str().unwrap(),
+        "--pack",
+        proj.join("pack.toml").to_str().unwrap(),
+        fixture.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0);
     let f = findings(&r, "big-results");
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["wasted_tokens"], 500);
-    assert!(r["detectors"].as_array().unwrap().len() == 5, "the four built-ins run beside it");
+    assert!(
+        r["detectors"].as_array().unwrap().len() == 5,
+        "the four built-ins run beside it"
+    );
 
-    let out = tokenhound(&["detectors", "--format", "json", "--plugins", wasm.parent().unwrap().to_str().unwrap()]);
+    let out = tokenhound(&[
+        "detectors",
+        "--format",
+        "json",
+        "--plugins",
+        wasm.parent().unwrap().to_str().unwrap(),
+    ]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let d = list.as_array().unwrap().iter().find(|d| d["name"] == "big-results").expect("listed");
+    let d = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "big-results")
+        .expect("listed");
     assert_eq!(d["wit"], "tokenhound:detector@0.1.0");
     assert_eq!(d["params"][0]["name"], "max_result_tokens");
     assert_eq!(d["params"][0]["default"], 2000);

@@ -31,7 +31,12 @@ severity = "low"
 fn input(dir: &std::path::Path) -> std::path::PathBuf {
     let mut f = Fixture::new("0af7651916cd43dd8448eb211c80319c");
     let a = f.agent(None, "coder", "s1");
-    f.llm(a.as_str(), 100, 10, Some("You're absolutely right.\n\nHere is the fix."));
+    f.llm(
+        a.as_str(),
+        100,
+        10,
+        Some("You're absolutely right.\n\nHere is the fix."),
+    );
     for _ in 0..3 {
         f.tool(&a, "run_tests", serde_json::json!({"suite": "all"}), None);
         f.llm(&a, 1000, 10, None);
@@ -53,11 +58,22 @@ fn check(rule: &str, file: &str, limits: &str, expect: &str) {
     let (code, r) = scan_json(&["--pack", p.to_str().unwrap(), i.to_str().unwrap()]);
     assert_eq!(code, 0);
     let d = detector(&r, rule);
-    let why = d["failure"].as_str().unwrap_or_else(|| panic!("{rule} was not stopped: {d}"));
+    let why = d["failure"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{rule} was not stopped: {d}"));
     assert!(why.contains(expect), "{rule}: {why}");
-    let engine: Vec<_> = r["findings"].as_array().unwrap().iter().filter(|f| f["detector"] == "engine").collect();
+    let engine: Vec<_> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["detector"] == "engine")
+        .collect();
     assert_eq!(engine.len(), 1);
-    assert!(engine[0]["title"].as_str().unwrap().contains(file), "names the detector: {}", engine[0]["title"]);
+    assert!(
+        engine[0]["title"].as_str().unwrap().contains(file),
+        "names the detector: {}",
+        engine[0]["title"]
+    );
     // The others still report.
     assert_eq!(findings(&r, "retry-storm").len(), 1);
     assert_eq!(detector(&r, "retry-storm")["wasted_tokens"], 2020);

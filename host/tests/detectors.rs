@@ -66,10 +66,19 @@ fn retry_storm_identical_arguments_and_split_after_success() {
     let r = scan(&f);
     let fs = findings(&r, "retry-storm");
     assert_eq!(fs.len(), 2, "{:#}", r["findings"]);
-    let deploy = fs.iter().find(|x| x["title"].as_str().unwrap().starts_with("deploy")).unwrap();
+    let deploy = fs
+        .iter()
+        .find(|x| x["title"].as_str().unwrap().starts_with("deploy"))
+        .unwrap();
     assert_eq!(span_ids(deploy), vec![d1, d2, d3]);
-    assert_eq!(deploy["wasted_tokens"], 0, "retries inside a client: still a finding, no waste");
-    let poll = fs.iter().find(|x| x["title"].as_str().unwrap().starts_with("ci_status")).unwrap();
+    assert_eq!(
+        deploy["wasted_tokens"], 0,
+        "retries inside a client: still a finding, no waste"
+    );
+    let poll = fs
+        .iter()
+        .find(|x| x["title"].as_str().unwrap().starts_with("ci_status"))
+        .unwrap();
     assert_eq!(poll["wasted_tokens"], 202);
 }
 
@@ -97,9 +106,24 @@ fn context_reread_same_size_counts_changed_size_does_not() {
     f.turn("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
     let a2 = f.agent(None, "coder", "s1");
     let same_size = "y".repeat(1001); // a byte differs, same size: still a re-read
-    let re = f.tool(&a2, "Read", json!({"file_path": "CLAUDE.md"}), Some(&same_size));
-    f.tool(&a2, "read_file", json!({"path": "src/edit.rs"}), Some("fn a() {}"));
-    f.tool(&a2, "read_file", json!({"path": "src/edit.rs"}), Some("fn a() { b() }"));
+    let re = f.tool(
+        &a2,
+        "Read",
+        json!({"file_path": "CLAUDE.md"}),
+        Some(&same_size),
+    );
+    f.tool(
+        &a2,
+        "read_file",
+        json!({"path": "src/edit.rs"}),
+        Some("fn a() {}"),
+    );
+    f.tool(
+        &a2,
+        "read_file",
+        json!({"path": "src/edit.rs"}),
+        Some("fn a() { b() }"),
+    );
     // Another session reading the same path: not a re-read.
     f.turn("cccccccccccccccccccccccccccccccc");
     let a3 = f.agent(None, "coder", "s2");
@@ -139,7 +163,10 @@ fn filler_openers_and_preambles() {
     let mut f = Fixture::new(T1);
     let a = f.agent(None, "coder", "s1");
     let yes = [
-        ("  You\u{2019}re absolutely right, I missed that.\n\nThe fix is below.", 11), // 41 bytes: ’ is 3
+        (
+            "  You\u{2019}re absolutely right, I missed that.\n\nThe fix is below.",
+            11,
+        ), // 41 bytes: ’ is 3
         ("Sure! Here you go.", 2), // no blank line: the first sentence, "Sure!"
         ("GREAT QUESTION.\n\nAnswer.", 4),
     ];
@@ -171,13 +198,21 @@ fn filler_openers_and_preambles() {
 
 #[test]
 fn subagent_duplicates_cached_and_unchecked() {
-    let diff: String = (0..300).map(|i| format!("+ line {i} of the shared diff\n")).collect(); // ~8 KB
+    let diff: String = (0..300)
+        .map(|i| format!("+ line {i} of the shared diff\n"))
+        .collect(); // ~8 KB
     let mut f = Fixture::new(T1);
     let root = f.agent(None, "lead", "s1");
     let mut later = Vec::new();
     for (k, role) in ["security", "style", "tests"].iter().enumerate() {
         let a = f.agent(Some(&root), role, "s1");
-        let id = f.llm_with_input(&a, 3000, if k == 2 { 500 } else { 0 }, &format!("You review {role}."), &diff);
+        let id = f.llm_with_input(
+            &a,
+            3000,
+            if k == 2 { 500 } else { 0 },
+            &format!("You review {role}."),
+            &diff,
+        );
         f.llm(&a, 10, 1, None); // a second call is not compared
         if k > 0 {
             later.push(id);
@@ -205,8 +240,14 @@ fn subagent_duplicates_cached_and_unchecked() {
     let want = shared + (shared - 500);
     assert!(got.abs_diff(want) <= 2 * 2 * 64, "{got} vs {want}");
     let counters = detector(&r, "subagent-duplicate-context")["counters"].to_string();
-    assert!(counters.contains("\"parents shared but cached\",1"), "{counters}");
-    assert!(counters.contains("\"parents not checked (no input content)\",1"), "{counters}");
+    assert!(
+        counters.contains("\"parents shared but cached\",1"),
+        "{counters}"
+    );
+    assert!(
+        counters.contains("\"parents not checked (no input content)\",1"),
+        "{counters}"
+    );
 }
 
 #[test]

@@ -11,12 +11,19 @@ fn inspect(args: &[&str]) -> Value {
     let mut a = vec!["inspect", "--format", "json"];
     a.extend_from_slice(args);
     let out = tokenhound(&a);
-    assert!(out.status.success(), "inspect failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "inspect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn real(rel: &str) -> String {
-    format!("{}/../../shared/samples/real/{rel}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../../shared/samples/real/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// (file, LLM calls, input tokens incl. cache, output tokens, tool calls).
@@ -26,11 +33,29 @@ fn real(rel: &str) -> String {
 const REAL: &[(&str, u64, u64, u64, u64)] = &[
     // Given: pydantic-ai agent runs repeat their children's usage (682/126 and
     // 131/69 on "… run" spans); the four chat calls are 265+417+502+131 / 73+53+14+69.
-    ("langfuse/pydantic-ai-tools-2025-12-04.trace.json", 4, 1315, 209, 3),
+    (
+        "langfuse/pydantic-ai-tools-2025-12-04.trace.json",
+        4,
+        1315,
+        209,
+        3,
+    ),
     // Given: two `response` LLM spans (55+85 / 15+29), cache-read field present but 0.
-    ("langfuse/openai-agents-2025-09-30.trace.json", 2, 140, 44, 1),
+    (
+        "langfuse/openai-agents-2025-09-30.trace.json",
+        2,
+        140,
+        44,
+        1,
+    ),
     // Given: usage also on the invoke_agent span (kept apart).
-    ("langfuse/microsoft-agent-2025-12-17.trace.json", 2, 293, 106, 1),
+    (
+        "langfuse/microsoft-agent-2025-12-17.trace.json",
+        2,
+        293,
+        106,
+        1,
+    ),
     // Given: ai.generateText repeats its doGenerate child's usage; one call.
     ("langfuse/vercel-aisdk-2025-11-17.trace.json", 1, 62, 85, 1),
     // OpenAIChat.invoke generations wrap the real `chat gpt-4o-mini` calls
@@ -49,20 +74,56 @@ const REAL: &[(&str, u64, u64, u64, u64)] = &[
     ("langfuse/crewai-2025-07-11.trace.json", 1, 190, 164, 0),
     // Three Gemini chats 2546+3004+2497 / 47+167+200; orchestrate_tools repeats
     // 5550/214 of them (aggregate); two TOOL observations.
-    ("langfuse/csharp-agent-with-gemini-2026-03-09.trace.json", 3, 8047, 414, 2),
+    (
+        "langfuse/csharp-agent-with-gemini-2026-03-09.trace.json",
+        3,
+        8047,
+        414,
+        2,
+    ),
     ("langfuse/google-adk-2025-08-28.trace.json", 2, 67, 9, 1),
     // Gemini thinking: completion 2055 already includes the 1104 reasoning tokens.
-    ("langfuse/google-gemini-2025-08-01.trace.json", 1, 6, 2055, 0),
+    (
+        "langfuse/google-gemini-2025-08-01.trace.json",
+        1,
+        6,
+        2055,
+        0,
+    ),
     // Koog's tool spans carry gen_ai.tool.name (ByeTool, HelloTool).
     ("langfuse/koog-2025-08-26.trace.json", 2, 215, 125, 2),
     // Langfuse SDK usage: output_reasoning 64 reported apart, added back (35+64).
-    ("langfuse/langgraph-js-2025-10-30.trace.json", 2, 321, 123, 0),
-    ("langfuse/langgraph-python-2025-08-22.trace.json", 2, 168, 66, 0),
+    (
+        "langfuse/langgraph-js-2025-10-30.trace.json",
+        2,
+        321,
+        123,
+        0,
+    ),
+    (
+        "langfuse/langgraph-python-2025-08-22.trace.json",
+        2,
+        168,
+        66,
+        0,
+    ),
     ("langfuse/llamaindex-2025-06-05.trace.json", 1, 13, 81, 0),
     ("langfuse/pydantic-ai-2025-06-06.trace.json", 1, 31, 96, 0),
-    ("langfuse/pydantic-ai-tools-2025-06-06.trace.json", 1, 31, 96, 0),
+    (
+        "langfuse/pydantic-ai-tools-2025-06-06.trace.json",
+        1,
+        31,
+        96,
+        0,
+    ),
     // pydantic-ai counts Gemini thoughts (121) inside output_tokens 159.
-    ("langfuse/pydantic-ai-with-gemini-2025-12-24.trace.json", 1, 40, 159, 0),
+    (
+        "langfuse/pydantic-ai-with-gemini-2025-12-24.trace.json",
+        1,
+        40,
+        159,
+        0,
+    ),
     ("langfuse/vertex-ai-2025-08-01.trace.json", 1, 5, 845, 0),
     // OTel Python span.to_json(): integer ids, ns integers; three call_llm spans
     // 269+359+392 / 16+14+46, two execute_tool spans.
@@ -73,14 +134,34 @@ const REAL: &[(&str, u64, u64, u64, u64)] = &[
 fn real_traces_of_twenty_frameworks() {
     for &(file, llm, input, output, tools) in REAL {
         let r = inspect(&[&real(file)]);
-        let got = (r["llm_calls"].as_u64(), r["input_tokens"].as_u64(), r["output_tokens"].as_u64(), r["tool_calls"].as_u64());
-        assert_eq!(got, (Some(llm), Some(input), Some(output), Some(tools)), "{file}");
-        assert_eq!(r["input"]["problems"], 0, "{file}: {}", r["input"]["first_problems"]);
+        let got = (
+            r["llm_calls"].as_u64(),
+            r["input_tokens"].as_u64(),
+            r["output_tokens"].as_u64(),
+            r["tool_calls"].as_u64(),
+        );
+        assert_eq!(
+            got,
+            (Some(llm), Some(input), Some(output), Some(tools)),
+            "{file}"
+        );
+        assert_eq!(
+            r["input"]["problems"], 0,
+            "{file}: {}",
+            r["input"]["first_problems"]
+        );
     }
     // Whole folders work too, and every file is recognised.
     let r = inspect(&[&real("langfuse")]);
     assert_eq!(r["input"]["files"], 20);
-    assert_eq!(r["input"]["formats"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["langfuse"]);
+    assert_eq!(
+        r["input"]["formats"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec!["langfuse"]
+    );
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -92,12 +173,25 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 /// The figures one small fixture in every format must give.
 fn check_small(path: &str, format: &str) {
     let r = inspect(&[path]);
-    assert_eq!(r["input"]["formats"].as_object().unwrap().keys().next().map(String::as_str), Some(format), "{path}: {r}");
+    assert_eq!(
+        r["input"]["formats"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .map(String::as_str),
+        Some(format),
+        "{path}: {r}"
+    );
     assert_eq!(r["llm_calls"], 2, "{path}");
     assert_eq!(r["input_tokens"], 300, "{path}");
     assert_eq!(r["output_tokens"], 30, "{path}");
     assert_eq!(r["tool_calls"], 1, "{path}");
-    assert_eq!(r["input"]["problems"], 1, "{path}: one broken record: {}", r["input"]["first_problems"]);
+    assert_eq!(
+        r["input"]["problems"], 1,
+        "{path}: one broken record: {}",
+        r["input"]["first_problems"]
+    );
 }
 
 #[test]
@@ -115,7 +209,14 @@ fn langfuse_api_blob_jsonl_and_csv() {
         obs("t1", "TOOL", json!({}), Some("root")),
         {"id": "bad", "traceId": "t1", "type": "GENERATION", "startTime": "yesterday"},
     ], "meta": {"page": 1}});
-    check_small(&write(dir.path(), "api.json", &serde_json::to_string_pretty(&api).unwrap()), "langfuse");
+    check_small(
+        &write(
+            dir.path(),
+            "api.json",
+            &serde_json::to_string_pretty(&api).unwrap(),
+        ),
+        "langfuse",
+    );
 
     // Blob storage export: snake_case, one observation per line.
     let snake = |v: &Value| {
@@ -134,11 +235,21 @@ fn langfuse_api_blob_jsonl_and_csv() {
         }
         Value::Object(m)
     };
-    let lines: Vec<String> = api["data"].as_array().unwrap().iter().map(|v| snake(v).to_string()).collect();
-    check_small(&write(dir.path(), "blob.jsonl", &(lines.join("\n") + "\n")), "langfuse");
+    let lines: Vec<String> = api["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| snake(v).to_string())
+        .collect();
+    check_small(
+        &write(dir.path(), "blob.jsonl", &(lines.join("\n") + "\n")),
+        "langfuse",
+    );
 
     // CSV: JSON cells for usage, ClickHouse-style times.
-    let mut csv = String::from("id,trace_id,type,name,start_time,end_time,parent_observation_id,usage_details\n");
+    let mut csv = String::from(
+        "id,trace_id,type,name,start_time,end_time,parent_observation_id,usage_details\n",
+    );
     csv += "root,t1,AGENT,root,2025-06-01 10:00:00.000,2025-06-01 10:00:02.000,,{}\n";
     csv += "g1,t1,GENERATION,g1,2025-06-01 10:00:00.100,2025-06-01 10:00:01.000,root,\"{\"\"input\"\": 90, \"\"input_cache_read\"\": 10, \"\"output\"\": 12}\"\n";
     csv += "g2,t1,GENERATION,g2,2025-06-01 10:00:01.100,2025-06-01 10:00:01.900,root,\"{\"\"input\"\": 200, \"\"output\"\": 18}\"\n";
@@ -171,11 +282,20 @@ fn phoenix_spans() {
         })
         .collect();
     lines.push("{\"name\": \"broken\", \"context\": ".into());
-    check_small(&write(dir.path(), "phoenix.jsonl", &(lines.join("\n") + "\n")), "phoenix");
+    check_small(
+        &write(dir.path(), "phoenix.jsonl", &(lines.join("\n") + "\n")),
+        "phoenix",
+    );
     // The same as one JSON array.
-    let arr: Vec<Value> = lines[..4].iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let arr: Vec<Value> = lines[..4]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let mut text = serde_json::to_string_pretty(&arr).unwrap();
-    text.insert_str(text.rfind(']').unwrap(), ",\n{\"name\": 1, \"context\": {}, \"span_kind\": \"LLM\", \"start_time\": true}\n");
+    text.insert_str(
+        text.rfind(']').unwrap(),
+        ",\n{\"name\": 1, \"context\": {}, \"span_kind\": \"LLM\", \"start_time\": true}\n",
+    );
     check_small(&write(dir.path(), "phoenix.json", &text), "phoenix");
 }
 
@@ -196,13 +316,36 @@ fn logfire_rows_columns_and_csv() {
         })
         .collect();
     rows.push(json!({"trace_id": "tr1", "span_name": "no span id", "start_timestamp": "2025-06-01T10:00:09Z"}));
-    check_small(&write(dir.path(), "rows.json", &json!({"columns": [], "rows": rows}).to_string()), "logfire");
-    let names = ["trace_id", "span_id", "parent_span_id", "span_name", "start_timestamp", "end_timestamp", "otel_status_code", "attributes"];
+    check_small(
+        &write(
+            dir.path(),
+            "rows.json",
+            &json!({"columns": [], "rows": rows}).to_string(),
+        ),
+        "logfire",
+    );
+    let names = [
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "span_name",
+        "start_timestamp",
+        "end_timestamp",
+        "otel_status_code",
+        "attributes",
+    ];
     let columns: Vec<Value> = names
         .iter()
         .map(|n| json!({"name": n, "datatype": "Utf8", "values": rows.iter().map(|r| r.get(*n).cloned().unwrap_or(Value::Null)).collect::<Vec<_>>()}))
         .collect();
-    check_small(&write(dir.path(), "cols.json", &json!({"columns": columns}).to_string()), "logfire");
+    check_small(
+        &write(
+            dir.path(),
+            "cols.json",
+            &json!({"columns": columns}).to_string(),
+        ),
+        "logfire",
+    );
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(names).unwrap();
     for r in &rows {
@@ -213,7 +356,14 @@ fn logfire_rows_columns_and_csv() {
         }))
         .unwrap();
     }
-    check_small(&write(dir.path(), "records.csv", &String::from_utf8(w.into_inner().unwrap()).unwrap()), "logfire-csv");
+    check_small(
+        &write(
+            dir.path(),
+            "records.csv",
+            &String::from_utf8(w.into_inner().unwrap()).unwrap(),
+        ),
+        "logfire-csv",
+    );
 }
 
 #[test]
@@ -249,15 +399,29 @@ fn helicone_requests() {
                "response_body": {"content": [{"type": "text", "text": "Hello."}]}})
     };
     // Anthropic reports input without the cache (90 + 10); OpenAI's includes it (200).
-    let items = vec![req("r1", 90, 10, 12, "claude-sonnet-4-20250514"), req("r2", 200, 50, 18, "gpt-4o"), json!({"request_id": "r3", "request_body": {}, "request_created_at": []})];
+    let items = [
+        req("r1", 90, 10, 12, "claude-sonnet-4-20250514"),
+        req("r2", 200, 50, 18, "gpt-4o"),
+        json!({"request_id": "r3", "request_body": {}, "request_created_at": []}),
+    ];
     let lines: Vec<String> = items.iter().map(Value::to_string).collect();
     let path = write(dir.path(), "helicone.jsonl", &(lines.join("\n") + "\n"));
     let r = inspect(&[&path]);
     assert_eq!(r["input"]["formats"]["helicone"], 3);
-    assert_eq!((r["llm_calls"].as_u64(), r["input_tokens"].as_u64(), r["output_tokens"].as_u64()), (Some(2), Some(300), Some(30)));
+    assert_eq!(
+        (
+            r["llm_calls"].as_u64(),
+            r["input_tokens"].as_u64(),
+            r["output_tokens"].as_u64()
+        ),
+        (Some(2), Some(300), Some(30))
+    );
     assert_eq!(r["cached_tokens"], 60);
     assert_eq!(r["input"]["problems"], 1);
-    assert_eq!(r["sessions"], 1, "requests of one Helicone session are one session");
+    assert_eq!(
+        r["sessions"], 1,
+        "requests of one Helicone session are one session"
+    );
 }
 
 /// The generated month as Phoenix JSONL and as OTLP protobuf (zstd): the same
@@ -266,7 +430,13 @@ fn helicone_requests() {
 fn generated_month_in_other_formats_gives_the_same_findings() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("month.jsonl");
-    let args = tokenhound::generate::Args { out: json_path.clone(), truth: None, seed: 3, repeat: 1, noise: 0 };
+    let args = tokenhound::generate::Args {
+        out: json_path.clone(),
+        truth: None,
+        seed: 3,
+        repeat: 1,
+        noise: 0,
+    };
     tokenhound::generate::run(&args).unwrap();
     let text = std::fs::read_to_string(&json_path).unwrap();
 
@@ -289,7 +459,10 @@ fn generated_month_in_other_formats_gives_the_same_findings() {
     }
     let phoenix_path = write(dir.path(), "month.phoenix.jsonl", &phoenix);
     let proto_path = dir.path().join("month.pb.zst");
-    let compressed = ruzstd::encoding::compress_to_vec(&proto_frames[..], ruzstd::encoding::CompressionLevel::Fastest);
+    let compressed = ruzstd::encoding::compress_to_vec(
+        &proto_frames[..],
+        ruzstd::encoding::CompressionLevel::Fastest,
+    );
     std::fs::write(&proto_path, compressed).unwrap();
 
     let findings_of = |p: &str| -> Vec<(String, String, u64)> {
@@ -298,7 +471,13 @@ fn generated_month_in_other_formats_gives_the_same_findings() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|f| (f["rule"].as_str().unwrap().to_string(), span_ids(f).join(","), f["wasted_tokens"].as_u64().unwrap()))
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().to_string(),
+                    span_ids(f).join(","),
+                    f["wasted_tokens"].as_u64().unwrap(),
+                )
+            })
             .collect();
         f.sort();
         f
@@ -306,7 +485,11 @@ fn generated_month_in_other_formats_gives_the_same_findings() {
     let want = findings_of(json_path.to_str().unwrap());
     assert!(want.len() > 1000);
     assert_eq!(findings_of(&phoenix_path), want, "Phoenix JSONL twin");
-    assert_eq!(findings_of(proto_path.to_str().unwrap()), want, "OTLP protobuf (zstd) twin");
+    assert_eq!(
+        findings_of(proto_path.to_str().unwrap()),
+        want,
+        "OTLP protobuf (zstd) twin"
+    );
 }
 
 fn attr_value(v: &Value) -> Value {
@@ -314,17 +497,30 @@ fn attr_value(v: &Value) -> Value {
     if let Some(s) = v.get("stringValue") {
         s.clone()
     } else if let Some(i) = v.get("intValue") {
-        json!(i.as_str().map_or_else(|| i.as_i64().unwrap(), |s| s.parse::<i64>().unwrap()))
+        json!(i
+            .as_str()
+            .map_or_else(|| i.as_i64().unwrap(), |s| s.parse::<i64>().unwrap()))
     } else if let Some(a) = v.get("arrayValue") {
-        Value::Array(a["values"].as_array().unwrap().iter().map(|x| x["stringValue"].clone()).collect())
+        Value::Array(
+            a["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["stringValue"].clone())
+                .collect(),
+        )
     } else {
         Value::Null
     }
 }
 
 fn phoenix_of(s: &Value) -> Value {
-    let attrs: serde_json::Map<String, Value> =
-        s["attributes"].as_array().unwrap().iter().map(|kv| (kv["key"].as_str().unwrap().to_string(), attr_value(kv))).collect();
+    let attrs: serde_json::Map<String, Value> = s["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv["key"].as_str().unwrap().to_string(), attr_value(kv)))
+        .collect();
     let ns = |k: &str| s[k].as_str().unwrap().parse::<u64>().unwrap();
     json!({"name": s["name"], "context": {"trace_id": s["traceId"], "span_id": s["spanId"]}, "parent_id": s.get("parentSpanId"),
            "span_kind": "UNKNOWN", "start_time": ns("startTimeUnixNano"), "end_time": ns("endTimeUnixNano"),
@@ -342,12 +538,24 @@ fn proto_of(doc: &Value) -> tokenhound::ingest::proto::TracesData {
         } else {
             let items = v["arrayValue"]["values"].as_array().unwrap();
             OneValue::ArrayValue(ArrayValue {
-                values: items.iter().map(|x| AnyValue { value: Some(OneValue::StringValue(x["stringValue"].as_str().unwrap().into())) }).collect(),
+                values: items
+                    .iter()
+                    .map(|x| AnyValue {
+                        value: Some(OneValue::StringValue(
+                            x["stringValue"].as_str().unwrap().into(),
+                        )),
+                    })
+                    .collect(),
             })
         };
         AnyValue { value: Some(value) }
     };
-    let hex = |s: &str| (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect::<Vec<u8>>();
+    let hex = |s: &str| {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+    };
     TracesData {
         resource_spans: doc["resourceSpans"]
             .as_array()
@@ -367,18 +575,35 @@ fn proto_of(doc: &Value) -> tokenhound::ingest::proto::TracesData {
                             .map(|s| PSpan {
                                 trace_id: hex(s["traceId"].as_str().unwrap()),
                                 span_id: hex(s["spanId"].as_str().unwrap()),
-                                parent_span_id: s.get("parentSpanId").map(|p| hex(p.as_str().unwrap())).unwrap_or_default(),
+                                parent_span_id: s
+                                    .get("parentSpanId")
+                                    .map(|p| hex(p.as_str().unwrap()))
+                                    .unwrap_or_default(),
                                 name: s["name"].as_str().unwrap().into(),
                                 kind: 1,
-                                start_time_unix_nano: s["startTimeUnixNano"].as_str().unwrap().parse().unwrap(),
-                                end_time_unix_nano: s["endTimeUnixNano"].as_str().unwrap().parse().unwrap(),
+                                start_time_unix_nano: s["startTimeUnixNano"]
+                                    .as_str()
+                                    .unwrap()
+                                    .parse()
+                                    .unwrap(),
+                                end_time_unix_nano: s["endTimeUnixNano"]
+                                    .as_str()
+                                    .unwrap()
+                                    .parse()
+                                    .unwrap(),
                                 attributes: s["attributes"]
                                     .as_array()
                                     .unwrap()
                                     .iter()
-                                    .map(|kv| KeyValue { key: kv["key"].as_str().unwrap().into(), value: Some(any(kv)) })
+                                    .map(|kv| KeyValue {
+                                        key: kv["key"].as_str().unwrap().into(),
+                                        value: Some(any(kv)),
+                                    })
                                     .collect(),
-                                status: Some(Status { message: String::new(), code: s["status"]["code"].as_i64().unwrap() as i32 }),
+                                status: Some(Status {
+                                    message: String::new(),
+                                    code: s["status"]["code"].as_i64().unwrap() as i32,
+                                }),
                             })
                             .collect(),
                     })
@@ -426,11 +651,18 @@ fn story_mapping_reads_custom_instrumentation() {
     }
     let path = dir.path().join("story.jsonl");
     f.write(&path);
-    let mapping = format!("{}/../rules/mappings/story.toml", env!("CARGO_MANIFEST_DIR"));
+    let mapping = format!(
+        "{}/../rules/mappings/story.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let p = path.to_str().unwrap();
     let r = inspect(&["--mapping", &mapping, p]);
     assert_eq!(r["llm_calls"], 3);
-    assert_eq!(r["input_tokens"], 3 * 14_000, "Anthropic-style input made whole with the cache");
+    assert_eq!(
+        r["input_tokens"],
+        3 * 14_000,
+        "Anthropic-style input made whole with the cache"
+    );
     assert_eq!(r["cached_tokens"], 3 * 13_000);
     assert_eq!(r["tool_calls"], 3);
     assert_eq!(r["content"]["failed_tool_calls"], 2);
@@ -453,4 +685,3 @@ fn broken_mapping_is_a_pack_error() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("my.tokens"));
 }
-

@@ -36,7 +36,8 @@ fn bad_records_are_located_and_good_ones_analysed() {
     writeln!(file, "{}", &good[..good.len() / 2]).unwrap(); // 2: truncated
     writeln!(file, "{}", bad.line()).unwrap(); // 3: wrong type in a span
     writeln!(file, "{}", noid.line()).unwrap(); // 4: missing spanId
-    file.write_all(b"{\"resourceSpans\": [\xff\xfe]}\n").unwrap(); // 5: invalid UTF-8
+    file.write_all(b"{\"resourceSpans\": [\xff\xfe]}\n")
+        .unwrap(); // 5: invalid UTF-8
     writeln!(file, "{}", later.line()).unwrap(); // 6
     writeln!(file, "{}", selfp.line()).unwrap(); // 7: a span that is its own parent
     drop(file);
@@ -55,9 +56,17 @@ fn bad_records_are_located_and_good_ones_analysed() {
     let file_name = path.display().to_string();
     assert!(problems.iter().all(|p| p["file"] == file_name.as_str()));
     assert!(at(2).contains("EOF"), "truncated: {}", at(2));
-    assert!(at(3).contains("span skipped") && at(3).contains("invalid type for a time: true"), "wrong type: {}", at(3));
+    assert!(
+        at(3).contains("span skipped") && at(3).contains("invalid type for a time: true"),
+        "wrong type: {}",
+        at(3)
+    );
     assert!(at(4).contains("missing spanId"), "missing id: {}", at(4));
-    assert!(at(5).to_lowercase().contains("utf-8"), "invalid UTF-8: {}", at(5));
+    assert!(
+        at(5).to_lowercase().contains("utf-8"),
+        "invalid UTF-8: {}",
+        at(5)
+    );
     assert!(at(7).contains("its own parent"), "self parent: {}", at(7));
     assert_eq!(r["input"]["problems"], 5);
 
@@ -75,7 +84,10 @@ fn unknown_format_and_missing_file_exit_2_with_a_clear_error() {
     let out = tokenhound(&["scan", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("notes.csv") && err.contains("Expected one of: OTLP JSON"), "{err}");
+    assert!(
+        err.contains("notes.csv") && err.contains("Expected one of: OTLP JSON"),
+        "{err}"
+    );
 
     let out = tokenhound(&["scan", "/no/such/export.jsonl"]);
     assert_eq!(out.status.code(), Some(2));
@@ -95,9 +107,16 @@ fn stdin_gzip_folders_and_single_documents_are_read() {
     let sub = dir.path().join("exports");
     std::fs::create_dir(&sub).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&f.line()).unwrap();
-    std::fs::write(sub.join("doc.json"), serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    std::fs::write(
+        sub.join("doc.json"),
+        serde_json::to_string_pretty(&doc).unwrap(),
+    )
+    .unwrap();
     let gz = dir.path().join("copy.jsonl.gz");
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
     writeln!(enc, "{}", f.line()).unwrap();
     enc.finish().unwrap();
 
@@ -114,7 +133,12 @@ fn stdin_gzip_folders_and_single_documents_are_read() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(f.line().as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(f.line().as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(findings(&r, "retry-storm").len(), 1);

@@ -9,7 +9,13 @@ use std::collections::HashSet;
 fn month() -> (tempfile::TempDir, tokenhound::generate::Truth, Value) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("month.jsonl.gz");
-    let args = tokenhound::generate::Args { out: out.clone(), truth: None, seed: 7, repeat: 1, noise: 2 };
+    let args = tokenhound::generate::Args {
+        out: out.clone(),
+        truth: None,
+        seed: 7,
+        repeat: 1,
+        noise: 2,
+    };
     let truth = tokenhound::generate::run(&args).unwrap();
     let (code, report) = scan_json(&[out.to_str().unwrap()]);
     assert_eq!(code, 0, "no --fail-on: exit 0");
@@ -26,11 +32,22 @@ fn month_matches_its_truth() {
     assert_eq!(r["totals"]["traces"], truth.traces);
     assert_eq!(r["input"]["problems"], 0);
 
-    for rule in ["retry-storm", "context-reread", "subagent-duplicate-context", "filler-preamble"] {
+    for rule in [
+        "retry-storm",
+        "context-reread",
+        "subagent-duplicate-context",
+        "filler-preamble",
+    ] {
         let want = *truth.wasted.get(rule).unwrap() as f64 * 100.0 / truth.total_tokens as f64;
         let got = detector(&r, rule)["share_pct"].as_f64().unwrap();
-        assert!((got - want).abs() < 0.5, "{rule}: share {got:.2}% vs truth {want:.2}%");
-        assert!(want > 3.0, "{rule}: the month injects a real share ({want:.2}%)");
+        assert!(
+            (got - want).abs() < 0.5,
+            "{rule}: share {got:.2}% vs truth {want:.2}%"
+        );
+        assert!(
+            want > 3.0,
+            "{rule}: the month injects a real share ({want:.2}%)"
+        );
     }
     // The story: 18 / 14 / 9 / 6 %, about 47% in all.
     let sum = r["summary"]["share_pct_sum"].as_f64().unwrap();
@@ -44,8 +61,12 @@ fn every_instance_found_and_no_negative() {
         let fs = findings(&r, &inst.detector);
         let want: HashSet<&str> = inst.spans.iter().map(String::as_str).collect();
         let hit = fs.iter().find(|f| {
-            let charged: HashSet<String> =
-                f["waste"].as_array().unwrap().iter().map(|c| c[0]["span_id"].as_str().unwrap().to_string()).collect();
+            let charged: HashSet<String> = f["waste"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c[0]["span_id"].as_str().unwrap().to_string())
+                .collect();
             let named: HashSet<String> = span_ids(f).into_iter().collect();
             match inst.detector.as_str() {
                 "retry-storm" => named == want.iter().map(|s| s.to_string()).collect(),
@@ -60,7 +81,10 @@ fn every_instance_found_and_no_negative() {
         if inst.detector == "subagent-duplicate-context" {
             // Content-defined chunks may miss up to one chunk (≤256 bytes) at each edge.
             let slack = 2 * 64 * inst.spans.len() as u64;
-            assert!(got.abs_diff(inst.wasted_tokens) <= slack, "{inst:?}: waste {got}");
+            assert!(
+                got.abs_diff(inst.wasted_tokens) <= slack,
+                "{inst:?}: waste {got}"
+            );
         } else {
             assert_eq!(got, inst.wasted_tokens, "{inst:?}");
         }
@@ -69,15 +93,31 @@ fn every_instance_found_and_no_negative() {
         for f in findings(&r, &neg.detector) {
             let named = span_ids(f);
             for s in &neg.spans {
-                assert!(!named.contains(s), "negative reported as {}: {neg:?}\n{f}", neg.detector);
+                assert!(
+                    !named.contains(s),
+                    "negative reported as {}: {neg:?}\n{f}",
+                    neg.detector
+                );
             }
         }
     }
     // Injected counts, one finding each.
-    for rule in ["retry-storm", "subagent-duplicate-context", "filler-preamble", "context-reread"] {
-        let n = truth.instances.iter().filter(|i| i.detector == rule).count();
+    for rule in [
+        "retry-storm",
+        "subagent-duplicate-context",
+        "filler-preamble",
+        "context-reread",
+    ] {
+        let n = truth
+            .instances
+            .iter()
+            .filter(|i| i.detector == rule)
+            .count();
         assert_eq!(findings(&r, rule).len(), n, "{rule}: findings vs injected");
     }
     let cached = &detector(&r, "subagent-duplicate-context")["counters"];
-    assert!(cached.to_string().contains("parents shared but cached\",5"), "{cached}");
+    assert!(
+        cached.to_string().contains("parents shared but cached\",5"),
+        "{cached}"
+    );
 }

@@ -45,12 +45,26 @@ fn unknown_key_names_file_and_line() {
 
 #[test]
 fn wrong_type_names_file_and_line() {
-    fails(&format!("{HEAD}\n[[rule]]\nid = \"r\"\ndetector = \"builtin:retry-storm\"\nenabled = \"yes\"\n"), 3, &["pack.toml:8", "invalid type"]);
+    fails(
+        &format!(
+            "{HEAD}\n[[rule]]\nid = \"r\"\ndetector = \"builtin:retry-storm\"\nenabled = \"yes\"\n"
+        ),
+        3,
+        &["pack.toml:8", "invalid type"],
+    );
 }
 
 #[test]
 fn unknown_detector_lists_the_builtins() {
-    fails(&format!("{HEAD}\n[[rule]]\nid = \"r\"\ndetector = \"builtin:retry-strom\"\n"), 3, &["pack.toml:7", "unknown built-in detector `retry-strom`", "retry-storm"]);
+    fails(
+        &format!("{HEAD}\n[[rule]]\nid = \"r\"\ndetector = \"builtin:retry-strom\"\n"),
+        3,
+        &[
+            "pack.toml:7",
+            "unknown built-in detector `retry-strom`",
+            "retry-storm",
+        ],
+    );
 }
 
 #[test]
@@ -82,19 +96,30 @@ fn detector_rejects_a_bad_value() {
 
 #[test]
 fn version_requirement_is_checked() {
-    fails("[pack]\nname = \"t\"\nversion = \"1.0.0\"\nrequires = \">=9.0\"\n", 3, &["pack.toml:4", "needs tokenhound >=9.0"]);
+    fails(
+        "[pack]\nname = \"t\"\nversion = \"1.0.0\"\nrequires = \">=9.0\"\n",
+        3,
+        &["pack.toml:4", "needs tokenhound >=9.0"],
+    );
 }
 
 #[test]
 fn a_file_that_is_not_a_component_fails_to_load() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "broken.wasm", "not wasm");
-    let pack = write(dir.path(), "pack.toml", &format!("{HEAD}\n[[rule]]\nid = \"mine\"\ndetector = \"broken.wasm\"\n"));
+    let pack = write(
+        dir.path(),
+        "pack.toml",
+        &format!("{HEAD}\n[[rule]]\nid = \"mine\"\ndetector = \"broken.wasm\"\n"),
+    );
     let input = storm(dir.path());
     let out = tokenhound(&["scan", "--pack", &pack, &input]);
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("broken.wasm") && err.contains("rule `mine`"), "{err}");
+    assert!(
+        err.contains("broken.wasm") && err.contains("rule `mine`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -108,13 +133,29 @@ fn later_pack_overrides_by_id_and_fail_on_gates() {
     // A later pack lowers its severity and raises min_calls: no finding, exit 0.
     let over = write(dir.path(), "over.toml", &format!("{HEAD}\n[[rule]]\nid = \"retry-storm\"\nseverity = \"low\"\n[rule.params]\nmin_calls = 4\n"));
     let default = format!("{}/../rules/default.toml", env!("CARGO_MANIFEST_DIR"));
-    let (code, r) = scan_json(&["--fail-on", "low", "--pack", &default, "--pack", &over, &input]);
+    let (code, r) = scan_json(&[
+        "--fail-on",
+        "low",
+        "--pack",
+        &default,
+        "--pack",
+        &over,
+        &input,
+    ]);
     assert_eq!(code, 0);
     assert_eq!(findings(&r, "retry-storm").len(), 0);
     // Disabled rules do not run.
-    let off = write(dir.path(), "off.toml", &format!("{HEAD}\n[[rule]]\nid = \"retry-storm\"\nenabled = false\n"));
+    let off = write(
+        dir.path(),
+        "off.toml",
+        &format!("{HEAD}\n[[rule]]\nid = \"retry-storm\"\nenabled = false\n"),
+    );
     let (_, r) = scan_json(&["--pack", &default, "--pack", &off, &input]);
-    assert!(r["detectors"].as_array().unwrap().iter().all(|d| d["rule"] != "retry-storm"));
+    assert!(r["detectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["rule"] != "retry-storm"));
 }
 
 #[test]
@@ -123,6 +164,10 @@ fn shipped_packs_are_valid() {
         let path = format!("{}/../rules/{p}", env!("CARGO_MANIFEST_DIR"));
         let default = format!("{}/../rules/default.toml", env!("CARGO_MANIFEST_DIR"));
         let out = tokenhound(&["check", &default, &path]);
-        assert!(out.status.success(), "{p}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{p}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

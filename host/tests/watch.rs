@@ -40,7 +40,10 @@ impl Watch {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        Watch { child, out: out.to_path_buf() }
+        Watch {
+            child,
+            out: out.to_path_buf(),
+        }
     }
 
     /// The findings written so far, the latest version of each id.
@@ -56,17 +59,27 @@ impl Watch {
     }
 
     fn raw_lines(&self) -> usize {
-        std::fs::read_to_string(&self.out).unwrap_or_default().lines().count()
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .count()
     }
 
-    fn wait_for(&self, what: &str, ok: impl Fn(&BTreeMap<String, Value>) -> bool) -> BTreeMap<String, Value> {
+    fn wait_for(
+        &self,
+        what: &str,
+        ok: impl Fn(&BTreeMap<String, Value>) -> bool,
+    ) -> BTreeMap<String, Value> {
         let start = std::time::Instant::now();
         loop {
             let f = self.findings();
             if ok(&f) {
                 return f;
             }
-            assert!(start.elapsed() < PATIENCE, "watch never got to: {what}; findings: {f:#?}");
+            assert!(
+                start.elapsed() < PATIENCE,
+                "watch never got to: {what}; findings: {f:#?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -78,7 +91,9 @@ impl Watch {
 
     fn stop(mut self) {
         // SIGTERM: a clean stop.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -100,7 +115,11 @@ fn turn(trace: &str) -> String {
 }
 
 fn append(path: &Path, text: &str) {
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
     file.write_all(text.as_bytes()).unwrap();
 }
 
@@ -118,7 +137,9 @@ fn appended_lines_are_analysed_never_half_a_line() {
     assert!(w.findings().is_empty());
     append(&file, &line[line.len() / 2..]);
     append(&file, "\n");
-    let f = w.wait_for("a storm and a filler reply", |f| by_rule(f, "retry-storm").len() == 1 && by_rule(f, "filler-preamble").len() == 1);
+    let f = w.wait_for("a storm and a filler reply", |f| {
+        by_rule(f, "retry-storm").len() == 1 && by_rule(f, "filler-preamble").len() == 1
+    });
     assert_eq!(by_rule(&f, "retry-storm")[0]["wasted_tokens"], 2020);
     append(&file, &(turn("b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2") + "\n"));
     w.wait_for("the second turn", |f| by_rule(f, "retry-storm").len() == 2);
@@ -143,7 +164,10 @@ fn rotation_and_compressed_copies_lose_and_repeat_nothing() {
     w.wait_for("three turns", |f| by_rule(f, "retry-storm").len() == 3);
     // The rotated file is compressed and the plain copy removed: nothing is new.
     let gz = spans.join("traces-1.jsonl.gz");
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
     enc.write_all(&std::fs::read(&rotated).unwrap()).unwrap();
     enc.finish().unwrap();
     std::fs::remove_file(&rotated).unwrap();
@@ -156,22 +180,43 @@ fn rotation_and_compressed_copies_lose_and_repeat_nothing() {
 }
 
 fn key(v: &Value) -> (String, Vec<String>, u64) {
-    let spans = v["spans"].as_array().unwrap().iter().map(|s| s[1].as_str().unwrap().to_string()).collect();
-    (v["rule"].as_str().unwrap().to_string(), spans, v["wasted_tokens"].as_u64().unwrap())
+    let spans = v["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[1].as_str().unwrap().to_string())
+        .collect();
+    (
+        v["rule"].as_str().unwrap().to_string(),
+        spans,
+        v["wasted_tokens"].as_u64().unwrap(),
+    )
 }
 
 #[test]
 fn kill_9_and_restart_gives_the_findings_of_a_scan() {
     let dir = tempfile::tempdir().unwrap();
     let month = dir.path().join("month.jsonl");
-    let args = tokenhound::generate::Args { out: month.clone(), truth: None, seed: 11, repeat: 1, noise: 0 };
+    let args = tokenhound::generate::Args {
+        out: month.clone(),
+        truth: None,
+        seed: 11,
+        repeat: 1,
+        noise: 0,
+    };
     tokenhound::generate::run(&args).unwrap();
     let (_, report) = scan_json(&[month.to_str().unwrap()]);
     let mut want: Vec<(String, Vec<String>, u64)> = report["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["rule"].as_str().unwrap().to_string(), span_ids(f), f["wasted_tokens"].as_u64().unwrap()))
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                span_ids(f),
+                f["wasted_tokens"].as_u64().unwrap(),
+            )
+        })
         .collect();
     want.sort();
 
@@ -189,25 +234,36 @@ fn kill_9_and_restart_gives_the_findings_of_a_scan() {
     append(&live, &(lines[half..].join("\n") + "\n"));
     let w = Watch::start(&spans, &out, &[]);
     let n = want.len();
-    let f = w.wait_for("all findings", |f| f.len() >= n && f.values().filter(|v| v["rule"] == "context-reread").count() == 70);
+    let f = w.wait_for("all findings", |f| {
+        f.len() >= n && f.values().filter(|v| v["rule"] == "context-reread").count() == 70
+    });
     std::thread::sleep(Duration::from_millis(1500));
     let f2 = w.findings();
     w.stop();
     assert_eq!(f.len(), f2.len());
     let mut got: Vec<_> = f2.values().map(key).collect();
     got.sort();
-    let mut want_sorted: Vec<_> = want.into_iter().map(|(r, mut s, w)| {
-        s.sort();
-        (r, s, w)
-    }).collect();
+    let mut want_sorted: Vec<_> = want
+        .into_iter()
+        .map(|(r, mut s, w)| {
+            s.sort();
+            (r, s, w)
+        })
+        .collect();
     want_sorted.sort();
-    let mut got_sorted: Vec<_> = got.into_iter().map(|(r, mut s, w)| {
-        s.sort();
-        (r, s, w)
-    }).collect();
+    let mut got_sorted: Vec<_> = got
+        .into_iter()
+        .map(|(r, mut s, w)| {
+            s.sort();
+            (r, s, w)
+        })
+        .collect();
     got_sorted.sort();
     assert_eq!(got_sorted.len(), want_sorted.len());
-    assert!(got_sorted == want_sorted, "watch after kill -9 differs from scan");
+    assert!(
+        got_sorted == want_sorted,
+        "watch after kill -9 differs from scan"
+    );
 }
 
 #[test]
@@ -222,37 +278,71 @@ fn detector_swapped_between_batches_and_broken_updates_rejected() {
     let pack = dir.path().join("pack.toml");
     std::fs::write(&pack, tokenhound::rules::DEFAULT_PACK).unwrap();
     let file = spans.join("t.jsonl");
-    let w = Watch::start(&spans, &dir.path().join("out.jsonl"), &["--plugins", plugins.to_str().unwrap(), "--pack", pack.to_str().unwrap()]);
+    let w = Watch::start(
+        &spans,
+        &dir.path().join("out.jsonl"),
+        &[
+            "--plugins",
+            plugins.to_str().unwrap(),
+            "--pack",
+            pack.to_str().unwrap(),
+        ],
+    );
     append(&file, &(turn("d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1") + "\n"));
-    w.wait_for("custom = retry-storm on turn 1", |f| by_rule(f, "custom").len() == 1);
+    w.wait_for("custom = retry-storm on turn 1", |f| {
+        by_rule(f, "custom").len() == 1
+    });
 
     // Swap the detector: the next batch is served by the new one.
     std::fs::copy(plugin("filler_preamble"), plugins.join("custom.tmp")).unwrap();
     std::fs::rename(plugins.join("custom.tmp"), &custom).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     append(&file, &(turn("d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2") + "\n"));
-    let f = w.wait_for("custom = filler on turn 2", |f| by_rule(f, "custom").len() == 2);
+    let f = w.wait_for("custom = filler on turn 2", |f| {
+        by_rule(f, "custom").len() == 2
+    });
     let custom_f = by_rule(&f, "custom");
-    let storm = custom_f.iter().find(|v| v["detector"] == "retry-storm").unwrap();
-    let filler = custom_f.iter().find(|v| v["detector"] == "filler-preamble").unwrap();
+    let storm = custom_f
+        .iter()
+        .find(|v| v["detector"] == "retry-storm")
+        .unwrap();
+    let filler = custom_f
+        .iter()
+        .find(|v| v["detector"] == "filler-preamble")
+        .unwrap();
     assert_eq!(storm["trace_id"], "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1");
-    assert_eq!(filler["trace_id"], "d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2", "turn 1 is not analysed again");
+    assert_eq!(
+        filler["trace_id"], "d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2",
+        "turn 1 is not analysed again"
+    );
 
     // A broken wasm: reported, the running set stays.
     std::fs::write(plugins.join("broken.wasm"), b"\0asm but not really").unwrap();
     let f = w.wait_for("a reload failure naming broken.wasm", |f| {
-        f.values().any(|v| v["rule"] == "engine" && v["message"].as_str().unwrap().contains("broken.wasm"))
+        f.values().any(|v| {
+            v["rule"] == "engine" && v["message"].as_str().unwrap().contains("broken.wasm")
+        })
     });
     assert_eq!(by_rule(&f, "custom").len(), 2);
     std::fs::remove_file(plugins.join("broken.wasm")).unwrap();
     // A broken pack: reported, the running set stays.
     std::thread::sleep(Duration::from_millis(800));
-    std::fs::write(&pack, "[pack]\nname = \"x\"\nversion = \"1\"\n[[rule]]\nid = 3\n").unwrap();
+    std::fs::write(
+        &pack,
+        "[pack]\nname = \"x\"\nversion = \"1\"\n[[rule]]\nid = 3\n",
+    )
+    .unwrap();
     w.wait_for("a reload failure naming the pack", |f| {
-        f.values().any(|v| v["rule"] == "engine" && v["message"].as_str().unwrap().contains("pack.toml"))
+        f.values()
+            .any(|v| v["rule"] == "engine" && v["message"].as_str().unwrap().contains("pack.toml"))
     });
     append(&file, &(turn("d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3") + "\n"));
-    let f = w.wait_for("turn 3 by the running set", |f| by_rule(f, "custom").len() == 3 && by_rule(f, "retry-storm").len() == 3);
-    assert!(by_rule(&f, "custom").iter().any(|v| v["trace_id"] == "d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3" && v["detector"] == "filler-preamble"));
+    let f = w.wait_for("turn 3 by the running set", |f| {
+        by_rule(f, "custom").len() == 3 && by_rule(f, "retry-storm").len() == 3
+    });
+    assert!(by_rule(&f, "custom")
+        .iter()
+        .any(|v| v["trace_id"] == "d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3"
+            && v["detector"] == "filler-preamble"));
     w.stop();
 }

@@ -112,21 +112,38 @@ impl Columns {
         };
         let mut d = BatchData::default();
         let mut trace_models = Vec::new();
-        let mut strs = Interner { map: HashMap::default(), strings: Vec::new() };
+        let mut strs = Interner {
+            map: HashMap::default(),
+            strings: Vec::new(),
+        };
         for (session, trace) in &batch.traces {
             let base = c.kind.len() as i32;
-            let rows: HashMap<&str, i32> =
-                trace.spans.iter().enumerate().map(|(i, s)| (&*s.span_id, base + i as i32)).collect();
+            let rows: HashMap<&str, i32> = trace
+                .spans
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (&*s.span_id, base + i as i32))
+                .collect();
             let sid = strs.id(session);
             let tid = strs.id(&trace.id);
-            if let Some(m) = trace.spans.iter().filter(|s| s.kind == Kind::Llm).min_by_key(|s| s.start_ns).and_then(|s| s.model.as_deref()) {
+            if let Some(m) = trace
+                .spans
+                .iter()
+                .filter(|s| s.kind == Kind::Llm)
+                .min_by_key(|s| s.start_ns)
+                .and_then(|s| s.model.as_deref())
+            {
                 trace_models.push((trace.id.to_string(), m.to_string()));
             }
             for s in &trace.spans {
                 c.session.push(sid);
                 c.trace.push(tid);
                 c.span_id.push(strs.id(&s.span_id));
-                let parent = s.parent_id.as_deref().filter(|p| *p != &*s.span_id).and_then(|p| rows.get(p).copied());
+                let parent = s
+                    .parent_id
+                    .as_deref()
+                    .filter(|p| *p != &*s.span_id)
+                    .and_then(|p| rows.get(p).copied());
                 c.parent.push(parent.unwrap_or(-1));
                 c.kind.push(kind(s.kind));
                 c.name.push(strs.id(&s.name));
@@ -155,7 +172,13 @@ impl Columns {
                 d.resource_uri.push(s.resource_uri.take());
             }
         }
-        (Columns { all: c, trace_models }, d)
+        (
+            Columns {
+                all: c,
+                trace_models,
+            },
+            d,
+        )
     }
 
     /// The columns a detector declared; the others are sent empty.
@@ -174,7 +197,11 @@ impl Columns {
             name: a.name.clone(),
             start_ns: a.start_ns.clone(),
             end_ns: a.end_ns.clone(),
-            failed: if has(Field::Failed) { a.failed.clone() } else { Vec::new() },
+            failed: if has(Field::Failed) {
+                a.failed.clone()
+            } else {
+                Vec::new()
+            },
             agent_name: pick(Field::AgentName, &a.agent_name),
             model: pick(Field::Model, &a.model),
             tool_name: pick(Field::Tool, &a.tool_name),

@@ -11,7 +11,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn compile(engine: &wasmtime::Engine, wasm: &[u8], hash: &str, dir: Option<&Path>) -> anyhow::Result<Component> {
+pub fn compile(
+    engine: &wasmtime::Engine,
+    wasm: &[u8],
+    hash: &str,
+    dir: Option<&Path>,
+) -> anyhow::Result<Component> {
     let Some(dir) = dir else {
         return Component::new(engine, wasm).map_err(|e| anyhow::anyhow!("{e:#}"));
     };
@@ -25,7 +30,9 @@ pub fn compile(engine: &wasmtime::Engine, wasm: &[u8], hash: &str, dir: Option<&
             return Ok(c);
         }
     }
-    let bytes = engine.precompile_component(wasm).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let bytes = engine
+        .precompile_component(wasm)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     // A cache that cannot be written is only slower, never wrong.
     if std::fs::create_dir_all(dir).is_ok() {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));

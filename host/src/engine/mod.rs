@@ -45,7 +45,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 256 << 20, timeout: Duration::from_secs(10), fuel: None }
+        Limits {
+            memory_bytes: 256 << 20,
+            timeout: Duration::from_secs(10),
+            fuel: None,
+        }
     }
 }
 
@@ -78,7 +82,10 @@ struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -86,7 +93,10 @@ impl tokenhound::detector::host::Host for State {}
 
 impl tokenhound::detector::host::HostTexts for State {
     fn get(&mut self, _: Resource<TextsHandle>, row: u32, field: TextField) -> Option<String> {
-        self.texts.as_ref().and_then(|t| t.text(row, field)).map(String::from)
+        self.texts
+            .as_ref()
+            .and_then(|t| t.text(row, field))
+            .map(String::from)
     }
     fn size(&mut self, _: Resource<TextsHandle>, row: u32, field: TextField) -> Option<u64> {
         self.texts.as_ref().and_then(|t| t.size(row, field))
@@ -120,9 +130,15 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 
 impl Engine {
     /// `fuel`: whether any rule asks for a fuel budget (it costs speed for all).
-    pub fn new(cache_dir: Option<PathBuf>, fuel: bool, max_stack: Option<usize>) -> anyhow::Result<Self> {
+    pub fn new(
+        cache_dir: Option<PathBuf>,
+        fuel: bool,
+        max_stack: Option<usize>,
+    ) -> anyhow::Result<Self> {
         let mut cfg = Config::new();
-        cfg.wasm_component_model(true).epoch_interruption(true).consume_fuel(fuel);
+        cfg.wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(fuel);
         if let Some(s) = max_stack {
             cfg.max_wasm_stack(s);
         }
@@ -141,29 +157,50 @@ impl Engine {
                 }
             })
             .context("starting the epoch ticker")?;
-        Ok(Engine { engine, linker, cache_dir, fuel, stop })
+        Ok(Engine {
+            engine,
+            linker,
+            cache_dir,
+            fuel,
+            stop,
+        })
     }
 
     /// Compile (or load from the cache) a component and read its metadata.
     pub fn load(&self, wasm: &[u8], source: &str) -> anyhow::Result<LoadedPlugin> {
         let hash = cache::sha256_hex(wasm);
         let component = cache::compile(&self.engine, wasm, &hash, self.cache_dir.as_deref())
-            .with_context(|| format!("{source}: not a WebAssembly component tokenhound can compile"))?;
+            .with_context(|| {
+                format!("{source}: not a WebAssembly component tokenhound can compile")
+            })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("{source}: does not match {WIT_VERSION}: {e:#}"))?;
-        let pre = PluginPre::new(pre).map_err(|e| anyhow!("{source}: does not export {WIT_VERSION}: {e:#}"))?;
-        let mut probe = self.instantiate(&pre, &Limits::default()).with_context(|| format!("{source}: could not start"))?;
+        let pre = PluginPre::new(pre)
+            .map_err(|e| anyhow!("{source}: does not export {WIT_VERSION}: {e:#}"))?;
+        let mut probe = self
+            .instantiate(&pre, &Limits::default())
+            .with_context(|| format!("{source}: could not start"))?;
         let meta = probe
             .1
             .tokenhound_detector_detector()
             .call_describe(&mut probe.0)
             .map_err(|e| anyhow!("{source}: describe() failed: {}", explain(&e, &probe.0)))?;
-        Ok(LoadedPlugin { pre, meta, hash, source: source.to_string(), component })
+        Ok(LoadedPlugin {
+            pre,
+            meta,
+            hash,
+            source: source.to_string(),
+            component,
+        })
     }
 
-    fn instantiate(&self, pre: &PluginPre<State>, limits: &Limits) -> anyhow::Result<(Store<State>, Plugin)> {
+    fn instantiate(
+        &self,
+        pre: &PluginPre<State>,
+        limits: &Limits,
+    ) -> anyhow::Result<(Store<State>, Plugin)> {
         let stderr = MemoryOutputPipe::new(16 << 10);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
@@ -180,24 +217,50 @@ impl Engine {
             .build();
         let mut store = Store::new(
             &self.engine,
-            State { wasi, table: ResourceTable::new(), limits: limits_, texts: None, stderr, memory_cap: limits.memory_bytes },
+            State {
+                wasi,
+                table: ResourceTable::new(),
+                limits: limits_,
+                texts: None,
+                stderr,
+                memory_cap: limits.memory_bytes,
+            },
         );
         store.limiter(|s| &mut s.limits);
         let ticks = (limits.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         if self.fuel {
-            store.set_fuel(limits.fuel.unwrap_or(u64::MAX)).map_err(|e| anyhow!("{e:#}"))?;
+            store
+                .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+                .map_err(|e| anyhow!("{e:#}"))?;
         }
-        let plugin = pre.instantiate(&mut store).map_err(|e| anyhow!("{}", explain(&e, &store)))?;
+        let plugin = pre
+            .instantiate(&mut store)
+            .map_err(|e| anyhow!("{}", explain(&e, &store)))?;
         Ok((store, plugin))
     }
 
     /// Start an analyzer of `plugin` with the rule's parameters (JSON object text).
-    pub fn analyzer(&self, plugin: &LoadedPlugin, params: &str, limits: &Limits) -> Result<Analyzer, String> {
-        let (mut store, instance) = self.instantiate(&plugin.pre, limits).map_err(|e| format!("{e:#}"))?;
-        let created = instance.tokenhound_detector_detector().call_create(&mut store, params);
+    pub fn analyzer(
+        &self,
+        plugin: &LoadedPlugin,
+        params: &str,
+        limits: &Limits,
+    ) -> Result<Analyzer, String> {
+        let (mut store, instance) = self
+            .instantiate(&plugin.pre, limits)
+            .map_err(|e| format!("{e:#}"))?;
+        let created = instance
+            .tokenhound_detector_detector()
+            .call_create(&mut store, params);
         match created {
-            Ok(Ok(res)) => Ok(Analyzer { store, instance, res, limits: limits.clone(), fuel: self.fuel }),
+            Ok(Ok(res)) => Ok(Analyzer {
+                store,
+                instance,
+                res,
+                limits: limits.clone(),
+                fuel: self.fuel,
+            }),
             Ok(Err(msg)) => Err(format!("bad parameters: {msg}")),
             Err(e) => Err(explain(&e, &store)),
         }
@@ -242,24 +305,45 @@ impl Analyzer {
     }
 
     /// Feed one batch. An `Err` is the reason the detector was stopped.
-    pub fn observe(&mut self, cols: &SpanColumns, data: Arc<BatchData>) -> Result<Vec<Finding>, String> {
+    pub fn observe(
+        &mut self,
+        cols: &SpanColumns,
+        data: Arc<BatchData>,
+    ) -> Result<Vec<Finding>, String> {
         self.arm().map_err(|e| format!("{e:#}"))?;
         self.store.data_mut().texts = Some(data);
-        let handle = self.store.data_mut().table.push(TextsHandle).map_err(|e| format!("{e:#}"))?;
-        let r = self.instance.tokenhound_detector_detector().analyzer().call_observe(&mut self.store, self.res, cols, handle);
+        let handle = self
+            .store
+            .data_mut()
+            .table
+            .push(TextsHandle)
+            .map_err(|e| format!("{e:#}"))?;
+        let r = self
+            .instance
+            .tokenhound_detector_detector()
+            .analyzer()
+            .call_observe(&mut self.store, self.res, cols, handle);
         self.store.data_mut().texts = None;
         r.map_err(|e| explain(&e, &self.store))
     }
 
     pub fn finish(&mut self) -> Result<Vec<Finding>, String> {
         self.arm().map_err(|e| format!("{e:#}"))?;
-        let r = self.instance.tokenhound_detector_detector().analyzer().call_finish(&mut self.store, self.res);
+        let r = self
+            .instance
+            .tokenhound_detector_detector()
+            .analyzer()
+            .call_finish(&mut self.store, self.res);
         r.map_err(|e| explain(&e, &self.store))
     }
 
     pub fn counters(&mut self) -> Result<Vec<Counter>, String> {
         self.arm().map_err(|e| format!("{e:#}"))?;
-        let r = self.instance.tokenhound_detector_detector().analyzer().call_counters(&mut self.store, self.res);
+        let r = self
+            .instance
+            .tokenhound_detector_detector()
+            .analyzer()
+            .call_counters(&mut self.store, self.res);
         r.map_err(|e| explain(&e, &self.store))
     }
 }
@@ -267,14 +351,25 @@ impl Analyzer {
 /// Say in plain words why a call failed: time limit, memory cap, fuel, or a trap
 /// (with what the detector printed, e.g. its panic message).
 fn explain(e: &wasmtime::Error, store: &Store<State>) -> String {
-    let printed = String::from_utf8_lossy(&store.data().stderr.contents()).trim().to_string();
-    let printed = if printed.is_empty() { String::new() } else { format!("; it printed: {printed}") };
+    let printed = String::from_utf8_lossy(&store.data().stderr.contents())
+        .trim()
+        .to_string();
+    let printed = if printed.is_empty() {
+        String::new()
+    } else {
+        format!("; it printed: {printed}")
+    };
     let text = format!("{e:?}");
     match e.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => "stopped at its time limit (endless loop or too slow)".to_string(),
+        Some(wasmtime::Trap::Interrupt) => {
+            "stopped at its time limit (endless loop or too slow)".to_string()
+        }
         Some(wasmtime::Trap::OutOfFuel) => "stopped: ran out of fuel".to_string(),
         _ if text.contains("growing memory") || text.contains("memory growth failure") => {
-            format!("stopped at its memory cap of {} MiB (allocated without end)", store.data().memory_cap >> 20)
+            format!(
+                "stopped at its memory cap of {} MiB (allocated without end)",
+                store.data().memory_cap >> 20
+            )
         }
         Some(t) => format!("trapped: {t}{printed}"),
         None => format!("failed: {}{printed}", e.root_cause()),

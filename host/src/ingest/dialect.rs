@@ -32,8 +32,17 @@ pub struct Base {
 }
 
 /// Dialect families, for `inspect`.
-pub const DIALECTS: [&str; 9] =
-    ["otel-genai", "openinference", "openllmetry", "vercel-ai", "langsmith", "langfuse", "logfire", "mcp", "custom"];
+pub const DIALECTS: [&str; 9] = [
+    "otel-genai",
+    "openinference",
+    "openllmetry",
+    "vercel-ai",
+    "langsmith",
+    "langfuse",
+    "logfire",
+    "mcp",
+    "custom",
+];
 
 /// Look attributes up by the first of several names.
 pub struct Attrs<'a> {
@@ -44,14 +53,25 @@ pub struct Attrs<'a> {
 impl<'a> Attrs<'a> {
     pub fn get(&self, names: &[&str]) -> Option<&'a AnyValue> {
         names.iter().find_map(|n| {
-            self.span.iter().find(|kv| kv.key == *n).map(|kv| &kv.value).filter(|v| **v != AnyValue::Empty)
+            self.span
+                .iter()
+                .find(|kv| kv.key == *n)
+                .map(|kv| &kv.value)
+                .filter(|v| **v != AnyValue::Empty)
         })
     }
     fn resource(&self, names: &[&str]) -> Option<&'a str> {
-        names.iter().find_map(|n| self.resource.iter().find(|kv| kv.key == *n).and_then(|kv| kv.value.as_str()))
+        names.iter().find_map(|n| {
+            self.resource
+                .iter()
+                .find(|kv| kv.key == *n)
+                .and_then(|kv| kv.value.as_str())
+        })
     }
     pub fn str(&self, names: &[&str]) -> Option<&'a str> {
-        self.get(names).and_then(AnyValue::as_str).filter(|s| !s.is_empty())
+        self.get(names)
+            .and_then(AnyValue::as_str)
+            .filter(|s| !s.is_empty())
     }
     fn arc(&self, names: &[&str]) -> Option<Arc<str>> {
         self.str(names).map(Arc::from)
@@ -64,7 +84,14 @@ impl<'a> Attrs<'a> {
     }
 }
 
-const LLM_OPERATIONS: &[&str] = &["chat", "text_completion", "generate_content", "completion", "responses", "call_llm"];
+const LLM_OPERATIONS: &[&str] = &[
+    "chat",
+    "text_completion",
+    "generate_content",
+    "completion",
+    "responses",
+    "call_llm",
+];
 const AGENT_OPERATIONS: &[&str] = &["invoke_agent", "create_agent"];
 
 fn by_word(word: &str) -> Option<Kind> {
@@ -73,8 +100,8 @@ fn by_word(word: &str) -> Option<Kind> {
         "llm" | "generation" | "chat" => Some(Kind::Llm),
         "tool" => Some(Kind::Tool),
         "agent" => Some(Kind::Agent),
-        "chain" | "retriever" | "embedding" | "reranker" | "guardrail" | "evaluator" | "span" | "event" | "workflow"
-        | "task" | "prompt" | "parser" => Some(Kind::Other),
+        "chain" | "retriever" | "embedding" | "reranker" | "guardrail" | "evaluator" | "span"
+        | "event" | "workflow" | "task" | "prompt" | "parser" => Some(Kind::Other),
         _ => None,
     }
 }
@@ -95,7 +122,12 @@ fn kind_of(a: &Attrs, base: &Base) -> Kind {
             return Kind::Agent;
         }
     }
-    for key in ["openinference.span.kind", "langfuse.observation.type", "traceloop.span.kind", "langsmith.span.kind"] {
+    for key in [
+        "openinference.span.kind",
+        "langfuse.observation.type",
+        "traceloop.span.kind",
+        "langsmith.span.kind",
+    ] {
         if let Some(k) = a.str(&[key]).and_then(by_word) {
             return k;
         }
@@ -224,25 +256,49 @@ pub fn understood_usage_key(k: &str) -> bool {
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 pub fn looks_like_usage(k: &str) -> bool {
-    (contains_ci(k, "token") && !contains_ci(k, "tokenizer") && !contains_ci(k, "max_tokens") && !contains_ci(k, "maxtokens"))
+    (contains_ci(k, "token")
+        && !contains_ci(k, "tokenizer")
+        && !contains_ci(k, "max_tokens")
+        && !contains_ci(k, "maxtokens"))
         || k.contains(".usage.")
 }
 
 /// Prefixes of every attribute any dialect reads. A span with none of them
 /// (HTTP, database, cache spans: most of a real service's) skips the lookups.
 const RELEVANT: &[&str] = &[
-    "gen_ai.", "llm.", "openinference.", "ai.", "mcp.", "traceloop.", "langsmith.", "langfuse.", "tool", "input.", "output.",
-    "session.id", "agent", "logfire.", "pydantic_ai", "tokenhound.", "error.type", "exception.type", "gcp.vertex.agent",
+    "gen_ai.",
+    "llm.",
+    "openinference.",
+    "ai.",
+    "mcp.",
+    "traceloop.",
+    "langsmith.",
+    "langfuse.",
+    "tool",
+    "input.",
+    "output.",
+    "session.id",
+    "agent",
+    "logfire.",
+    "pydantic_ai",
+    "tokenhound.",
+    "error.type",
+    "exception.type",
+    "gcp.vertex.agent",
 ];
 
 fn relevant(attrs: &[KeyValue], base: &Base) -> bool {
     base.kind.is_some()
         || base.usage.is_some()
-        || attrs.iter().any(|kv| RELEVANT.iter().any(|p| kv.key.starts_with(p)))
+        || attrs
+            .iter()
+            .any(|kv| RELEVANT.iter().any(|p| kv.key.starts_with(p)))
         || {
             let first = base.name.split(' ').next().unwrap_or("");
             LLM_OPERATIONS.contains(&first)
@@ -258,7 +314,12 @@ pub fn dialects_of(a: &Attrs) -> u16 {
     let mut bits = 0;
     for (i, prefixes) in [
         &["gen_ai."][..],
-        &["openinference.", "llm.token_count", "llm.input_messages", "input.value"][..],
+        &[
+            "openinference.",
+            "llm.token_count",
+            "llm.input_messages",
+            "input.value",
+        ][..],
         &["traceloop.", "llm.request.type"][..],
         &["ai.operationId", "ai.usage."][..],
         &["langsmith."][..],
@@ -283,7 +344,13 @@ fn mcp_name(name: &str) -> Option<(&str, &str)> {
     Some((server, tool))
 }
 
-pub fn normalise(base: Base, resource: &[KeyValue], span_attrs: &[KeyValue], origin: &Origin, maps: &Mappings) -> Result<Span, String> {
+pub fn normalise(
+    base: Base,
+    resource: &[KeyValue],
+    span_attrs: &[KeyValue],
+    origin: &Origin,
+    maps: &Mappings,
+) -> Result<Span, String> {
     if base.trace_id.is_empty() {
         return Err("missing trace id".into());
     }
@@ -311,7 +378,10 @@ pub fn normalise(base: Base, resource: &[KeyValue], span_attrs: &[KeyValue], ori
             ..Span::default()
         });
     }
-    let a = Attrs { span: attrs_list, resource };
+    let a = Attrs {
+        span: attrs_list,
+        resource,
+    };
     let kind = kind_of(&a, &base);
     let usage = base.usage.or_else(|| usage_of(&a));
     let mut span = Span {
@@ -332,20 +402,31 @@ pub fn normalise(base: Base, resource: &[KeyValue], span_attrs: &[KeyValue], ori
                 "langsmith.metadata.session_id",
                 "gcp.vertex.agent.session_id",
             ])
-            .or_else(|| a.resource(&["gen_ai.conversation.id", "session.id"]).map(Arc::from))
+            .or_else(|| {
+                a.resource(&["gen_ai.conversation.id", "session.id"])
+                    .map(Arc::from)
+            })
         }),
         agent_name: a.arc(&["gen_ai.agent.name", "agent_name", "agent.name"]),
-        model: base.model.as_deref().filter(|m| !m.is_empty()).map(Arc::from).or_else(|| {
-            a.arc(&[
-                "gen_ai.response.model",
-                "gen_ai.request.model",
-                "llm.model_name",
-                "ai.response.model",
-                "ai.model.id",
-                "langsmith.metadata.ls_model_name",
-            ])
-        }),
-        stop_reason: a.get(&["gen_ai.response.finish_reasons", "ai.response.finishReason"]).and_then(first_str).map(Arc::from),
+        model: base
+            .model
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .map(Arc::from)
+            .or_else(|| {
+                a.arc(&[
+                    "gen_ai.response.model",
+                    "gen_ai.request.model",
+                    "llm.model_name",
+                    "ai.response.model",
+                    "ai.model.id",
+                    "langsmith.metadata.ls_model_name",
+                ])
+            }),
+        stop_reason: a
+            .get(&["gen_ai.response.finish_reasons", "ai.response.finishReason"])
+            .and_then(first_str)
+            .map(Arc::from),
         origin: origin.clone(),
         trace_id: base.trace_id.into(),
         span_id: base.span_id.into(),
@@ -360,13 +441,23 @@ pub fn normalise(base: Base, resource: &[KeyValue], span_attrs: &[KeyValue], ori
     if kind == Kind::Tool {
         let mcp = mcp_name(&base.name);
         span.tool_name = a
-            .arc(&["gen_ai.tool.name", "tool.name", "ai.toolCall.name", "mcp.tool.name"])
+            .arc(&[
+                "gen_ai.tool.name",
+                "tool.name",
+                "ai.toolCall.name",
+                "mcp.tool.name",
+            ])
             .or_else(|| mcp.map(|m| Arc::from(m.1)))
-            .or_else(|| a.str(&["mcp.method.name"]).filter(|m| *m == "resources/read").map(Arc::from))
+            .or_else(|| {
+                a.str(&["mcp.method.name"])
+                    .filter(|m| *m == "resources/read")
+                    .map(Arc::from)
+            })
             .or_else(|| a.arc(&["traceloop.entity.name"]))
             .or_else(|| tool_from_name(&base.name).map(Arc::from));
-        span.tool_server =
-            a.arc(&["mcp.server.name", "gen_ai.tool.server", "server.address"]).or_else(|| mcp.map(|m| Arc::from(m.0)));
+        span.tool_server = a
+            .arc(&["mcp.server.name", "gen_ai.tool.server", "server.address"])
+            .or_else(|| mcp.map(|m| Arc::from(m.0)));
         span.tool_args = a
             .get(&[
                 "gen_ai.tool.call.arguments",
@@ -380,7 +471,11 @@ pub fn normalise(base: Base, resource: &[KeyValue], span_attrs: &[KeyValue], ori
                 "input.value",
             ])
             .map(|v| compact_json(&as_json(v)))
-            .or_else(|| base.input.as_ref().map(|v| compact_json(&unwrap_tool_input(v))));
+            .or_else(|| {
+                base.input
+                    .as_ref()
+                    .map(|v| compact_json(&unwrap_tool_input(v)))
+            });
         span.tool_result = a
             .get(&[
                 "gen_ai.tool.call.result",
@@ -398,8 +493,10 @@ pub fn normalise(base: Base, resource: &[KeyValue], span_attrs: &[KeyValue], ori
         span.resource_uri = a.str(&["mcp.resource.uri"]).map(Box::from);
     }
     if kind == Kind::Llm {
-        span.input_text = input_text(&a).or_else(|| base.input.as_ref().map(|v| messages_text(v).into()));
-        span.output_text = output_text(&a).or_else(|| base.output.as_ref().and_then(first_output_of_json));
+        span.input_text =
+            input_text(&a).or_else(|| base.input.as_ref().map(|v| messages_text(v).into()));
+        span.output_text =
+            output_text(&a).or_else(|| base.output.as_ref().and_then(first_output_of_json));
     }
     Ok(span)
 }
@@ -475,11 +572,17 @@ fn json_content_text(v: &Value) -> String {
             Some(c) => json_content_text(c),
             None => v.to_string(),
         },
-        Value::Array(items) if items.iter().all(|p| part_text(p).is_some() || p.get("content").is_some()) => items
-            .iter()
-            .filter_map(|p| part_text(p).or_else(|| p.get("content").map(json_content_text)))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        Value::Array(items)
+            if items
+                .iter()
+                .all(|p| part_text(p).is_some() || p.get("content").is_some()) =>
+        {
+            items
+                .iter()
+                .filter_map(|p| part_text(p).or_else(|| p.get("content").map(json_content_text)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
         other => other.to_string(),
     }
 }
@@ -510,7 +613,14 @@ fn input_text(a: &Attrs) -> Option<Box<str>> {
         captured = true;
         parts.push(messages_text(&as_json(v)));
     }
-    captured.then(|| parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("\n").into())
+    captured.then(|| {
+        parts
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into()
+    })
 }
 
 /// `prefix{i}suffix` attributes in index order (OpenInference, OpenLLMetry).
@@ -522,28 +632,37 @@ fn indexed_messages(a: &Attrs, prefix: &str, suffix: &str) -> Option<String> {
             let rest = kv.key.strip_prefix(prefix)?;
             let (i, tail) = rest.split_once('.')?;
             let i: u32 = i.parse().ok()?;
-            let text = if format!(".{tail}") == suffix {
-                kv.value.as_str()?.to_string()
-            } else if tail.starts_with("message.contents.") && tail.ends_with(".message_content.text") {
-                kv.value.as_str()?.to_string()
-            } else {
-                return None;
-            };
-            Some((i, text))
+            let wanted = format!(".{tail}") == suffix
+                || (tail.starts_with("message.contents.")
+                    && tail.ends_with(".message_content.text"));
+            wanted
+                .then(|| kv.value.as_str().map(|t| (i, t.to_string())))
+                .flatten()
         })
         .collect();
     if found.is_empty() {
         return None;
     }
     found.sort_by_key(|x| x.0);
-    Some(found.into_iter().map(|x| x.1).collect::<Vec<_>>().join("\n"))
+    Some(
+        found
+            .into_iter()
+            .map(|x| x.1)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }
 
 /// The text of a message list, in any of the shapes exporters use: the OTel parts
 /// format, `{role, content}` with string or part-list content, or a bare string.
 fn messages_text(v: &Value) -> String {
     match v {
-        Value::Array(msgs) => msgs.iter().map(message_text).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n"),
+        Value::Array(msgs) => msgs
+            .iter()
+            .map(message_text)
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n"),
         Value::Object(_) => message_text(v),
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -553,11 +672,19 @@ fn messages_text(v: &Value) -> String {
 
 fn message_text(m: &Value) -> String {
     if let Some(Value::Array(ps)) = m.get("parts") {
-        return ps.iter().filter_map(part_text).collect::<Vec<_>>().join("\n");
+        return ps
+            .iter()
+            .filter_map(part_text)
+            .collect::<Vec<_>>()
+            .join("\n");
     }
     match m.get("content") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(ps)) => ps.iter().filter_map(part_text).collect::<Vec<_>>().join("\n"),
+        Some(Value::Array(ps)) => ps
+            .iter()
+            .filter_map(part_text)
+            .collect::<Vec<_>>()
+            .join("\n"),
         Some(other) if !other.is_null() => other.to_string(),
         _ => match m {
             Value::String(s) => s.clone(),
@@ -569,10 +696,15 @@ fn message_text(m: &Value) -> String {
 /// The text of one message part that counts as input content.
 fn part_text(p: &Value) -> Option<String> {
     match p.get("type").and_then(Value::as_str) {
-        Some("text") | Some("input_text") | Some("output_text") => p.get("content").or_else(|| p.get("text")).map(value_text),
-        Some("tool_call_response") | Some("tool_result") | Some("tool-result") => {
-            p.get("response").or_else(|| p.get("result")).or_else(|| p.get("content")).or_else(|| p.get("output")).map(json_content_text)
+        Some("text") | Some("input_text") | Some("output_text") => {
+            p.get("content").or_else(|| p.get("text")).map(value_text)
         }
+        Some("tool_call_response") | Some("tool_result") | Some("tool-result") => p
+            .get("response")
+            .or_else(|| p.get("result"))
+            .or_else(|| p.get("content"))
+            .or_else(|| p.get("output"))
+            .map(json_content_text),
         None => p.as_str().map(String::from),
         _ => None,
     }
@@ -583,19 +715,27 @@ fn output_text(a: &Attrs) -> Option<Box<str>> {
     if let Some(v) = a.get(&["gen_ai.output.messages"]) {
         return first_output_of_json(&as_json(v));
     }
-    if let Some(t) = a.str(&["llm.output_messages.0.message.content", "gen_ai.completion.0.content", "ai.response.text"]) {
+    if let Some(t) = a.str(&[
+        "llm.output_messages.0.message.content",
+        "gen_ai.completion.0.content",
+        "ai.response.text",
+    ]) {
         return Some(t.into());
     }
     if let Some(t) = a.str(&["llm.output_messages.0.message.contents.0.message_content.text"]) {
         return Some(t.into());
     }
-    a.get(&["output.value", "gen_ai.completion", "gen_ai.output"]).and_then(|v| first_output_of_json(&as_json(v)))
+    a.get(&["output.value", "gen_ai.completion", "gen_ai.output"])
+        .and_then(|v| first_output_of_json(&as_json(v)))
 }
 
 fn first_output_of_json(v: &Value) -> Option<Box<str>> {
     let first_text = |m: &Value| -> Option<String> {
         if let Some(Value::Array(ps)) = m.get("parts") {
-            return ps.iter().find(|p| p.get("type").and_then(Value::as_str) == Some("text")).and_then(part_text);
+            return ps
+                .iter()
+                .find(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                .and_then(part_text);
         }
         match m.get("content") {
             Some(Value::String(s)) => Some(s.clone()),
@@ -612,7 +752,11 @@ fn first_output_of_json(v: &Value) -> Option<Box<str>> {
         Value::Object(m) => {
             // OpenAI's {choices: [{message}]}
             if let Some(Value::Array(ch)) = m.get("choices") {
-                return ch.first().and_then(|c| c.get("message")).and_then(first_text).map(Into::into);
+                return ch
+                    .first()
+                    .and_then(|c| c.get("message"))
+                    .and_then(first_text)
+                    .map(Into::into);
             }
             first_text(v).map(Into::into)
         }

@@ -51,7 +51,9 @@ impl Mapping {
     pub fn validate(&self) -> Result<(), String> {
         if let Some(k) = &self.kind {
             if !["llm", "tool", "agent", "other"].contains(&k.as_str()) {
-                return Err(format!("mapping kind must be llm, tool, agent or other, got `{k}`"));
+                return Err(format!(
+                    "mapping kind must be llm, tool, agent or other, got `{k}`"
+                ));
             }
         }
         for target in self.attributes.keys() {
@@ -81,7 +83,10 @@ pub struct Mapped {
 }
 
 fn kv(key: &str, value: AnyValue) -> KeyValue {
-    KeyValue { key: key.to_string(), value }
+    KeyValue {
+        key: key.to_string(),
+        value,
+    }
 }
 
 impl Mappings {
@@ -108,7 +113,12 @@ impl Mappings {
             out.push(kv("gen_ai.operation.name", AnyValue::Str(op.into())));
         }
         if m.input_excludes_cache {
-            let n = |k: &str| out.iter().find(|a| a.key == k).and_then(|a| a.value.as_u64()).unwrap_or(0);
+            let n = |k: &str| {
+                out.iter()
+                    .find(|a| a.key == k)
+                    .and_then(|a| a.value.as_u64())
+                    .unwrap_or(0)
+            };
             let whole = n("gen_ai.usage.input_tokens")
                 + n("gen_ai.usage.cache_read.input_tokens")
                 + n("gen_ai.usage.cache_creation.input_tokens");
@@ -125,7 +135,11 @@ impl Mappings {
                 _ => false,
             };
             if failed {
-                let t = v.as_str().filter(|s| *s != "true").unwrap_or("error").to_string();
+                let t = v
+                    .as_str()
+                    .filter(|s| *s != "true")
+                    .unwrap_or("error")
+                    .to_string();
                 out.push(kv("error.type", AnyValue::Str(t)));
             }
         }
@@ -147,11 +161,14 @@ struct MappingFile {
 /// Parse a mapping file (`[[mapping]]` tables); errors name the line.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Mapping>, String> {
     let f: MappingFile = toml::from_str(text).map_err(|e| {
-        let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
+        let line = e
+            .span()
+            .map_or(0, |s| text[..s.start].matches('\n').count() + 1);
         format!("{file}:{line}: {}", e.message())
     })?;
     for m in &f.mapping {
-        m.validate().map_err(|e| format!("{file}: mapping for `{}`: {e}", m.span_name))?;
+        m.validate()
+            .map_err(|e| format!("{file}: mapping for `{}`: {e}", m.span_name))?;
     }
     Ok(f.mapping)
 }

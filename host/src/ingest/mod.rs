@@ -30,7 +30,11 @@ pub struct Problem {
 
 impl Problem {
     pub fn at(origin: &Origin, reason: String) -> Self {
-        Problem { file: origin.file.clone(), line: origin.line, reason }
+        Problem {
+            file: origin.file.clone(),
+            line: origin.line,
+            reason,
+        }
     }
 }
 
@@ -44,7 +48,10 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a span export tokenhound reads ({why}). Expected one of: OTLP JSON (lines of {{\"resourceSpans\": …}} from the Collector's file exporter, or one document), OTLP protobuf (length-prefixed, `format: proto`), a Langfuse trace download, API response or blob export (JSON, JSONL, CSV), Arize Phoenix spans, Logfire query results (JSON, CSV), OpenTelemetry Python console output, or a Helicone export; plain, .gz or .zst. Use --input-format to say which.")]
     UnknownFormat { path: String, why: String },
 }
@@ -78,7 +85,10 @@ pub struct Seen {
 
 impl Seen {
     fn spans(&mut self, attrs: &[otlp::KeyValue]) {
-        let a = dialect::Attrs { span: attrs, resource: &[] };
+        let a = dialect::Attrs {
+            span: attrs,
+            resource: &[],
+        };
         self.dialects |= dialect::dialects_of(&a);
         for kv in attrs {
             if dialect::looks_like_usage(&kv.key) && !dialect::understood_usage_key(&kv.key) {
@@ -130,11 +140,20 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let io = |source| InputError::Io { path: dir.display().to_string(), source };
-    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io)?.flatten().map(|e| e.path()).collect();
+    let io = |source| InputError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for p in entries {
-        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             continue;
         }
         if p.is_dir() {
@@ -164,7 +183,10 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Open a file or stdin, decompressing gzip or zstd by their magic bytes.
 fn open(path: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>, InputError> {
-    let io = |source| InputError::Io { path: path.display().to_string(), source };
+    let io = |source| InputError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin())
     } else {
@@ -173,10 +195,17 @@ fn open(path: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>, I
     let mut r = BufReader::with_capacity(1 << 20, Counting { inner: raw, count });
     let head = r.fill_buf().map_err(io)?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(r))))
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::bufread::MultiGzDecoder::new(r),
+        )))
     } else if head.starts_with(&ZSTD_MAGIC) {
-        let d = ruzstd::decoding::StreamingDecoder::new(r)
-            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("zstd: {e}"))))?;
+        let d = ruzstd::decoding::StreamingDecoder::new(r).map_err(|e| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("zstd: {e}"),
+            ))
+        })?;
         Ok(Box::new(BufReader::with_capacity(1 << 20, d)))
     } else {
         Ok(Box::new(r))
@@ -232,17 +261,37 @@ fn first_json_char(head: &[u8]) -> Option<u8> {
 
 impl Reader {
     pub fn new(keep: Keep) -> Self {
-        Reader { keep, maps: Arc::default(), format: None, stats: ReadStats::default(), bytes: Arc::default() }
+        Reader {
+            keep,
+            maps: Arc::default(),
+            format: None,
+            stats: ReadStats::default(),
+            bytes: Arc::default(),
+        }
     }
 
     fn count_format(&mut self, name: &str, records: u64) {
         *self.stats.formats.entry(name.to_string()).or_default() += records;
     }
 
-    pub fn read_file(&mut self, path: &Path, sink: &mut dyn FnMut(Vec<Span>)) -> Result<(), InputError> {
-        let name: Arc<str> = if path.as_os_str() == "-" { "<stdin>".into() } else { path.display().to_string().into() };
-        let io = |source| InputError::Io { path: name.to_string(), source };
-        let unknown = |why: &str| InputError::UnknownFormat { path: name.to_string(), why: why.to_string() };
+    pub fn read_file(
+        &mut self,
+        path: &Path,
+        sink: &mut dyn FnMut(Vec<Span>),
+    ) -> Result<(), InputError> {
+        let name: Arc<str> = if path.as_os_str() == "-" {
+            "<stdin>".into()
+        } else {
+            path.display().to_string().into()
+        };
+        let io = |source| InputError::Io {
+            path: name.to_string(),
+            source,
+        };
+        let unknown = |why: &str| InputError::UnknownFormat {
+            path: name.to_string(),
+            why: why.to_string(),
+        };
         let mut r = open(path, self.bytes.clone())?;
         self.stats.files += 1;
         let head = r.fill_buf().map_err(io)?.to_vec();
@@ -250,7 +299,8 @@ impl Reader {
             return Ok(());
         }
         let forced = self.format;
-        if forced == Some(InputFormat::OtlpProto) || (forced.is_none() && proto::looks_like(&head)) {
+        if forced == Some(InputFormat::OtlpProto) || (forced.is_none() && proto::looks_like(&head))
+        {
             let mut data = Vec::new();
             r.read_to_end(&mut data).map_err(io)?;
             return self.read_proto(&name, &data, sink);
@@ -258,13 +308,18 @@ impl Reader {
         let first = first_json_char(&head);
         if !matches!(first, Some(b'{') | Some(b'[')) {
             if forced.is_none() || forced.and_then(InputFormat::shape).is_some() {
-                if let Some(done) = self.read_csv(&name, &mut r, sink, forced.and_then(InputFormat::shape))? {
+                if let Some(done) =
+                    self.read_csv(&name, &mut r, sink, forced.and_then(InputFormat::shape))?
+                {
                     return Ok(done);
                 }
             }
-            return Err(unknown("neither JSON nor protobuf nor a CSV with a known header"));
+            return Err(unknown(
+                "neither JSON nor protobuf nor a CSV with a known header",
+            ));
         }
-        let otlp_json = forced == Some(InputFormat::OtlpJson) || (forced.is_none() && otlp::looks_like(&head));
+        let otlp_json =
+            forced == Some(InputFormat::OtlpJson) || (forced.is_none() && otlp::looks_like(&head));
         let shape_hint = forced.and_then(InputFormat::shape);
         // One record per line (the Collector's file exporter, JSONL exports), or one document?
         let first_line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
@@ -288,12 +343,25 @@ impl Reader {
                 return Ok(());
             }
             // Lines with a broken first one: each line still counts on its own.
-            return self.read_lines(Box::new(std::io::Cursor::new(text)), &name, LineKind::Otlp, sink).map_err(io);
+            return self
+                .read_lines(
+                    Box::new(std::io::Cursor::new(text)),
+                    &name,
+                    LineKind::Otlp,
+                    sink,
+                )
+                .map_err(io);
         }
         self.read_document(&name, r, sink, shape_hint)
     }
 
-    fn read_lines(&mut self, mut r: Box<dyn BufRead + Send>, name: &Arc<str>, kind: LineKind, sink: &mut dyn FnMut(Vec<Span>)) -> std::io::Result<()> {
+    fn read_lines(
+        &mut self,
+        mut r: Box<dyn BufRead + Send>,
+        name: &Arc<str>,
+        kind: LineKind,
+        sink: &mut dyn FnMut(Vec<Span>),
+    ) -> std::io::Result<()> {
         let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + (1 << 20));
         let mut starts: Vec<(u64, usize)> = Vec::new();
         let mut line_no = 0u64;
@@ -326,7 +394,13 @@ impl Reader {
     }
 
     /// Parse records in parallel; hand spans on in input order.
-    fn parse_block(&mut self, name: &Arc<str>, kind: LineKind, lines: Vec<(u64, &[u8])>, sink: &mut dyn FnMut(Vec<Span>)) {
+    fn parse_block(
+        &mut self,
+        name: &Arc<str>,
+        kind: LineKind,
+        lines: Vec<(u64, &[u8])>,
+        sink: &mut dyn FnMut(Vec<Span>),
+    ) {
         let keep = self.keep;
         let maps = &*self.maps;
         let results: Vec<(Vec<Span>, Vec<Problem>, Seen)> = lines
@@ -334,17 +408,40 @@ impl Reader {
             .with_min_len(64)
             .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
             .map(|&(line, text)| {
-                let origin = Origin { file: name.clone(), line };
+                let origin = Origin {
+                    file: name.clone(),
+                    line,
+                };
                 let mut spans = Vec::new();
                 let mut problems = Vec::new();
                 let mut seen = Seen::default();
                 match kind {
-                    LineKind::Otlp => otlp::parse_traces_data(text, &origin, maps, &mut spans, &mut problems, &mut seen),
+                    LineKind::Otlp => otlp::parse_traces_data(
+                        text,
+                        &origin,
+                        maps,
+                        &mut spans,
+                        &mut problems,
+                        &mut seen,
+                    ),
                     LineKind::Record(shape) => match std::str::from_utf8(text) {
-                        Err(e) => problems.push(Problem::at(&origin, format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1))),
+                        Err(e) => problems.push(Problem::at(
+                            &origin,
+                            format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
+                        )),
                         Ok(t) => match serde_json::from_str::<serde_json::Value>(t) {
-                            Err(e) => problems.push(Problem::at(&origin, format!("not a JSON record: {e}"))),
-                            Ok(v) => one_record(&v, shape, None, &origin, maps, &mut spans, &mut problems, &mut seen),
+                            Err(e) => problems
+                                .push(Problem::at(&origin, format!("not a JSON record: {e}"))),
+                            Ok(v) => one_record(
+                                &v,
+                                shape,
+                                None,
+                                &origin,
+                                maps,
+                                &mut spans,
+                                &mut problems,
+                                &mut seen,
+                            ),
                         },
                     },
                 }
@@ -368,13 +465,22 @@ impl Reader {
         sink(all);
     }
 
-    fn read_proto(&mut self, name: &Arc<str>, data: &[u8], sink: &mut dyn FnMut(Vec<Span>)) -> Result<(), InputError> {
+    fn read_proto(
+        &mut self,
+        name: &Arc<str>,
+        data: &[u8],
+        sink: &mut dyn FnMut(Vec<Span>),
+    ) -> Result<(), InputError> {
         let (mut frames, trailing) = proto::frames(data);
         if frames.is_empty() {
             // One bare message, not length-prefixed.
             frames.push((0, data));
         } else if let Some(t) = trailing {
-            self.stats.problem(Problem { file: name.clone(), line: 0, reason: format!("protobuf stream: {t}") });
+            self.stats.problem(Problem {
+                file: name.clone(),
+                line: 0,
+                reason: format!("protobuf stream: {t}"),
+            });
         }
         let keep = self.keep;
         let maps = &*self.maps;
@@ -382,7 +488,10 @@ impl Reader {
             .par_iter()
             .map(|&(offset, msg)| {
                 // Protobuf has no lines: the location is the message's byte offset.
-                let origin = Origin { file: name.clone(), line: offset };
+                let origin = Origin {
+                    file: name.clone(),
+                    line: offset,
+                };
                 let (mut spans, mut problems) = (Vec::new(), Vec::new());
                 proto::parse(msg, &origin, maps, &mut spans, &mut problems);
                 spans.iter_mut().for_each(|s| keep.apply(s));
@@ -394,7 +503,13 @@ impl Reader {
         for (spans, problems) in results {
             self.stats.records += 1;
             self.stats.spans += spans.len() as u64;
-            self.stats.seen(Seen { dialects: 1, unknown_usage: Vec::new() }, spans.len() as u64);
+            self.stats.seen(
+                Seen {
+                    dialects: 1,
+                    unknown_usage: Vec::new(),
+                },
+                spans.len() as u64,
+            );
             all.extend(spans);
             problems.into_iter().for_each(|p| self.stats.problem(p));
         }
@@ -405,17 +520,43 @@ impl Reader {
     /// A whole JSON document: a Langfuse trace download or API page, an array of
     /// records, a `{"spans": […]}` wrapper, a Logfire table, or JSON objects one
     /// after another (the console exporter).
-    fn read_document(&mut self, name: &Arc<str>, mut r: Box<dyn BufRead + Send>, sink: &mut dyn FnMut(Vec<Span>), hint: Option<Shape>) -> Result<(), InputError> {
-        let io = |source| InputError::Io { path: name.to_string(), source };
+    fn read_document(
+        &mut self,
+        name: &Arc<str>,
+        mut r: Box<dyn BufRead + Send>,
+        sink: &mut dyn FnMut(Vec<Span>),
+        hint: Option<Shape>,
+    ) -> Result<(), InputError> {
+        let io = |source| InputError::Io {
+            path: name.to_string(),
+            source,
+        };
         let mut text = String::new();
-        r.read_to_string(&mut text).map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text: {e}"))))?;
-        let unknown = |why: String| InputError::UnknownFormat { path: name.to_string(), why };
+        r.read_to_string(&mut text).map_err(|e| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not UTF-8 text: {e}"),
+            ))
+        })?;
+        let unknown = |why: String| InputError::UnknownFormat {
+            path: name.to_string(),
+            why,
+        };
         let mut items: Vec<(u64, serde_json::Value)> = Vec::new();
         let mut session: Option<String> = None;
         let mut problems = Vec::new();
-        let line_at = |offset: usize| 1 + text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() as u64;
-        let origin_at = |offset: usize| Origin { file: name.clone(), line: line_at(offset) };
-        let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<&serde_json::value::RawValue>();
+        let line_at = |offset: usize| {
+            1 + text.as_bytes()[..offset.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64
+        };
+        let origin_at = |offset: usize| Origin {
+            file: name.clone(),
+            line: line_at(offset),
+        };
+        let mut stream =
+            serde_json::Deserializer::from_str(&text).into_iter::<&serde_json::value::RawValue>();
         let mut docs: Vec<&serde_json::value::RawValue> = Vec::new();
         loop {
             match stream.next() {
@@ -425,18 +566,28 @@ impl Reader {
                     if docs.is_empty() {
                         return Err(unknown(format!("not JSON: {e}")));
                     }
-                    problems.push(Problem::at(&origin_at(stream.byte_offset()), format!("the rest of the file is not JSON: {e}")));
+                    problems.push(Problem::at(
+                        &origin_at(stream.byte_offset()),
+                        format!("the rest of the file is not JSON: {e}"),
+                    ));
                     break;
                 }
             }
         }
-        let offset_of = |raw: &serde_json::value::RawValue| (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+        let offset_of = |raw: &serde_json::value::RawValue| {
+            (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
+        };
         // Each record is parsed on its own, so a broken one costs only itself.
-        let push_items = |arr: &[&serde_json::value::RawValue], items: &mut Vec<(u64, serde_json::Value)>, problems: &mut Vec<Problem>| {
+        let push_items = |arr: &[&serde_json::value::RawValue],
+                          items: &mut Vec<(u64, serde_json::Value)>,
+                          problems: &mut Vec<Problem>| {
             for raw in arr {
                 match serde_json::from_str::<serde_json::Value>(raw.get()) {
                     Ok(v) => items.push((line_at(offset_of(raw)), v)),
-                    Err(e) => problems.push(Problem::at(&origin_at(offset_of(raw)), format!("record skipped: {e}"))),
+                    Err(e) => problems.push(Problem::at(
+                        &origin_at(offset_of(raw)),
+                        format!("record skipped: {e}"),
+                    )),
                 }
             }
         };
@@ -454,34 +605,58 @@ impl Reader {
         for raw in &docs {
             let t = raw.get().trim_start();
             if t.starts_with('[') {
-                let arr: Vec<&serde_json::value::RawValue> = serde_json::from_str(raw.get()).map_err(|e| unknown(e.to_string()))?;
+                let arr: Vec<&serde_json::value::RawValue> =
+                    serde_json::from_str(raw.get()).map_err(|e| unknown(e.to_string()))?;
                 push_items(&arr, &mut items, &mut problems);
                 continue;
             }
-            let doc: Doc = serde_json::from_str(raw.get()).map_err(|e| unknown(format!("unexpected JSON: {e}")))?;
+            let doc: Doc = serde_json::from_str(raw.get())
+                .map_err(|e| unknown(format!("unexpected JSON: {e}")))?;
             if let Some(obs) = doc.observations {
-                session = doc.trace.as_ref().and_then(|t| t.get("sessionId")).and_then(|s| s.as_str()).map(String::from);
+                session = doc
+                    .trace
+                    .as_ref()
+                    .and_then(|t| t.get("sessionId"))
+                    .and_then(|s| s.as_str())
+                    .map(String::from);
                 push_items(&obs, &mut items, &mut problems);
             } else if let Some(d) = doc.data.or(doc.spans) {
                 push_items(&d, &mut items, &mut problems);
             } else {
-                let v: serde_json::Value = serde_json::from_str(raw.get()).map_err(|e| unknown(e.to_string()))?;
+                let v: serde_json::Value =
+                    serde_json::from_str(raw.get()).map_err(|e| unknown(e.to_string()))?;
                 match records::table_rows(&v) {
-                    Some(rows) => items.extend(rows.into_iter().map(|r| (line_at(offset_of(raw)), r))),
+                    Some(rows) => {
+                        items.extend(rows.into_iter().map(|r| (line_at(offset_of(raw)), r)))
+                    }
                     None => items.push((line_at(offset_of(raw)), v)),
                 }
             }
         }
         let shape = hint.or_else(|| items.iter().find_map(|(_, v)| Shape::of(v)));
         let Some(shape) = shape else {
-            return Err(unknown("no record looks like a span, an observation or a request".into()));
+            return Err(unknown(
+                "no record looks like a span, an observation or a request".into(),
+            ));
         };
         let keep = self.keep;
         let mut spans = Vec::new();
         let mut seen = Seen::default();
         for (line, v) in &items {
-            let origin = Origin { file: name.clone(), line: *line };
-            one_record(v, Some(shape), session.as_deref(), &origin, &self.maps, &mut spans, &mut problems, &mut seen);
+            let origin = Origin {
+                file: name.clone(),
+                line: *line,
+            };
+            one_record(
+                v,
+                Some(shape),
+                session.as_deref(),
+                &origin,
+                &self.maps,
+                &mut spans,
+                &mut problems,
+                &mut seen,
+            );
         }
         spans.iter_mut().for_each(|s| keep.apply(s));
         self.count_format(shape.name(), items.len() as u64);
@@ -494,26 +669,61 @@ impl Reader {
     }
 
     /// A CSV export (Langfuse blob storage, Logfire): the header names the shape.
-    fn read_csv(&mut self, name: &Arc<str>, r: &mut Box<dyn BufRead + Send>, sink: &mut dyn FnMut(Vec<Span>), hint: Option<Shape>) -> Result<Option<()>, InputError> {
+    fn read_csv(
+        &mut self,
+        name: &Arc<str>,
+        r: &mut Box<dyn BufRead + Send>,
+        sink: &mut dyn FnMut(Vec<Span>),
+        hint: Option<Shape>,
+    ) -> Result<Option<()>, InputError> {
         let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(r);
-        let Ok(header) = rdr.headers().cloned() else { return Ok(None) };
-        let probe = serde_json::Value::Object(header.iter().map(|h| (h.to_string(), serde_json::Value::Null)).collect());
-        let Some(shape) = hint.or_else(|| Shape::of(&probe)) else { return Ok(None) };
+        let Ok(header) = rdr.headers().cloned() else {
+            return Ok(None);
+        };
+        let probe = serde_json::Value::Object(
+            header
+                .iter()
+                .map(|h| (h.to_string(), serde_json::Value::Null))
+                .collect(),
+        );
+        let Some(shape) = hint.or_else(|| Shape::of(&probe)) else {
+            return Ok(None);
+        };
         let keep = self.keep;
         let (mut spans, mut problems, mut seen) = (Vec::new(), Vec::new(), Seen::default());
         let mut rows = 0;
         for (i, rec) in rdr.records().enumerate() {
             // Line numbers count the header as line 1 (multi-line cells aside).
-            let line = rec.as_ref().ok().and_then(|r| r.position()).map_or(i as u64 + 2, |p| p.line());
-            let origin = Origin { file: name.clone(), line };
+            let line = rec
+                .as_ref()
+                .ok()
+                .and_then(|r| r.position())
+                .map_or(i as u64 + 2, |p| p.line());
+            let origin = Origin {
+                file: name.clone(),
+                line,
+            };
             rows += 1;
             match rec {
                 Err(e) => problems.push(Problem::at(&origin, format!("CSV row skipped: {e}"))),
                 Ok(rec) => {
                     let v = serde_json::Value::Object(
-                        header.iter().zip(rec.iter()).map(|(h, c)| (h.to_string(), records::csv_cell(c))).collect(),
+                        header
+                            .iter()
+                            .zip(rec.iter())
+                            .map(|(h, c)| (h.to_string(), records::csv_cell(c)))
+                            .collect(),
                     );
-                    one_record(&v, Some(shape), None, &origin, &self.maps, &mut spans, &mut problems, &mut seen);
+                    one_record(
+                        &v,
+                        Some(shape),
+                        None,
+                        &origin,
+                        &self.maps,
+                        &mut spans,
+                        &mut problems,
+                        &mut seen,
+                    );
                 }
             }
         }
@@ -529,18 +739,31 @@ impl Reader {
 
     /// Complete lines of a growing file (watch mode), numbered from `first_line`.
     /// Each line is OTLP JSON or a JSON record of a known shape.
-    pub fn read_chunk(&mut self, name: &Arc<str>, first_line: u64, data: &[u8], sink: &mut dyn FnMut(Vec<Span>)) {
+    pub fn read_chunk(
+        &mut self,
+        name: &Arc<str>,
+        first_line: u64,
+        data: &[u8],
+        sink: &mut dyn FnMut(Vec<Span>),
+    ) {
         let lines: Vec<(u64, &[u8])> = data
             .split(|&b| b == b'\n')
             .enumerate()
             .map(|(i, l)| (first_line + i as u64, l.strip_suffix(b"\r").unwrap_or(l)))
             .filter(|(_, l)| !l.is_empty())
             .collect();
-        let Some(&(_, first)) = lines.first() else { return };
+        let Some(&(_, first)) = lines.first() else {
+            return;
+        };
         let kind = if otlp::looks_like(first) {
             LineKind::Otlp
         } else {
-            LineKind::Record(serde_json::from_slice::<serde_json::Value>(first).ok().as_ref().and_then(Shape::of))
+            LineKind::Record(
+                serde_json::from_slice::<serde_json::Value>(first)
+                    .ok()
+                    .as_ref()
+                    .and_then(Shape::of),
+            )
         };
         self.parse_block(name, kind, lines, sink);
     }
@@ -564,7 +787,10 @@ fn one_record(
     seen: &mut Seen,
 ) {
     let Some(shape) = shape.or_else(|| Shape::of(v)) else {
-        problems.push(Problem::at(origin, "record skipped: not a span, observation or request".into()));
+        problems.push(Problem::at(
+            origin,
+            "record skipped: not a span, observation or request".into(),
+        ));
         return;
     };
     match records::record(shape, v, session) {

@@ -10,7 +10,6 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TracesData<'a> {
@@ -134,7 +133,9 @@ impl AnyValue {
             AnyValue::Double(d) => Value::from(*d),
             AnyValue::Bool(b) => Value::Bool(*b),
             AnyValue::Array(a) => Value::Array(a.iter().map(AnyValue::to_json).collect()),
-            AnyValue::KvList(kv) => Value::Object(kv.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            AnyValue::KvList(kv) => {
+                Value::Object(kv.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 }
@@ -158,9 +159,13 @@ impl<'de> Deserialize<'de> for AnyValue {
                         "doubleValue" => AnyValue::Double(m.next_value::<DoubleText>()?.0),
                         "boolValue" => AnyValue::Bool(m.next_value()?),
                         "arrayValue" => AnyValue::Array(m.next_value::<Values>()?.values),
-                        "kvlistValue" => {
-                            AnyValue::KvList(m.next_value::<KvValues>()?.values.into_iter().map(|k| (k.key, k.value)).collect())
-                        }
+                        "kvlistValue" => AnyValue::KvList(
+                            m.next_value::<KvValues>()?
+                                .values
+                                .into_iter()
+                                .map(|k| (k.key, k.value))
+                                .collect(),
+                        ),
                         _ => {
                             m.next_value::<de::IgnoredAny>()?;
                             continue;
@@ -201,7 +206,10 @@ impl<'de> Deserialize<'de> for IntText {
                 Ok(IntText(v as i64))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<IntText, E> {
-                v.trim().parse().map(IntText).map_err(|_| E::custom(format!("intValue `{v}` is not an integer")))
+                v.trim()
+                    .parse()
+                    .map(IntText)
+                    .map_err(|_| E::custom(format!("intValue `{v}` is not an integer")))
             }
         }
         d.deserialize_any(V)
@@ -228,7 +236,9 @@ impl<'de> Deserialize<'de> for DoubleText {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<DoubleText, E> {
                 // "NaN", "Infinity" are how OTLP JSON writes those.
-                v.parse().map(DoubleText).map_err(|_| E::custom(format!("doubleValue `{v}` is not a number")))
+                v.parse()
+                    .map(DoubleText)
+                    .map_err(|_| E::custom(format!("doubleValue `{v}` is not a number")))
             }
         }
         d.deserialize_any(V)
@@ -253,19 +263,29 @@ fn nanos<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
             Ok(v.max(0.0) as u64)
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-            v.parse().map_err(|_| E::custom(format!("invalid time `{v}`: not a whole number of nanoseconds")))
+            v.parse().map_err(|_| {
+                E::custom(format!(
+                    "invalid time `{v}`: not a whole number of nanoseconds"
+                ))
+            })
         }
         fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
             Ok(0)
         }
         fn visit_bool<E: de::Error>(self, v: bool) -> Result<u64, E> {
-            Err(E::custom(format!("invalid type for a time: {v} (expected nanoseconds as a number or a string)")))
+            Err(E::custom(format!(
+                "invalid type for a time: {v} (expected nanoseconds as a number or a string)"
+            )))
         }
         fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
-            Err(de::Error::custom("invalid type for a time: an object (expected nanoseconds as a number or a string)"))
+            Err(de::Error::custom(
+                "invalid type for a time: an object (expected nanoseconds as a number or a string)",
+            ))
         }
         fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
-            Err(de::Error::custom("invalid type for a time: a list (expected nanoseconds as a number or a string)"))
+            Err(de::Error::custom(
+                "invalid type for a time: a list (expected nanoseconds as a number or a string)",
+            ))
         }
     }
     d.deserialize_any(V)
@@ -290,11 +310,24 @@ fn status_code<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 
 /// Parse one `TracesData` JSON text. Good spans go to `out`; each bad span or a
 /// bad document becomes a problem located at `origin`.
-pub fn parse_traces_data(text: &[u8], origin: &Origin, maps: &Mappings, out: &mut Vec<Span>, problems: &mut Vec<Problem>, seen: &mut super::Seen) {
+pub fn parse_traces_data(
+    text: &[u8],
+    origin: &Origin,
+    maps: &Mappings,
+    out: &mut Vec<Span>,
+    problems: &mut Vec<Problem>,
+    seen: &mut super::Seen,
+) {
     let text = match std::str::from_utf8(text) {
         Ok(t) => t,
         Err(e) => {
-            problems.push(Problem::at(origin, format!("invalid UTF-8 at byte {} of the record", e.valid_up_to() + 1)));
+            problems.push(Problem::at(
+                origin,
+                format!(
+                    "invalid UTF-8 at byte {} of the record",
+                    e.valid_up_to() + 1
+                ),
+            ));
             return;
         }
     };
@@ -303,10 +336,11 @@ pub fn parse_traces_data(text: &[u8], origin: &Origin, maps: &Mappings, out: &mu
             let resource = rs.resource.unwrap_or_default().attributes;
             for ss in rs.scope_spans {
                 for s in ss.spans {
-                    seen.spans(&s.attributes);
-                    match normalise(s, &resource, origin, maps) {
+                    match normalise_seen(s, &resource, origin, maps, seen) {
                         Ok(span) => out.push(span),
-                        Err(reason) => problems.push(Problem::at(origin, format!("span skipped: {reason}"))),
+                        Err(reason) => {
+                            problems.push(Problem::at(origin, format!("span skipped: {reason}")))
+                        }
                     }
                 }
             }
@@ -316,7 +350,10 @@ pub fn parse_traces_data(text: &[u8], origin: &Origin, maps: &Mappings, out: &mu
     let doc: TracesData = match serde_json::from_str(text) {
         Ok(d) => d,
         Err(e) => {
-            problems.push(Problem::at(origin, format!("not an OTLP TracesData record: {e}")));
+            problems.push(Problem::at(
+                origin,
+                format!("not an OTLP TracesData record: {e}"),
+            ));
             return;
         }
     };
@@ -326,18 +363,24 @@ pub fn parse_traces_data(text: &[u8], origin: &Origin, maps: &Mappings, out: &mu
             for raw in &ss.spans {
                 // Locate the span itself, for documents that span many lines.
                 let here = || {
-                    let offset = (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
-                    let lines = text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count();
-                    Origin { file: origin.file.clone(), line: origin.line + lines as u64 }
+                    let offset =
+                        (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+                    let lines = text.as_bytes()[..offset.min(text.len())]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count();
+                    Origin {
+                        file: origin.file.clone(),
+                        line: origin.line + lines as u64,
+                    }
                 };
                 match serde_json::from_str::<OtlpSpan>(raw.get()) {
                     Err(e) => problems.push(Problem::at(&here(), format!("span skipped: {e}"))),
-                    Ok(s) => match {
-                        seen.spans(&s.attributes);
-                        normalise(s, &resource, origin, maps)
-                    } {
+                    Ok(s) => match normalise_seen(s, &resource, origin, maps, seen) {
                         Ok(span) => out.push(span),
-                        Err(reason) => problems.push(Problem::at(&here(), format!("span skipped: {reason}"))),
+                        Err(reason) => {
+                            problems.push(Problem::at(&here(), format!("span skipped: {reason}")))
+                        }
                     },
                 }
             }
@@ -349,11 +392,27 @@ pub fn parse_traces_data(text: &[u8], origin: &Origin, maps: &Mappings, out: &mu
 pub fn looks_like(text: &[u8]) -> bool {
     let head = &text[..text.len().min(4096)];
     let head = String::from_utf8_lossy(head);
-    head.trim_start().starts_with('{') && (head.contains("\"resourceSpans\"") || head.contains("\"resource_spans\""))
+    head.trim_start().starts_with('{')
+        && (head.contains("\"resourceSpans\"") || head.contains("\"resource_spans\""))
 }
 
+fn normalise_seen(
+    s: OtlpSpan,
+    resource: &[KeyValue],
+    origin: &Origin,
+    maps: &Mappings,
+    seen: &mut super::Seen,
+) -> Result<Span, String> {
+    seen.spans(&s.attributes);
+    normalise(s, resource, origin, maps)
+}
 
-fn normalise(s: OtlpSpan, resource: &[KeyValue], origin: &Origin, maps: &Mappings) -> Result<Span, String> {
+fn normalise(
+    s: OtlpSpan,
+    resource: &[KeyValue],
+    origin: &Origin,
+    maps: &Mappings,
+) -> Result<Span, String> {
     if s.trace_id.is_empty() {
         return Err("missing traceId".into());
     }

@@ -117,9 +117,19 @@ fn value(v: &AnyValue) -> otlp::AnyValue {
         Some(OneValue::BoolValue(b)) => otlp::AnyValue::Bool(*b),
         Some(OneValue::IntValue(i)) => otlp::AnyValue::Int(*i),
         Some(OneValue::DoubleValue(d)) => otlp::AnyValue::Double(*d),
-        Some(OneValue::ArrayValue(a)) => otlp::AnyValue::Array(a.values.iter().map(value).collect()),
+        Some(OneValue::ArrayValue(a)) => {
+            otlp::AnyValue::Array(a.values.iter().map(value).collect())
+        }
         Some(OneValue::KvlistValue(kv)) => otlp::AnyValue::KvList(
-            kv.values.iter().map(|k| (k.key.clone(), k.value.as_ref().map(value).unwrap_or_default())).collect(),
+            kv.values
+                .iter()
+                .map(|k| {
+                    (
+                        k.key.clone(),
+                        k.value.as_ref().map(value).unwrap_or_default(),
+                    )
+                })
+                .collect(),
         ),
         Some(OneValue::BytesValue(b)) => otlp::AnyValue::Str(hex(b)),
     }
@@ -127,7 +137,10 @@ fn value(v: &AnyValue) -> otlp::AnyValue {
 
 fn attrs(kvs: &[KeyValue]) -> Vec<otlp::KeyValue> {
     kvs.iter()
-        .map(|k| otlp::KeyValue { key: k.key.clone(), value: k.value.as_ref().map(value).unwrap_or_default() })
+        .map(|k| otlp::KeyValue {
+            key: k.key.clone(),
+            value: k.value.as_ref().map(value).unwrap_or_default(),
+        })
         .collect()
 }
 
@@ -152,7 +165,12 @@ pub fn frames(data: &[u8]) -> (Vec<(u64, &[u8])>, Option<String>) {
     while at + 4 <= data.len() {
         let n = u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
         if at + 4 + n > data.len() {
-            return (out, Some(format!("message at byte {at} is cut short ({n} bytes announced)")));
+            return (
+                out,
+                Some(format!(
+                    "message at byte {at} is cut short ({n} bytes announced)"
+                )),
+            );
         }
         out.push((at as u64, &data[at + 4..at + 4 + n]));
         at += 4 + n;
@@ -162,16 +180,29 @@ pub fn frames(data: &[u8]) -> (Vec<(u64, &[u8])>, Option<String>) {
 }
 
 /// Decode one message; its spans go to `out`.
-pub fn parse(msg: &[u8], origin: &Origin, maps: &Mappings, out: &mut Vec<Span>, problems: &mut Vec<Problem>) {
+pub fn parse(
+    msg: &[u8],
+    origin: &Origin,
+    maps: &Mappings,
+    out: &mut Vec<Span>,
+    problems: &mut Vec<Problem>,
+) {
     let data = match TracesData::decode(msg) {
         Ok(d) => d,
         Err(e) => {
-            problems.push(Problem::at(origin, format!("not an OTLP TracesData message: {e}")));
+            problems.push(Problem::at(
+                origin,
+                format!("not an OTLP TracesData message: {e}"),
+            ));
             return;
         }
     };
     for rs in &data.resource_spans {
-        let resource = rs.resource.as_ref().map(|r| attrs(&r.attributes)).unwrap_or_default();
+        let resource = rs
+            .resource
+            .as_ref()
+            .map(|r| attrs(&r.attributes))
+            .unwrap_or_default();
         for ss in &rs.scope_spans {
             for s in &ss.spans {
                 let base = Base {
@@ -186,7 +217,9 @@ pub fn parse(msg: &[u8], origin: &Origin, maps: &Mappings, out: &mut Vec<Span>, 
                 };
                 match dialect::normalise(base, &resource, &attrs(&s.attributes), origin, maps) {
                     Ok(span) => out.push(span),
-                    Err(reason) => problems.push(Problem::at(origin, format!("span skipped: {reason}"))),
+                    Err(reason) => {
+                        problems.push(Problem::at(origin, format!("span skipped: {reason}")))
+                    }
                 }
             }
         }

@@ -39,7 +39,10 @@ impl Shape {
     pub fn of(v: &Value) -> Option<Shape> {
         let o = v.as_object()?;
         let has = |k: &str| o.contains_key(k);
-        if (has("traceId") || has("trace_id")) && has("type") && (has("startTime") || has("start_time")) {
+        if (has("traceId") || has("trace_id"))
+            && has("type")
+            && (has("startTime") || has("start_time"))
+        {
             return Some(Shape::Langfuse);
         }
         if has("span_kind") && has("context") {
@@ -51,7 +54,9 @@ impl Shape {
         if has("span_name") && (has("start_timestamp") || has("trace_id")) {
             return Some(Shape::Logfire);
         }
-        if has("request_id") && (has("request_body") || has("prompt_tokens") || has("request_created_at")) {
+        if has("request_id")
+            && (has("request_body") || has("prompt_tokens") || has("request_created_at"))
+        {
             return Some(Shape::Helicone);
         }
         None
@@ -83,7 +88,13 @@ pub fn any(v: &Value) -> AnyValue {
 /// An attribute map (or a JSON string holding one) as key/values.
 pub fn attrs_of(v: Option<&Value>) -> Vec<KeyValue> {
     match v {
-        Some(Value::Object(m)) => m.iter().map(|(k, v)| KeyValue { key: k.clone(), value: any(v) }).collect(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: k.clone(),
+                value: any(v),
+            })
+            .collect(),
         Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
             Ok(inner @ Value::Object(_)) => attrs_of(Some(&inner)),
             _ => Vec::new(),
@@ -122,13 +133,16 @@ fn parse_time(s: &str) -> Result<u64, String> {
     if !has_zone {
         t.push('Z');
     }
-    let dt = time::OffsetDateTime::parse(&t, &Rfc3339).map_err(|e| format!("invalid time `{s}`: {e}"))?;
+    let dt = time::OffsetDateTime::parse(&t, &Rfc3339)
+        .map_err(|e| format!("invalid time `{s}`: {e}"))?;
     let ns = dt.unix_timestamp_nanos();
     u64::try_from(ns).map_err(|_| format!("time `{s}` is before 1970"))
 }
 
 fn str_of<'a>(o: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|k| o.get(*k).and_then(Value::as_str)).filter(|s| !s.is_empty())
+    keys.iter()
+        .find_map(|k| o.get(*k).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
 }
 
 fn num_of(o: &Map<String, Value>, keys: &[&str]) -> Option<u64> {
@@ -154,13 +168,17 @@ fn id_text(raw: Option<&Value>, hex_width: usize) -> Option<String> {
 }
 
 fn object(v: &Value) -> Result<&Map<String, Value>, String> {
-    v.as_object().ok_or_else(|| format!("expected a JSON object, got {}", short(v)))
+    v.as_object()
+        .ok_or_else(|| format!("expected a JSON object, got {}", short(v)))
 }
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 60 {
-        format!("{}…", &s[..s.char_indices().nth(60).map_or(s.len(), |c| c.0)])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(60).map_or(s.len(), |c| c.0)]
+        )
     } else {
         s
     }
@@ -192,7 +210,10 @@ pub fn langfuse_usage(o: &Map<String, Value>) -> Option<crate::model::Usage> {
     let mut any = false;
     if let Some(Value::Object(d)) = &details {
         for (k, v) in d {
-            let n = v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)).unwrap_or(0);
+            let n = v
+                .as_u64()
+                .or_else(|| v.as_f64().map(|f| f as u64))
+                .unwrap_or(0);
             let cached = k.contains("cache_read") || k.contains("cached");
             let written = k.contains("cache_creation") || k.contains("cache_write");
             if k == "input" || k.starts_with("input_") {
@@ -212,9 +233,12 @@ pub fn langfuse_usage(o: &Map<String, Value>) -> Option<crate::model::Usage> {
     if !any {
         // Older API objects: usage {input, output} or promptTokens / completionTokens.
         let usage = o.get("usage").and_then(Value::as_object);
-        let input = usage.and_then(|m| num_of(m, &["input", "promptTokens"])).or_else(|| num_of(o, &["promptTokens"]));
-        let output =
-            usage.and_then(|m| num_of(m, &["output", "completionTokens"])).or_else(|| num_of(o, &["completionTokens"]));
+        let input = usage
+            .and_then(|m| num_of(m, &["input", "promptTokens"]))
+            .or_else(|| num_of(o, &["promptTokens"]));
+        let output = usage
+            .and_then(|m| num_of(m, &["output", "completionTokens"]))
+            .or_else(|| num_of(o, &["completionTokens"]));
         if input.is_none() && output.is_none() {
             return None;
         }
@@ -240,7 +264,9 @@ fn langfuse(v: &Value, session: Option<&str>) -> Result<Record, String> {
     };
     let level = str_of(o, &["level"]).unwrap_or("");
     let base = Base {
-        trace_id: str_of(o, &["traceId", "trace_id"]).unwrap_or("").to_string(),
+        trace_id: str_of(o, &["traceId", "trace_id"])
+            .unwrap_or("")
+            .to_string(),
         span_id: str_of(o, &["id"]).unwrap_or("").to_string(),
         parent_id: str_of(o, &["parentObservationId", "parent_observation_id"]).map(String::from),
         name: str_of(o, &["name"]).unwrap_or("").to_string(),
@@ -248,9 +274,15 @@ fn langfuse(v: &Value, session: Option<&str>) -> Result<Record, String> {
         end_ns: time_ns(o.get("endTime").or_else(|| o.get("end_time")))?,
         error: level == "ERROR",
         kind,
-        usage: if kind == Some(Kind::Llm) { langfuse_usage(o) } else { None },
+        usage: if kind == Some(Kind::Llm) {
+            langfuse_usage(o)
+        } else {
+            None
+        },
         model: str_of(o, &["model", "providedModelName", "provided_model_name"]).map(String::from),
-        session: session.map(String::from).or_else(|| str_of(o, &["sessionId", "session_id"]).map(String::from)),
+        session: session
+            .map(String::from)
+            .or_else(|| str_of(o, &["sessionId", "session_id"]).map(String::from)),
         input: o.get("input").cloned().filter(|v| !v.is_null()),
         output: o.get("output").cloned().filter(|v| !v.is_null()),
     };
@@ -263,7 +295,10 @@ fn langfuse(v: &Value, session: Option<&str>) -> Result<Record, String> {
 
 fn phoenix(v: &Value) -> Result<Record, String> {
     let o = object(v)?;
-    let ctx = o.get("context").and_then(Value::as_object).ok_or("missing context")?;
+    let ctx = o
+        .get("context")
+        .and_then(Value::as_object)
+        .ok_or("missing context")?;
     let status = str_of(o, &["status_code"]).unwrap_or("");
     let base = Base {
         trace_id: id_text(ctx.get("trace_id"), 32).unwrap_or_default(),
@@ -278,15 +313,25 @@ fn phoenix(v: &Value) -> Result<Record, String> {
     let mut attrs = attrs_of(o.get("attributes"));
     if let Some(k) = str_of(o, &["span_kind"]) {
         if !attrs.iter().any(|a| a.key == "openinference.span.kind") {
-            attrs.push(KeyValue { key: "openinference.span.kind".into(), value: AnyValue::Str(k.into()) });
+            attrs.push(KeyValue {
+                key: "openinference.span.kind".into(),
+                value: AnyValue::Str(k.into()),
+            });
         }
     }
-    Ok(Record { base, attrs, resource: Vec::new() })
+    Ok(Record {
+        base,
+        attrs,
+        resource: Vec::new(),
+    })
 }
 
 fn console(v: &Value) -> Result<Record, String> {
     let o = object(v)?;
-    let ctx = o.get("context").and_then(Value::as_object).ok_or("missing context")?;
+    let ctx = o
+        .get("context")
+        .and_then(Value::as_object)
+        .ok_or("missing context")?;
     let parent = o
         .get("parent")
         .and_then(Value::as_object)
@@ -304,11 +349,16 @@ fn console(v: &Value) -> Result<Record, String> {
         name: str_of(o, &["name"]).unwrap_or("").to_string(),
         start_ns: time_ns(o.get("start_time"))?,
         end_ns: time_ns(o.get("end_time"))?,
-        error: status.eq_ignore_ascii_case("error") || status.eq_ignore_ascii_case("StatusCode.ERROR"),
+        error: status.eq_ignore_ascii_case("error")
+            || status.eq_ignore_ascii_case("StatusCode.ERROR"),
         ..Base::default()
     };
     let resource = attrs_of(o.get("resource").and_then(|r| r.get("attributes")));
-    Ok(Record { base, attrs: attrs_of(o.get("attributes")), resource })
+    Ok(Record {
+        base,
+        attrs: attrs_of(o.get("attributes")),
+        resource,
+    })
 }
 
 fn logfire(v: &Value) -> Result<Record, String> {
@@ -319,7 +369,9 @@ fn logfire(v: &Value) -> Result<Record, String> {
         trace_id: str_of(o, &["trace_id"]).unwrap_or("").to_string(),
         span_id: str_of(o, &["span_id"]).unwrap_or("").to_string(),
         parent_id: str_of(o, &["parent_span_id"]).map(String::from),
-        name: str_of(o, &["span_name", "message"]).unwrap_or("").to_string(),
+        name: str_of(o, &["span_name", "message"])
+            .unwrap_or("")
+            .to_string(),
         start_ns: time_ns(o.get("start_timestamp"))?,
         end_ns: time_ns(o.get("end_timestamp"))?,
         // Logfire levels: 17 = error and above.
@@ -327,7 +379,11 @@ fn logfire(v: &Value) -> Result<Record, String> {
         ..Base::default()
     };
     let resource = attrs_of(o.get("otel_resource_attributes"));
-    Ok(Record { base, attrs: attrs_of(o.get("attributes")), resource })
+    Ok(Record {
+        base,
+        attrs: attrs_of(o.get("attributes")),
+        resource,
+    })
 }
 
 fn helicone(v: &Value) -> Result<Record, String> {
@@ -340,14 +396,28 @@ fn helicone(v: &Value) -> Result<Record, String> {
         .unwrap_or_default();
     let request_id = str_of(o, &["request_id"]).unwrap_or("").to_string();
     let session = str_of(&props, &["Helicone-Session-Id", "helicone-session-id"]).map(String::from);
-    let model = str_of(o, &["response_model", "model", "request_model", "model_override"]).map(String::from);
+    let model = str_of(
+        o,
+        &["response_model", "model", "request_model", "model_override"],
+    )
+    .map(String::from);
     let provider = str_of(o, &["provider"]).unwrap_or("").to_ascii_lowercase();
-    let anthropic = provider.contains("anthropic") || model.as_deref().is_some_and(|m| m.contains("claude"));
-    let cache_read = num_of(o, &["prompt_cache_read_tokens", "cache_read_input_tokens"]).unwrap_or(0);
-    let cache_write = num_of(o, &["prompt_cache_write_tokens", "cache_creation_input_tokens"]).unwrap_or(0);
+    let anthropic =
+        provider.contains("anthropic") || model.as_deref().is_some_and(|m| m.contains("claude"));
+    let cache_read =
+        num_of(o, &["prompt_cache_read_tokens", "cache_read_input_tokens"]).unwrap_or(0);
+    let cache_write = num_of(
+        o,
+        &["prompt_cache_write_tokens", "cache_creation_input_tokens"],
+    )
+    .unwrap_or(0);
     let prompt = num_of(o, &["prompt_tokens"]).unwrap_or(0);
     // Anthropic reports input without the cache; OpenAI's prompt tokens include it.
-    let input = if anthropic { prompt + cache_read + cache_write } else { prompt };
+    let input = if anthropic {
+        prompt + cache_read + cache_write
+    } else {
+        prompt
+    };
     let start = time_ns(o.get("request_created_at"))?;
     let end = match o.get("response_created_at") {
         Some(v) if !v.is_null() => time_ns(Some(v))?,
@@ -372,10 +442,14 @@ fn helicone(v: &Value) -> Result<Record, String> {
         }),
         model,
         session,
-        input: o.get("request_body").map(|b| request_messages(b)),
+        input: o.get("request_body").map(request_messages),
         output: o.get("response_body").cloned(),
     };
-    Ok(Record { base, attrs: Vec::new(), resource: Vec::new() })
+    Ok(Record {
+        base,
+        attrs: Vec::new(),
+        resource: Vec::new(),
+    })
 }
 
 /// A provider request body as one message list (system prompt first).
@@ -399,8 +473,14 @@ pub fn table_rows(doc: &Value) -> Option<Vec<Value>> {
         return Some(rows.clone());
     }
     let cols = doc.get("columns")?.as_array()?;
-    let names: Vec<&str> = cols.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect();
-    let values: Vec<&Vec<Value>> = cols.iter().filter_map(|c| c.get("values").and_then(Value::as_array)).collect();
+    let names: Vec<&str> = cols
+        .iter()
+        .filter_map(|c| c.get("name").and_then(Value::as_str))
+        .collect();
+    let values: Vec<&Vec<Value>> = cols
+        .iter()
+        .filter_map(|c| c.get("values").and_then(Value::as_array))
+        .collect();
     if names.len() != values.len() || names.is_empty() {
         return None;
     }
@@ -409,7 +489,11 @@ pub fn table_rows(doc: &Value) -> Option<Vec<Value>> {
         (0..n)
             .map(|i| {
                 Value::Object(
-                    names.iter().zip(&values).map(|(k, col)| (k.to_string(), col.get(i).cloned().unwrap_or(Value::Null))).collect(),
+                    names
+                        .iter()
+                        .zip(&values)
+                        .map(|(k, col)| (k.to_string(), col.get(i).cloned().unwrap_or(Value::Null)))
+                        .collect(),
                 )
             })
             .collect(),

@@ -121,14 +121,23 @@ pub fn build(o: &mut Outcome) -> Report {
             let mut tokens = 0;
             for c in &f.waste {
                 tokens += c.tokens;
-                let e = charged.entry((c.span.trace_id.clone(), c.span.span_id.clone())).or_default();
+                let e = charged
+                    .entry((c.span.trace_id.clone(), c.span.span_id.clone()))
+                    .or_default();
                 match e.iter_mut().find(|(r, _)| *r == ri) {
                     Some(x) => x.1 += c.tokens,
                     None => e.push((ri, c.tokens)),
                 }
-                let price = o.trace_models.get(&c.span.trace_id).and_then(|m| o.prices.of(m));
+                let price = o
+                    .trace_models
+                    .get(&c.span.trace_id)
+                    .and_then(|m| o.prices.of(m));
                 if let Some(p) = price {
-                    let per_m = if is_output(f.waste_kind) { p.output } else { p.input };
+                    let per_m = if is_output(f.waste_kind) {
+                        p.output
+                    } else {
+                        p.input
+                    };
                     cost = add_cost(cost, Some(c.tokens as f64 * per_m / 1e6));
                 }
             }
@@ -148,7 +157,11 @@ pub fn build(o: &mut Outcome) -> Report {
                 trace_id: f.trace_id,
                 spans: f.spans.iter().map(span).collect(),
                 wasted_tokens: tokens,
-                waste_kind: if is_output(f.waste_kind) { "output" } else { "input" },
+                waste_kind: if is_output(f.waste_kind) {
+                    "output"
+                } else {
+                    "input"
+                },
                 share_pct: pct(tokens, total),
                 cost_usd: cost,
                 evidence: f.evidence,
@@ -198,12 +211,24 @@ pub fn build(o: &mut Outcome) -> Report {
         .filter(|v| v.len() > 1)
         .map(|v| v.iter().map(|x| x.1).sum::<u64>() - v.iter().map(|x| x.1).max().unwrap_or(0))
         .sum();
-    findings.sort_by(|a, b| b.wasted_tokens.cmp(&a.wasted_tokens).then(b.severity.cmp(&a.severity)).then(a.title.cmp(&b.title)));
+    findings.sort_by(|a, b| {
+        b.wasted_tokens
+            .cmp(&a.wasted_tokens)
+            .then(b.severity.cmp(&a.severity))
+            .then(a.title.cmp(&b.title))
+    });
     let wasted: u64 = detectors.iter().map(|d| d.wasted_tokens).sum();
     Report {
         schema: SCHEMA,
         tokenhound: env!("CARGO_PKG_VERSION"),
-        packs: o.packs.iter().map(|(n, v)| PackRef { name: n.clone(), version: v.clone() }).collect(),
+        packs: o
+            .packs
+            .iter()
+            .map(|(n, v)| PackRef {
+                name: n.clone(),
+                version: v.clone(),
+            })
+            .collect(),
         input: o.read.clone(),
         totals: o.totals.clone(),
         summary: Summary {
@@ -219,11 +244,12 @@ pub fn build(o: &mut Outcome) -> Report {
     }
 }
 
-fn num(n: u64) -> String {
+/// A count with thousands separators: 5,204,795.
+pub fn num(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -257,12 +283,22 @@ impl Report {
             num(t.output_tokens)
         );
         let i = &self.input;
-        let _ = writeln!(out, "read {} file(s), {} records; {} problem(s)", i.files, num(i.records), num(i.problems));
+        let _ = writeln!(
+            out,
+            "read {} file(s), {} records; {} problem(s)",
+            i.files,
+            num(i.records),
+            num(i.problems)
+        );
         for p in i.first_problems.iter().take(10) {
             let _ = writeln!(out, "  {p}");
         }
         if i.problems > 10 {
-            let _ = writeln!(out, "  … {} more (all are in --format json)", i.problems - 10);
+            let _ = writeln!(
+                out,
+                "  … {} more (all are in --format json)",
+                i.problems - 10
+            );
         }
     }
 
@@ -271,9 +307,17 @@ impl Report {
         let mut out = String::new();
         self.header(&mut out);
         out.push('\n');
-        let _ = writeln!(out, "{:<30} {:>8} {:>14} {:>7} {:>10}", "DETECTOR", "FINDINGS", "WASTED TOKENS", "SHARE", "COST");
+        let _ = writeln!(
+            out,
+            "{:<30} {:>8} {:>14} {:>7} {:>10}",
+            "DETECTOR", "FINDINGS", "WASTED TOKENS", "SHARE", "COST"
+        );
         for d in &self.detectors {
-            let name = if d.rule == d.detector { d.rule.clone() } else { format!("{} ({})", d.rule, d.detector) };
+            let name = if d.rule == d.detector {
+                d.rule.clone()
+            } else {
+                format!("{} ({})", d.rule, d.detector)
+            };
             let _ = writeln!(
                 out,
                 "{:<30} {:>8} {:>14} {:>6.1}% {:>10}{}",
@@ -301,8 +345,17 @@ impl Report {
             num(s.overlap_tokens),
             s.overlap_pct
         );
-        for d in self.detectors.iter().filter(|d| d.counters.iter().any(|c| c.1 > 0 && !c.0.starts_with("responses"))) {
-            let c: Vec<String> = d.counters.iter().filter(|c| c.1 > 0).map(|(k, v)| format!("{k}: {v}")).collect();
+        for d in self.detectors.iter().filter(|d| {
+            d.counters
+                .iter()
+                .any(|c| c.1 > 0 && !c.0.starts_with("responses"))
+        }) {
+            let c: Vec<String> = d
+                .counters
+                .iter()
+                .filter(|c| c.1 > 0)
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
             let _ = writeln!(out, "{}: {}", d.rule, c.join(", "));
         }
         if !self.findings.is_empty() {
@@ -344,13 +397,19 @@ impl Report {
         for l in h.lines() {
             let _ = writeln!(out, "{l}  ");
         }
-        out.push_str("\n| detector | findings | wasted tokens | share | cost |\n|---|---:|---:|---:|---:|\n");
+        out.push_str(
+            "\n| detector | findings | wasted tokens | share | cost |\n|---|---:|---:|---:|---:|\n",
+        );
         for d in &self.detectors {
             let _ = writeln!(
                 out,
                 "| {}{} | {} | {} | {:.1}% | {} |",
                 d.rule,
-                if d.failure.is_some() { " (stopped)" } else { "" },
+                if d.failure.is_some() {
+                    " (stopped)"
+                } else {
+                    ""
+                },
                 d.findings,
                 num(d.wasted_tokens),
                 d.share_pct,
@@ -358,15 +417,32 @@ impl Report {
             );
         }
         let s = &self.summary;
-        let _ = writeln!(out, "| **total** | | {} | {:.1}% | {} |", num(s.wasted_tokens), s.share_pct_sum, money(s.cost_usd));
-        let _ = writeln!(out, "\nOverlap: {} tokens ({:.2}%) are counted by more than one detector.\n", num(s.overlap_tokens), s.overlap_pct);
+        let _ = writeln!(
+            out,
+            "| **total** | | {} | {:.1}% | {} |",
+            num(s.wasted_tokens),
+            s.share_pct_sum,
+            money(s.cost_usd)
+        );
+        let _ = writeln!(
+            out,
+            "\nOverlap: {} tokens ({:.2}%) are counted by more than one detector.\n",
+            num(s.overlap_tokens),
+            s.overlap_pct
+        );
         if !self.findings.is_empty() {
             out.push_str("## Top findings\n\n");
         }
         for f in self.findings.iter().take(top) {
             let _ = writeln!(out, "### [{}] {}: {}\n", f.severity, f.rule, f.title);
             let _ = writeln!(out, "{}\n", f.message);
-            let _ = writeln!(out, "- wasted: {} tokens ({:.2}%), {}", num(f.wasted_tokens), f.share_pct, money(f.cost_usd));
+            let _ = writeln!(
+                out,
+                "- wasted: {} tokens ({:.2}%), {}",
+                num(f.wasted_tokens),
+                f.share_pct,
+                money(f.cost_usd)
+            );
             for (k, v) in &f.evidence {
                 let _ = writeln!(out, "- {k}: `{v}`");
             }

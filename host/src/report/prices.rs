@@ -35,7 +35,17 @@ impl Prices {
     pub fn with(overrides: &BTreeMap<String, Price>) -> Self {
         let mut t: Vec<(String, Price)> = BUILTIN
             .iter()
-            .map(|&(m, i, o, r, w)| (m.to_string(), Price { input: i, output: o, cache_read: Some(r), cache_write: Some(w) }))
+            .map(|&(m, i, o, r, w)| {
+                (
+                    m.to_string(),
+                    Price {
+                        input: i,
+                        output: o,
+                        cache_read: Some(r),
+                        cache_write: Some(w),
+                    },
+                )
+            })
             .collect();
         for (m, p) in overrides {
             t.retain(|(x, _)| x != m);
@@ -62,7 +72,15 @@ mod tests {
     #[test]
     fn longest_prefix_wins_and_overrides_apply() {
         let mut o = BTreeMap::new();
-        o.insert("gpt-4o".to_string(), Price { input: 9.0, output: 9.0, cache_read: None, cache_write: None });
+        o.insert(
+            "gpt-4o".to_string(),
+            Price {
+                input: 9.0,
+                output: 9.0,
+                cache_read: None,
+                cache_write: None,
+            },
+        );
         let p = Prices::with(&o);
         assert_eq!(p.of("gpt-4o-mini-2024-07-18").unwrap().input, 0.15);
         assert_eq!(p.of("openai/gpt-4o-2024-08-06").unwrap().input, 9.0);

@@ -18,7 +18,11 @@ pub fn cache_dir() -> PathBuf {
 }
 
 pub fn tokenhound(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env("TOKENHOUND_CACHE_DIR", cache_dir()).output().expect("run tokenhound")
+    Command::new(BIN)
+        .args(args)
+        .env("TOKENHOUND_CACHE_DIR", cache_dir())
+        .output()
+        .expect("run tokenhound")
 }
 
 /// Run `scan --format json` and parse the report; also returns the exit code.
@@ -29,21 +33,39 @@ pub fn scan_json(args: &[&str]) -> (i32, Value) {
     let code = out.status.code().unwrap_or(-1);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!("no JSON report ({e}); exit {code}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "no JSON report ({e}); exit {code}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     (code, v)
 }
 
 pub fn detector<'a>(report: &'a Value, rule: &str) -> &'a Value {
-    report["detectors"].as_array().unwrap().iter().find(|d| d["rule"] == rule).unwrap_or_else(|| panic!("no detector {rule}"))
+    report["detectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == rule)
+        .unwrap_or_else(|| panic!("no detector {rule}"))
 }
 
 pub fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
-    report["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == rule && f["detector"] != "engine").collect()
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == rule && f["detector"] != "engine")
+        .collect()
 }
 
 pub fn span_ids(f: &Value) -> Vec<String> {
-    f["spans"].as_array().unwrap().iter().map(|s| s["span_id"].as_str().unwrap().to_string()).collect()
+    f["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["span_id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A builder for OTLP JSON spans in the GenAI conventions.
@@ -56,7 +78,12 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(trace: &str) -> Self {
-        Fixture { spans: Vec::new(), trace: trace.into(), clock: 1_700_000_000_000_000_000, next: 1 }
+        Fixture {
+            spans: Vec::new(),
+            trace: trace.into(),
+            clock: 1_700_000_000_000_000_000,
+            next: 1,
+        }
     }
 
     /// Start a new trace (turn) in the same fixture.
@@ -69,7 +96,13 @@ impl Fixture {
         format!("{:016x}", self.next)
     }
 
-    pub fn span(&mut self, parent: Option<&str>, name: &str, attrs: Vec<(&str, Value)>, error: bool) -> String {
+    pub fn span(
+        &mut self,
+        parent: Option<&str>,
+        name: &str,
+        attrs: Vec<(&str, Value)>,
+        error: bool,
+    ) -> String {
         let id = self.id();
         let start = self.clock;
         self.clock += 1_000_000;
@@ -110,7 +143,13 @@ impl Fixture {
         )
     }
 
-    pub fn llm(&mut self, parent: &str, input: u64, output: u64, output_text: Option<&str>) -> String {
+    pub fn llm(
+        &mut self,
+        parent: &str,
+        input: u64,
+        output: u64,
+        output_text: Option<&str>,
+    ) -> String {
         let mut a = vec![
             ("gen_ai.operation.name", json!("chat")),
             ("gen_ai.request.model", json!("gpt-4o")),
@@ -120,23 +159,39 @@ impl Fixture {
         if let Some(t) = output_text {
             a.push((
                 "gen_ai.output.messages",
-                json!(json!([{"role": "assistant", "parts": [{"type": "text", "content": t}]}]).to_string()),
+                json!(
+                    json!([{"role": "assistant", "parts": [{"type": "text", "content": t}]}])
+                        .to_string()
+                ),
             ));
         }
         self.span(Some(parent), "chat gpt-4o", a, false)
     }
 
-    pub fn llm_with_input(&mut self, parent: &str, input: u64, cached: u64, system: &str, user: &str) -> String {
+    pub fn llm_with_input(
+        &mut self,
+        parent: &str,
+        input: u64,
+        cached: u64,
+        system: &str,
+        user: &str,
+    ) -> String {
         let a = vec![
             ("gen_ai.operation.name", json!("chat")),
             ("gen_ai.request.model", json!("gpt-4o")),
             ("gen_ai.usage.input_tokens", json!(input)),
             ("gen_ai.usage.output_tokens", json!(10)),
             ("gen_ai.usage.cache_read.input_tokens", json!(cached)),
-            ("gen_ai.system_instructions", json!(json!([{"type": "text", "content": system}]).to_string())),
+            (
+                "gen_ai.system_instructions",
+                json!(json!([{"type": "text", "content": system}]).to_string()),
+            ),
             (
                 "gen_ai.input.messages",
-                json!(json!([{"role": "user", "parts": [{"type": "text", "content": user}]}]).to_string()),
+                json!(
+                    json!([{"role": "user", "parts": [{"type": "text", "content": user}]}])
+                        .to_string()
+                ),
             ),
         ];
         self.span(Some(parent), "chat gpt-4o", a, false)
@@ -152,7 +207,12 @@ impl Fixture {
             Some(r) => a.push(("gen_ai.tool.call.result", json!(r))),
             None => a.push(("error.type", json!("timeout"))),
         }
-        self.span(Some(parent), &format!("execute_tool {name}"), a, result.is_none())
+        self.span(
+            Some(parent),
+            &format!("execute_tool {name}"),
+            a,
+            result.is_none(),
+        )
     }
 
     /// One OTLP JSON line holding all spans.

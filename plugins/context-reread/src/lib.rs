@@ -27,7 +27,8 @@ struct KeyState {
 /// The read's key: the first of the argument fields, else the MCP resource URI.
 fn read_key(b: &Batch, row: u32) -> Option<String> {
     if let Some(args) = b.text(row, TextField::ToolArguments) {
-        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&args) {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&args)
+        {
             for k in KEY_FIELDS {
                 match map.get(k) {
                     Some(serde_json::Value::String(s)) => return Some(s.clone()),
@@ -50,8 +51,15 @@ impl Detector for ContextReread {
         .param(Param::text_list(
             "read_tools",
             &[
-                "read_file", "Read", "read", "fs_read", "view", "cat", "get_file_contents",
-                "read_text_file", "resources/read",
+                "read_file",
+                "Read",
+                "read",
+                "fs_read",
+                "view",
+                "cat",
+                "get_file_contents",
+                "read_text_file",
+                "resources/read",
             ],
             "tool names that read a file",
         ))
@@ -75,7 +83,10 @@ impl Detector for ContextReread {
         let mut touched: Vec<(usize, usize)> = Vec::new(); // (key index, re-reads before this batch)
         for turn in b.turns() {
             for &r in &turn.rows {
-                let Some(tool) = b.tool_name(r).filter(|t| b.is_tool(r) && self.read_tools.iter().any(|x| x == t)) else {
+                let Some(tool) = b
+                    .tool_name(r)
+                    .filter(|t| b.is_tool(r) && self.read_tools.iter().any(|x| x == t))
+                else {
                     continue;
                 };
                 let Some(key) = read_key(b, r) else { continue };
@@ -109,7 +120,10 @@ impl Detector for ContextReread {
                 st.last_size = size;
             }
         }
-        touched.into_iter().map(|(i, before)| self.finding(i, before)).collect()
+        touched
+            .into_iter()
+            .map(|(i, before)| self.finding(i, before))
+            .collect()
     }
 }
 

@@ -14,9 +14,18 @@ struct FillerPreamble {
 
 /// The opener the text starts with, if any (case-insensitive, ’ read as ').
 fn opener<'o>(text: &str, openers: &'o [String]) -> Option<&'o str> {
-    let head: String = text.chars().take(64).map(|c| if c == '\u{2019}' { '\'' } else { c }).collect::<String>().to_lowercase();
+    let head: String = text
+        .chars()
+        .take(64)
+        .map(|c| if c == '\u{2019}' { '\'' } else { c })
+        .collect::<String>()
+        .to_lowercase();
     openers.iter().map(String::as_str).find(|o| {
-        head.starts_with(o) && !head[o.len()..].chars().next().is_some_and(char::is_alphabetic)
+        head.starts_with(o)
+            && !head[o.len()..]
+                .chars()
+                .next()
+                .is_some_and(char::is_alphabetic)
     })
 }
 
@@ -50,20 +59,40 @@ impl Detector for FillerPreamble {
         .param(Param::text_list(
             "openers",
             &[
-                "you're absolutely right", "you are absolutely right", "great question", "good question",
-                "excellent question", "what a great", "certainly!", "of course!", "absolutely!", "sure!",
-                "good catch", "great catch", "thanks for asking", "i understand you", "you're right",
+                "you're absolutely right",
+                "you are absolutely right",
+                "great question",
+                "good question",
+                "excellent question",
+                "what a great",
+                "certainly!",
+                "of course!",
+                "absolutely!",
+                "sure!",
+                "good catch",
+                "great catch",
+                "thanks for asking",
+                "i understand you",
+                "you're right",
                 "you are right",
             ],
             "openers that count as filler (case-insensitive)",
         ))
-        .param(Param::integer("max_preamble_chars", 600, "longest first paragraph taken as the preamble"))
+        .param(Param::integer(
+            "max_preamble_chars",
+            600,
+            "longest first paragraph taken as the preamble",
+        ))
         .param(Param::bytes_per_token())
         .needs(&[Field::Model, Field::OutputText])
     }
 
     fn new(p: &Params) -> Result<Self, String> {
-        let openers = p.strings("openers").iter().map(|o| o.replace('\u{2019}', "'").to_lowercase()).collect();
+        let openers = p
+            .strings("openers")
+            .iter()
+            .map(|o| o.replace('\u{2019}', "'").to_lowercase())
+            .collect();
         Ok(FillerPreamble {
             openers,
             max_preamble_chars: p.u64("max_preamble_chars") as usize,
@@ -75,12 +104,16 @@ impl Detector for FillerPreamble {
     fn observe(&mut self, b: &Batch) -> Vec<Finding> {
         let mut out = Vec::new();
         for row in (0..b.len() as u32).filter(|&r| b.is_llm(r)) {
-            let Some(text) = b.text(row, TextField::Output) else { continue };
+            let Some(text) = b.text(row, TextField::Output) else {
+                continue;
+            };
             let model = b.model(row).unwrap_or("(unknown model)").to_string();
             let counts = self.per_model.entry(model.clone()).or_default();
             counts.0 += 1;
             let text = text.trim_start();
-            let Some(op) = opener(text, &self.openers) else { continue };
+            let Some(op) = opener(text, &self.openers) else {
+                continue;
+            };
             counts.1 += 1;
             let pre = preamble(text, self.max_preamble_chars);
             let tokens = content_tokens(pre.len() as u64, self.bytes_per_token);

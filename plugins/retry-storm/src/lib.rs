@@ -20,7 +20,8 @@ impl RetryStorm {
             }
         }
         // A run is split after each successful call, unless the arguments repeat.
-        b.failed(prev) || matches!((b.tool_args_hash(prev), b.tool_args_hash(next)), (Some(x), Some(y)) if x == y)
+        b.failed(prev)
+            || matches!((b.tool_args_hash(prev), b.tool_args_hash(next)), (Some(x), Some(y)) if x == y)
     }
 }
 
@@ -42,7 +43,10 @@ impl Detector for RetryStorm {
         if min_calls < 2 {
             return Err(format!("min_calls must be at least 2, got {min_calls}"));
         }
-        Ok(RetryStorm { min_calls: min_calls as usize, max_retries: p.u64("max_retries_per_turn") })
+        Ok(RetryStorm {
+            min_calls: min_calls as usize,
+            max_retries: p.u64("max_retries_per_turn"),
+        })
     }
 
     fn observe(&mut self, b: &Batch) -> Vec<Finding> {
@@ -95,13 +99,19 @@ impl RetryStorm {
         if let Some(s) = b.tool_server(run[0]) {
             f = f.evidence("server", s);
         }
-        if let Some(a) = b.agent_of(run[0]).and_then(|a| b.agent_name(a).or(Some(b.name(a)))) {
+        if let Some(a) = b
+            .agent_of(run[0])
+            .and_then(|a| b.agent_name(a).or(Some(b.name(a))))
+        {
             f = f.evidence("agent", a);
         }
         let mut resent = 0;
         for w in run.windows(2) {
             let (from, to) = (b.start(w[0]), b.start(w[1]));
-            for &c in llm.iter().filter(|&&c| b.start(c) > from && b.start(c) < to) {
+            for &c in llm
+                .iter()
+                .filter(|&&c| b.start(c) > from && b.start(c) < to)
+            {
                 resent += 1;
                 f = f.charge(b.span_ref(c), b.total_tokens(c));
             }

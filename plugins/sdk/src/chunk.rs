@@ -40,13 +40,21 @@ pub fn chunks(data: &[u8]) -> Vec<Chunk> {
         h = (h << 1).wrapping_add(GEAR[b as usize]);
         let len = i + 1 - start;
         if (len >= MIN && h & MASK == 0) || len >= MAX {
-            out.push(Chunk { start, len, hash: fnv1a(&data[start..=i]) });
+            out.push(Chunk {
+                start,
+                len,
+                hash: fnv1a(&data[start..=i]),
+            });
             start = i + 1;
             h = 0;
         }
     }
     if start < data.len() {
-        out.push(Chunk { start, len: data.len() - start, hash: fnv1a(&data[start..]) });
+        out.push(Chunk {
+            start,
+            len: data.len() - start,
+            hash: fnv1a(&data[start..]),
+        });
     }
     out
 }
@@ -64,7 +72,11 @@ pub fn fnv1a(data: &[u8]) -> u64 {
 /// Bytes of `later` that also occur, chunk for chunk, in `first`.
 pub fn shared_bytes(first: &[u8], later: &[u8]) -> u64 {
     let seen: std::collections::HashSet<u64> = chunks(first).iter().map(|c| c.hash).collect();
-    chunks(later).iter().filter(|c| seen.contains(&c.hash)).map(|c| c.len as u64).sum()
+    chunks(later)
+        .iter()
+        .filter(|c| seen.contains(&c.hash))
+        .map(|c| c.len as u64)
+        .sum()
 }
 
 #[cfg(test)]
@@ -73,12 +85,17 @@ mod tests {
 
     #[test]
     fn shared_block_is_found_at_any_offset() {
-        let block: String = (0..400).map(|i| format!("line {i} of the diff\n")).collect();
+        let block: String = (0..400)
+            .map(|i| format!("line {i} of the diff\n"))
+            .collect();
         let a = format!("You are reviewer A.\n{block}");
         let b = format!("Completely different and longer preface for reviewer B.\n{block}tail");
         let shared = shared_bytes(a.as_bytes(), b.as_bytes());
         let n = block.len() as u64;
-        assert!(shared <= n + MAX as u64 && shared + 2 * MAX as u64 >= n, "{shared} vs {n}");
+        assert!(
+            shared <= n + MAX as u64 && shared + 2 * MAX as u64 >= n,
+            "{shared} vs {n}"
+        );
     }
 
     #[test]

@@ -82,7 +82,11 @@ impl Metadata {
 pub struct Finding(pub WitFinding);
 
 impl Finding {
-    pub fn new(title: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn new(
+        title: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Finding(WitFinding {
             title: title.into(),
             message: message.into(),
@@ -218,7 +222,8 @@ impl<'a> Batch<'a> {
     }
     /// The session of the row's trace (the trace id when it names none).
     pub fn session(&self, row: u32) -> &str {
-        self.col_str(&self.cols.session, row).unwrap_or_else(|| self.trace(row))
+        self.col_str(&self.cols.session, row)
+            .unwrap_or_else(|| self.trace(row))
     }
     pub fn name(&self, row: u32) -> &str {
         self.col_str(&self.cols.name, row).unwrap_or("")
@@ -256,13 +261,25 @@ impl<'a> Batch<'a> {
         }
     }
     pub fn input_tokens(&self, row: u32) -> u64 {
-        self.cols.input_tokens.get(row as usize).copied().unwrap_or(0)
+        self.cols
+            .input_tokens
+            .get(row as usize)
+            .copied()
+            .unwrap_or(0)
     }
     pub fn output_tokens(&self, row: u32) -> u64 {
-        self.cols.output_tokens.get(row as usize).copied().unwrap_or(0)
+        self.cols
+            .output_tokens
+            .get(row as usize)
+            .copied()
+            .unwrap_or(0)
     }
     pub fn cache_read_tokens(&self, row: u32) -> u64 {
-        self.cols.cache_read_tokens.get(row as usize).copied().unwrap_or(0)
+        self.cols
+            .cache_read_tokens
+            .get(row as usize)
+            .copied()
+            .unwrap_or(0)
     }
     /// input + output: the spec's total tokens of a call.
     pub fn total_tokens(&self, row: u32) -> u64 {
@@ -311,7 +328,11 @@ impl<'a> Batch<'a> {
     /// Sort rows by start time, then end time, then span id.
     pub fn sort_rows(&self, rows: &mut [u32]) {
         rows.sort_by(|&a, &b| {
-            (self.start(a), self.end(a), self.span_id(a)).cmp(&(self.start(b), self.end(b), self.span_id(b)))
+            (self.start(a), self.end(a), self.span_id(a)).cmp(&(
+                self.start(b),
+                self.end(b),
+                self.span_id(b),
+            ))
         });
     }
 }
@@ -354,10 +375,20 @@ pub struct Analyzer<D: Detector>(std::cell::RefCell<D>);
 impl<D: Detector> bindings::exports::tokenhound::detector::detector::GuestAnalyzer for Analyzer<D> {
     fn observe(&self, batch: SpanColumns, texts: &Texts) -> Vec<WitFinding> {
         let b = Batch::new(&batch, texts);
-        self.0.borrow_mut().observe(&b).into_iter().map(|f| f.0).collect()
+        self.0
+            .borrow_mut()
+            .observe(&b)
+            .into_iter()
+            .map(|f| f.0)
+            .collect()
     }
     fn finish(&self) -> Vec<WitFinding> {
-        self.0.borrow_mut().finish().into_iter().map(|f| f.0).collect()
+        self.0
+            .borrow_mut()
+            .finish()
+            .into_iter()
+            .map(|f| f.0)
+            .collect()
     }
     fn counters(&self) -> Vec<bindings::tokenhound::detector::types::Counter> {
         self.0

@@ -15,7 +15,12 @@ pub struct Param {
 
 impl Param {
     fn new(name: &str, kind: ParamType, default: Value, description: &str) -> Self {
-        Param { name: name.into(), kind, default, description: description.into() }
+        Param {
+            name: name.into(),
+            kind,
+            default,
+            description: description.into(),
+        }
     }
     pub fn integer(name: &str, default: u64, description: &str) -> Self {
         Self::new(name, ParamType::Integer, Value::from(default), description)
@@ -30,7 +35,12 @@ impl Param {
         Self::new(name, ParamType::Text, Value::from(default), description)
     }
     pub fn text_list(name: &str, default: &[&str], description: &str) -> Self {
-        Self::new(name, ParamType::TextList, Value::from(default.to_vec()), description)
+        Self::new(
+            name,
+            ParamType::TextList,
+            Value::from(default.to_vec()),
+            description,
+        )
     }
     /// The common `bytes_per_token` parameter of the spec's content-token estimate.
     pub fn bytes_per_token() -> Self {
@@ -65,13 +75,17 @@ impl Params {
         let given: Map<String, Value> = if json.trim().is_empty() {
             Map::new()
         } else {
-            serde_json::from_str(json).map_err(|e| format!("parameters are not a JSON object: {e}"))?
+            serde_json::from_str(json)
+                .map_err(|e| format!("parameters are not a JSON object: {e}"))?
         };
         for (k, v) in &given {
             match declared.iter().find(|p| &p.name == k) {
                 None => {
                     let names: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
-                    return Err(format!("unknown parameter `{k}` (known: {})", names.join(", ")));
+                    return Err(format!(
+                        "unknown parameter `{k}` (known: {})",
+                        names.join(", ")
+                    ));
                 }
                 Some(p) if !p.accepts(v) => {
                     return Err(format!("parameter `{k}` must be {:?}, got {v}", p.kind));
@@ -81,7 +95,13 @@ impl Params {
         }
         let mut all = Map::new();
         for p in declared {
-            all.insert(p.name.clone(), given.get(&p.name).cloned().unwrap_or_else(|| p.default.clone()));
+            all.insert(
+                p.name.clone(),
+                given
+                    .get(&p.name)
+                    .cloned()
+                    .unwrap_or_else(|| p.default.clone()),
+            );
         }
         Ok(Params(all))
     }
@@ -101,7 +121,11 @@ impl Params {
         self.0
             .get(name)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     }
     /// `bytes_per_token`, refusing values that would divide by zero.
@@ -110,7 +134,9 @@ impl Params {
         if b > 0.0 && b.is_finite() {
             Ok(b)
         } else {
-            Err(format!("bytes_per_token must be a positive number, got {b}"))
+            Err(format!(
+                "bytes_per_token must be a positive number, got {b}"
+            ))
         }
     }
 }

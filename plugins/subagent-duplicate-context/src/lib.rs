@@ -18,7 +18,11 @@ impl Detector for SubagentDuplicate {
             env!("CARGO_PKG_VERSION"),
             "Sibling sub-agents sent the same context to the model, uncached",
         )
-        .param(Param::integer("min_shared_tokens", 500, "shared content tokens that make a sibling count"))
+        .param(Param::integer(
+            "min_shared_tokens",
+            500,
+            "shared content tokens that make a sibling count",
+        ))
         .param(Param::bytes_per_token())
         .needs(&[Field::Tokens, Field::InputText, Field::AgentName])
     }
@@ -65,7 +69,10 @@ impl Detector for SubagentDuplicate {
 
     fn counters(&self) -> Vec<(String, u64)> {
         vec![
-            ("parents not checked (no input content)".into(), self.not_checked),
+            (
+                "parents not checked (no input content)".into(),
+                self.not_checked,
+            ),
             ("parents shared but cached".into(), self.shared_but_cached),
         ]
     }
@@ -73,7 +80,8 @@ impl Detector for SubagentDuplicate {
 
 impl SubagentDuplicate {
     fn check_parent(&mut self, b: &Batch, parent: u32, sibs: &[u32]) -> Option<Finding> {
-        let texts: Vec<Option<String>> = sibs.iter().map(|&r| b.text(r, TextField::Input)).collect();
+        let texts: Vec<Option<String>> =
+            sibs.iter().map(|&r| b.text(r, TextField::Input)).collect();
         let Some(first) = texts[0].as_deref() else {
             self.not_checked += 1;
             return None;
@@ -85,7 +93,10 @@ impl SubagentDuplicate {
                 unchecked = true;
                 continue;
             };
-            let shared = content_tokens(shared_bytes(first.as_bytes(), t.as_bytes()), self.bytes_per_token);
+            let shared = content_tokens(
+                shared_bytes(first.as_bytes(), t.as_bytes()),
+                self.bytes_per_token,
+            );
             if shared >= self.min_shared_tokens {
                 counted.push((r, shared, shared.saturating_sub(b.cache_read_tokens(r))));
             }
