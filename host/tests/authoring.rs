@@ -51,21 +51,7 @@ fn scaffolded_rust_detector_builds_tests_and_scans() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Built as a user would, outside this repository; the target folder is shared
-    // between test runs only to save compile time.
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(&proj)
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .status()
-        .unwrap();
-    assert!(st.success(), "the scaffold builds");
-    let wasm = proj.join("target/wasm32-wasip2/release/big_results.wasm");
-    std::fs::create_dir_all(wasm.parent().unwrap()).unwrap();
-    std::fs::copy(target.join("wasm32-wasip2/release/big_results.wasm"), &wasm).unwrap();
+    let wasm = build(&proj, "big_results");
 
     let out = tokenhound(&["test", proj.join("tests").to_str().unwrap()]);
     assert!(
@@ -110,4 +96,79 @@ fn scaffolded_rust_detector_builds_tests_and_scans() {
     assert_eq!(d["params"][0]["name"], "max_result_tokens");
     assert_eq!(d["params"][0]["default"], 2000);
     assert_eq!(d["sha256"].as_str().unwrap().len(), 64);
+}
+
+/// Build a scaffolded project as a user would, outside this repository; the
+/// target folder is shared between test runs only to save compile time.
+fn build(proj: &Path, crate_name: &str) -> std::path::PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(proj)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .unwrap();
+    assert!(st.success(), "{} builds", proj.display());
+    let wasm = proj.join(format!("target/wasm32-wasip2/release/{crate_name}.wasm"));
+    std::fs::create_dir_all(wasm.parent().unwrap()).unwrap();
+    std::fs::copy(
+        target.join(format!("wasm32-wasip2/release/{crate_name}.wasm")),
+        &wasm,
+    )
+    .unwrap();
+    wasm
+}
+
+/// docs/tutorial.md, to the letter: every `<!-- file: PATH -->` block is written
+/// into a fresh `tokenhound new` project, then its commands are run.
+#[test]
+fn the_tutorial_works_as_written() {
+    let doc = std::fs::read_to_string(root().join("docs/tutorial.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let proj = dir.path().join("context-bloat");
+    let out = tokenhound(&["new", "context-bloat", "--dir", proj.to_str().unwrap()]);
+    assert!(out.status.success());
+    let mut written = 0;
+    let mut rest = doc.as_str();
+    while let Some(i) = rest.find("<!-- file: ") {
+        let after = &rest[i + 11..];
+        let path = &after[..after.find(" -->").unwrap()];
+        let fence = after.find("```").unwrap();
+        let body_start = fence + after[fence..].find('\n').unwrap() + 1;
+        let body_len = after[body_start..].find("\n```").unwrap();
+        std::fs::write(
+            proj.join(path),
+            format!("{}\n", &after[body_start..body_start + body_len]),
+        )
+        .unwrap();
+        written += 1;
+        rest = &after[body_start + body_len..];
+    }
+    assert_eq!(
+        written, 4,
+        "src/lib.rs, the expectation, the fixture, the pack"
+    );
+    std::fs::remove_file(proj.join("tests/large-result.jsonl")).unwrap();
+    std::fs::remove_file(proj.join("tests/large-result.expect.toml")).unwrap();
+    build(&proj, "context_bloat");
+    let out = tokenhound(&["test", proj.join("tests").to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let fixture = proj.join("tests/growing.jsonl");
+    let (_, r) = scan_json(&[
+        "--pack",
+        root().join("rules/default.toml").to_str().unwrap(),
+        "--pack",
+        proj.join("pack.toml").to_str().unwrap(),
+        fixture.to_str().unwrap(),
+    ]);
+    let f = findings(&r, "context-bloat");
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["wasted_tokens"], 10000);
+    assert_eq!(f[0]["session"], "s-grow");
 }
