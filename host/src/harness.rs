@@ -224,38 +224,34 @@ fn run_case(expect_path: &Path, fixture: Option<&Path>, cache_dir: Option<PathBu
                 .all(|s| f.spans.iter().any(|x| &x.span_id == s))
             && w.wasted_tokens.is_none_or(|t| t == f.wasted_tokens)
     };
+    // Each expected finding (then each known gap) claims the first unclaimed finding it matches.
+    let mut claim = |w: &Want| match report
+        .findings
+        .iter()
+        .enumerate()
+        .find(|(i, f)| !used[*i] && matches(w, f))
+    {
+        Some((i, _)) => {
+            used[i] = true;
+            true
+        }
+        None => false,
+    };
     for w in &exp.finding {
-        match report
-            .findings
-            .iter()
-            .enumerate()
-            .find(|(i, f)| !used[*i] && matches(w, f))
-        {
-            Some((i, _)) => {
-                used[i] = true;
-                r.true_positives += 1;
-            }
-            None => r
-                .false_negatives
-                .push(format!("{:?} (wasted {:?})", w.spans, w.wasted_tokens)),
+        if claim(w) {
+            r.true_positives += 1;
+        } else {
+            r.false_negatives
+                .push(format!("{:?} (wasted {:?})", w.spans, w.wasted_tokens));
         }
     }
     for w in &exp.gap {
-        match report
-            .findings
-            .iter()
-            .enumerate()
-            .find(|(i, f)| !used[*i] && matches(w, f))
-        {
-            Some((i, _)) => {
-                used[i] = true;
-                r.gaps_found += 1;
-            }
-            None => {
-                r.gaps_missing += 1;
-                r.gap_reasons
-                    .push(w.reason.clone().unwrap_or_else(|| format!("{:?}", w.spans)));
-            }
+        if claim(w) {
+            r.gaps_found += 1;
+        } else {
+            r.gaps_missing += 1;
+            r.gap_reasons
+                .push(w.reason.clone().unwrap_or_else(|| format!("{:?}", w.spans)));
         }
     }
     for (i, f) in report.findings.iter().enumerate() {

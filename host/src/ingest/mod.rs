@@ -659,12 +659,14 @@ impl Reader {
             );
         }
         spans.iter_mut().for_each(|s| keep.apply(s));
-        self.count_format(shape.name(), items.len() as u64);
-        self.stats.records += items.len() as u64;
-        self.stats.spans += spans.len() as u64;
-        self.stats.seen(seen, spans.len() as u64);
-        problems.into_iter().for_each(|p| self.stats.problem(p));
-        sink(spans);
+        self.deliver(
+            shape.name(),
+            items.len() as u64,
+            spans,
+            problems,
+            seen,
+            sink,
+        );
         Ok(())
     }
 
@@ -728,12 +730,14 @@ impl Reader {
             }
         }
         spans.iter_mut().for_each(|s| keep.apply(s));
-        self.count_format(&format!("{}-csv", shape.name()), rows);
-        self.stats.records += rows;
-        self.stats.spans += spans.len() as u64;
-        self.stats.seen(seen, spans.len() as u64);
-        problems.into_iter().for_each(|p| self.stats.problem(p));
-        sink(spans);
+        self.deliver(
+            &format!("{}-csv", shape.name()),
+            rows,
+            spans,
+            problems,
+            seen,
+            sink,
+        );
         Ok(Some(()))
     }
 
@@ -766,6 +770,24 @@ impl Reader {
             )
         };
         self.parse_block(name, kind, lines, sink);
+    }
+
+    /// Count what a whole-file reader read and hand its spans on.
+    fn deliver(
+        &mut self,
+        format: &str,
+        records: u64,
+        spans: Vec<Span>,
+        problems: Vec<Problem>,
+        seen: Seen,
+        sink: &mut dyn FnMut(Vec<Span>),
+    ) {
+        self.count_format(format, records);
+        self.stats.records += records;
+        self.stats.spans += spans.len() as u64;
+        self.stats.seen(seen, spans.len() as u64);
+        problems.into_iter().for_each(|p| self.stats.problem(p));
+        sink(spans);
     }
 
     /// A problem found after reading (e.g. during assembly).
