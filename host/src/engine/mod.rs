@@ -212,7 +212,10 @@ impl Engine {
             .build();
         let limits_ = StoreLimitsBuilder::new()
             .memory_size(limits.memory_bytes)
-            .instances(8)
+            // Components made by componentize-py hold dozens of core instances.
+            .instances(1_000)
+            .tables(1_000)
+            .memories(100)
             .trap_on_grow_failure(true)
             .build();
         let mut store = Store::new(
