@@ -19,10 +19,16 @@ fn corpus(path: &Path, traces: usize) -> usize {
     let mut n = 0;
     for t in 0..traces {
         let trace = format!("{t:032x}");
-        let mut spans = vec![json!({"traceId": trace, "spanId": format!("{:016x}", 1), "name": "invoke_agent a", "startTimeUnixNano": "1", "endTimeUnixNano": "100",
-            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "invoke_agent"}}]})];
+        let mut spans = vec![
+            json!({"traceId": trace, "spanId": format!("{:016x}", 1), "name": "invoke_agent a", "startTimeUnixNano": "1", "endTimeUnixNano": "100",
+            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "invoke_agent"}}]}),
+        ];
         for i in 0..20u64 {
-            let size = if (t as u64 + i).is_multiple_of(7) { 9000 } else { 600 };
+            let size = if (t as u64 + i).is_multiple_of(7) {
+                9000
+            } else {
+                600
+            };
             spans.push(json!({"traceId": trace, "spanId": format!("{:016x}", i + 2), "parentSpanId": format!("{:016x}", 1), "name": "execute_tool search",
                 "startTimeUnixNano": (2 + i).to_string(), "endTimeUnixNano": (3 + i).to_string(),
                 "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
@@ -41,7 +47,10 @@ fn pack(dir: &Path, name: &str, wasm: Option<&Path>) -> PathBuf {
     let p = dir.join(format!("{name}.toml"));
     let mut text = format!("[pack]\nname = \"{name}\"\nversion = \"0.1.0\"\n");
     if let Some(w) = wasm {
-        text += &format!("\n[[rule]]\nid = \"{name}\"\ndetector = \"{}\"\n", w.display());
+        text += &format!(
+            "\n[[rule]]\nid = \"{name}\"\ndetector = \"{}\"\n",
+            w.display()
+        );
     }
     std::fs::write(&p, text).unwrap();
     p
@@ -49,7 +58,13 @@ fn pack(dir: &Path, name: &str, wasm: Option<&Path>) -> PathBuf {
 
 fn time_scan(pack: &Path, input: &Path, cache: &Path) -> f64 {
     let t = Instant::now();
-    let st = Command::new(BIN).args(["scan", "--format", "json", "-o", "/dev/null", "--pack"]).arg(pack).arg(input).env("TOKENHOUND_CACHE_DIR", cache).status().unwrap();
+    let st = Command::new(BIN)
+        .args(["scan", "--format", "json", "-o", "/dev/null", "--pack"])
+        .arg(pack)
+        .arg(input)
+        .env("TOKENHOUND_CACHE_DIR", cache)
+        .status()
+        .unwrap();
     assert!(st.success());
     t.elapsed().as_secs_f64()
 }
@@ -62,14 +77,33 @@ fn main() {
 
     // Rust: the scaffold's example.
     let proj = work.join("large-tool-results");
-    assert!(Command::new(BIN).args(["new", "large-tool-results", "--dir"]).arg(&proj).status().unwrap().success());
-    assert!(Command::new(env!("CARGO")).args(["build", "--release", "--target", "wasm32-wasip2"]).current_dir(&proj).env("CARGO_TARGET_DIR", &target).status().unwrap().success());
+    assert!(Command::new(BIN)
+        .args(["new", "large-tool-results", "--dir"])
+        .arg(&proj)
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&proj)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .unwrap()
+        .success());
     let rust = target.join("wasm32-wasip2/release/large_tool_results.wasm");
 
     // Python: the example, if componentize-py is there.
     let py = work.join("large_tool_results_py.wasm");
     let built = Command::new("componentize-py")
-        .args(["-d", root().join("wit").to_str().unwrap(), "-w", "plugin", "componentize", "app", "-o"])
+        .args([
+            "-d",
+            root().join("wit").to_str().unwrap(),
+            "-w",
+            "plugin",
+            "componentize",
+            "app",
+            "-o",
+        ])
         .arg(&py)
         .current_dir(root().join("examples/python-detector"))
         .status()
@@ -89,15 +123,32 @@ fn main() {
     let base = time_scan(&empty, &input, &cache);
     let r = time_scan(&rust_pack, &input, &cache);
     println!("{spans} spans; scan with no rule {base:.2} s");
-    println!("rust:   {r:.2} s, detector ≈ {:.2} µs/span", (r - base).max(0.0) * 1e6 / spans as f64);
+    println!(
+        "rust:   {r:.2} s, detector ≈ {:.2} µs/span",
+        (r - base).max(0.0) * 1e6 / spans as f64
+    );
     if built {
         let p = time_scan(&py_pack, &input, &cache);
-        println!("python: {p:.2} s, detector ≈ {:.2} µs/span ({:.1}× the Rust cost)", (p - base).max(0.0) * 1e6 / spans as f64, (p - base).max(1e-9) / (r - base).max(1e-9));
+        println!(
+            "python: {p:.2} s, detector ≈ {:.2} µs/span ({:.1}× the Rust cost)",
+            (p - base).max(0.0) * 1e6 / spans as f64,
+            (p - base).max(1e-9) / (r - base).max(1e-9)
+        );
         let cold = work.join("cold-cache");
         for (label, dir) in [("cold", &cold), ("warm", &cold)] {
             let t = Instant::now();
-            assert!(Command::new(BIN).args(["detectors", "--format", "json", "--pack"]).arg(&py_pack).env("TOKENHOUND_CACHE_DIR", dir).output().unwrap().status.success());
-            println!("python component load, {label} cache: {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
+            assert!(Command::new(BIN)
+                .args(["detectors", "--format", "json", "--pack"])
+                .arg(&py_pack)
+                .env("TOKENHOUND_CACHE_DIR", dir)
+                .output()
+                .unwrap()
+                .status
+                .success());
+            println!(
+                "python component load, {label} cache: {:.0} ms",
+                t.elapsed().as_secs_f64() * 1000.0
+            );
         }
     } else {
         println!("python: not measured (pip install componentize-py==0.25.1)");

@@ -12,6 +12,7 @@ use std::path::Path;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
     Rust,
+    Python,
 }
 
 #[derive(Serialize)]
@@ -170,9 +171,10 @@ impl Detector for LargeToolResults {
 detector!(LargeToolResults);
 "#;
 
+const PY_APP: &str = include_str!("../../examples/python-detector/app.py");
+
 /// Write a new detector project into `dir`.
 pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
-    let Lang::Rust = lang;
     if !name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -194,6 +196,10 @@ pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(p.parent().unwrap())?;
         std::fs::write(&p, text).with_context(|| p.display().to_string())
     };
+    w("tests/large-result.jsonl", &example_fixture())?;
+    if lang == Lang::Python {
+        return new_python(name, &crate_name, &w);
+    }
     w(
         "Cargo.toml",
         &format!(
@@ -241,49 +247,9 @@ serde_json = "1"
     let wasm = format!("target/wasm32-wasip2/release/{crate_name}.wasm");
     w(
         "tests/large-result.expect.toml",
-        &format!(
-            r#"# The fixture next to this file, and what {name} must find in it.
-detector = "../{wasm}"
-
-[params]
-max_result_tokens = 2000
-
-[[finding]]
-spans = ["0000000000000002"]
-wasted_tokens = 500
-
-[[clean]]
-spans = ["0000000000000003"]
-"#
-        ),
-    )?;
-    let span = |id: u64, parent: Option<u64>, name: &str, result: Option<usize>| {
-        let mut attrs = vec![
-            json!({"key": "gen_ai.operation.name", "value": {"stringValue": if parent.is_none() { "invoke_agent" } else { "execute_tool" }}}),
-        ];
-        if let Some(n) = result {
-            attrs.push(json!({"key": "gen_ai.tool.name", "value": {"stringValue": "search"}}));
-            attrs.push(
-                json!({"key": "gen_ai.tool.call.result", "value": {"stringValue": "x".repeat(n)}}),
-            );
-        }
-        let mut s = json!({"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": format!("{id:016x}"), "name": name,
-            "startTimeUnixNano": (1_700_000_000_000_000_000u64 + id * 1_000_000).to_string(),
-            "endTimeUnixNano": (1_700_000_000_000_000_000u64 + id * 1_000_000 + 500_000).to_string(),
-            "attributes": attrs});
-        if let Some(p) = parent {
-            s["parentSpanId"] = json!(format!("{p:016x}"));
-        }
-        s
-    };
-    let spans = vec![
-        span(1, None, "invoke_agent researcher", None),
-        span(2, Some(1), "execute_tool search", Some(10_000)), // 2,500 tokens: 500 over
-        span(3, Some(1), "execute_tool search", Some(4_000)),  // 1,000 tokens: fine
-    ];
-    w(
-        "tests/large-result.jsonl",
-        &(json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).to_string() + "\n"),
+        &EXPECT
+            .replace("NAME", name)
+            .replace("WASM", &format!("../{wasm}")),
     )?;
     w(
         "pack.toml",
@@ -324,5 +290,97 @@ tokenhound scan EXPORTS --pack pack.toml        # run it (add the default pack t
         ),
     )?;
     w(".gitignore", "target/\n")?;
+    Ok(())
+}
+
+/// The example's fixture: one tool result over the limit (10,000 bytes: 500
+/// tokens over 2,000), one under.
+fn example_fixture() -> String {
+    let span = |id: u64, parent: Option<u64>, name: &str, result: Option<usize>| {
+        let mut attrs = vec![
+            json!({"key": "gen_ai.operation.name", "value": {"stringValue": if parent.is_none() { "invoke_agent" } else { "execute_tool" }}}),
+        ];
+        if let Some(n) = result {
+            attrs.push(json!({"key": "gen_ai.tool.name", "value": {"stringValue": "search"}}));
+            attrs.push(
+                json!({"key": "gen_ai.tool.call.result", "value": {"stringValue": "x".repeat(n)}}),
+            );
+        }
+        let mut s = json!({"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": format!("{id:016x}"), "name": name,
+            "startTimeUnixNano": (1_700_000_000_000_000_000u64 + id * 1_000_000).to_string(),
+            "endTimeUnixNano": (1_700_000_000_000_000_000u64 + id * 1_000_000 + 500_000).to_string(),
+            "attributes": attrs});
+        if let Some(p) = parent {
+            s["parentSpanId"] = json!(format!("{p:016x}"));
+        }
+        s
+    };
+    let spans = vec![
+        span(1, None, "invoke_agent researcher", None),
+        span(2, Some(1), "execute_tool search", Some(10_000)), // 2,500 tokens: 500 over
+        span(3, Some(1), "execute_tool search", Some(4_000)),  // 1,000 tokens: fine
+    ];
+    json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).to_string() + "\n"
+}
+
+const EXPECT: &str = r#"# The fixture next to this file, and what NAME must find in it.
+detector = "WASM"
+
+[params]
+max_result_tokens = 2000
+
+[[finding]]
+spans = ["0000000000000002"]
+wasted_tokens = 500
+
+[[clean]]
+spans = ["0000000000000003"]
+"#;
+
+fn new_python(
+    name: &str,
+    module: &str,
+    w: &dyn Fn(&str, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let wasm = format!("{module}.wasm");
+    let app = PY_APP
+        .replace("large-tool-results-py", name)
+        .replace("large_tool_results_py.wasm", &wasm);
+    w("app.py", &app)?;
+    w("wit/detector.wit", WIT)?;
+    w(
+        "tests/large-result.expect.toml",
+        &EXPECT
+            .replace("NAME", name)
+            .replace("WASM", &format!("../{wasm}")),
+    )?;
+    w(
+        "pack.toml",
+        &format!("[pack]\nname = \"{name}\"\nversion = \"0.1.0\"\n\n[[rule]]\nid = \"{name}\"\ndetector = \"{wasm}\"\nseverity = \"medium\"\n[rule.params]\nmax_result_tokens = 2000\n"),
+    )?;
+    w(
+        "README.md",
+        &format!(
+            r#"# {name}
+
+A tokenhound detector in Python, built into a WebAssembly component with
+componentize-py against the WIT in `wit/` ({WIT_VERSION}).
+
+```sh
+pip install componentize-py==0.25.1                                   # once
+componentize-py -d wit -w plugin componentize app -o {wasm}          # build
+tokenhound test tests                                                 # the fixtures state what it must find
+tokenhound scan EXPORTS --pack pack.toml                              # run it
+```
+
+`app.py` implements the WIT's `detector` interface: `Detector.describe()` names the
+detector and its parameters, `Detector.create(params)` checks them (raise
+`Err("…")` for a bad value), and `Analyzer.observe(batch, texts)` gets batches of
+whole traces as columns and returns findings. The component is about 18 MB (it
+carries the interpreter); tokenhound compiles it once and caches the result.
+"#
+        ),
+    )?;
+    w(".gitignore", "*.wasm\n")?;
     Ok(())
 }

@@ -173,12 +173,13 @@ fn the_tutorial_works_as_written() {
     assert_eq!(f[0]["session"], "s-grow");
 }
 
-/// The Python example (examples/python-detector) built with componentize-py: it
-/// passes its test, runs in a scan beside the built-ins, and its compiled code
-/// is cached. `.ci/run` installs componentize-py; elsewhere, without it, this
-/// test says so and does not run.
+/// A Python detector from `tokenhound new --lang python` (its template is
+/// examples/python-detector/app.py), built with componentize-py: it passes its
+/// own test, runs in a scan with its pack beside the built-ins, and its compiled
+/// code is cached. `.ci/run` installs componentize-py; elsewhere, without it,
+/// this test says so and does not run.
 #[test]
-fn python_detector_builds_runs_and_is_cached() {
+fn scaffolded_python_detector_builds_tests_scans_and_is_cached() {
     let have = Command::new("componentize-py")
         .arg("--version")
         .output()
@@ -191,22 +192,27 @@ fn python_detector_builds_runs_and_is_cached() {
         eprintln!("componentize-py not installed: Python detector test not run (pip install componentize-py==0.25.1)");
         return;
     }
-    let src = root().join("examples/python-detector");
     let dir = tempfile::tempdir().unwrap();
-    for f in [
-        "app.py",
-        "tests/large-result.jsonl",
-        "tests/large-result.expect.toml",
-    ] {
-        std::fs::create_dir_all(dir.path().join(f).parent().unwrap()).unwrap();
-        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
-    }
+    let proj = dir.path().join("py-results");
+    let out = tokenhound(&[
+        "new",
+        "py-results",
+        "--lang",
+        "python",
+        "--dir",
+        proj.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Built once per version of app.py and the WIT (the build takes ~20 s).
     let key = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        std::fs::read(src.join("app.py")).unwrap().hash(&mut h);
-        std::fs::read(root().join("wit/detector.wit"))
+        std::fs::read(proj.join("app.py")).unwrap().hash(&mut h);
+        std::fs::read(proj.join("wit/detector.wit"))
             .unwrap()
             .hash(&mut h);
         h.finish()
@@ -214,25 +220,18 @@ fn python_detector_builds_runs_and_is_cached() {
     let built =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("python-detector-{key:016x}.wasm"));
     if !built.exists() {
+        // The README's build command.
         let tmp = built.with_extension("tmp");
         let st = Command::new("componentize-py")
-            .args([
-                "-d",
-                root().join("wit").to_str().unwrap(),
-                "-w",
-                "plugin",
-                "componentize",
-                "app",
-                "-o",
-            ])
+            .args(["-d", "wit", "-w", "plugin", "componentize", "app", "-o"])
             .arg(&tmp)
-            .current_dir(dir.path())
+            .current_dir(&proj)
             .status()
             .unwrap();
-        assert!(st.success(), "componentize-py builds the example");
+        assert!(st.success(), "componentize-py builds the project");
         std::fs::rename(&tmp, &built).unwrap();
     }
-    let wasm = dir.path().join("large_tool_results_py.wasm");
+    let wasm = proj.join("py_results.wasm");
     std::fs::copy(&built, &wasm).unwrap();
 
     let cache = dir.path().join("cache");
@@ -243,7 +242,7 @@ fn python_detector_builds_runs_and_is_cached() {
             .output()
             .unwrap()
     };
-    let out = run(&["test", dir.path().join("tests").to_str().unwrap()]);
+    let out = run(&["test", proj.join("tests").to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -266,16 +265,10 @@ fn python_detector_builds_runs_and_is_cached() {
             .any(|n| n.starts_with(&sha[..32]) && n.ends_with(".cwasm")),
         "{cached:?}"
     );
-    let out = run(&["test", dir.path().join("tests").to_str().unwrap()]);
+    let out = run(&["test", proj.join("tests").to_str().unwrap()]);
     assert!(out.status.success(), "a second run loads from the cache");
 
-    let pack = dir.path().join("pack.toml");
-    std::fs::write(
-        &pack,
-        "[pack]\nname = \"py\"\nversion = \"0.1.0\"\n\n[[rule]]\nid = \"py\"\ndetector = \"large_tool_results_py.wasm\"\n[rule.params]\nmax_result_tokens = 2000\n",
-    )
-    .unwrap();
-    let fixture = dir.path().join("tests/large-result.jsonl");
+    let fixture = proj.join("tests/large-result.jsonl");
     let out = run(&[
         "scan",
         "--format",
@@ -283,12 +276,17 @@ fn python_detector_builds_runs_and_is_cached() {
         "--pack",
         root().join("rules/default.toml").to_str().unwrap(),
         "--pack",
-        pack.to_str().unwrap(),
+        proj.join("pack.toml").to_str().unwrap(),
         fixture.to_str().unwrap(),
     ]);
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let f = findings(&r, "py");
+    let f = findings(&r, "py-results");
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["wasted_tokens"], 500);
-    assert_eq!(f[0]["detector"], "large-tool-results-py");
+    assert_eq!(f[0]["detector"], "py-results");
+    assert_eq!(
+        r["detectors"].as_array().unwrap().len(),
+        5,
+        "the four built-ins run beside it"
+    );
 }
