@@ -24,10 +24,10 @@ wasmtime::component::bindgen!({
     with: { "tokenhound:detector/host.texts": TextsHandle },
 });
 
-pub use exports::tokenhound::detector::detector::Metadata;
-pub use tokenhound::detector::types::{
+pub use self::tokenhound::detector::types::{
     Counter, Field, Finding, ParamType, Severity, SpanColumns, SpanKind, TextField, TokenKind,
 };
+pub use exports::tokenhound::detector::detector::Metadata;
 
 /// The version of the WIT package this host speaks.
 pub const WIT_VERSION: &str = "tokenhound:detector@0.1.0";
@@ -89,9 +89,9 @@ impl WasiView for State {
     }
 }
 
-impl tokenhound::detector::host::Host for State {}
+impl self::tokenhound::detector::host::Host for State {}
 
-impl tokenhound::detector::host::HostTexts for State {
+impl self::tokenhound::detector::host::HostTexts for State {
     fn get(&mut self, _: Resource<TextsHandle>, row: u32, field: TextField) -> Option<String> {
         self.texts
             .as_ref()
@@ -107,7 +107,7 @@ impl tokenhound::detector::host::HostTexts for State {
     }
 }
 
-impl tokenhound::detector::types::Host for State {}
+impl self::tokenhound::detector::types::Host for State {}
 
 /// A fixed clock: detectors must not be able to differ between runs.
 struct FrozenClock;
