@@ -78,6 +78,10 @@ enum Command {
         /// A TOML mapping for custom instrumentation (repeatable).
         #[arg(long)]
         mapping: Vec<PathBuf>,
+        /// Spans held in open traces before quiet traces are analysed early; below
+        /// it, an export in any order is read exactly.
+        #[arg(long, default_value_t = scan::OPEN_BUDGET)]
+        open_spans: usize,
     },
     /// Show what was read: formats, dialects, counts, tokens, models, captured
     /// content, skipped records, and usage-like attributes not understood.
@@ -172,6 +176,7 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
             quiet_secs,
             input_format,
             mapping,
+            open_spans,
         } => {
             let opts = scan::Options {
                 inputs: exports,
@@ -185,6 +190,7 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
                 quiet_ns: quiet_secs.saturating_mul(1_000_000_000),
                 input_format,
                 mapping_files: mapping,
+                open_spans,
                 progress: std::io::stderr().is_terminal(),
             };
             let mut outcome =

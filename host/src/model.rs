@@ -17,7 +17,7 @@ pub enum Kind {
 
 /// Token usage of one LLM call. Input includes cache reads and writes; output
 /// includes reasoning (the OpenTelemetry rule).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Usage {
     pub input: u64,
     pub output: u64,
@@ -223,6 +223,8 @@ impl Trace {
 /// they end, so memory is bounded by the traces still open, not by the export.
 pub struct Assembler {
     open: HashMap<Box<str>, Open>,
+    /// spans held in open traces
+    open_spans: usize,
     /// traces already handed out, to name spans that arrive too late
     closed: FxHashSet<u64>,
     watermark: u64,
@@ -253,6 +255,7 @@ impl Assembler {
     pub fn new(quiet_ns: u64) -> Self {
         Assembler {
             open: HashMap::default(),
+            open_spans: 0,
             closed: Default::default(),
             watermark: 0,
             quiet_ns,
@@ -283,11 +286,16 @@ impl Assembler {
         o.has_root |= span.parent_id.is_none();
         o.last_end = o.last_end.max(span.end_ns);
         o.trace.spans.push(span);
+        self.open_spans += 1;
         late
     }
 
     pub fn open_traces(&self) -> usize {
         self.open.len()
+    }
+
+    pub fn open_spans(&self) -> usize {
+        self.open_spans
     }
 
     /// Complete traces, grouped into sessions in start order.
@@ -337,6 +345,7 @@ impl Assembler {
             .into_iter()
             .filter_map(|id| self.open.remove(&id))
             .map(|o| {
+                self.open_spans -= o.trace.spans.len();
                 self.closed.insert(id_hash(&o.trace.id));
                 let mut t = o.trace;
                 t.collapse_event_spans();

@@ -45,6 +45,8 @@ pub struct Options {
     pub input_format: Option<ingest::InputFormat>,
     /// mapping files (`--mapping`), added to the packs' mappings
     pub mapping_files: Vec<PathBuf>,
+    /// spans held open before quiet traces are analysed early
+    pub open_spans: usize,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             progress: false,
             input_format: None,
             mapping_files: Vec::new(),
+            open_spans: OPEN_BUDGET,
         }
     }
 }
@@ -207,6 +210,12 @@ pub struct Totals {
     pub output_tokens: u64,
     pub cached_tokens: u64,
     pub total_tokens: u64,
+    /// tokens per model, for the cost of the input (cache priced apart)
+    pub by_model: std::collections::BTreeMap<String, crate::model::Usage>,
+    /// what all LLM calls cost at list prices, where the model's price is known
+    pub cost_usd: Option<f64>,
+    /// models of LLM calls that have no known price
+    pub unpriced_models: u64,
 }
 
 /// Everything a report is made of.
@@ -256,9 +265,18 @@ pub fn finish(runs: &mut [RuleRun]) {
 }
 
 /// Add up totals of complete sessions; name spans that are their own parent.
-pub fn survey(sessions: &[model::Session], t: &mut Totals, problems: &mut Vec<Problem>) {
-    t.sessions += sessions.len() as u64;
+/// `seen` holds the sessions counted so far: a long session can reach the
+/// detectors in several parts and still counts once.
+pub fn survey(
+    sessions: &[model::Session],
+    t: &mut Totals,
+    problems: &mut Vec<Problem>,
+    seen: &mut rustc_hash::FxHashSet<Arc<str>>,
+) {
     for s in sessions {
+        if seen.insert(s.id.clone()) {
+            t.sessions += 1;
+        }
         for tr in &s.traces {
             t.traces += 1;
             for sp in &tr.spans {
@@ -275,6 +293,14 @@ pub fn survey(sessions: &[model::Session], t: &mut Totals, problems: &mut Vec<Pr
                         t.input_tokens += sp.usage.input;
                         t.output_tokens += sp.usage.output;
                         t.cached_tokens += sp.usage.cache_read;
+                        let m = t
+                            .by_model
+                            .entry(sp.model.as_deref().unwrap_or("(unknown)").to_string())
+                            .or_default();
+                        m.input += sp.usage.input;
+                        m.output += sp.usage.output;
+                        m.cache_read += sp.usage.cache_read;
+                        m.cache_write += sp.usage.cache_write;
                     }
                     Kind::Tool => t.tool_calls += 1,
                     _ => {}
@@ -284,6 +310,9 @@ pub fn survey(sessions: &[model::Session], t: &mut Totals, problems: &mut Vec<Pr
     }
     t.total_tokens = t.input_tokens + t.output_tokens;
 }
+
+/// Spans held in open traces before the scan starts closing quiet ones.
+pub const OPEN_BUDGET: usize = 50_000;
 
 /// Streams spans into traces and complete traces into the rules.
 pub struct Pipeline<'a> {
@@ -295,6 +324,9 @@ pub struct Pipeline<'a> {
     pub batch_spans: usize,
     /// most traces open at once, to show memory stays bounded
     pub peak_open: usize,
+    /// spans held open before quiet traces are closed early
+    pub open_budget: usize,
+    sessions_seen: rustc_hash::FxHashSet<Arc<str>>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -307,6 +339,8 @@ impl<'a> Pipeline<'a> {
             trace_models: HashMap::new(),
             batch_spans,
             peak_open: 0,
+            open_budget: OPEN_BUDGET,
+            sessions_seen: Default::default(),
         }
     }
 
@@ -324,15 +358,24 @@ impl<'a> Pipeline<'a> {
             }
         }
         self.peak_open = self.peak_open.max(self.asm.open_traces());
-        let done = self.asm.take_quiet();
-        self.analyse(done);
+        // Below the budget nothing is closed early, so an export in any order is
+        // read exactly; above it, quiet traces go to the detectors to bound memory.
+        if self.asm.open_spans() > self.open_budget {
+            let done = self.asm.take_quiet();
+            self.analyse(done);
+        }
     }
 
     fn analyse(&mut self, sessions: Vec<model::Session>) {
         if sessions.is_empty() {
             return;
         }
-        survey(&sessions, &mut self.totals, &mut self.problems);
+        survey(
+            &sessions,
+            &mut self.totals,
+            &mut self.problems,
+            &mut self.sessions_seen,
+        );
         feed(
             self.runs,
             sessions,
@@ -370,6 +413,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     let bar = opts.progress.then(|| progress_bar(&files));
     let bytes = reader.bytes.clone();
     let mut pipe = Pipeline::new(&mut runs, opts.quiet_ns, opts.batch_spans);
+    pipe.open_budget = opts.open_spans;
     // Reading and parsing run on their own thread, a couple of blocks ahead of
     // assembly and the detectors.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<model::Span>>(1);

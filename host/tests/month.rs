@@ -121,3 +121,44 @@ fn every_instance_found_and_no_negative() {
         "{cached}"
     );
 }
+
+#[test]
+fn shuffled_lines_give_the_same_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("month.jsonl");
+    let args = tokenhound::generate::Args {
+        out: out.clone(),
+        truth: None,
+        seed: 5,
+        repeat: 1,
+        noise: 0,
+    };
+    tokenhound::generate::run(&args).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    // A deterministic shuffle: traces arrive in no order, split across lines.
+    let mut rng = fastrand::Rng::with_seed(9);
+    rng.shuffle(&mut lines);
+    let shuffled = dir.path().join("shuffled.jsonl");
+    std::fs::write(&shuffled, lines.join("\n") + "\n").unwrap();
+    let key = |r: &Value| {
+        let mut v: Vec<(String, Vec<String>, u64)> = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().to_string(),
+                    span_ids(f),
+                    f["wasted_tokens"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (_, a) = scan_json(&[out.to_str().unwrap()]);
+    let (_, b) = scan_json(&[shuffled.to_str().unwrap()]);
+    assert_eq!(b["input"]["problems"], 0);
+    assert!(key(&a) == key(&b), "shuffled export gives other findings");
+}

@@ -218,6 +218,22 @@ pub fn build(o: &mut Outcome) -> Report {
             .then(a.title.cmp(&b.title))
     });
     let wasted: u64 = detectors.iter().map(|d| d.wasted_tokens).sum();
+    let mut totals = o.totals.clone();
+    for (model, u) in &totals.by_model {
+        match o.prices.of(model) {
+            // Cache reads and writes are priced apart from the rest of the input.
+            Some(p) => {
+                let plain = u.input.saturating_sub(u.cache_read + u.cache_write);
+                let usd = (plain as f64 * p.input
+                    + u.cache_read as f64 * p.cache_read.unwrap_or(p.input)
+                    + u.cache_write as f64 * p.cache_write.unwrap_or(p.input)
+                    + u.output as f64 * p.output)
+                    / 1e6;
+                totals.cost_usd = Some(totals.cost_usd.unwrap_or(0.0) + usd);
+            }
+            None => totals.unpriced_models += 1,
+        }
+    }
     Report {
         schema: SCHEMA,
         tokenhound: env!("CARGO_PKG_VERSION"),
@@ -230,7 +246,7 @@ pub fn build(o: &mut Outcome) -> Report {
             })
             .collect(),
         input: o.read.clone(),
-        totals: o.totals.clone(),
+        totals,
         summary: Summary {
             findings: findings.len(),
             wasted_tokens: wasted,
@@ -282,6 +298,12 @@ impl Report {
             num(t.cached_tokens),
             num(t.output_tokens)
         );
+        if let Some(c) = t.cost_usd {
+            let _ = writeln!(
+                out,
+                "cost at list prices: ${c:.2} (cache reads and writes priced apart)"
+            );
+        }
         let i = &self.input;
         let _ = writeln!(
             out,

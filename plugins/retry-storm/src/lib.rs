@@ -35,7 +35,7 @@ impl Detector for RetryStorm {
         .param(Param::integer("min_calls", 3, "calls in a run that make a finding"))
         .param(Param::integer("max_retries_per_turn", 2, "retry cap suggested in the fix"))
         .param(Param::bytes_per_token())
-        .needs(&[Field::Failed, Field::Tool, Field::Tokens])
+        .needs(&[Field::Failed, Field::Tool, Field::Tokens, Field::AgentName])
     }
 
     fn new(p: &Params) -> Result<Self, String> {
