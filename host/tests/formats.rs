@@ -465,23 +465,7 @@ fn generated_month_in_other_formats_gives_the_same_findings() {
     );
     std::fs::write(&proto_path, compressed).unwrap();
 
-    let findings_of = |p: &str| -> Vec<(String, String, u64)> {
-        let (_, r) = scan_json(&[p]);
-        let mut f: Vec<(String, String, u64)> = r["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                (
-                    f["rule"].as_str().unwrap().to_string(),
-                    span_ids(f).join(","),
-                    f["wasted_tokens"].as_u64().unwrap(),
-                )
-            })
-            .collect();
-        f.sort();
-        f
-    };
+    let findings_of = |p: &str| finding_keys(&scan_json(&[p]).1);
     let want = findings_of(json_path.to_str().unwrap());
     assert!(want.len() > 1000);
     assert_eq!(findings_of(&phoenix_path), want, "Phoenix JSONL twin");

@@ -224,3 +224,24 @@ impl Fixture {
         std::fs::write(path, self.line() + "\n").unwrap();
     }
 }
+
+/// A report's findings as (rule, span ids sorted, wasted tokens), sorted: for
+/// comparing two runs that must agree.
+pub fn finding_keys(r: &Value) -> Vec<(String, Vec<String>, u64)> {
+    let mut v: Vec<(String, Vec<String>, u64)> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let mut spans = span_ids(f);
+            spans.sort();
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                spans,
+                f["wasted_tokens"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
