@@ -196,9 +196,37 @@ pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(p.parent().unwrap())?;
         std::fs::write(&p, text).with_context(|| p.display().to_string())
     };
+    // What both languages share: the WIT, the example's fixture and expectation, a pack.
+    let wasm = match lang {
+        Lang::Rust => format!("target/wasm32-wasip2/release/{crate_name}.wasm"),
+        Lang::Python => format!("{crate_name}.wasm"),
+    };
+    w("wit/detector.wit", WIT)?;
     w("tests/large-result.jsonl", &example_fixture())?;
+    w(
+        "tests/large-result.expect.toml",
+        &EXPECT
+            .replace("NAME", name)
+            .replace("WASM", &format!("../{wasm}")),
+    )?;
+    w(
+        "pack.toml",
+        &format!(
+            r#"[pack]
+name = "{name}"
+version = "0.1.0"
+
+[[rule]]
+id = "{name}"
+detector = "{wasm}"
+severity = "medium"
+[rule.params]
+max_result_tokens = 2000
+"#
+        ),
+    )?;
     if lang == Lang::Python {
-        return new_python(name, &crate_name, &w);
+        return new_python(name, &wasm, &w);
     }
     w(
         "Cargo.toml",
@@ -241,32 +269,8 @@ serde_json = "1"
     w("vendor/tokenhound-sdk/src/lib.rs", SDK_LIB)?;
     w("vendor/tokenhound-sdk/src/params.rs", SDK_PARAMS)?;
     w("vendor/tokenhound-sdk/src/chunk.rs", SDK_CHUNK)?;
-    // The SDK reads the WIT from ../../wit, relative to its own folder.
-    w("wit/detector.wit", WIT)?;
+    // The SDK reads the WIT from ../../wit (written above), relative to its own folder.
     w("src/lib.rs", &EXAMPLE.replace("NAME", name))?;
-    let wasm = format!("target/wasm32-wasip2/release/{crate_name}.wasm");
-    w(
-        "tests/large-result.expect.toml",
-        &EXPECT
-            .replace("NAME", name)
-            .replace("WASM", &format!("../{wasm}")),
-    )?;
-    w(
-        "pack.toml",
-        &format!(
-            r#"[pack]
-name = "{name}"
-version = "0.1.0"
-
-[[rule]]
-id = "{name}"
-detector = "{wasm}"
-severity = "medium"
-[rule.params]
-max_result_tokens = 2000
-"#
-        ),
-    )?;
     w(
         "README.md",
         &format!(
@@ -339,25 +343,13 @@ spans = ["0000000000000003"]
 
 fn new_python(
     name: &str,
-    module: &str,
+    wasm: &str,
     w: &dyn Fn(&str, &str) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let wasm = format!("{module}.wasm");
     let app = PY_APP
         .replace("large-tool-results-py", name)
-        .replace("large_tool_results_py.wasm", &wasm);
+        .replace("large_tool_results_py.wasm", wasm);
     w("app.py", &app)?;
-    w("wit/detector.wit", WIT)?;
-    w(
-        "tests/large-result.expect.toml",
-        &EXPECT
-            .replace("NAME", name)
-            .replace("WASM", &format!("../{wasm}")),
-    )?;
-    w(
-        "pack.toml",
-        &format!("[pack]\nname = \"{name}\"\nversion = \"0.1.0\"\n\n[[rule]]\nid = \"{name}\"\ndetector = \"{wasm}\"\nseverity = \"medium\"\n[rule.params]\nmax_result_tokens = 2000\n"),
-    )?;
     w(
         "README.md",
         &format!(
