@@ -18,6 +18,7 @@ fn main() {
 
     rerun_for_tree(&plugins);
     rerun_for_tree(&root.join("wit"));
+    optional_tools();
 
     ensure_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -92,5 +93,23 @@ fn rerun_for_tree(dir: &Path) {
         } else {
             println!("cargo:rerun-if-changed={}", p.display());
         }
+    }
+}
+
+/// Tests that need a tool which is not installed are marked ignored, with the
+/// reason, so `cargo test` shows them as not run instead of passing. In CI
+/// (`CI` set) they run anyway and fail, so a missing install is never hidden.
+fn optional_tools() {
+    println!("cargo::rerun-if-env-changed=PATH");
+    println!("cargo::rerun-if-env-changed=CI");
+    println!("cargo::rustc-check-cfg=cfg(missing_componentize_py)");
+    let have = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if std::env::var_os("CI").is_none() && !have("componentize-py") {
+        println!("cargo::rustc-cfg=missing_componentize_py");
     }
 }

@@ -77,7 +77,7 @@ pub struct Summary {
 fn cases(paths: &[PathBuf]) -> Vec<(PathBuf, Option<PathBuf>)> {
     let mut expects = Vec::new();
     for p in paths {
-        let files = crate::ingest::expand(std::slice::from_ref(p)).unwrap_or_default();
+        let files = crate::ingest::expand(std::slice::from_ref(p), &mut Vec::new());
         expects.extend(
             files
                 .into_iter()

@@ -51,19 +51,28 @@ pub fn run(
     format: Option<ingest::InputFormat>,
     maps: ingest::mapping::Mappings,
 ) -> Result<Inspection, InputError> {
-    let files = ingest::expand(inputs)?;
+    let mut found = Vec::new();
+    let files = ingest::expand(inputs, &mut found);
     let mut reader = Reader::new(Keep::ALL);
     reader.format = format;
     reader.maps = std::sync::Arc::new(maps);
+    for p in found {
+        reader.stats.skipped_files += 1;
+        reader.problem(p);
+    }
     let mut asm = Assembler::new(u64::MAX);
     let mut late = 0u64;
-    for f in &files {
-        reader.read_file(f, &mut |spans| {
-            for s in spans {
-                late += u64::from(asm.add(s).is_some());
+    let mut repeats = std::collections::BTreeMap::new();
+    reader.read_all(&files, &mut |spans| {
+        for s in spans {
+            match asm.add(s) {
+                crate::model::Added::New => {}
+                crate::model::Added::Late(_) => late += 1,
+                crate::model::Added::Repeat(r) => *repeats.entry(r.origin.file).or_default() += 1,
             }
-        })?;
-    }
+        }
+    });
+    reader.stats.repeats(repeats);
     let mut out = Inspection {
         schema: "tokenhound.inspect/v1",
         ..Inspection::default()

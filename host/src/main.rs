@@ -29,6 +29,13 @@ enum Format {
     Markdown,
 }
 
+/// Formats of the commands that list things (no Markdown rendering).
+#[derive(Copy, Clone, ValueEnum, PartialEq)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
 #[derive(Copy, Clone, ValueEnum)]
 enum FailOn {
     Info,
@@ -89,7 +96,7 @@ enum Command {
         #[arg(required = true)]
         exports: Vec<PathBuf>,
         #[arg(long, short = 'f', value_enum, default_value = "table")]
-        format: Format,
+        format: ListFormat,
         #[arg(long, value_enum)]
         input_format: Option<tokenhound::ingest::InputFormat>,
         #[arg(long)]
@@ -122,7 +129,7 @@ enum Command {
         #[arg(default_value = ".")]
         paths: Vec<PathBuf>,
         #[arg(long, short = 'f', value_enum, default_value = "table")]
-        format: Format,
+        format: ListFormat,
     },
     /// List the detectors: built in, from packs, from a plugins folder.
     Detectors {
@@ -131,7 +138,7 @@ enum Command {
         #[arg(long)]
         plugins: Option<PathBuf>,
         #[arg(long, short = 'f', value_enum, default_value = "table")]
-        format: Format,
+        format: ListFormat,
     },
     /// Start a new detector project.
     New {
@@ -227,7 +234,10 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
             grace_secs,
             run_for_secs,
         } => {
-            let live = output.is_some() && std::io::stderr().is_terminal();
+            // On a terminal the live view replaces raw JSON; JSON lines go to
+            // --output, or to stdout when it is a pipe or a file.
+            let live = std::io::stderr().is_terminal()
+                && (output.is_some() || std::io::stdout().is_terminal());
             let opts = tokenhound::watch::Options {
                 dirs,
                 packs,
@@ -246,8 +256,8 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
         Command::Test { paths, format } => {
             let s = tokenhound::harness::run(&paths, scan::default_cache_dir());
             let text = match format {
-                Format::Json => serde_json::to_string_pretty(&s).expect("serialises") + "\n",
-                _ => s.to_text(),
+                ListFormat::Json => serde_json::to_string_pretty(&s).expect("serialises") + "\n",
+                ListFormat::Table => s.to_text(),
             };
             write_out(None, &text).map_err(|e| (2, e))?;
             Ok(u8::from(s.failed > 0 || s.cases.is_empty()))
@@ -260,8 +270,8 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
             let list = tokenhound::scaffold::list(&packs, plugins.as_deref())
                 .map_err(|e| (4, format!("{e:#}")))?;
             let text = match format {
-                Format::Json => serde_json::to_string_pretty(&list).expect("serialises") + "\n",
-                _ => tokenhound::scaffold::list_text(&list),
+                ListFormat::Json => serde_json::to_string_pretty(&list).expect("serialises") + "\n",
+                ListFormat::Table => tokenhound::scaffold::list_text(&list),
             };
             write_out(None, &text).map_err(|e| (2, e))?;
             Ok(0)
@@ -306,8 +316,8 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
             let r = tokenhound::inspect::run(&exports, input_format, maps)
                 .map_err(|e| (2, e.to_string()))?;
             let text = match format {
-                Format::Json => serde_json::to_string_pretty(&r).expect("serialises") + "\n",
-                _ => r.to_text(),
+                ListFormat::Json => serde_json::to_string_pretty(&r).expect("serialises") + "\n",
+                ListFormat::Table => r.to_text(),
             };
             write_out(None, &text).map_err(|e| (2, e))?;
             Ok(0)

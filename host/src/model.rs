@@ -227,6 +227,9 @@ pub struct Assembler {
     open_spans: usize,
     /// traces already handed out, to name spans that arrive too late
     closed: FxHashSet<u64>,
+    /// every (trace id, span id) taken so far: a span is counted once, however
+    /// many files or lines repeat it (rotated copies, downloads of one trace)
+    seen: FxHashSet<u64>,
     watermark: u64,
     quiet_ns: u64,
 }
@@ -239,9 +242,15 @@ struct Open {
     last_seen: std::time::Instant,
 }
 
-/// A span for a trace that was already analysed.
-pub struct Late {
-    pub span: Span,
+/// What became of a span handed to [`Assembler::add`].
+pub enum Added {
+    /// joined its trace
+    New,
+    /// its trace was already analysed: it starts a new, partial trace (so no span
+    /// is lost), and the caller names it
+    Late(Span),
+    /// the same (trace id, span id) was taken before: dropped, for the caller to count
+    Repeat(Span),
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -251,25 +260,38 @@ fn id_hash(id: &str) -> u64 {
     h.finish()
 }
 
+/// A span's identity. 64 bits keep the set small; two different spans of one
+/// export collide with a chance of about n²/2⁶⁵ (1e-7 for 1.4 M spans).
+fn span_key(trace_id: &str, span_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (trace_id, span_id).hash(&mut h);
+    h.finish()
+}
+
 impl Assembler {
     pub fn new(quiet_ns: u64) -> Self {
         Assembler {
             open: HashMap::default(),
             open_spans: 0,
             closed: Default::default(),
+            seen: Default::default(),
             watermark: 0,
             quiet_ns,
         }
     }
 
-    /// Add a span; a span of an already-analysed trace is returned as [`Late`]
-    /// (it still joins a new, partial trace, so no span is lost).
-    pub fn add(&mut self, span: Span) -> Option<Late> {
+    /// Add a span; see [`Added`] for what can become of it.
+    pub fn add(&mut self, span: Span) -> Added {
+        if !self.seen.insert(span_key(&span.trace_id, &span.span_id)) {
+            return Added::Repeat(span);
+        }
         self.watermark = self.watermark.max(span.end_ns);
-        let late = self
-            .closed
-            .contains(&id_hash(&span.trace_id))
-            .then(|| Late { span: span.clone() });
+        let late = if self.closed.contains(&id_hash(&span.trace_id)) {
+            Added::Late(span.clone())
+        } else {
+            Added::New
+        };
         let o = self
             .open
             .entry(span.trace_id.clone())
@@ -288,6 +310,11 @@ impl Assembler {
         o.trace.spans.push(span);
         self.open_spans += 1;
         late
+    }
+
+    /// Whether a span with these ids was taken (to check what detectors name).
+    pub fn knows(&self, trace_id: &str, span_id: &str) -> bool {
+        self.seen.contains(&span_key(trace_id, span_id))
     }
 
     pub fn open_traces(&self) -> usize {
@@ -332,6 +359,18 @@ impl Assembler {
             .map(|(k, _)| k.clone())
             .collect();
         self.take(done)
+    }
+
+    /// When the next open trace becomes idle under [`Assembler::take_idle`]'s rule.
+    pub fn next_idle(
+        &self,
+        quiet: std::time::Duration,
+        grace: std::time::Duration,
+    ) -> Option<std::time::Instant> {
+        self.open
+            .values()
+            .map(|o| o.last_seen + if o.has_root { grace.min(quiet) } else { quiet })
+            .min()
     }
 
     /// Everything still open (end of input).

@@ -13,6 +13,22 @@ use toml::Spanned;
 /// The built-in default pack, so the binary works with no other files.
 pub const DEFAULT_PACK: &str = include_str!("../../rules/default.toml");
 
+/// Packs built into the binary, named on the command line as `builtin:NAME`.
+pub const BUILTIN_PACKS: [(&str, &str); 2] = [
+    ("default", DEFAULT_PACK),
+    (
+        "weekly-audit",
+        include_str!("../../rules/weekly-audit.toml"),
+    ),
+];
+
+fn builtin_pack(name: &str) -> Option<&'static str> {
+    BUILTIN_PACKS
+        .iter()
+        .find(|(n, _)| *n == name.trim_end_matches(".toml"))
+        .map(|(_, t)| *t)
+}
+
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
 )]
@@ -64,6 +80,25 @@ struct PackFile {
     mapping: Vec<Spanned<crate::ingest::mapping::Mapping>>,
 }
 
+impl PackFile {
+    /// Prices are finite and not negative: a NaN would print as "$NaN".
+    fn prices_valid(&self) -> Result<(), String> {
+        for (m, p) in &self.prices {
+            let all = [Some(p.input), Some(p.output), p.cache_read, p.cache_write];
+            if let Some(bad) = all
+                .into_iter()
+                .flatten()
+                .find(|v| !(v.is_finite() && *v >= 0.0))
+            {
+                return Err(format!(
+                    "prices.\"{m}\": a price must be a number ≥ 0 (USD per million tokens), got {bad}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Header {
@@ -78,6 +113,8 @@ struct Header {
 #[serde(deny_unknown_fields)]
 struct Settings {
     bytes_per_token: Option<f64>,
+    max_record_mb: Option<u64>,
+    max_document_mb: Option<u64>,
 }
 
 #[derive(Deserialize, Default, Clone, Debug)]
@@ -87,6 +124,35 @@ pub struct LimitsToml {
     timeout_ms: Option<u64>,
     fuel: Option<u64>,
     stack_kb: Option<u64>,
+    max_findings: Option<u64>,
+    max_span_refs: Option<u64>,
+    max_text_kb: Option<u64>,
+}
+
+impl LimitsToml {
+    /// Each limit within a range that means something: 0 MiB of memory or a
+    /// timeout of centuries would switch a limit off or stop every detector.
+    fn validate(&self) -> Result<(), String> {
+        let checks = [
+            ("memory_mb", self.memory_mb, 1, 65_536),
+            ("timeout_ms", self.timeout_ms, 1, 3_600_000),
+            ("fuel", self.fuel, 1, u64::MAX),
+            ("stack_kb", self.stack_kb, 64, 65_536),
+            ("max_findings", self.max_findings, 1, 100_000_000),
+            ("max_span_refs", self.max_span_refs, 1, 100_000_000),
+            ("max_text_kb", self.max_text_kb, 1, 1 << 20),
+        ];
+        for (name, v, lo, hi) in checks {
+            if let Some(v) = v {
+                if v < lo || v > hi {
+                    return Err(format!(
+                        "limits.{name} must be between {lo} and {hi}, got {v}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// USD per million tokens.
@@ -166,6 +232,9 @@ pub struct RuleSet {
     pub bytes_per_token: Option<f64>,
     pub max_stack: Option<usize>,
     pub mappings: Vec<crate::ingest::mapping::Mapping>,
+    /// `[settings] max_record_mb` / `max_document_mb`, in bytes
+    pub max_record: Option<usize>,
+    pub max_document: Option<usize>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -183,6 +252,13 @@ fn limits_from(base: &Limits, t: &LimitsToml) -> Limits {
             .map_or(base.memory_bytes, |m| (m as usize) << 20),
         timeout: t.timeout_ms.map_or(base.timeout, Duration::from_millis),
         fuel: t.fuel.or(base.fuel),
+        output: crate::engine::OutputLimits {
+            findings: t.max_findings.map_or(base.output.findings, |n| n as usize),
+            spans: t.max_span_refs.map_or(base.output.spans, |n| n as usize),
+            text_bytes: t
+                .max_text_kb
+                .map_or(base.output.text_bytes, |k| (k as usize) << 10),
+        },
     }
 }
 
@@ -197,12 +273,29 @@ impl RuleSet {
     }
 
     /// Load pack files from disk; none given means the built-in default pack.
+    /// `builtin:NAME` names a pack built into the binary.
     pub fn from_files(paths: &[PathBuf]) -> Result<RuleSet, PackError> {
         if paths.is_empty() {
-            return Self::load(&[("builtin:default.toml".into(), DEFAULT_PACK.into())]);
+            return Self::load(&[("builtin:default".into(), DEFAULT_PACK.into())]);
         }
         let mut texts = Vec::new();
         for p in paths {
+            if let Some(name) = p.to_str().and_then(|s| s.strip_prefix("builtin:")) {
+                let Some(text) = builtin_pack(name) else {
+                    return Err(PackError {
+                        file: p.display().to_string(),
+                        line: 0,
+                        message: format!(
+                            "no built-in pack `{name}` (built in: {})",
+                            BUILTIN_PACKS
+                                .map(|(n, _)| format!("builtin:{n}"))
+                                .join(", ")
+                        ),
+                    });
+                };
+                texts.push((p.display().to_string(), text.to_string()));
+                continue;
+            }
             let text = std::fs::read_to_string(p).map_err(|e| PackError {
                 file: p.display().to_string(),
                 line: 0,
@@ -241,6 +334,11 @@ impl RuleSet {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
+        pack.limits
+            .validate()
+            .map_err(|e| here(text.find("[limits]").unwrap_or(0)).error(e))?;
+        pack.prices_valid()
+            .map_err(|e| here(text.find("[prices").unwrap_or(0)).error(e))?;
         let pack_limits = limits_from(&Limits::default(), &pack.limits);
         if let Some(kb) = pack.limits.stack_kb {
             self.max_stack = Some((kb as usize) << 10);
@@ -252,6 +350,27 @@ impl RuleSet {
                 )));
             }
             self.bytes_per_token = Some(b);
+        }
+        for (key, v, slot) in [
+            (
+                "max_record_mb",
+                pack.settings.max_record_mb,
+                &mut self.max_record,
+            ),
+            (
+                "max_document_mb",
+                pack.settings.max_document_mb,
+                &mut self.max_document,
+            ),
+        ] {
+            if let Some(mb) = v {
+                if !(1..=1 << 20).contains(&mb) {
+                    return Err(here(0).error(format!(
+                        "settings.{key} must be between 1 and 1048576 (MiB), got {mb}"
+                    )));
+                }
+                *slot = Some((mb as usize) << 20);
+            }
         }
         self.prices.extend(pack.prices);
         for m in pack.mapping {
@@ -266,6 +385,10 @@ impl RuleSet {
             let r = r.into_inner();
             if r.id.trim().is_empty() {
                 return Err(at.error("a rule needs a non-empty `id`"));
+            }
+            if let Some(l) = &r.limits {
+                l.validate()
+                    .map_err(|e| at.error(format!("rule `{}`: {e}", r.id)))?;
             }
             let source = match &r.detector {
                 None => None,
@@ -326,8 +449,21 @@ impl RuleSet {
                 }
                 None => {
                     let source = source.ok_or_else(|| {
+                        let known: Vec<&str> = self
+                            .rules
+                            .iter()
+                            .map(|x| x.id.as_str())
+                            .chain(crate::builtin::NAMES)
+                            .collect();
+                        let hint = known
+                            .iter()
+                            .filter(|k| strsim::levenshtein(k, &r.id) <= 3)
+                            .min_by_key(|k| strsim::levenshtein(k, &r.id))
+                            .map_or(String::new(), |k| {
+                                format!(" (did you mean `{k}`, to change an earlier pack's rule?)")
+                            });
                         at.error(format!(
-                            "rule `{}` needs a `detector` (builtin:NAME or a path to a .wasm)",
+                            "rule `{}` needs a `detector` (builtin:NAME or a path to a .wasm){hint}",
                             r.id
                         ))
                     })?;
@@ -349,6 +485,16 @@ impl RuleSet {
         }
         self.packs.push((pack.pack.name, pack.pack.version));
         Ok(())
+    }
+
+    /// The pack's input limits, on a reader.
+    pub fn apply_input_limits(&self, r: &mut crate::ingest::Reader) {
+        if let Some(m) = self.max_record {
+            r.max_record = m;
+        }
+        if let Some(m) = self.max_document {
+            r.max_document = m;
+        }
     }
 
     /// Whether any rule asks for a fuel budget.

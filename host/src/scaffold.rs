@@ -24,6 +24,9 @@ pub struct DetectorInfo {
     pub source: String,
     pub sha256: String,
     pub description: String,
+    /// the rule's severity in the packs
+    pub severity: crate::rules::Severity,
+    pub enabled: bool,
     pub params: Vec<ParamInfo>,
     pub needs: Vec<String>,
 }
@@ -33,6 +36,8 @@ pub struct ParamInfo {
     pub name: String,
     pub kind: String,
     pub default: serde_json::Value,
+    /// the value the packs set, where they set one (else the default applies)
+    pub value: Option<serde_json::Value>,
     pub description: String,
 }
 
@@ -49,7 +54,7 @@ pub fn list(
             Source::Builtin(n) => crate::builtin::wasm(n)
                 .context("unknown built-in")?
                 .to_vec(),
-            Source::File(p) => std::fs::read(p).with_context(|| p.display().to_string())?,
+            Source::File(p) => crate::engine::read_component(p).map_err(|e| anyhow::anyhow!(e))?,
         };
         let p = engine.load(&bytes, &rule.source.to_string())?;
         out.push(DetectorInfo {
@@ -60,6 +65,8 @@ pub fn list(
             source: p.source.clone(),
             sha256: p.hash.clone(),
             description: p.meta.description.clone(),
+            severity: rule.severity,
+            enabled: rule.enabled,
             params: p
                 .meta
                 .params
@@ -76,6 +83,10 @@ pub fn list(
                     .into(),
                     default: serde_json::from_str(&x.default_json)
                         .unwrap_or(serde_json::Value::Null),
+                    value: rule
+                        .params
+                        .get(&x.name)
+                        .and_then(|v| serde_json::to_value(v).ok()),
                     description: x.description.clone(),
                 })
                 .collect(),
@@ -102,12 +113,22 @@ pub fn list_text(list: &[DetectorInfo]) -> String {
             "{} ({} {}, {}, {})\n",
             d.rule, d.name, d.version, d.wit, d.source
         );
-        o += &format!("  {}\n  sha256 {}\n", d.description, d.sha256);
+        o += &format!(
+            "  severity {}{}\n  {}\n  sha256 {}\n",
+            d.severity,
+            if d.enabled { "" } else { ", disabled" },
+            d.description,
+            d.sha256
+        );
         for p in &d.params {
-            o += &format!(
-                "  {} ({}) = {}: {}\n",
-                p.name, p.kind, p.default, p.description
-            );
+            let value = match &p.value {
+                Some(v) if *v != p.default => {
+                    format!("{v} (set by the pack; default {})", p.default)
+                }
+                Some(v) => format!("{v} (set by the pack)"),
+                None => format!("{} (default)", p.default),
+            };
+            o += &format!("  {} ({}) = {value}: {}\n", p.name, p.kind, p.description);
         }
         o += &format!("  reads: {}\n", d.needs.join(", "));
     }

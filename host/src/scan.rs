@@ -4,7 +4,7 @@
 
 use crate::engine::{self, Analyzer, Columns, Engine, Field, LoadedPlugin, TokenKind};
 use crate::ingest::{self, InputError, Problem, ReadStats, Reader};
-use crate::model::{self, Assembler, Keep, Kind};
+use crate::model::{self, Added, Assembler, Keep, Kind};
 use crate::report::{self, Report};
 use crate::rules::{PackError, Rule, RuleSet, Severity, Source};
 use rayon::prelude::*;
@@ -21,12 +21,14 @@ pub enum ScanError {
     Pack(#[from] PackError),
     #[error("detector failed to load: {0}")]
     Load(String),
+    #[error("{0}")]
+    Nothing(String),
 }
 
 impl ScanError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            ScanError::Input(_) => 2,
+            ScanError::Input(_) | ScanError::Nothing(_) => 2,
             ScanError::Pack(_) => 3,
             ScanError::Load(_) => 4,
         }
@@ -81,52 +83,73 @@ pub struct RuleRun {
     pub rule: Rule,
     pub plugin: Arc<LoadedPlugin>,
     analyzer: Option<Analyzer>,
-    pub findings: Vec<engine::Finding>,
+    pub findings: Findings,
     pub counters: Vec<(String, u64)>,
     /// why the engine stopped this detector, if it did
     pub failure: Option<String>,
     /// indexes of findings added or updated since the last look (watch mode)
     pub changed: Vec<usize>,
+    /// charges this detector made to spans that are not in the input (or of more
+    /// tokens than the whole input holds): (charges, tokens), not counted
+    pub dropped_charges: (u64, u64),
 }
 
-/// Add a finding to a rule's list, merging it into an earlier one of the same
-/// group (waste added, spans joined, latest text kept). Returns its index.
-pub fn merge_finding(list: &mut Vec<engine::Finding>, f: engine::Finding) -> usize {
-    let at = f
-        .group
-        .as_ref()
-        .and_then(|g| list.iter().position(|x| x.group.as_ref() == Some(g)));
-    match at {
-        None => {
-            list.push(f);
-            list.len() - 1
-        }
-        Some(i) => {
-            let old = &mut list[i];
-            let mut spans = std::mem::take(&mut old.spans);
-            for s in f.spans.iter() {
-                if !spans
-                    .iter()
-                    .any(|x| x.trace_id == s.trace_id && x.span_id == s.span_id)
-                {
-                    spans.push(s.clone());
-                }
+/// A rule's findings, with the indexes that make merging linear: a group's
+/// finding by its key, and the spans it already names.
+#[derive(Default)]
+pub struct Findings {
+    pub list: Vec<engine::Finding>,
+    by_group: HashMap<String, usize>,
+    spans_of: HashMap<usize, rustc_hash::FxHashSet<(String, String)>>,
+}
+
+impl Findings {
+    /// Add a finding, merging it into an earlier one of the same group (waste
+    /// added, spans joined, latest text kept). Returns its index.
+    pub fn merge(&mut self, f: engine::Finding) -> usize {
+        let Some(g) = f.group.clone() else {
+            self.list.push(f);
+            return self.list.len() - 1;
+        };
+        let Some(&i) = self.by_group.get(&g) else {
+            let i = self.list.len();
+            let set = f
+                .spans
+                .iter()
+                .map(|s| (s.trace_id.clone(), s.span_id.clone()))
+                .collect();
+            self.spans_of.insert(i, set);
+            self.by_group.insert(g, i);
+            self.list.push(f);
+            return i;
+        };
+        let set = self.spans_of.entry(i).or_default();
+        let old = &mut self.list[i];
+        let mut spans = std::mem::take(&mut old.spans);
+        for s in f.spans.iter() {
+            if set.insert((s.trace_id.clone(), s.span_id.clone())) {
+                spans.push(s.clone());
             }
-            let mut waste = std::mem::take(&mut old.waste);
-            waste.extend(f.waste.iter().cloned());
-            *old = engine::Finding { spans, waste, ..f };
-            i
         }
+        let mut waste = std::mem::take(&mut old.waste);
+        waste.extend(f.waste.iter().cloned());
+        *old = engine::Finding { spans, waste, ..f };
+        i
     }
 }
 
 impl RuleRun {
+    /// Keep what a call returned, within the rule's output limits; a call that
+    /// failed or broke them stops the detector, and says why.
     fn record(&mut self, r: Result<Vec<engine::Finding>, String>, stage: &str) {
+        let r = r.and_then(|fs| self.rule.limits.output.check(&fs).map(|_| fs));
         match r {
             Ok(fs) => {
+                let mut changed: rustc_hash::FxHashSet<usize> =
+                    self.changed.iter().copied().collect();
                 for f in fs {
-                    let i = merge_finding(&mut self.findings, f);
-                    if !self.changed.contains(&i) {
+                    let i = self.findings.merge(f);
+                    if changed.insert(i) {
                         self.changed.push(i);
                     }
                 }
@@ -150,9 +173,7 @@ pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError
             None => {
                 let bytes: std::borrow::Cow<[u8]> = match &rule.source {
                     Source::Builtin(n) => crate::builtin::wasm(n).expect("validated").into(),
-                    Source::File(p) => std::fs::read(p)
-                        .map_err(|e| ScanError::Load(format!("{}: {e}", p.display())))?
-                        .into(),
+                    Source::File(p) => engine::read_component(p).map_err(ScanError::Load)?.into(),
                 };
                 let p = Arc::new(engine.load(&bytes, &key).map_err(|e| {
                     ScanError::Load(format!(
@@ -178,10 +199,11 @@ pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError
             rule: rule.clone(),
             plugin,
             analyzer: Some(analyzer),
-            findings: Vec::new(),
+            findings: Findings::default(),
             counters: Vec::new(),
             failure: None,
             changed: Vec::new(),
+            dropped_charges: (0, 0),
         });
     }
     Ok(runs)
@@ -216,6 +238,22 @@ pub struct Totals {
     pub cost_usd: Option<f64>,
     /// models of LLM calls that have no known price
     pub unpriced_models: u64,
+    /// their names, so a price can be added for them (`[prices."MODEL"]` in a pack)
+    pub unpriced: Vec<String>,
+    /// what was captured, so a report can say which detectors could not look
+    pub content: Captured,
+    /// bytes of all captured texts: no charge of content tokens can exceed it
+    #[serde(skip)]
+    pub content_bytes: u64,
+}
+
+/// How many calls carry each kind of content a detector may read.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Captured {
+    pub llm_input_text: u64,
+    pub llm_output_text: u64,
+    /// tool calls with arguments or a resource URI
+    pub tool_arguments: u64,
 }
 
 /// Everything a report is made of.
@@ -281,6 +319,11 @@ pub fn survey(
             t.traces += 1;
             for sp in &tr.spans {
                 t.spans += 1;
+                t.content_bytes += [&sp.input_text, &sp.output_text, &sp.tool_args]
+                    .iter()
+                    .map(|x| x.as_ref().map_or(0, |x| x.len() as u64))
+                    .sum::<u64>()
+                    + sp.tool_result_bytes().unwrap_or(0);
                 if sp.parent_id.as_deref() == Some(&*sp.span_id) {
                     problems.push(Problem::at(
                         &sp.origin,
@@ -290,6 +333,8 @@ pub fn survey(
                 match sp.kind {
                     Kind::Llm => {
                         t.llm_calls += 1;
+                        t.content.llm_input_text += u64::from(sp.input_text.is_some());
+                        t.content.llm_output_text += u64::from(sp.output_text.is_some());
                         t.input_tokens += sp.usage.input;
                         t.output_tokens += sp.usage.output;
                         t.cached_tokens += sp.usage.cache_read;
@@ -302,7 +347,11 @@ pub fn survey(
                         m.cache_read += sp.usage.cache_read;
                         m.cache_write += sp.usage.cache_write;
                     }
-                    Kind::Tool => t.tool_calls += 1,
+                    Kind::Tool => {
+                        t.tool_calls += 1;
+                        t.content.tool_arguments +=
+                            u64::from(sp.tool_args.is_some() || sp.resource_uri.is_some());
+                    }
                     _ => {}
                 }
             }
@@ -326,6 +375,8 @@ pub struct Pipeline<'a> {
     pub peak_open: usize,
     /// spans held open before quiet traces are closed early
     pub open_budget: usize,
+    /// spans seen again (same trace and span id), by the file that repeated them
+    pub repeats: std::collections::BTreeMap<Arc<str>, u64>,
     sessions_seen: rustc_hash::FxHashSet<Arc<str>>,
 }
 
@@ -340,6 +391,7 @@ impl<'a> Pipeline<'a> {
             batch_spans,
             peak_open: 0,
             open_budget: OPEN_BUDGET,
+            repeats: Default::default(),
             sessions_seen: Default::default(),
         }
     }
@@ -347,14 +399,16 @@ impl<'a> Pipeline<'a> {
     /// Add a block of spans, then analyse the traces that are complete.
     pub fn push(&mut self, spans: Vec<model::Span>) {
         for s in spans {
-            if let Some(late) = self.asm.add(s) {
-                self.problems.push(Problem::at(
-                    &late.span.origin,
+            match self.asm.add(s) {
+                Added::New => {}
+                Added::Late(late) => self.problems.push(Problem::at(
+                    &late.origin,
                     format!(
-                        "span {} of trace {} arrived after that trace was analysed; it is analysed as part of a partial trace (raise --quiet-secs)",
-                        late.span.span_id, late.span.trace_id
+                        "span {} of trace {} arrived after that trace was analysed early to bound memory; it is analysed as part of a partial trace (raise --open-spans above {}, or --quiet-secs)",
+                        late.span_id, late.trace_id, self.open_budget
                     ),
-                ));
+                )),
+                Added::Repeat(r) => *self.repeats.entry(r.origin.file).or_default() += 1,
             }
         }
         self.peak_open = self.peak_open.max(self.asm.open_traces());
@@ -389,13 +443,37 @@ impl<'a> Pipeline<'a> {
         let rest = self.asm.take_all();
         self.analyse(rest);
         finish(self.runs);
+        self.check_charges();
+    }
+
+    /// A detector's word is not trusted for what it charges: a charge must name
+    /// a span of the input and cannot exceed all the input's tokens and texts.
+    fn check_charges(&mut self) {
+        let all = self.totals.total_tokens + self.totals.content_bytes;
+        for run in self.runs.iter_mut() {
+            for f in run.findings.list.iter_mut() {
+                let before = f.waste.len();
+                let mut tokens = 0u64;
+                f.waste.retain(|c| {
+                    let ok = c.tokens <= all && self.asm.knows(&c.span.trace_id, &c.span.span_id);
+                    if !ok {
+                        tokens = tokens.saturating_add(c.tokens);
+                    }
+                    ok
+                });
+                run.dropped_charges.0 += (before - f.waste.len()) as u64;
+                run.dropped_charges.1 = run.dropped_charges.1.saturating_add(tokens);
+            }
+        }
     }
 }
 
 /// A whole scan, from files to the outcome.
 pub fn run(opts: &Options) -> Result<Outcome, ScanError> {
     let set = RuleSet::from_files(&opts.packs)?;
-    run_set(&set, opts)
+    let outcome = run_set(&set, opts)?;
+    understood(&outcome.read, &outcome.totals)?;
+    Ok(outcome)
 }
 
 /// A scan with a rule set built by the caller (the test harness).
@@ -404,8 +482,14 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     let engine = Engine::new(opts.cache_dir.clone(), set.wants_fuel(), set.max_stack)
         .map_err(|e| ScanError::Load(format!("{e:#}")))?;
     let mut runs = prepare(&set, &engine)?;
-    let files = ingest::expand(&opts.inputs)?;
+    let mut found = Vec::new();
+    let files = ingest::expand(&opts.inputs, &mut found);
     let mut reader = Reader::new(keep_for(&runs));
+    set.apply_input_limits(&mut reader);
+    for p in found {
+        reader.stats.skipped_files += 1;
+        reader.problem(p);
+    }
     reader.format = opts.input_format;
     let mut maps = set.mappings.clone();
     maps.extend(load_mappings(&opts.mapping_files)?.0);
@@ -419,12 +503,10 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<model::Span>>(1);
     let read = std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
-            for f in &files {
-                reader.read_file(f, &mut |spans| {
-                    let _ = tx.send(spans);
-                })?;
-            }
-            Ok::<Reader, InputError>(reader)
+            reader.read_all(&files, &mut |spans| {
+                let _ = tx.send(spans);
+            });
+            reader
         });
         for spans in rx {
             pipe.push(spans);
@@ -434,7 +516,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         }
         worker.join().expect("reader thread")
     });
-    let mut reader = read?;
+    let mut reader = read;
     pipe.close();
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -442,6 +524,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     for p in std::mem::take(&mut pipe.problems) {
         reader.problem(p);
     }
+    reader.stats.repeats(std::mem::take(&mut pipe.repeats));
     let (totals, trace_models, peak_open) = (
         pipe.totals.clone(),
         std::mem::take(&mut pipe.trace_models),
@@ -457,6 +540,47 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         prices: report::Prices::with(&set.prices),
         packs: set.packs,
     })
+}
+
+/// A scan that understood no LLM call would report a clean bill of health for
+/// nothing: it is an error that says what was read and where to look.
+fn understood(read: &ReadStats, totals: &Totals) -> Result<(), ScanError> {
+    // Tool calls alone are something to analyse (retries, re-reads); LLM calls
+    // without any token usage, or nothing at all, are not.
+    let some = (totals.llm_calls > 0 && totals.total_tokens > 0)
+        || (totals.llm_calls == 0 && totals.tool_calls > 0);
+    if some {
+        return Ok(());
+    }
+    let what = if read.files == 0 && read.problems == 0 {
+        "no file found in the paths given".to_string()
+    } else if read.files == 0 {
+        "no file could be read".to_string()
+    } else if read.spans == 0 {
+        format!(
+            "{} file(s) read, {} record(s), no span understood",
+            read.files, read.records
+        )
+    } else if totals.llm_calls > 0 {
+        format!(
+            "{} file(s) read, {} span(s), {} LLM call(s), but no token usage that tokenhound understands",
+            read.files, read.spans, totals.llm_calls
+        )
+    } else {
+        format!(
+            "{} file(s) read, {} span(s), but none is an LLM call tokenhound understands",
+            read.files, read.spans
+        )
+    };
+    let mut msg = format!("nothing to analyse: {what}.");
+    for p in read.first_problems.iter().take(5) {
+        msg += &format!("\n  {p}");
+    }
+    if read.problems > 5 {
+        msg += &format!("\n  … {} more problem(s)", read.problems - 5);
+    }
+    msg += "\nRun `tokenhound inspect EXPORTS` to see the formats, dialects and attributes read; custom attribute names need a mapping (`--mapping FILE`, see the README's \"Custom instrumentation\"); `--input-format` overrides format recognition.";
+    Err(ScanError::Nothing(msg))
 }
 
 /// Read mapping files; a bad one is an invalid pack (exit 3).
@@ -515,6 +639,21 @@ pub fn severity_of(f: &engine::Finding, rule: Severity) -> Severity {
         Some(engine::Severity::High) => Severity::High,
         Some(engine::Severity::Critical) => Severity::Critical,
     }
+}
+
+/// Why a rule's detector could not look at this input, if it could not: it
+/// needs content that no call carries. A detector that looked and found nothing
+/// must read differently from one that could not look.
+pub fn not_checked(plugin: &LoadedPlugin, c: &Captured) -> Option<String> {
+    let missing = [
+        (Field::OutputText, c.llm_output_text, "no output content"),
+        (Field::InputText, c.llm_input_text, "no input content"),
+        (Field::ToolArguments, c.tool_arguments, "no tool arguments"),
+    ];
+    missing
+        .iter()
+        .find(|(f, n, _)| *n == 0 && plugin.needs(*f))
+        .map(|(_, _, what)| format!("not checked: {what} captured"))
 }
 
 pub fn is_output(k: TokenKind) -> bool {

@@ -93,7 +93,7 @@ fn emitted(run: &RuleRun, f: &engine::Finding) -> Emitted {
             .iter()
             .map(|s| (s.trace_id.clone(), s.span_id.clone()))
             .collect(),
-        wasted_tokens: f.waste.iter().map(|c| c.tokens).sum(),
+        wasted_tokens: f.waste.iter().fold(0u64, |a, c| a.saturating_add(c.tokens)),
         evidence: f.evidence.clone(),
         fix: f.fix.clone(),
     }
@@ -158,9 +158,7 @@ impl Follower {
     fn files(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         for d in &self.dirs {
-            if let Ok(fs) = ingest::expand(std::slice::from_ref(d)) {
-                out.extend(fs);
-            }
+            out.extend(ingest::expand(std::slice::from_ref(d), &mut Vec::new()));
         }
         // Compressed (rotated) files first: they hold the older lines.
         out.sort_by_key(|p| (!is_compressed(p), p.clone()));
@@ -329,35 +327,320 @@ struct Totals {
     spans: u64,
     per_rule: HashMap<String, (u64, u64)>,
     recent: Vec<String>,
+    /// something to show since the last view
+    changed: bool,
+}
+
+/// The files whose change reloads the detectors, and a digest of their content:
+/// a reload happens only when the content changed (reading a file, or touching
+/// it, raises events too).
+struct Config {
+    packs: Vec<PathBuf>,
+    plugins: Option<PathBuf>,
+    digest: u64,
+}
+
+impl Config {
+    fn new(packs: &[PathBuf], plugins: Option<&Path>) -> Self {
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut c = Config {
+            packs: packs.iter().map(|p| abs(p)).collect(),
+            plugins: plugins.map(abs),
+            digest: 0,
+        };
+        c.digest = c.content_digest();
+        c
+    }
+
+    /// Folders to watch: a pack's folder (editors replace files by renaming) and
+    /// the plugins folder.
+    fn folders(&self) -> Vec<PathBuf> {
+        let mut d: Vec<PathBuf> = self
+            .packs
+            .iter()
+            .filter_map(|p| p.parent().map(Path::to_path_buf))
+            .chain(self.plugins.clone())
+            .collect();
+        d.sort();
+        d.dedup();
+        d
+    }
+
+    fn concerns(&self, p: &Path) -> bool {
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        self.packs.contains(&p)
+            || self.plugins.as_deref().is_some_and(|d| {
+                p.parent() == Some(d) && p.extension().is_some_and(|e| e == "wasm")
+            })
+    }
+
+    fn content_digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut files = self.packs.clone();
+        if let Some(d) = &self.plugins {
+            let mut w: Vec<PathBuf> = std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+                .collect();
+            w.sort();
+            files.extend(w);
+        }
+        for f in files {
+            f.hash(&mut h);
+            match std::fs::metadata(&f) {
+                Ok(m) if m.len() <= engine::MAX_COMPONENT => std::fs::read(&f).ok().hash(&mut h),
+                Ok(m) => m.len().hash(&mut h),
+                Err(_) => 0u8.hash(&mut h),
+            }
+        }
+        h.finish()
+    }
+}
+
+/// Where findings go: appended whole lines, never a torn one.
+struct Sink {
+    out: Box<dyn Write>,
+    file: Option<std::fs::File>,
+    /// lines appended by this run
+    appended: u64,
+    /// what was written (this run or an earlier one), by id
+    written: HashMap<String, Emitted>,
+    /// findings that could not be written yet (disk full): tried again
+    pending: Vec<Emitted>,
+    failing: bool,
+}
+
+impl Sink {
+    fn open(output: Option<&Path>, to_stdout: bool) -> anyhow::Result<Self> {
+        let mut written = HashMap::new();
+        // What was already written (a restart): not written again.
+        if let Some(p) = output {
+            if let Ok(text) = std::fs::read_to_string(p) {
+                for line in text.lines() {
+                    if let Ok(e) = serde_json::from_str::<Emitted>(line) {
+                        written.insert(e.id.clone(), e);
+                    }
+                }
+            }
+        }
+        let (out, file): (Box<dyn Write>, _) = match output {
+            Some(p) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| p.display().to_string())?;
+                (Box::new(f.try_clone()?), Some(f))
+            }
+            None if to_stdout => (Box::new(std::io::stdout()), None),
+            None => (Box::new(std::io::sink()), None),
+        };
+        Ok(Sink {
+            out,
+            file,
+            appended: 0,
+            written,
+            pending: Vec::new(),
+            failing: false,
+        })
+    }
+
+    /// Write a finding unless the same one was written; false if it is new or changed.
+    fn emit(&mut self, e: Emitted, totals: &mut Totals) {
+        if self.written.get(&e.id) == Some(&e) || self.pending.iter().any(|p| p == &e) {
+            return;
+        }
+        if !self.write_line(&e) {
+            self.pending.push(e);
+            return;
+        }
+        totals.count(&e, self.written.get(&e.id));
+        self.written.insert(e.id.clone(), e);
+    }
+
+    fn write_line(&mut self, e: &Emitted) -> bool {
+        let line = serde_json::to_string(e).expect("serialises") + "\n";
+        let before = self
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.len());
+        match self
+            .out
+            .write_all(line.as_bytes())
+            .and_then(|_| self.out.flush())
+        {
+            Ok(()) => {
+                if self.failing {
+                    eprintln!("tokenhound watch: writing findings again");
+                    self.failing = false;
+                }
+                self.appended += 1;
+                true
+            }
+            Err(err) => {
+                // Take back a partial line, so the file stays whole JSON lines.
+                if let (Some(f), Some(len)) = (&self.file, before) {
+                    let _ = f.set_len(len);
+                }
+                if !self.failing {
+                    eprintln!(
+                        "tokenhound watch: cannot write findings ({err}); they are kept and written when writing works again"
+                    );
+                    self.failing = true;
+                }
+                false
+            }
+        }
+    }
+
+    fn retry(&mut self, totals: &mut Totals) {
+        for e in std::mem::take(&mut self.pending) {
+            self.emit(e, totals);
+        }
+    }
+}
+
+impl Totals {
+    fn count(&mut self, e: &Emitted, before: Option<&Emitted>) {
+        let t = self.per_rule.entry(e.rule.clone()).or_default();
+        t.0 += u64::from(before.is_none());
+        t.1 -= before.map_or(0, |o| o.wasted_tokens).min(t.1);
+        t.1 += e.wasted_tokens;
+        self.recent.push(format!(
+            "[{}] {}: {} ({} tokens)",
+            e.severity,
+            e.rule,
+            crate::report::clean(&e.title),
+            e.wasted_tokens
+        ));
+        if self.recent.len() > 10 {
+            self.recent.remove(0);
+        }
+        self.changed = true;
+    }
+}
+
+/// What the loop follows: files, the traces assembled from them, and the rules.
+struct Live {
+    follower: Follower,
+    reader: Reader,
+    asm: Assembler,
+    runs: Vec<RuleRun>,
+    trace_models: HashMap<String, String>,
+}
+
+impl Live {
+    fn new(dirs: &[PathBuf], runs: Vec<RuleRun>) -> Self {
+        Live {
+            follower: Follower {
+                dirs: dirs.to_vec(),
+                known: HashMap::new(),
+                done_compressed: HashSet::new(),
+            },
+            reader: Reader::new(crate::model::Keep::ALL),
+            asm: Assembler::new(u64::MAX),
+            runs,
+            trace_models: HashMap::new(),
+        }
+    }
+
+    /// Read new complete lines into open traces; returns spans read.
+    fn read(&mut self) -> u64 {
+        let mut n = 0;
+        for (path, first_line, data) in self.follower.poll() {
+            let name: Arc<str> = path.display().to_string().into();
+            let mut got: Vec<Span> = Vec::new();
+            self.reader
+                .read_chunk(&name, first_line, &data, &mut |s| got.extend(s));
+            n += got.len() as u64;
+            for s in got {
+                let _ = self.asm.add(s);
+            }
+        }
+        for p in std::mem::take(&mut self.reader.stats.first_problems) {
+            eprintln!("tokenhound watch: {}", crate::report::clean(&p.to_string()));
+        }
+        n
+    }
+
+    /// Hand idle traces to the rules and write what changed.
+    fn analyse(&mut self, opts: &Options, sink: &mut Sink, totals: &mut Totals) {
+        let done = self.asm.take_idle(opts.quiet, opts.grace);
+        if !done.is_empty() {
+            scan::feed(&mut self.runs, done, 8192, &mut self.trace_models);
+        }
+        for run in self.runs.iter_mut() {
+            for i in std::mem::take(&mut run.changed) {
+                let e = emitted(run, &run.findings.list[i]);
+                sink.emit(e, totals);
+            }
+            if let Some(why) = run.failure.take() {
+                let e = engine_finding(
+                    format!(
+                        "detector {} {} stopped",
+                        run.plugin.meta.name, run.plugin.meta.version
+                    ),
+                    format!("rule `{}` ({}): {why}", run.rule.id, run.plugin.source),
+                );
+                sink.emit(e, totals);
+            }
+        }
+    }
+}
+
+/// A reload brings the new rule set up to date before it takes over: the files
+/// are read again into it (findings already written are not written again), so
+/// detector state built before the reload is not lost, and the result equals a
+/// scan, as after a restart.
+fn reload(engine: &Engine, opts: &Options, live: &mut Live, sink: &mut Sink, totals: &mut Totals) {
+    match load(engine, &opts.packs, opts.plugins.as_deref()) {
+        Ok(runs) => {
+            eprintln!("tokenhound watch: reloaded: {}", describe(&runs));
+            *live = Live::new(&opts.dirs, runs);
+            live.read();
+        }
+        Err(why) => {
+            let why = crate::report::clean(&why).into_owned();
+            eprintln!("tokenhound watch: reload failed, previous detectors keep running: {why}");
+            sink.emit(engine_finding("reload failed".into(), why), totals);
+        }
+    }
+}
+
+/// How long the loop may sleep: until a trace goes idle, a reload is due, the
+/// run ends, or (as a safety net for missed events) a few seconds pass.
+fn sleep_for(
+    opts: &Options,
+    live: &Live,
+    reload_due: Option<Instant>,
+    started: Instant,
+) -> Duration {
+    let now = Instant::now();
+    let mut wake = now + Duration::from_secs(5);
+    let candidates = [
+        live.asm.next_idle(opts.quiet, opts.grace),
+        reload_due,
+        opts.run_for.map(|d| started + d),
+    ];
+    for t in candidates.into_iter().flatten() {
+        wake = wake.min(t);
+    }
+    wake.saturating_duration_since(now)
+        .max(Duration::from_millis(5))
 }
 
 pub fn run(opts: &Options) -> anyhow::Result<()> {
     let engine = Engine::new(opts.cache_dir.clone(), false, None).context("starting the engine")?;
-    let mut runs =
+    let runs =
         load(&engine, &opts.packs, opts.plugins.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("tokenhound watch: detectors loaded: {}", describe(&runs));
-
-    // What was already written (a restart): not written again.
-    let mut written: HashMap<String, Emitted> = HashMap::new();
-    if let Some(p) = &opts.output {
-        if let Ok(text) = std::fs::read_to_string(p) {
-            for line in text.lines() {
-                if let Ok(e) = serde_json::from_str::<Emitted>(line) {
-                    written.insert(e.id.clone(), e);
-                }
-            }
-        }
-    }
-    let mut out: Box<dyn Write> = match &opts.output {
-        Some(p) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| p.display().to_string())?,
-        ),
-        None => Box::new(std::io::stdout()),
-    };
+    let mut sink = Sink::open(opts.output.as_deref(), !opts.live_view)?;
+    ignore_file_size_signal();
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -372,150 +655,60 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             .watch(d, notify::RecursiveMode::Recursive)
             .with_context(|| format!("watching {}", d.display()))?;
     }
-    let config: Vec<PathBuf> = opts
-        .packs
-        .iter()
-        .cloned()
-        .chain(opts.plugins.clone())
-        .collect();
-    for c in &config {
+    let mut config = Config::new(&opts.packs, opts.plugins.as_deref());
+    for c in config.folders() {
         watcher
-            .watch(c, notify::RecursiveMode::NonRecursive)
+            .watch(&c, notify::RecursiveMode::NonRecursive)
             .with_context(|| format!("watching {}", c.display()))?;
     }
-    let is_config = |p: &Path| {
-        config.iter().any(|c| {
-            p == c
-                || (c.is_dir()
-                    && p.parent() == Some(c.as_path())
-                    && p.extension().is_some_and(|e| e == "wasm"))
-        })
-    };
 
-    let mut follower = Follower {
-        dirs: opts.dirs.clone(),
-        known: HashMap::new(),
-        done_compressed: HashSet::new(),
-    };
-    let mut reader = Reader::new(crate::model::Keep::ALL);
-    let mut asm = Assembler::new(u64::MAX);
-    let mut trace_models = HashMap::new();
+    let mut live = Live::new(&opts.dirs, runs);
     let mut totals = Totals::default();
     let started = Instant::now();
     let mut reload_due: Option<Instant> = None;
-    let mut last_view = Instant::now();
-    let emit = |e: Emitted,
-                out: &mut dyn Write,
-                written: &mut HashMap<String, Emitted>,
-                totals: &mut Totals| {
-        if written.get(&e.id) == Some(&e) {
-            return;
-        }
-        let _ = writeln!(out, "{}", serde_json::to_string(&e).expect("serialises"));
-        let _ = out.flush();
-        let t = totals.per_rule.entry(e.rule.clone()).or_default();
-        t.0 += u64::from(!written.contains_key(&e.id));
-        if let Some(old) = written.get(&e.id) {
-            t.1 -= old.wasted_tokens.min(t.1);
-        }
-        t.1 += e.wasted_tokens;
-        totals.recent.push(format!(
-            "[{}] {}: {} ({} tokens)",
-            e.severity, e.rule, e.title, e.wasted_tokens
-        ));
-        if totals.recent.len() > 10 {
-            totals.recent.remove(0);
-        }
-        written.insert(e.id.clone(), e);
-    };
-
+    let mut last_view: Option<Instant> = None;
+    let mut data_changed = true;
+    let mut last_poll = Instant::now();
     loop {
-        // Wait for a change, or poll anyway: events can be missed or coalesced.
-        let mut config_changed = false;
-        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
-            for ev in std::iter::once(ev).chain(rx.try_iter()).flatten() {
-                config_changed |= ev.paths.iter().any(|p| is_config(p));
+        // Sleep until something changes: only events that change content count
+        // (reading a file raises access events, which would wake us forever).
+        let wait = sleep_for(opts, &live, reload_due, started);
+        let first = rx.recv_timeout(wait).ok();
+        for ev in first.into_iter().chain(rx.try_iter()).flatten() {
+            if matches!(ev.kind, notify::EventKind::Access(_)) {
+                continue;
             }
-        }
-        if config_changed {
-            // Debounce: editors write a file in several steps.
-            reload_due = Some(Instant::now() + Duration::from_millis(150));
+            if ev.paths.iter().any(|p| config.concerns(p)) {
+                // Debounce: editors write a file in several steps.
+                reload_due = Some(Instant::now() + Duration::from_millis(150));
+            }
+            data_changed |= ev.paths.iter().any(|p| !config.concerns(p));
         }
         if reload_due.is_some_and(|t| Instant::now() >= t) {
             reload_due = None;
-            match load(&engine, &opts.packs, opts.plugins.as_deref()) {
-                Ok(new_runs) => {
-                    eprintln!("tokenhound watch: reloaded: {}", describe(&new_runs));
-                    runs = new_runs;
-                }
-                Err(why) => {
-                    eprintln!(
-                        "tokenhound watch: reload failed, previous detectors keep running: {why}"
-                    );
-                    emit(
-                        engine_finding("reload failed".into(), why),
-                        &mut *out,
-                        &mut written,
-                        &mut totals,
-                    );
-                }
+            let digest = config.content_digest();
+            if digest != config.digest {
+                config.digest = digest;
+                reload(&engine, opts, &mut live, &mut sink, &mut totals);
             }
         }
+        if data_changed || last_poll.elapsed() >= Duration::from_secs(5) {
+            data_changed = false;
+            last_poll = Instant::now();
+            let n = live.read();
+            totals.spans += n;
+            totals.changed |= n > 0;
+        }
+        live.analyse(opts, &mut sink, &mut totals);
+        sink.retry(&mut totals);
 
-        for (path, first_line, data) in follower.poll() {
-            let name: Arc<str> = path.display().to_string().into();
-            let mut got: Vec<Span> = Vec::new();
-            reader.read_chunk(&name, first_line, &data, &mut |s| got.extend(s));
-            totals.spans += got.len() as u64;
-            for s in got {
-                asm.add(s);
-            }
-        }
-        for p in std::mem::take(&mut reader.stats.first_problems) {
-            eprintln!("tokenhound watch: {p}");
-        }
-
-        let done = asm.take_idle(opts.quiet, opts.grace);
-        if !done.is_empty() {
-            scan::feed(&mut runs, done, 8192, &mut trace_models);
-        }
-        for run in runs.iter_mut() {
-            for i in std::mem::take(&mut run.changed) {
-                let e = emitted(run, &run.findings[i]);
-                emit(e, &mut *out, &mut written, &mut totals);
-            }
-            if let Some(why) = run.failure.take() {
-                let e = engine_finding(
-                    format!(
-                        "detector {} {} stopped",
-                        run.plugin.meta.name, run.plugin.meta.version
-                    ),
-                    format!("rule `{}` ({}): {why}", run.rule.id, run.plugin.source),
-                );
-                emit(e, &mut *out, &mut written, &mut totals);
-            }
-        }
-
-        if opts.live_view && last_view.elapsed() >= Duration::from_secs(1) {
-            last_view = Instant::now();
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            let mut v = String::from("\x1b[2J\x1b[Htokenhound watch\n");
-            v += &format!(
-                "{} spans read ({:.0}/s), {} traces open\n\n",
-                totals.spans,
-                totals.spans as f64 / secs,
-                asm.open_traces()
-            );
-            let mut rules: Vec<_> = totals.per_rule.iter().collect();
-            rules.sort();
-            for (r, (n, w)) in rules {
-                v += &format!("{r:<30} {n:>6} findings {w:>12} tokens\n");
-            }
-            v += "\nrecent:\n";
-            for r in totals.recent.iter().rev() {
-                v += &format!("  {r}\n");
-            }
-            eprint!("{v}");
+        if opts.live_view
+            && (totals.changed || last_view.is_none())
+            && last_view.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            last_view = Some(Instant::now());
+            totals.changed = false;
+            eprint!("{}", live_view(&totals, &live, started));
         }
 
         if stop.load(Ordering::SeqCst) || opts.run_for.is_some_and(|d| started.elapsed() >= d) {
@@ -524,8 +717,44 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     }
     drop(watcher);
     eprintln!(
-        "tokenhound watch: stopped; {} findings written",
-        written.len()
+        "tokenhound watch: stopped; {} written this run{}",
+        crate::report::count(sink.appended, "finding"),
+        if sink.pending.is_empty() {
+            String::new()
+        } else {
+            format!(", {} could not be written", sink.pending.len())
+        }
     );
     Ok(())
+}
+
+fn live_view(totals: &Totals, live: &Live, started: Instant) -> String {
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let mut v = String::from("\x1b[2J\x1b[Htokenhound watch\n");
+    v += &format!(
+        "{} spans read ({:.0}/s), {} traces open\n\n",
+        totals.spans,
+        totals.spans as f64 / secs,
+        live.asm.open_traces()
+    );
+    let mut rules: Vec<_> = totals.per_rule.iter().collect();
+    rules.sort();
+    for (r, (n, w)) in rules {
+        v += &format!("{r:<30} {n:>6} findings {w:>12} tokens\n");
+    }
+    v += "\nrecent:\n";
+    for r in totals.recent.iter().rev() {
+        v += &format!("  {r}\n");
+    }
+    v
+}
+
+/// With `ulimit -f`, writing past the limit raises SIGXFSZ, which kills the
+/// process by default; ignored, the write fails with an error we report.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN has no handler to race with.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }

@@ -21,7 +21,7 @@ fn inspect(args: &[&str]) -> Value {
 
 fn real(rel: &str) -> String {
     format!(
-        "{}/../../shared/samples/real/{rel}",
+        "{}/../tests/fixtures/real/{rel}",
         env!("CARGO_MANIFEST_DIR")
     )
 }

@@ -41,6 +41,7 @@ pub struct Limits {
     pub memory_bytes: usize,
     pub timeout: Duration,
     pub fuel: Option<u64>,
+    pub output: OutputLimits,
 }
 
 impl Default for Limits {
@@ -49,7 +50,60 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             timeout: Duration::from_secs(10),
             fuel: None,
+            output: OutputLimits::default(),
         }
+    }
+}
+
+/// What one call of a detector may return; a pack can raise each (`[limits]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutputLimits {
+    pub findings: usize,
+    pub spans: usize,
+    pub text_bytes: usize,
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        OutputLimits {
+            findings: 100_000,
+            spans: 100_000,
+            text_bytes: 64 << 10,
+        }
+    }
+}
+
+impl OutputLimits {
+    /// Why a call's findings break these limits, if they do.
+    pub fn check(&self, fs: &[Finding]) -> Result<(), String> {
+        if fs.len() > self.findings {
+            return Err(format!(
+                "returned {} findings from one call, over the limit of {} ([limits] max_findings)",
+                fs.len(),
+                self.findings
+            ));
+        }
+        for f in fs {
+            let refs = f.spans.len() + f.waste.len();
+            if refs > self.spans {
+                return Err(format!(
+                    "a finding names {refs} spans and charges, over the limit of {} ([limits] max_span_refs)",
+                    self.spans
+                ));
+            }
+            let texts = [&f.title, &f.message, &f.fix]
+                .into_iter()
+                .chain(f.evidence.iter().flat_map(|(k, v)| [k, v]))
+                .chain(f.group.iter());
+            let big = texts.map(String::len).max().unwrap_or(0);
+            if big > self.text_bytes {
+                return Err(format!(
+                    "a finding holds a text of {big} bytes, over the limit of {} ([limits] max_text_kb)",
+                    self.text_bytes
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -102,7 +156,8 @@ impl self::tokenhound::detector::host::HostTexts for State {
         self.texts.as_ref().and_then(|t| t.size(row, field))
     }
     fn drop(&mut self, r: Resource<TextsHandle>) -> wasmtime::Result<()> {
-        self.table.delete(r)?;
+        // The host may have removed it already, after the call it was made for.
+        let _ = self.table.delete(r);
         Ok(())
     }
 }
@@ -128,6 +183,45 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
     }
 }
 
+/// A wait that is over as soon as it starts.
+struct Ready;
+
+impl wasmtime_wasi::p2::Pollable for Ready {
+    fn ready<'a, 'b>(&'a mut self) -> wasmtime_wasi::p2::DynFuture<'b>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Under a frozen clock, a detector's sleep (`subscribe-duration`,
+/// `subscribe-instant`) would otherwise wait in the host, outside the epoch
+/// deadline: a `sleep(30 s)` took 30 s and `sleep(MAX)` never returned. Here
+/// every wait is over at once, so a detector that sleeps in a loop spins and
+/// meets its time limit like any other endless loop.
+fn frozen_waits(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    fn ready(
+        table: &mut ResourceTable,
+    ) -> wasmtime::Result<Resource<wasmtime_wasi::p2::DynPollable>> {
+        let r = table.push(Ready)?;
+        wasmtime_wasi::p2::subscribe(table, r)
+    }
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance("wasi:clocks/monotonic-clock@0.2.12")?;
+    for name in ["subscribe-duration", "subscribe-instant"] {
+        clock.func_wrap(
+            name,
+            |mut store: wasmtime::StoreContextMut<'_, State>, (_,): (u64,)| {
+                Ok((ready(&mut store.data_mut().table)?,))
+            },
+        )?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 impl Engine {
     /// `fuel`: whether any rule asks for a fuel budget (it costs speed for all).
     pub fn new(
@@ -145,6 +239,7 @@ impl Engine {
         let engine = wasmtime::Engine::new(&cfg).map_err(|e| anyhow!("{e:#}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
+        frozen_waits(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
         Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e:#}"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let (e2, s2) = (engine.clone(), stop.clone());
@@ -168,10 +263,15 @@ impl Engine {
 
     /// Compile (or load from the cache) a component and read its metadata.
     pub fn load(&self, wasm: &[u8], source: &str) -> anyhow::Result<LoadedPlugin> {
+        check_header(wasm).map_err(|why| anyhow!("{source}: {why}"))?;
         let hash = cache::sha256_hex(wasm);
         let component = cache::compile(&self.engine, wasm, &hash, self.cache_dir.as_deref())
-            .with_context(|| {
-                format!("{source}: not a WebAssembly component tokenhound can compile")
+            // wasmtime's parse errors can quote the file's bytes: one short line only.
+            .map_err(|e| {
+                anyhow!(
+                    "{source}: not a WebAssembly component tokenhound can compile: {}",
+                    first_line(&format!("{e}"), 200)
+                )
             })?;
         let pre = self
             .linker
@@ -187,6 +287,7 @@ impl Engine {
             .tokenhound_detector_detector()
             .call_describe(&mut probe.0)
             .map_err(|e| anyhow!("{source}: describe() failed: {}", explain(&e, &probe.0)))?;
+        check_metadata(&meta).map_err(|why| anyhow!("{source}: describe() returned {why}"))?;
         Ok(LoadedPlugin {
             pre,
             meta,
@@ -270,6 +371,101 @@ impl Engine {
     }
 }
 
+/// The largest component file read (a Python component is about 18 MB).
+pub const MAX_COMPONENT: u64 = 256 << 20;
+
+/// Read a component file, refusing what is not a file or is too large to be one,
+/// before reading it whole.
+pub fn read_component(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !m.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    if m.len() > MAX_COMPONENT {
+        return Err(format!(
+            "{}: {} MiB, larger than any detector component tokenhound loads ({} MiB)",
+            path.display(),
+            m.len() >> 20,
+            MAX_COMPONENT >> 20
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A component starts with `\0asm` and the component-model layer; say what it
+/// is otherwise, without quoting any of its bytes.
+fn check_header(wasm: &[u8]) -> Result<(), String> {
+    if !wasm.starts_with(b"\0asm") {
+        return Err("not a WebAssembly file (it does not start with the `\\0asm` header)".into());
+    }
+    match wasm.get(4..8) {
+        Some([_, _, 1, 0]) => Ok(()),
+        Some([1, 0, 0, 0]) => Err("a core WebAssembly module, not a component: build for wasm32-wasip2 (cargo build --target wasm32-wasip2) or wrap it with `wasm-tools component new`".into()),
+        _ => Err("a WebAssembly file of an unknown layer or version".into()),
+    }
+}
+
+fn first_line(s: &str, max: usize) -> String {
+    let l = s.lines().next().unwrap_or("");
+    match l.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &l[..i]),
+        None => l.to_string(),
+    }
+}
+
+/// Metadata a person reads and a pack refers to: bounded, printable, unique.
+fn check_metadata(m: &Metadata) -> Result<(), String> {
+    let word = |what: &str, s: &str, max: usize| -> Result<(), String> {
+        if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
+            return Err(format!(
+                "an invalid {what} (1 to {max} bytes of printable text, got {} bytes)",
+                s.len()
+            ));
+        }
+        Ok(())
+    };
+    word("name", &m.name, 64)?;
+    word("version", &m.version, 64)?;
+    if m.description.len() > 4096 {
+        return Err("a description over 4 KiB".into());
+    }
+    if m.params.len() > 256 {
+        return Err(format!("{} parameters (at most 256)", m.params.len()));
+    }
+    let mut names = std::collections::HashSet::new();
+    for p in &m.params {
+        word("parameter name", &p.name, 64)?;
+        if !names.insert(&p.name) {
+            return Err(format!("parameter `{}` twice", p.name));
+        }
+        if p.description.len() > 4096 {
+            return Err(format!(
+                "parameter `{}` with a description over 4 KiB",
+                p.name
+            ));
+        }
+        let v: serde_json::Value = serde_json::from_str(&p.default_json)
+            .map_err(|_| format!("parameter `{}` whose default is not JSON", p.name))?;
+        let fits = match p.kind {
+            ParamType::Integer => v.as_u64().is_some(),
+            ParamType::Number => v.is_number(),
+            ParamType::Boolean => v.is_boolean(),
+            ParamType::Text => v.is_string(),
+            ParamType::TextList => v
+                .as_array()
+                .is_some_and(|a| a.iter().all(|x| x.is_string())),
+        };
+        if !fits {
+            return Err(format!(
+                "parameter `{}` whose default {} is not of its type",
+                p.name,
+                first_line(&p.default_json, 40)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A compiled plugin with its metadata.
 pub struct LoadedPlugin {
     pre: PluginPre<State>,
@@ -321,12 +517,20 @@ impl Analyzer {
             .table
             .push(TextsHandle)
             .map_err(|e| format!("{e:#}"))?;
+        let rep = handle.rep();
         let r = self
             .instance
             .tokenhound_detector_detector()
             .analyzer()
             .call_observe(&mut self.store, self.res, cols, handle);
         self.store.data_mut().texts = None;
+        // A guest that keeps its handle must not grow the store's table batch
+        // after batch (wasmtime caps it): the texts are gone after the call anyway.
+        let _ = self
+            .store
+            .data_mut()
+            .table
+            .delete(Resource::<TextsHandle>::new_own(rep));
         r.map_err(|e| explain(&e, &self.store))
     }
 
@@ -374,6 +578,9 @@ fn explain(e: &wasmtime::Error, store: &Store<State>) -> String {
                 store.data().memory_cap >> 20
             )
         }
+        Some(wasmtime::Trap::MemoryOutOfBounds) => format!(
+            "trapped: out of bounds memory access (in Rust and C guests this is also how a stack overflow shows){printed}"
+        ),
         Some(t) => format!("trapped: {t}{printed}"),
         None => format!("failed: {}{printed}", e.root_cause()),
     }

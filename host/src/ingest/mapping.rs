@@ -94,6 +94,13 @@ impl Mappings {
         self.0.is_empty()
     }
 
+    /// Whether a mapping reads this attribute (so it is understood, not unknown).
+    pub fn reads(&self, key: &str) -> bool {
+        self.0
+            .iter()
+            .any(|m| m.attributes.iter().any(|(_, source)| source == key))
+    }
+
     pub fn apply(&self, name: &str, attrs: &[KeyValue]) -> Option<Mapped> {
         let m = self.0.iter().find(|m| m.matches(name))?;
         let get = |k: &str| attrs.iter().find(|a| a.key == k).map(|a| a.value.clone());

@@ -40,7 +40,10 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
+        match self.line {
+            0 => write!(f, "{}: {}", self.file, self.reason),
+            n => write!(f, "{}:{n}: {}", self.file, self.reason),
+        }
     }
 }
 
@@ -52,8 +55,33 @@ pub enum InputError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{path}: {why}")]
+    Broken { path: String, why: String },
     #[error("{path}: not a span export tokenhound reads ({why}). Expected one of: OTLP JSON (lines of {{\"resourceSpans\": …}} from the Collector's file exporter, or one document), OTLP protobuf (length-prefixed, `format: proto`), a Langfuse trace download, API response or blob export (JSON, JSONL, CSV), Arize Phoenix spans, Logfire query results (JSON, CSV), OpenTelemetry Python console output, or a Helicone export; plain, .gz or .zst. Use --input-format to say which.")]
     UnknownFormat { path: String, why: String },
+}
+
+impl InputError {
+    pub fn path(&self) -> &str {
+        match self {
+            InputError::Io { path, .. }
+            | InputError::Broken { path, .. }
+            | InputError::UnknownFormat { path, .. } => path,
+        }
+    }
+
+    /// The error without its path, for a problem that names the file apart.
+    pub fn reason(&self) -> String {
+        match self {
+            InputError::Io { source, .. } => source.to_string(),
+            InputError::Broken { why, .. } => why.clone(),
+            InputError::UnknownFormat { path, .. } => {
+                let full = self.to_string();
+                let rest = full.strip_prefix(path.as_str()).unwrap_or(&full);
+                format!("skipped: {}", rest.trim_start_matches(": "))
+            }
+        }
+    }
 }
 
 /// What reading saw, for the report.
@@ -71,10 +99,20 @@ pub struct ReadStats {
     pub dialects: BTreeMap<String, u64>,
     /// attributes that look like token usage but were not understood → spans
     pub unknown_usage: BTreeMap<String, u64>,
+    /// files (or the rest of a file) that could not be read; each is a problem too
+    pub skipped_files: u64,
+    /// spans seen again (same trace id and span id) and counted once
+    pub repeated_spans: u64,
+    /// file → spans in it that repeat a span read before
+    pub repeated_in: BTreeMap<String, u64>,
 }
 
 const KEEP_PROBLEMS: usize = 50;
 const BLOCK: usize = 2 << 20;
+/// Default for the longest record (line, protobuf message) read: `[settings] max_record_mb`.
+pub const MAX_RECORD: usize = 64 << 20;
+/// Default for the largest whole-file JSON document: `[settings] max_document_mb`.
+pub const MAX_DOCUMENT: usize = 1 << 30;
 
 /// What the dialect reader saw in a record, merged into [`ReadStats`].
 #[derive(Default)]
@@ -84,14 +122,17 @@ pub struct Seen {
 }
 
 impl Seen {
-    fn spans(&mut self, attrs: &[otlp::KeyValue]) {
+    fn spans(&mut self, attrs: &[otlp::KeyValue], maps: &mapping::Mappings) {
         let a = dialect::Attrs {
             span: attrs,
             resource: &[],
         };
         self.dialects |= dialect::dialects_of(&a);
         for kv in attrs {
-            if dialect::looks_like_usage(&kv.key) && !dialect::understood_usage_key(&kv.key) {
+            if dialect::looks_like_usage(&kv.key)
+                && !dialect::understood_usage_key(&kv.key)
+                && !maps.reads(&kv.key)
+            {
                 self.unknown_usage.push(kv.key.clone());
             }
         }
@@ -110,6 +151,14 @@ impl ReadStats {
         }
     }
 
+    /// Count spans an assembler dropped as repeats, by file.
+    pub fn repeats(&mut self, by_file: BTreeMap<Arc<str>, u64>) {
+        for (f, n) in by_file {
+            self.repeated_spans += n;
+            *self.repeated_in.entry(f.to_string()).or_default() += n;
+        }
+    }
+
     fn problem(&mut self, p: Problem) {
         self.problems += 1;
         if self.first_problems.len() < KEEP_PROBLEMS {
@@ -119,36 +168,96 @@ impl ReadStats {
 }
 
 /// The files behind the arguments: files as given, folders walked in name order
-/// (hidden entries skipped), `-` for stdin.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
+/// (hidden entries skipped), `-` for stdin. What cannot be read as a file (a
+/// missing path, a dangling link, a link loop, a FIFO or device inside a folder)
+/// is a located problem, never the end of the run.
+pub fn expand(paths: &[PathBuf], problems: &mut Vec<Problem>) -> Vec<PathBuf> {
     let mut out = Vec::new();
+    let mut visited = std::collections::HashSet::new();
     for p in paths {
         if p.as_os_str() == "-" {
             out.push(p.clone());
-        } else if p.is_dir() {
-            walk(p, &mut out)?;
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            return Err(InputError::Io {
-                path: p.display().to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
-            });
+            continue;
+        }
+        match std::fs::metadata(p) {
+            Err(e) => problems.push(file_problem(p, format!("cannot read: {e}"))),
+            Ok(m) if m.is_dir() => walk(p, &mut out, &mut visited, problems),
+            // A FIFO named on the command line is a pipe the user set up
+            // (`<(zcat …)`); it is opened without waiting for a writer.
+            Ok(m) if m.is_file() || is_fifo(&m) => out.push(p.clone()),
+            Ok(m) => problems.push(file_problem(p, not_regular(&m))),
         }
     }
-    Ok(out)
+    let mut given = std::collections::HashSet::new();
+    out.retain(|p| {
+        p.as_os_str() == "-" || given.insert(std::fs::canonicalize(p).unwrap_or(p.clone()))
+    });
+    out
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let io = |source| InputError::Io {
-        path: dir.display().to_string(),
-        source,
+fn file_problem(path: &Path, reason: String) -> Problem {
+    Problem {
+        file: path.display().to_string().into(),
+        line: 0,
+        reason,
+    }
+}
+
+#[cfg(unix)]
+fn is_fifo(m: &std::fs::Metadata) -> bool {
+    std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type())
+}
+#[cfg(not(unix))]
+fn is_fifo(_: &std::fs::Metadata) -> bool {
+    false
+}
+
+fn not_regular(m: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = m.file_type();
+        let what = if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        format!("skipped: {what}, not a regular file")
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        "skipped: not a regular file".into()
+    }
+}
+
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    visited: &mut std::collections::HashSet<PathBuf>,
+    problems: &mut Vec<Problem>,
+) {
+    // A folder reached twice (a link loop, or a link to a folder already walked)
+    // is walked once.
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !visited.insert(real) {
+        problems.push(file_problem(
+            dir,
+            "skipped: a link to a folder already read (a loop?)".into(),
+        ));
+        return;
+    }
+    let mut entries: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
+        Err(e) => {
+            problems.push(file_problem(dir, format!("cannot read the folder: {e}")));
+            return;
+        }
     };
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
     entries.sort();
     for p in entries {
         if p.file_name()
@@ -156,13 +265,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
         {
             continue;
         }
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else {
-            out.push(p);
+        match std::fs::metadata(&p) {
+            Err(e) => problems.push(file_problem(
+                &p,
+                format!("skipped: {e} (a dangling or looping link?)"),
+            )),
+            Ok(m) if m.is_dir() => walk(&p, out, visited, problems),
+            Ok(m) if m.is_file() => out.push(p),
+            Ok(m) => problems.push(file_problem(&p, not_regular(&m))),
         }
     }
-    Ok(())
 }
 
 /// Counts the raw bytes read, for progress.
@@ -179,6 +291,31 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Open a file; a FIFO without a writer reads as empty instead of waiting forever.
+fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?;
+        // Blocking again from here: a pipe with a writer is read as it comes.
+        // SAFETY: fcntl on a descriptor this function owns.
+        unsafe {
+            let fd = f.as_raw_fd();
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
+        }
+        Ok(f)
+    }
+    #[cfg(not(unix))]
+    std::fs::File::open(path)
+}
+
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Open a file or stdin, decompressing gzip or zstd by their magic bytes.
@@ -190,7 +327,7 @@ fn open(path: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>, I
     let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin())
     } else {
-        Box::new(std::fs::File::open(path).map_err(io)?)
+        Box::new(open_file(path).map_err(io)?)
     };
     let mut r = BufReader::with_capacity(1 << 20, Counting { inner: raw, count });
     let head = r.fill_buf().map_err(io)?;
@@ -252,6 +389,10 @@ pub struct Reader {
     pub stats: ReadStats,
     /// raw bytes read so far, for a progress bar
     pub bytes: Arc<AtomicU64>,
+    /// the longest line or message read; longer ones are problems, read past
+    pub max_record: usize,
+    /// the largest whole-file document read
+    pub max_document: usize,
 }
 
 fn first_json_char(head: &[u8]) -> Option<u8> {
@@ -267,6 +408,26 @@ impl Reader {
             format: None,
             stats: ReadStats::default(),
             bytes: Arc::default(),
+            max_record: MAX_RECORD,
+            max_document: MAX_DOCUMENT,
+        }
+    }
+
+    /// Read every file; a file that cannot be read (or whose end cannot) costs
+    /// only itself: it is a problem naming the file, and the rest is read.
+    pub fn read_all(&mut self, files: &[PathBuf], sink: &mut dyn FnMut(Vec<Span>)) {
+        for f in files {
+            if let Err(e) = self.read_file(f, sink) {
+                if matches!(e, InputError::UnknownFormat { .. }) {
+                    self.stats.files -= 1; // counted when opened, but nothing was read
+                }
+                self.stats.skipped_files += 1;
+                self.stats.problem(Problem {
+                    file: e.path().into(),
+                    line: 0,
+                    reason: e.reason(),
+                });
+            }
         }
     }
 
@@ -299,15 +460,23 @@ impl Reader {
             return Ok(());
         }
         let forced = self.format;
-        if forced == Some(InputFormat::OtlpProto) || (forced.is_none() && proto::looks_like(&head))
-        {
-            let mut data = Vec::new();
-            r.read_to_end(&mut data).map_err(io)?;
+        if proto::looks_like(&head) && matches!(forced, None | Some(InputFormat::OtlpProto)) {
+            return self.read_proto_stream(&name, r, sink);
+        }
+        if forced == Some(InputFormat::OtlpProto) {
+            // One bare message, not length-prefixed.
+            let data = self.read_whole(&name, &mut r)?;
             return self.read_proto(&name, &data, sink);
         }
         let first = first_json_char(&head);
         if !matches!(first, Some(b'{') | Some(b'[')) {
-            if forced.is_none() || forced.and_then(InputFormat::shape).is_some() {
+            // A CSV header is a line of text: binary (or a stream of zeros) is
+            // not read as one endless header.
+            let text_head = head.len() < 4096 || head[..4096].contains(&b'\n');
+            if text_head
+                && !head.contains(&0)
+                && (forced.is_none() || forced.and_then(InputFormat::shape).is_some())
+            {
                 if let Some(done) =
                     self.read_csv(&name, &mut r, sink, forced.and_then(InputFormat::shape))?
                 {
@@ -333,24 +502,21 @@ impl Reader {
                     None => return self.read_document(&name, r, sink, shape_hint),
                 }
             };
-            return self.read_lines(r, &name, kind, sink).map_err(io);
+            return self.read_lines(r, &name, kind, sink);
         }
         if otlp_json {
-            let mut text = Vec::new();
-            r.read_to_end(&mut text).map_err(io)?;
+            let text = self.read_whole(&name, &mut r)?;
             if serde_json::from_slice::<serde::de::IgnoredAny>(&text).is_ok() {
                 self.parse_block(&name, LineKind::Otlp, vec![(1, &text[..])], sink);
                 return Ok(());
             }
             // Lines with a broken first one: each line still counts on its own.
-            return self
-                .read_lines(
-                    Box::new(std::io::Cursor::new(text)),
-                    &name,
-                    LineKind::Otlp,
-                    sink,
-                )
-                .map_err(io);
+            return self.read_lines(
+                Box::new(std::io::Cursor::new(text)),
+                &name,
+                LineKind::Otlp,
+                sink,
+            );
         }
         self.read_document(&name, r, sink, shape_hint)
     }
@@ -361,16 +527,32 @@ impl Reader {
         name: &Arc<str>,
         kind: LineKind,
         sink: &mut dyn FnMut(Vec<Span>),
-    ) -> std::io::Result<()> {
+    ) -> Result<(), InputError> {
         let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + (1 << 20));
         let mut starts: Vec<(u64, usize)> = Vec::new();
         let mut line_no = 0u64;
         loop {
             let at = buf.len();
-            let n = r.read_until(b'\n', &mut buf)?;
+            let got = read_line_bounded(&mut r, &mut buf, self.max_record);
+            let (n, too_long, failed) = match got {
+                Ok(Line::Read(n)) => (n, None, None),
+                Ok(Line::TooLong(len)) => (1, Some(len), None),
+                Err(e) => (0, None, Some(e)),
+            };
             if n > 0 {
                 line_no += 1;
-                starts.push((line_no, at));
+                match too_long {
+                    None => starts.push((line_no, at)),
+                    Some(len) => self.stats.problem(Problem {
+                        file: name.clone(),
+                        line: line_no,
+                        reason: format!(
+                            "record skipped: {} bytes, longer than the limit of {} MiB ([settings] max_record_mb)",
+                            len,
+                            self.max_record >> 20
+                        ),
+                    }),
+                }
             }
             if (n == 0 || buf.len() >= BLOCK) && !starts.is_empty() {
                 let lines: Vec<(u64, &[u8])> = starts
@@ -386,6 +568,15 @@ impl Reader {
                 self.parse_block(name, kind, lines, sink);
                 buf.clear();
                 starts.clear();
+            }
+            if let Some(e) = failed {
+                // A truncated or corrupt stream: the lines before were read.
+                return Err(InputError::Broken {
+                    path: name.to_string(),
+                    why: format!(
+                        "the stream breaks off after line {line_no} (read up to there): {e}"
+                    ),
+                });
             }
             if n == 0 {
                 return Ok(());
@@ -465,6 +656,110 @@ impl Reader {
         sink(all);
     }
 
+    /// A whole file, up to `max_document` bytes.
+    fn read_whole(&self, name: &Arc<str>, r: &mut dyn BufRead) -> Result<Vec<u8>, InputError> {
+        let mut data = Vec::new();
+        let limit = self.max_document as u64;
+        r.take(limit + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| InputError::Broken {
+                path: name.to_string(),
+                why: format!(
+                    "the stream breaks off after {} bytes (nothing of it read): {e}",
+                    data.len()
+                ),
+            })?;
+        if data.len() as u64 > limit {
+            return Err(InputError::Broken {
+                path: name.to_string(),
+                why: format!(
+                    "skipped: a single document larger than the limit of {} MiB ([settings] max_document_mb)",
+                    limit >> 20
+                ),
+            });
+        }
+        Ok(data)
+    }
+
+    /// Length-prefixed protobuf messages, read a block at a time.
+    fn read_proto_stream(
+        &mut self,
+        name: &Arc<str>,
+        mut r: Box<dyn BufRead + Send>,
+        sink: &mut dyn FnMut(Vec<Span>),
+    ) -> Result<(), InputError> {
+        let broken = |at: u64, why: String| InputError::Broken {
+            path: name.to_string(),
+            why: format!("protobuf stream: {why} at byte {at} (the messages before were read)"),
+        };
+        let mut block: Vec<u8> = Vec::new();
+        let mut frames: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
+        let mut at = 0u64;
+        loop {
+            let mut len = [0u8; 4];
+            let got = read_full(&mut r, &mut len).map_err(|e| broken(at, e.to_string()));
+            let end = match got {
+                Ok(0) => None,
+                Ok(4) => Some(Ok(())),
+                Ok(n) => Some(Err(broken(at, format!("{n} stray bytes at the end")))),
+                Err(e) => Some(Err(e)),
+            };
+            let mut failure = None;
+            let at_end = end.is_none();
+            if let Some(Ok(())) = end {
+                let n = u32::from_be_bytes(len) as usize;
+                if n > self.max_record {
+                    self.stats.problem(Problem {
+                        file: name.clone(),
+                        line: at,
+                        reason: format!("message skipped: {n} bytes, longer than the limit of {} MiB ([settings] max_record_mb)", self.max_record >> 20),
+                    });
+                    match std::io::copy(&mut (&mut r).take(n as u64), &mut std::io::sink()) {
+                        Ok(k) if k == n as u64 => {}
+                        _ => {
+                            failure = Some(broken(
+                                at,
+                                format!("message cut short ({n} bytes announced)"),
+                            ))
+                        }
+                    }
+                } else {
+                    let s = block.len();
+                    block.resize(s + n, 0);
+                    match read_full(&mut r, &mut block[s..]) {
+                        Ok(k) if k == n => frames.push((at, s..s + n)),
+                        Ok(_) | Err(_) => {
+                            block.truncate(s);
+                            failure = Some(broken(
+                                at,
+                                format!("message cut short ({n} bytes announced)"),
+                            ));
+                        }
+                    }
+                }
+                at += 4 + n as u64;
+            } else if let Some(Err(e)) = end {
+                failure = Some(e);
+            }
+            let last = at_end || failure.is_some();
+            if (last || block.len() >= BLOCK) && !frames.is_empty() {
+                let msgs: Vec<(u64, &[u8])> = frames
+                    .iter()
+                    .map(|(o, rg)| (*o, &block[rg.clone()]))
+                    .collect();
+                self.parse_proto(name, &msgs, sink);
+                block.clear();
+                frames.clear();
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
     fn read_proto(
         &mut self,
         name: &Arc<str>,
@@ -482,6 +777,17 @@ impl Reader {
                 reason: format!("protobuf stream: {t}"),
             });
         }
+        self.parse_proto(name, &frames, sink);
+        Ok(())
+    }
+
+    /// Decode messages in parallel; hand their spans on in order.
+    fn parse_proto(
+        &mut self,
+        name: &Arc<str>,
+        frames: &[(u64, &[u8])],
+        sink: &mut dyn FnMut(Vec<Span>),
+    ) {
         let keep = self.keep;
         let maps = &*self.maps;
         let results: Vec<(Vec<Span>, Vec<Problem>)> = frames
@@ -514,7 +820,6 @@ impl Reader {
             problems.into_iter().for_each(|p| self.stats.problem(p));
         }
         sink(all);
-        Ok(())
     }
 
     /// A whole JSON document: a Langfuse trace download or API page, an array of
@@ -531,8 +836,8 @@ impl Reader {
             path: name.to_string(),
             source,
         };
-        let mut text = String::new();
-        r.read_to_string(&mut text).map_err(|e| {
+        let bytes = self.read_whole(name, &mut r)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
             io(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("not UTF-8 text: {e}"),
@@ -818,11 +1123,72 @@ fn one_record(
     match records::record(shape, v, session) {
         Err(e) => problems.push(Problem::at(origin, format!("record skipped: {e}"))),
         Ok(rec) => {
-            seen.spans(&rec.attrs);
+            seen.spans(&rec.attrs, maps);
             match dialect::normalise(rec.base, &rec.resource, &rec.attrs, origin, maps) {
                 Ok(s) => spans.push(s),
                 Err(e) => problems.push(Problem::at(origin, format!("record skipped: {e}"))),
             }
         }
     }
+}
+
+/// What [`read_line_bounded`] read.
+enum Line {
+    /// a line (with its newline, if any) of this many bytes; 0 at the end
+    Read(usize),
+    /// a line longer than the limit, of this many bytes: read past, not kept
+    TooLong(u64),
+}
+
+/// `read_until(b'\n')` that keeps at most `max` bytes of a line: a longer line is
+/// read past in constant memory.
+fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
+    let start = buf.len();
+    let mut skipped: u64 = 0;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            break;
+        }
+        let (take, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        if skipped == 0 && buf.len() - start + take <= max {
+            buf.extend_from_slice(&avail[..take]);
+        } else {
+            if skipped == 0 {
+                skipped = (buf.len() - start) as u64;
+                buf.truncate(start);
+            }
+            skipped += take as u64;
+        }
+        r.consume(take);
+        if done {
+            break;
+        }
+    }
+    Ok(if skipped > 0 {
+        Line::TooLong(skipped)
+    } else {
+        Line::Read(buf.len() - start)
+    })
+}
+
+/// Fill `buf` as far as the stream goes; returns how many bytes were read.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }

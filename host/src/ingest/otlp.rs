@@ -403,7 +403,7 @@ fn normalise_seen(
     maps: &Mappings,
     seen: &mut super::Seen,
 ) -> Result<Span, String> {
-    seen.spans(&s.attributes);
+    seen.spans(&s.attributes, maps);
     normalise(s, resource, origin, maps)
 }
 

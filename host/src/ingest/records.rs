@@ -45,7 +45,9 @@ impl Shape {
         {
             return Some(Shape::Langfuse);
         }
-        if has("span_kind") && has("context") {
+        // Phoenix spans: nested `context`, or the span dataframe's flat
+        // `context.trace_id` / `attributes.…` columns (as JSONL or a table).
+        if has("span_kind") && (has("context") || has("context.trace_id")) {
             return Some(Shape::Phoenix);
         }
         if has("context") && (has("kind") || has("attributes")) && has("name") {
@@ -129,7 +131,7 @@ fn parse_time(s: &str) -> Result<u64, String> {
         return time_ns(Some(&Value::from(n)));
     }
     let mut t = s.replacen(' ', "T", 1);
-    let has_zone = t.ends_with('Z') || t[10.min(t.len())..].contains(['+', '-']);
+    let has_zone = t.ends_with('Z') || t.get(10..).is_some_and(|r| r.contains(['+', '-']));
     if !has_zone {
         t.push('Z');
     }
@@ -295,14 +297,18 @@ fn langfuse(v: &Value, session: Option<&str>) -> Result<Record, String> {
 
 fn phoenix(v: &Value) -> Result<Record, String> {
     let o = object(v)?;
-    let ctx = o
-        .get("context")
-        .and_then(Value::as_object)
-        .ok_or("missing context")?;
+    let nested = o.get("context").and_then(Value::as_object);
+    let ctx_of = |k: &str| match nested {
+        Some(c) => c.get(k),
+        None => o.get(&format!("context.{k}")),
+    };
+    if nested.is_none() && !o.contains_key("context.trace_id") {
+        return Err("missing context".into());
+    }
     let status = str_of(o, &["status_code"]).unwrap_or("");
     let base = Base {
-        trace_id: id_text(ctx.get("trace_id"), 32).unwrap_or_default(),
-        span_id: id_text(ctx.get("span_id"), 16).unwrap_or_default(),
+        trace_id: id_text(ctx_of("trace_id"), 32).unwrap_or_default(),
+        span_id: id_text(ctx_of("span_id"), 16).unwrap_or_default(),
         parent_id: id_text(o.get("parent_id"), 16),
         name: str_of(o, &["name"]).unwrap_or("").to_string(),
         start_ns: time_ns(o.get("start_time"))?,
@@ -311,6 +317,17 @@ fn phoenix(v: &Value) -> Result<Record, String> {
         ..Base::default()
     };
     let mut attrs = attrs_of(o.get("attributes"));
+    // The dataframe flattens attributes into `attributes.KEY` columns.
+    for (k, v) in o {
+        if let Some(key) = k.strip_prefix("attributes.") {
+            if !v.is_null() {
+                attrs.push(KeyValue {
+                    key: key.into(),
+                    value: any(v),
+                });
+            }
+        }
+    }
     if let Some(k) = str_of(o, &["span_kind"]) {
         if !attrs.iter().any(|a| a.key == "openinference.span.kind") {
             attrs.push(KeyValue {

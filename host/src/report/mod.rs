@@ -48,6 +48,8 @@ pub struct DetectorSummary {
     pub counters: Vec<(String, u64)>,
     /// why the engine stopped this detector, if it did
     pub failure: Option<String>,
+    /// "not checked: no output content captured" when the input lacks what it reads
+    pub not_checked: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -114,18 +116,18 @@ pub fn build(o: &mut Outcome) -> Report {
     for (ri, mut run) in runs.into_iter().enumerate() {
         let mut d_tokens = 0;
         let mut d_cost = None;
-        let run_findings = std::mem::take(&mut run.findings);
+        let run_findings = std::mem::take(&mut run.findings.list);
         let n_findings = run_findings.len();
         for f in run_findings {
             let mut cost = None;
             let mut tokens = 0;
             for c in &f.waste {
-                tokens += c.tokens;
+                tokens = u64::saturating_add(tokens, c.tokens);
                 let e = charged
                     .entry((c.span.trace_id.clone(), c.span.span_id.clone()))
                     .or_default();
                 match e.iter_mut().find(|(r, _)| *r == ri) {
-                    Some(x) => x.1 += c.tokens,
+                    Some(x) => x.1 = x.1.saturating_add(c.tokens),
                     None => e.push((ri, c.tokens)),
                 }
                 let price = o
@@ -141,7 +143,7 @@ pub fn build(o: &mut Outcome) -> Report {
                     cost = add_cost(cost, Some(c.tokens as f64 * per_m / 1e6));
                 }
             }
-            d_tokens += tokens;
+            d_tokens = u64::saturating_add(d_tokens, tokens);
             d_cost = add_cost(d_cost, cost);
             let span = |s: &crate::engine::tokenhound::detector::types::SpanRef| SpanOut {
                 trace_id: s.trace_id.clone(),
@@ -202,22 +204,37 @@ pub fn build(o: &mut Outcome) -> Report {
             wasted_tokens: d_tokens,
             share_pct: pct(d_tokens, total),
             cost_usd: d_cost,
-            counters: run.counters.clone(),
+            counters: {
+                let mut c = run.counters.clone();
+                if run.dropped_charges.0 > 0 {
+                    c.push((
+                        "charges to spans not in the input, not counted".into(),
+                        run.dropped_charges.0,
+                    ));
+                }
+                c
+            },
             failure: run.failure.clone(),
+            not_checked: crate::scan::not_checked(&run.plugin, &o.totals.content),
         });
     }
     let overlap: u64 = charged
         .values()
         .filter(|v| v.len() > 1)
-        .map(|v| v.iter().map(|x| x.1).sum::<u64>() - v.iter().map(|x| x.1).max().unwrap_or(0))
-        .sum();
+        .map(|v| {
+            let sum = v.iter().fold(0u64, |a, x| a.saturating_add(x.1));
+            sum - v.iter().map(|x| x.1).max().unwrap_or(0)
+        })
+        .fold(0u64, u64::saturating_add);
     findings.sort_by(|a, b| {
         b.wasted_tokens
             .cmp(&a.wasted_tokens)
             .then(b.severity.cmp(&a.severity))
             .then(a.title.cmp(&b.title))
     });
-    let wasted: u64 = detectors.iter().map(|d| d.wasted_tokens).sum();
+    let wasted = detectors
+        .iter()
+        .fold(0u64, |a, d| a.saturating_add(d.wasted_tokens));
     let mut totals = o.totals.clone();
     for (model, u) in &totals.by_model {
         match o.prices.of(model) {
@@ -231,7 +248,10 @@ pub fn build(o: &mut Outcome) -> Report {
                     / 1e6;
                 totals.cost_usd = Some(totals.cost_usd.unwrap_or(0.0) + usd);
             }
-            None => totals.unpriced_models += 1,
+            None => {
+                totals.unpriced_models += 1;
+                totals.unpriced.push(model.clone());
+            }
         }
     }
     Report {
@@ -273,6 +293,61 @@ pub fn num(n: u64) -> String {
     out
 }
 
+/// A detector's counters for a person: a count "X of M" beside "responses of M"
+/// is shown as a rate among M's responses (the filler rate per model).
+fn counter_text(counters: &[(String, u64)]) -> Vec<String> {
+    let responses = |m: &str| {
+        counters
+            .iter()
+            .find(|(k, _)| k.strip_prefix("responses of ") == Some(m))
+            .map(|c| c.1)
+    };
+    counters
+        .iter()
+        .filter(|(k, v)| *v > 0 && !k.starts_with("responses of "))
+        .map(|(k, v)| {
+            let of = k.rsplit_once(" of ").and_then(|(_, m)| responses(m));
+            match of {
+                Some(n) if n > 0 => format!(
+                    "{}: {} of {} responses ({:.1}%)",
+                    clean(k),
+                    num(*v),
+                    num(n),
+                    *v as f64 * 100.0 / n as f64
+                ),
+                _ => format!("{}: {}", clean(k), num(*v)),
+            }
+        })
+        .collect()
+}
+
+/// "1 session", "2 sessions": a count with its noun.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", num(n))
+    }
+}
+
+/// Text a plugin or an input wrote, made safe for a terminal: control
+/// characters (ESC, OSC, carriage returns) are shown escaped, never sent raw.
+pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 fn money(c: Option<f64>) -> String {
     c.map_or("-".into(), |c| format!("${c:.2}"))
 }
@@ -286,41 +361,83 @@ impl Report {
         let t = &self.totals;
         let _ = writeln!(
             out,
-            "tokenhound {}: {} sessions, {} traces, {} spans ({} LLM calls, {} tool calls), {} tokens ({} input, {} cached, {} output)",
+            "tokenhound {}: {}, {}, {} ({}, {}), {} ({} input, {} cached, {} output)",
             self.tokenhound,
-            num(t.sessions),
-            num(t.traces),
-            num(t.spans),
-            num(t.llm_calls),
-            num(t.tool_calls),
-            num(t.total_tokens),
+            count(t.sessions, "session"),
+            count(t.traces, "trace"),
+            count(t.spans, "span"),
+            count(t.llm_calls, "LLM call"),
+            count(t.tool_calls, "tool call"),
+            count(t.total_tokens, "token"),
             num(t.input_tokens),
             num(t.cached_tokens),
             num(t.output_tokens)
         );
-        if let Some(c) = t.cost_usd {
+        self.cost_line(out);
+        let i = &self.input;
+        let _ = write!(
+            out,
+            "read {}, {}; {}",
+            count(i.files, "file"),
+            count(i.records, "record"),
+            count(i.problems, "problem")
+        );
+        if i.skipped_files > 0 {
+            let _ = write!(out, " ({} skipped or cut short)", num(i.skipped_files));
+        }
+        out.push('\n');
+        if i.repeated_spans > 0 {
+            let from: Vec<String> = i
+                .repeated_in
+                .iter()
+                .map(|(f, n)| format!("{} ({})", clean(f), num(*n)))
+                .collect();
             let _ = writeln!(
                 out,
-                "cost at list prices: ${c:.2} (cache reads and writes priced apart)"
+                "{} repeated (same trace and span id) and counted once; the repeats came from {}",
+                count(i.repeated_spans, "span"),
+                from.join(", ")
             );
         }
-        let i = &self.input;
-        let _ = writeln!(
-            out,
-            "read {} file(s), {} records; {} problem(s)",
-            i.files,
-            num(i.records),
-            num(i.problems)
-        );
         for p in i.first_problems.iter().take(10) {
-            let _ = writeln!(out, "  {p}");
+            let _ = writeln!(out, "  {}", clean(&p.to_string()));
         }
         if i.problems > 10 {
+            let kept = i.first_problems.len() as u64;
             let _ = writeln!(
                 out,
-                "  … {} more (all are in --format json)",
-                i.problems - 10
+                "  … {} more ({} of them listed in --format json, where `input.problems` counts all)",
+                num(i.problems - 10),
+                num(kept.saturating_sub(10))
             );
+        }
+    }
+
+    fn cost_line(&self, out: &mut String) {
+        let t = &self.totals;
+        let unpriced = if t.unpriced.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; no price known for {} (add [prices.\"MODEL\"] to a pack)",
+                t.unpriced
+                    .iter()
+                    .map(|m| clean(m).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        match t.cost_usd {
+            Some(c) => {
+                let _ = writeln!(
+                    out,
+                    "cost at list prices: ${c:.2} (cache reads and writes priced apart){unpriced}"
+                );
+            }
+            None if t.llm_calls > 0 => {
+                let _ = writeln!(out, "cost: unknown{unpriced}");
+            }
+            None => {}
         }
     }
 
@@ -340,6 +457,13 @@ impl Report {
             } else {
                 format!("{} ({})", d.rule, d.detector)
             };
+            let note = if d.failure.is_some() {
+                "  STOPPED".to_string()
+            } else {
+                d.not_checked
+                    .as_ref()
+                    .map_or(String::new(), |n| format!("  {n}"))
+            };
             let _ = writeln!(
                 out,
                 "{:<30} {:>8} {:>14} {:>6.1}% {:>10}{}",
@@ -348,7 +472,7 @@ impl Report {
                 num(d.wasted_tokens),
                 d.share_pct,
                 money(d.cost_usd),
-                if d.failure.is_some() { "  STOPPED" } else { "" }
+                note
             );
         }
         let s = &self.summary;
@@ -367,18 +491,11 @@ impl Report {
             num(s.overlap_tokens),
             s.overlap_pct
         );
-        for d in self.detectors.iter().filter(|d| {
-            d.counters
-                .iter()
-                .any(|c| c.1 > 0 && !c.0.starts_with("responses"))
-        }) {
-            let c: Vec<String> = d
-                .counters
-                .iter()
-                .filter(|c| c.1 > 0)
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect();
-            let _ = writeln!(out, "{}: {}", d.rule, c.join(", "));
+        for d in &self.detectors {
+            let c = counter_text(&d.counters);
+            if !c.is_empty() {
+                let _ = writeln!(out, "{}: {}", d.rule, c.join(", "));
+            }
         }
         if !self.findings.is_empty() {
             let _ = writeln!(out, "\nTop findings (of {}):", self.findings.len());
@@ -390,24 +507,28 @@ impl Report {
                 i + 1,
                 f.severity,
                 f.rule,
-                f.title,
+                clean(&f.title),
                 num(f.wasted_tokens),
                 f.share_pct,
                 money(f.cost_usd)
             );
-            let _ = writeln!(out, "     {}", f.message);
+            let _ = writeln!(out, "     {}", clean(&f.message));
             if let Some(s) = &f.session {
-                let _ = write!(out, "     session {s}");
+                let _ = write!(out, "     session {}", clean(s));
                 if let Some(t) = &f.trace_id {
-                    let _ = write!(out, ", trace {t}");
+                    let _ = write!(out, ", trace {}", clean(t));
                 }
                 out.push('\n');
             }
             if !f.evidence.is_empty() {
-                let ev: Vec<String> = f.evidence.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let ev: Vec<String> = f
+                    .evidence
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", clean(k), clean(v)))
+                    .collect();
                 let _ = writeln!(out, "     evidence: {}", ev.join(" "));
             }
-            let _ = writeln!(out, "     fix: {}", f.fix);
+            let _ = writeln!(out, "     fix: {}", clean(&f.fix));
         }
         out
     }
@@ -423,15 +544,16 @@ impl Report {
             "\n| detector | findings | wasted tokens | share | cost |\n|---|---:|---:|---:|---:|\n",
         );
         for d in &self.detectors {
+            let note = match (&d.failure, &d.not_checked) {
+                (Some(_), _) => " (stopped)".to_string(),
+                (None, Some(n)) => format!(" ({n})"),
+                (None, None) => String::new(),
+            };
             let _ = writeln!(
                 out,
                 "| {}{} | {} | {} | {:.1}% | {} |",
                 d.rule,
-                if d.failure.is_some() {
-                    " (stopped)"
-                } else {
-                    ""
-                },
+                note,
                 d.findings,
                 num(d.wasted_tokens),
                 d.share_pct,
@@ -456,8 +578,21 @@ impl Report {
             out.push_str("## Top findings\n\n");
         }
         for f in self.findings.iter().take(top) {
-            let _ = writeln!(out, "### [{}] {}: {}\n", f.severity, f.rule, f.title);
-            let _ = writeln!(out, "{}\n", f.message);
+            let _ = writeln!(
+                out,
+                "### [{}] {}: {}\n",
+                f.severity,
+                f.rule,
+                clean(&f.title)
+            );
+            let _ = writeln!(out, "{}\n", clean(&f.message));
+            if let Some(s) = &f.session {
+                let _ = write!(out, "- session: `{}`", clean(s));
+                if let Some(t) = &f.trace_id {
+                    let _ = write!(out, ", trace: `{}`", clean(t));
+                }
+                out.push('\n');
+            }
             let _ = writeln!(
                 out,
                 "- wasted: {} tokens ({:.2}%), {}",
@@ -466,9 +601,9 @@ impl Report {
                 money(f.cost_usd)
             );
             for (k, v) in &f.evidence {
-                let _ = writeln!(out, "- {k}: `{v}`");
+                let _ = writeln!(out, "- {}: `{}`", clean(k), clean(v));
             }
-            let _ = writeln!(out, "- fix: {}\n", f.fix);
+            let _ = writeln!(out, "- fix: {}\n", clean(&f.fix));
         }
         out
     }
