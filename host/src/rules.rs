@@ -460,7 +460,11 @@ impl RuleSet {
                             .filter(|k| strsim::levenshtein(k, &r.id) <= 3)
                             .min_by_key(|k| strsim::levenshtein(k, &r.id))
                             .map_or(String::new(), |k| {
-                                format!(" (did you mean `{k}`, to change an earlier pack's rule?)")
+                                if *k == r.id {
+                                    format!(" (to change the built-in rule `{k}`, name `--pack builtin:default` before this pack)")
+                                } else {
+                                    format!(" (did you mean `{k}`, to change an earlier pack's rule?)")
+                                }
                             });
                         at.error(format!(
                             "rule `{}` needs a `detector` (builtin:NAME or a path to a .wasm){hint}",

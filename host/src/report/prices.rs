@@ -4,7 +4,10 @@
 use crate::rules::Price;
 use std::collections::BTreeMap;
 
-/// Published list prices (USD / 1M tokens) at the time of writing.
+/// Published list prices (USD / 1M tokens) as of 2025-12 (the providers'
+/// pricing pages; docs/detectors.md lists them). Gemini has no cache-write price
+/// (cache storage is billed per hour): its writes are priced as input here.
+pub const AS_OF: &str = "2025-12";
 const BUILTIN: &[(&str, f64, f64, f64, f64)] = &[
     // (model prefix, input, output, cache read, cache write)
     ("claude-opus-4", 15.0, 75.0, 1.5, 18.75),
@@ -25,6 +28,11 @@ const BUILTIN: &[(&str, f64, f64, f64, f64)] = &[
     ("gpt-4o-mini", 0.15, 0.6, 0.075, 0.15),
     ("o3", 2.0, 8.0, 0.5, 2.0),
     ("o4-mini", 1.1, 4.4, 0.275, 1.1),
+    ("gemini-2.5-pro", 1.25, 10.0, 0.31, 1.25),
+    ("gemini-2.5-flash", 0.30, 2.50, 0.075, 0.30),
+    ("gemini-2.5-flash-lite", 0.10, 0.40, 0.025, 0.10),
+    ("gemini-2.0-flash", 0.10, 0.40, 0.025, 0.10),
+    ("gemini-2.0-flash-lite", 0.075, 0.30, 0.075, 0.075),
 ];
 
 #[derive(Clone, Debug)]

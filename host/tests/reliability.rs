@@ -1,0 +1,391 @@
+//! Trust under real use (issue "Trustworthy under real use"): no span counted
+//! twice, no scan that understood nothing looking clean, one bad file costing
+//! only itself, costs that say what they lack, packs shown as they apply, and
+//! untrusted plugin output kept within bounds.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/month.jsonl.gz")
+}
+
+fn totals(r: &Value) -> (u64, u64, u64) {
+    (
+        r["totals"]["spans"].as_u64().unwrap(),
+        r["totals"]["total_tokens"].as_u64().unwrap(),
+        r["findings"].as_array().unwrap().len() as u64,
+    )
+}
+
+fn stderr_of(args: &[&str]) -> (Option<i32>, String) {
+    let out = tokenhound(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_same_spans_in_two_files_are_counted_once_and_the_repeats_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.jsonl.gz");
+    std::fs::copy(example(), &copy).unwrap();
+    let (_, once) = scan_json(&[example().to_str().unwrap()]);
+    let (_, twice) = scan_json(&[example().to_str().unwrap(), copy.to_str().unwrap()]);
+    assert_eq!(totals(&twice), totals(&once));
+    assert_eq!(finding_keys(&twice), finding_keys(&once));
+    assert_eq!(twice["input"]["repeated_spans"], once["totals"]["spans"]);
+    let from = twice["input"]["repeated_in"].as_object().unwrap();
+    assert_eq!(from.len(), 1);
+    assert!(from.keys().next().unwrap().ends_with("copy.jsonl.gz"));
+}
+
+#[test]
+fn a_rotated_collector_folder_with_a_compressed_copy_counts_each_span_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = {
+        let mut s = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(example()).unwrap()),
+            &mut s,
+        )
+        .unwrap();
+        s
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let (old, new) = lines.split_at(100);
+    std::fs::write(dir.path().join("a-1.jsonl"), old.join("\n") + "\n").unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(dir.path().join("a-1.jsonl.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all((old.join("\n") + "\n").as_bytes()).unwrap();
+    gz.finish().unwrap();
+    std::fs::write(dir.path().join("a.jsonl"), new.join("\n") + "\n").unwrap();
+    let (_, whole) = scan_json(&[example().to_str().unwrap()]);
+    let (_, folder) = scan_json(&[dir.path().to_str().unwrap()]);
+    assert_eq!(totals(&folder), totals(&whole));
+    assert_eq!(finding_keys(&folder), finding_keys(&whole));
+    assert!(folder["input"]["repeated_spans"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn two_downloads_of_one_langfuse_trace_count_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/real/langfuse/pydantic-ai-tools-2025-12-04.trace.json");
+    std::fs::copy(&real, dir.path().join("download (1).json")).unwrap();
+    let (_, once) = scan_json(&[real.to_str().unwrap()]);
+    let (_, both) = scan_json(&[real.to_str().unwrap(), dir.path().to_str().unwrap()]);
+    assert_eq!(totals(&both), totals(&once));
+    assert_eq!(both["input"]["repeated_spans"], once["totals"]["spans"]);
+}
+
+#[test]
+fn a_scan_that_understood_nothing_exits_2_and_points_at_inspect_and_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    // Custom attribute names: nothing a dialect knows.
+    let custom = dir.path().join("custom.jsonl");
+    let line = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "aa".repeat(16), "spanId": "bb".repeat(8), "name": "model-call",
+        "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+        "attributes": [{"key": "acme.llm.prompt_tokens", "value": {"intValue": "500"}}]}]}]}]});
+    std::fs::write(&custom, format!("{line}\n")).unwrap();
+    let (code, err) = stderr_of(&["scan", "--fail-on", "info", custom.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("tokenhound inspect") && err.contains("--mapping"),
+        "{err}"
+    );
+
+    // A forced format that reads nothing.
+    let (code, err) = stderr_of(&[
+        "scan",
+        "--input-format",
+        "langfuse",
+        example().to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("record skipped"), "{err}");
+
+    // An empty folder.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, err) = stderr_of(&["scan", empty.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no file found"), "{err}");
+}
+
+#[test]
+fn a_detector_that_could_not_look_says_not_checked_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-output.jsonl");
+    let mut f = Fixture::new("cccccccccccccccccccccccccccccccc");
+    let a = f.agent(None, "coder", "s1");
+    f.llm(&a, 1000, 10, None); // no output text captured
+    f.write(&path);
+    let (_, r) = scan_json(&[path.to_str().unwrap()]);
+    assert_eq!(
+        detector(&r, "filler-preamble")["not_checked"],
+        "not checked: no output content captured"
+    );
+    // retry-storm reads no content: it looked.
+    assert!(detector(&r, "retry-storm")["not_checked"].is_null());
+    for format in ["table", "markdown"] {
+        let out = tokenhound(&["scan", "--format", format, path.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("not checked: no output content"),
+            "{format}: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_file_in_a_folder_costs_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(example(), d.join("month.jsonl.gz")).unwrap();
+    std::fs::write(d.join("SOURCES.md"), "# where these come from\n").unwrap();
+    // A gzip stream cut off in the middle.
+    let mut lines = Vec::new();
+    let mut f = Fixture::new("dddddddddddddddddddddddddddddddd");
+    let a = f.agent(None, "x", "s-trunc");
+    f.llm(&a, 10, 1, None);
+    for _ in 0..200 {
+        lines.push(f.line());
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(lines.join("\n").as_bytes()).unwrap();
+    let bytes = gz.finish().unwrap();
+    std::fs::write(d.join("cut.jsonl.gz"), &bytes[..bytes.len() / 2]).unwrap();
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling.jsonl")).unwrap();
+        std::os::unix::fs::symlink(d, d.join("loop")).unwrap();
+        let fifo = std::ffi::CString::new(d.join("pipe").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    }
+    let (code, r) = scan_json(&[d.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let (_, whole) = scan_json(&[example().to_str().unwrap()]);
+    assert_eq!(
+        finding_keys(&r),
+        finding_keys(&whole),
+        "the good file is analysed whole"
+    );
+    let problems: Vec<String> = r["input"]["first_problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {}", p["file"], p["reason"]))
+        .collect();
+    let named = |name: &str| problems.iter().any(|p| p.contains(name));
+    assert!(named("SOURCES.md") && named("cut.jsonl.gz"), "{problems:?}");
+    #[cfg(unix)]
+    assert!(
+        named("dangling.jsonl") && named("pipe") && named("loop"),
+        "{problems:?}"
+    );
+    assert!(r["input"]["skipped_files"].as_u64().unwrap() >= 2);
+    // The readable part of the cut stream is read.
+    assert!(r["totals"]["spans"].as_u64().unwrap() > whole["totals"]["spans"].as_u64().unwrap());
+}
+
+#[test]
+fn a_line_longer_than_the_limit_is_a_located_problem_read_past() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("pack.toml");
+    std::fs::write(
+        &pack,
+        "[pack]\nname = \"small\"\nversion = \"1\"\n[settings]\nmax_record_mb = 1\n",
+    )
+    .unwrap();
+    let path = dir.path().join("long.jsonl");
+    let mut f = Fixture::new("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
+    let a = f.agent(None, "x", "s1");
+    f.llm(&a, 100, 10, None);
+    let mut g = Fixture::new("abababababababababababababababab");
+    let b = g.agent(None, "y", "s2");
+    g.llm(&b, 100, 10, None);
+    let mut file = std::fs::File::create(&path).unwrap();
+    writeln!(file, "{}", f.line()).unwrap();
+    writeln!(
+        file,
+        "{{\"resourceSpans\": [], \"pad\": \"{}\"}}",
+        "x".repeat(3 << 20)
+    )
+    .unwrap();
+    writeln!(file, "{}", g.line()).unwrap();
+    drop(file);
+    let (code, r) = scan_json(&[
+        "--pack",
+        "builtin:default",
+        "--pack",
+        pack.to_str().unwrap(),
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        r["totals"]["llm_calls"], 2,
+        "the lines before and after are read"
+    );
+    let p = &r["input"]["first_problems"][0];
+    assert_eq!(p["line"], 2);
+    assert!(
+        p["reason"].as_str().unwrap().contains("max_record_mb"),
+        "{p}"
+    );
+}
+
+#[test]
+fn models_without_a_price_are_named_and_gemini_is_priced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("models.jsonl");
+    let mut f = Fixture::new("ffffffffffffffffffffffffffffffff");
+    let a = f.agent(None, "x", "s1");
+    let id = f.llm(&a, 1000, 10, None);
+    let mut g = f.spans.last().unwrap().clone();
+    g["spanId"] = json!("00000000000000ff");
+    g["attributes"][1]["value"]["stringValue"] = json!("acme-internal-7b");
+    f.spans.push(g);
+    f.spans
+        .iter_mut()
+        .filter(|s| s["spanId"] == json!(id))
+        .for_each(|s| {
+            s["attributes"][1]["value"]["stringValue"] = json!("gemini-2.5-flash");
+        });
+    f.write(&path);
+    let (_, r) = scan_json(&[path.to_str().unwrap()]);
+    assert_eq!(r["totals"]["unpriced"], json!(["acme-internal-7b"]));
+    assert!(r["totals"]["cost_usd"].as_f64().unwrap() > 0.0);
+    let out = tokenhound(&["scan", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("no price known for acme-internal-7b"),
+        "{text}"
+    );
+}
+
+#[test]
+fn detectors_shows_the_values_and_severity_the_packs_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("strict.toml");
+    std::fs::write(
+        &pack,
+        "[pack]\nname = \"strict\"\nversion = \"1\"\n[[rule]]\nid = \"retry-storm\"\nseverity = \"critical\"\n[rule.params]\nmin_calls = 2\n",
+    )
+    .unwrap();
+    let out = tokenhound(&[
+        "detectors",
+        "--pack",
+        "builtin:default",
+        "--pack",
+        pack.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let storm = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "retry-storm")
+        .unwrap();
+    assert_eq!(storm["severity"], "critical");
+    let min = storm["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "min_calls")
+        .unwrap();
+    assert_eq!(min["value"], 2);
+    assert_eq!(min["default"], 3);
+    let text = tokenhound(&[
+        "detectors",
+        "--pack",
+        "builtin:default",
+        "--pack",
+        pack.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("min_calls (integer) = 2 (set by the pack; default 3)"),
+        "{text}"
+    );
+    assert!(text.contains("severity critical"), "{text}");
+}
+
+#[test]
+fn pack_limits_and_prices_out_of_range_are_located_pack_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, want) in [
+        ("[limits]\nmemory_mb = 0\n", "limits.memory_mb"),
+        ("[limits]\nmemory_mb = 17592186044416\n", "limits.memory_mb"),
+        ("[limits]\ntimeout_ms = 99999999999\n", "limits.timeout_ms"),
+        ("[limits]\nfuel = 0\n", "limits.fuel"),
+        ("[limits]\nstack_kb = 0\n", "limits.stack_kb"),
+        (
+            "[prices.\"m\"]\ninput = -2.0\noutput = 1.0\n",
+            "prices.\"m\"",
+        ),
+        (
+            "[prices.\"m\"]\ninput = nan\noutput = 1.0\n",
+            "prices.\"m\"",
+        ),
+    ] {
+        let pack = dir.path().join("p.toml");
+        std::fs::write(
+            &pack,
+            format!("[pack]\nname = \"p\"\nversion = \"1\"\n\n{body}"),
+        )
+        .unwrap();
+        let (code, err) = stderr_of(&["check", pack.to_str().unwrap()]);
+        assert_eq!(code, Some(3), "{body}: {err}");
+        assert!(
+            err.contains("p.toml:5:") && err.contains(want),
+            "{body}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_mistyped_rule_id_gets_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("p.toml");
+    std::fs::write(
+        &pack,
+        "[pack]\nname = \"p\"\nversion = \"1\"\n[[rule]]\nid = \"retry-strom\"\nseverity = \"low\"\n",
+    )
+    .unwrap();
+    let (code, err) = stderr_of(&["check", "builtin:default", pack.to_str().unwrap()]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("did you mean `retry-storm`"), "{err}");
+}
+
+#[test]
+fn a_component_file_that_is_not_wasm_is_refused_without_echoing_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "root:SECRET-HASH:19000:0:99999:7:::\n").unwrap();
+    let pack = dir.path().join("p.toml");
+    std::fs::write(
+        &pack,
+        "[pack]\nname = \"p\"\nversion = \"1\"\n[[rule]]\nid = \"x\"\ndetector = \"secret.txt\"\n",
+    )
+    .unwrap();
+    let (code, err) = stderr_of(&["check", pack.to_str().unwrap()]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("not a WebAssembly file"), "{err}");
+    assert!(!err.contains("SECRET") && !err.contains("root"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
