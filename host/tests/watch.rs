@@ -325,3 +325,99 @@ fn detector_swapped_between_batches_and_broken_updates_rejected() {
             && v["detector"] == "filler-preamble"));
     w.stop();
 }
+
+/// CPU seconds a process has used (Linux /proc): user + system ticks.
+#[cfg(target_os = "linux")]
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// An idle watch sleeps: it used to poll in a loop that its own reads kept
+/// waking (97% of a core on an empty folder). Touching a plugin without
+/// changing it does not reload either.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_watch_sleeps_and_a_touch_does_not_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = dir.path().join("spans");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&spans).unwrap();
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(plugin("retry_storm"), plugins.join("custom.wasm")).unwrap();
+    let w = Watch::start(
+        &spans,
+        &dir.path().join("out.jsonl"),
+        &["--plugins", plugins.to_str().unwrap()],
+    );
+    std::thread::sleep(Duration::from_secs(2)); // loaded
+    let before = cpu_secs(w.child.id());
+    let t0 = std::time::Instant::now();
+    for _ in 0..3 {
+        let f = std::fs::File::options()
+            .append(true)
+            .open(plugins.join("custom.wasm"))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::now()).unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_secs(w.child.id()) - before;
+    let share = used / t0.elapsed().as_secs_f64();
+    // A busy loop shows ~1.0; a reload storm ~1.2. Sleeping shows ~0.
+    assert!(
+        share < 0.25,
+        "an idle watch used {used:.2} CPU s ({share:.2} of a core)"
+    );
+    w.stop();
+}
+
+/// A reload brings the new rule set up to date: a file read in turn 1 (before
+/// the reload) and again in turn 2 (after it) is one re-read, as a scan says.
+#[test]
+fn a_reload_loses_no_detector_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = dir.path().join("spans");
+    std::fs::create_dir_all(&spans).unwrap();
+    let pack = dir.path().join("pack.toml");
+    let pack_text = "[pack]\nname = \"r\"\nversion = \"1\"\n[[rule]]\nid = \"context-reread\"\ndetector = \"builtin:context-reread\"\n";
+    std::fs::write(&pack, pack_text).unwrap();
+    let read_turn = |trace: &str| {
+        let mut f = Fixture::new(trace);
+        f.clock += u64::from_str_radix(&trace[..4], 16).unwrap() * 1_000_000_000;
+        let a = f.agent(None, "coder", "s-reload");
+        f.llm(&a, 1000, 10, None);
+        f.tool(
+            &a,
+            "read_file",
+            json!({"path": "CLAUDE.md"}),
+            Some(&"rules\n".repeat(200)),
+        );
+        f.llm(&a, 1000, 10, None);
+        f.line() + "\n"
+    };
+    let file = spans.join("t.jsonl");
+    let w = Watch::start(
+        &spans,
+        &dir.path().join("out.jsonl"),
+        &["--pack", pack.to_str().unwrap()],
+    );
+    append(&file, &read_turn("a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"));
+    std::thread::sleep(Duration::from_secs(2)); // turn 1 analysed
+    std::fs::write(&pack, format!("{pack_text}severity = \"high\"\n")).unwrap();
+    std::thread::sleep(Duration::from_secs(2)); // reloaded
+    append(&file, &read_turn("a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2"));
+    let f = w.wait_for("the re-read across the reload", |f| {
+        by_rule(f, "context-reread").len() == 1
+    });
+    w.stop();
+    let (_, r) = scan_json(&["--pack", pack.to_str().unwrap(), file.to_str().unwrap()]);
+    let scanned = findings(&r, "context-reread");
+    assert_eq!(scanned.len(), 1);
+    let watched = by_rule(&f, "context-reread")[0];
+    assert_eq!(watched["wasted_tokens"], scanned[0]["wasted_tokens"]);
+    assert_eq!(watched["severity"], "high", "served by the reloaded set");
+}

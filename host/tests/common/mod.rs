@@ -72,7 +72,7 @@ pub fn span_ids(f: &Value) -> Vec<String> {
 pub struct Fixture {
     pub spans: Vec<Value>,
     pub trace: String,
-    clock: u64,
+    pub clock: u64,
     next: u64,
 }
 
