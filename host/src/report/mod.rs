@@ -431,7 +431,8 @@ impl Report {
             Some(c) => {
                 let _ = writeln!(
                     out,
-                    "cost at list prices: ${c:.2} (cache reads and writes priced apart){unpriced}"
+                    "cost at list prices: ${c:.2} (prices of {}, cache reads and writes priced apart){unpriced}",
+                    prices::AS_OF
                 );
             }
             None if t.llm_calls > 0 => {
