@@ -51,28 +51,18 @@ pub fn run(
     format: Option<ingest::InputFormat>,
     maps: ingest::mapping::Mappings,
 ) -> Result<Inspection, InputError> {
-    let mut found = Vec::new();
-    let files = ingest::expand(inputs, &mut found);
     let mut reader = Reader::new(Keep::ALL);
     reader.format = format;
     reader.maps = std::sync::Arc::new(maps);
-    for p in found {
-        reader.stats.skipped_files += 1;
-        reader.problem(p);
-    }
+    let files = reader.expand(inputs);
     let mut asm = Assembler::new(u64::MAX);
     let mut late = 0u64;
-    let mut repeats = std::collections::BTreeMap::new();
     reader.read_all(&files, &mut |spans| {
         for s in spans {
-            match asm.add(s) {
-                crate::model::Added::New => {}
-                crate::model::Added::Late(_) => late += 1,
-                crate::model::Added::Repeat(r) => *repeats.entry(r.origin.file).or_default() += 1,
-            }
+            late += u64::from(matches!(asm.add(s), crate::model::Added::Late { .. }));
         }
     });
-    reader.stats.repeats(repeats);
+    reader.stats.repeats(asm.take_repeats());
     let mut out = Inspection {
         schema: "tokenhound.inspect/v1",
         ..Inspection::default()

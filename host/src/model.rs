@@ -230,6 +230,8 @@ pub struct Assembler {
     /// every (trace id, span id) taken so far: a span is counted once, however
     /// many files or lines repeat it (rotated copies, downloads of one trace)
     seen: FxHashSet<u64>,
+    /// spans dropped as repeats, by the file that repeated them
+    repeats: std::collections::BTreeMap<Arc<str>, u64>,
     watermark: u64,
     quiet_ns: u64,
 }
@@ -248,9 +250,14 @@ pub enum Added {
     New,
     /// its trace was already analysed: it starts a new, partial trace (so no span
     /// is lost), and the caller names it
-    Late(Span),
-    /// the same (trace id, span id) was taken before: dropped, for the caller to count
-    Repeat(Span),
+    Late {
+        origin: Origin,
+        trace_id: Box<str>,
+        span_id: Box<str>,
+    },
+    /// the same (trace id, span id) was taken before: dropped and counted
+    /// (see [`Assembler::take_repeats`])
+    Repeat,
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -276,6 +283,7 @@ impl Assembler {
             open_spans: 0,
             closed: Default::default(),
             seen: Default::default(),
+            repeats: Default::default(),
             watermark: 0,
             quiet_ns,
         }
@@ -284,11 +292,16 @@ impl Assembler {
     /// Add a span; see [`Added`] for what can become of it.
     pub fn add(&mut self, span: Span) -> Added {
         if !self.seen.insert(span_key(&span.trace_id, &span.span_id)) {
-            return Added::Repeat(span);
+            *self.repeats.entry(span.origin.file).or_default() += 1;
+            return Added::Repeat;
         }
         self.watermark = self.watermark.max(span.end_ns);
         let late = if self.closed.contains(&id_hash(&span.trace_id)) {
-            Added::Late(span.clone())
+            Added::Late {
+                origin: span.origin.clone(),
+                trace_id: span.trace_id.clone(),
+                span_id: span.span_id.clone(),
+            }
         } else {
             Added::New
         };
@@ -310,6 +323,11 @@ impl Assembler {
         o.trace.spans.push(span);
         self.open_spans += 1;
         late
+    }
+
+    /// The spans dropped as repeats so far, by file (and forget them).
+    pub fn take_repeats(&mut self) -> std::collections::BTreeMap<Arc<str>, u64> {
+        std::mem::take(&mut self.repeats)
     }
 
     /// Whether a span with these ids was taken (to check what detectors name).

@@ -87,11 +87,9 @@ pub struct RuleRun {
     pub counters: Vec<(String, u64)>,
     /// why the engine stopped this detector, if it did
     pub failure: Option<String>,
-    /// indexes of findings added or updated since the last look (watch mode)
-    pub changed: Vec<usize>,
     /// charges this detector made to spans that are not in the input (or of more
-    /// tokens than the whole input holds): (charges, tokens), not counted
-    pub dropped_charges: (u64, u64),
+    /// tokens than the whole input holds), not counted
+    pub dropped_charges: u64,
 }
 
 /// A rule's findings, with the indexes that make merging linear: a group's
@@ -101,12 +99,33 @@ pub struct Findings {
     pub list: Vec<engine::Finding>,
     by_group: HashMap<String, usize>,
     spans_of: HashMap<usize, rustc_hash::FxHashSet<(String, String)>>,
+    /// indexes of findings added or updated since the last look (watch mode),
+    /// and a mark per finding so each is listed once
+    changed: Vec<usize>,
+    marked: Vec<bool>,
 }
 
 impl Findings {
+    /// Indexes of the findings added or updated since the last call.
+    pub fn take_changed(&mut self) -> Vec<usize> {
+        for &i in &self.changed {
+            self.marked[i] = false;
+        }
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Add a finding (see [`Findings::merge_into`]) and note it as changed.
+    pub fn merge(&mut self, f: engine::Finding) {
+        let i = self.merge_into(f);
+        self.marked.resize(self.list.len(), false);
+        if !std::mem::replace(&mut self.marked[i], true) {
+            self.changed.push(i);
+        }
+    }
+
     /// Add a finding, merging it into an earlier one of the same group (waste
     /// added, spans joined, latest text kept). Returns its index.
-    pub fn merge(&mut self, f: engine::Finding) -> usize {
+    fn merge_into(&mut self, f: engine::Finding) -> usize {
         let Some(g) = f.group.clone() else {
             self.list.push(f);
             return self.list.len() - 1;
@@ -144,16 +163,7 @@ impl RuleRun {
     fn record(&mut self, r: Result<Vec<engine::Finding>, String>, stage: &str) {
         let r = r.and_then(|fs| self.rule.limits.output.check(&fs).map(|_| fs));
         match r {
-            Ok(fs) => {
-                let mut changed: rustc_hash::FxHashSet<usize> =
-                    self.changed.iter().copied().collect();
-                for f in fs {
-                    let i = self.findings.merge(f);
-                    if changed.insert(i) {
-                        self.changed.push(i);
-                    }
-                }
-            }
+            Ok(fs) => fs.into_iter().for_each(|f| self.findings.merge(f)),
             Err(why) => {
                 self.failure = Some(format!("{stage}: {why}"));
                 self.analyzer = None;
@@ -202,8 +212,7 @@ pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError
             findings: Findings::default(),
             counters: Vec::new(),
             failure: None,
-            changed: Vec::new(),
-            dropped_charges: (0, 0),
+            dropped_charges: 0,
         });
     }
     Ok(runs)
@@ -375,8 +384,6 @@ pub struct Pipeline<'a> {
     pub peak_open: usize,
     /// spans held open before quiet traces are closed early
     pub open_budget: usize,
-    /// spans seen again (same trace and span id), by the file that repeated them
-    pub repeats: std::collections::BTreeMap<Arc<str>, u64>,
     sessions_seen: rustc_hash::FxHashSet<Arc<str>>,
 }
 
@@ -391,7 +398,6 @@ impl<'a> Pipeline<'a> {
             batch_spans,
             peak_open: 0,
             open_budget: OPEN_BUDGET,
-            repeats: Default::default(),
             sessions_seen: Default::default(),
         }
     }
@@ -401,14 +407,18 @@ impl<'a> Pipeline<'a> {
         for s in spans {
             match self.asm.add(s) {
                 Added::New => {}
-                Added::Late(late) => self.problems.push(Problem::at(
-                    &late.origin,
+                Added::Late {
+                    origin,
+                    trace_id,
+                    span_id,
+                } => self.problems.push(Problem::at(
+                    &origin,
                     format!(
-                        "span {} of trace {} arrived after that trace was analysed early to bound memory; it is analysed as part of a partial trace (raise --open-spans above {}, or --quiet-secs)",
-                        late.span_id, late.trace_id, self.open_budget
+                        "span {span_id} of trace {trace_id} arrived after that trace was analysed early to bound memory; it is analysed as part of a partial trace (raise --open-spans above {}, or --quiet-secs)",
+                        self.open_budget
                     ),
                 )),
-                Added::Repeat(r) => *self.repeats.entry(r.origin.file).or_default() += 1,
+                Added::Repeat => {}
             }
         }
         self.peak_open = self.peak_open.max(self.asm.open_traces());
@@ -453,16 +463,10 @@ impl<'a> Pipeline<'a> {
         for run in self.runs.iter_mut() {
             for f in run.findings.list.iter_mut() {
                 let before = f.waste.len();
-                let mut tokens = 0u64;
                 f.waste.retain(|c| {
-                    let ok = c.tokens <= all && self.asm.knows(&c.span.trace_id, &c.span.span_id);
-                    if !ok {
-                        tokens = tokens.saturating_add(c.tokens);
-                    }
-                    ok
+                    c.tokens <= all && self.asm.knows(&c.span.trace_id, &c.span.span_id)
                 });
-                run.dropped_charges.0 += (before - f.waste.len()) as u64;
-                run.dropped_charges.1 = run.dropped_charges.1.saturating_add(tokens);
+                run.dropped_charges += (before - f.waste.len()) as u64;
             }
         }
     }
@@ -482,14 +486,9 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     let engine = Engine::new(opts.cache_dir.clone(), set.wants_fuel(), set.max_stack)
         .map_err(|e| ScanError::Load(format!("{e:#}")))?;
     let mut runs = prepare(&set, &engine)?;
-    let mut found = Vec::new();
-    let files = ingest::expand(&opts.inputs, &mut found);
     let mut reader = Reader::new(keep_for(&runs));
     set.apply_input_limits(&mut reader);
-    for p in found {
-        reader.stats.skipped_files += 1;
-        reader.problem(p);
-    }
+    let files = reader.expand(&opts.inputs);
     reader.format = opts.input_format;
     let mut maps = set.mappings.clone();
     maps.extend(load_mappings(&opts.mapping_files)?.0);
@@ -524,7 +523,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     for p in std::mem::take(&mut pipe.problems) {
         reader.problem(p);
     }
-    reader.stats.repeats(std::mem::take(&mut pipe.repeats));
+    reader.stats.repeats(pipe.asm.take_repeats());
     let (totals, trace_models, peak_open) = (
         pipe.totals.clone(),
         std::mem::take(&mut pipe.trace_models),

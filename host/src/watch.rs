@@ -449,7 +449,8 @@ impl Sink {
         })
     }
 
-    /// Write a finding unless the same one was written; false if it is new or changed.
+    /// Write a finding unless the same one was written; one that cannot be
+    /// written yet waits in `pending`.
     fn emit(&mut self, e: Emitted, totals: &mut Totals) {
         if self.written.get(&e.id) == Some(&e) || self.pending.iter().any(|p| p == &e) {
             return;
@@ -575,7 +576,7 @@ impl Live {
             scan::feed(&mut self.runs, done, 8192, &mut self.trace_models);
         }
         for run in self.runs.iter_mut() {
-            for i in std::mem::take(&mut run.changed) {
+            for i in run.findings.take_changed() {
                 let e = emitted(run, &run.findings.list[i]);
                 sink.emit(e, totals);
             }

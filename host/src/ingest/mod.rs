@@ -413,6 +413,18 @@ impl Reader {
         }
     }
 
+    /// The files behind the arguments ([`expand`]); what cannot be read as a
+    /// file is a skipped file among the reader's problems.
+    pub fn expand(&mut self, paths: &[PathBuf]) -> Vec<PathBuf> {
+        let mut problems = Vec::new();
+        let files = expand(paths, &mut problems);
+        for p in problems {
+            self.stats.skipped_files += 1;
+            self.stats.problem(p);
+        }
+        files
+    }
+
     /// Read every file; a file that cannot be read (or whose end cannot) costs
     /// only itself: it is a problem naming the file, and the rest is read.
     pub fn read_all(&mut self, files: &[PathBuf], sink: &mut dyn FnMut(Vec<Span>)) {

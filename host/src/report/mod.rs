@@ -206,10 +206,10 @@ pub fn build(o: &mut Outcome) -> Report {
             cost_usd: d_cost,
             counters: {
                 let mut c = run.counters.clone();
-                if run.dropped_charges.0 > 0 {
+                if run.dropped_charges > 0 {
                     c.push((
                         "charges to spans not in the input, not counted".into(),
-                        run.dropped_charges.0,
+                        run.dropped_charges,
                     ));
                 }
                 c
