@@ -56,10 +56,10 @@ pub fn run(
     reader.maps = std::sync::Arc::new(maps);
     let files = reader.expand(inputs);
     let mut asm = Assembler::new(u64::MAX);
-    let mut late = 0u64;
+    // Nothing is closed early here (an infinite quiet time), so no span is late.
     reader.read_all(&files, &mut |spans| {
         for s in spans {
-            late += u64::from(matches!(asm.add(s), crate::model::Added::Late { .. }));
+            let _ = asm.add(s);
         }
     });
     reader.stats.repeats(asm.take_repeats());
@@ -67,7 +67,13 @@ pub fn run(
         schema: "tokenhound.inspect/v1",
         ..Inspection::default()
     };
-    for session in asm.take_all() {
+    let sessions = asm.take_all();
+    let (notes, more) = asm.take_notes();
+    for n in notes {
+        reader.problem(crate::ingest::Problem::at(&n.origin, n.what));
+    }
+    reader.stats.problems += more;
+    for session in sessions {
         out.sessions += 1;
         for t in session.traces {
             out.traces += 1;
@@ -137,7 +143,6 @@ pub fn run(
         "filler-preamble".into(),
         can(c.llm_output_text > 0, "output content not captured"),
     );
-    let _ = late;
     out.input = reader.stats;
     Ok(out)
 }

@@ -32,6 +32,14 @@ pub struct Origin {
     pub line: u64,
 }
 
+/// Something odd about a span that was still analysed (a parent loop, a clock
+/// error): the caller reports it as a located problem.
+#[derive(Clone, Debug)]
+pub struct Note {
+    pub origin: Origin,
+    pub what: String,
+}
+
 /// One span in canonical form.
 #[derive(Clone, Debug, Default)]
 pub struct Span {
@@ -117,6 +125,67 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// Parent links that loop (a span its own ancestor, through any number of
+    /// spans) leave a trace without a root, and a walk up from one of its spans
+    /// never ends. No link of a loop can be trusted to say what wraps what, so
+    /// every span of the loop loses its parent and is analysed as a root; each
+    /// loop is returned as a note.
+    pub fn break_cycles(&mut self) -> Vec<Note> {
+        let index: HashMap<&str, usize> = self
+            .spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (&*s.span_id, i))
+            .collect();
+        // 0: not seen, 1: on the path being walked, 2: known to reach a root or loop
+        let mut state = vec![0u8; self.spans.len()];
+        let mut rings: Vec<Vec<usize>> = Vec::new();
+        let mut path = Vec::new();
+        for start in 0..self.spans.len() {
+            let mut i = start;
+            while state[i] == 0 {
+                state[i] = 1;
+                path.push(i);
+                match self.spans[i].parent_id.as_deref().and_then(|p| index.get(p)) {
+                    Some(&p) => i = p,
+                    None => break,
+                }
+            }
+            if state[i] == 1 {
+                if let Some(at) = path.iter().position(|&j| j == i) {
+                    rings.push(path[at..].to_vec());
+                }
+            }
+            for j in path.drain(..) {
+                state[j] = 2;
+            }
+        }
+        drop(index);
+        rings.into_iter().map(|ring| self.cut(ring)).collect()
+    }
+
+    fn cut(&mut self, mut ring: Vec<usize>) -> Note {
+        ring.sort_by_key(|&j| (self.spans[j].start_ns, j));
+        for &j in &ring {
+            self.spans[j].parent_id = None;
+        }
+        let first = &self.spans[ring[0]];
+        let what = if ring.len() == 1 {
+            format!("span {} is its own parent; analysed as a root", first.span_id)
+        } else {
+            let names: Vec<&str> = ring.iter().map(|&j| &*self.spans[j].span_id).collect();
+            format!(
+                "spans {} of trace {} are each other's ancestors (a parent loop); each is analysed as a root",
+                names.join(", "),
+                self.id
+            )
+        };
+        Note {
+            origin: first.origin.clone(),
+            what,
+        }
+    }
+
     /// An LLM span with an LLM span below it is a wrapper around the real call
     /// (OpenInference and Langfuse emit these): its usage is an aggregate, kept
     /// apart and never counted again. Only leaf LLM calls carry usage.
@@ -129,20 +198,13 @@ impl Trace {
             .collect();
         let mut wrapper = vec![false; self.spans.len()];
         for s in self.spans.iter().filter(|s| s.kind == Kind::Llm) {
+            // Parent loops were broken (`break_cycles`), so every walk ends.
             let mut p = s.parent_id.as_deref();
-            let mut steps = 0;
             while let Some(&i) = p.and_then(|p| index.get(p)) {
                 if self.spans[i].kind == Kind::Llm {
                     wrapper[i] = true;
                 }
-                p = self.spans[i]
-                    .parent_id
-                    .as_deref()
-                    .filter(|q| *q != &*self.spans[i].span_id);
-                steps += 1;
-                if steps > self.spans.len() {
-                    break;
-                }
+                p = self.spans[i].parent_id.as_deref();
             }
         }
         for (s, w) in self.spans.iter_mut().zip(wrapper) {
@@ -232,9 +294,18 @@ pub struct Assembler {
     seen: FxHashSet<u64>,
     /// spans dropped as repeats, by the file that repeated them
     repeats: std::collections::BTreeMap<Arc<str>, u64>,
+    /// what was odd about spans taken (clock errors, parent loops), until taken
+    notes: Vec<Note>,
+    /// notes beyond [`KEEP_NOTES`], only counted
+    more_notes: u64,
+    /// a start later than this (a year after the run began) is a clock error
+    future_ns: u64,
     watermark: u64,
     quiet_ns: u64,
 }
+
+/// Notes kept between two [`Assembler::take_notes`]; a flood is counted.
+const KEEP_NOTES: usize = 1000;
 
 struct Open {
     trace: Trace,
@@ -258,6 +329,20 @@ pub enum Added {
     /// the same (trace id, span id) was taken before: dropped and counted
     /// (see [`Assembler::take_repeats`])
     Repeat,
+}
+
+/// `2500-01-01`, for messages.
+fn utc_date(ns: u64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)) {
+        Ok(t) => format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => format!("{ns} ns after 1970"),
+    }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -284,18 +369,68 @@ impl Assembler {
             closed: Default::default(),
             seen: Default::default(),
             repeats: Default::default(),
+            notes: Vec::new(),
+            more_notes: 0,
+            future_ns: now_ns().saturating_add(366 * 86_400 * 1_000_000_000),
             watermark: 0,
             quiet_ns,
         }
     }
 
+    fn note(&mut self, origin: &Origin, what: String) {
+        if self.notes.len() < KEEP_NOTES {
+            self.notes.push(Note {
+                origin: origin.clone(),
+                what,
+            });
+        } else {
+            self.more_notes += 1;
+        }
+    }
+
+    /// What was odd about the spans taken so far, and how many more notes were
+    /// only counted (and forget them).
+    pub fn take_notes(&mut self) -> (Vec<Note>, u64) {
+        (
+            std::mem::take(&mut self.notes),
+            std::mem::take(&mut self.more_notes),
+        )
+    }
+
+    /// Clock errors are reported and made harmless: a span ending before it
+    /// starts lasts 0, and a start in the far future keeps its time for the
+    /// report but does not move the stream's clock (it would close every open
+    /// trace at once).
+    fn check_clock(&mut self, span: &mut Span) -> u64 {
+        if span.end_ns < span.start_ns {
+            let what = format!(
+                "span {} ends {} before it starts; its duration is taken as 0",
+                span.span_id,
+                format_args!("{:.3} s", (span.start_ns - span.end_ns) as f64 / 1e9)
+            );
+            self.note(&span.origin, what);
+            span.end_ns = span.start_ns;
+        }
+        if span.start_ns > self.future_ns {
+            let what = format!(
+                "span {} starts more than a year from now ({}): a clock or unit error? Analysed as given",
+                span.span_id,
+                utc_date(span.start_ns)
+            );
+            self.note(&span.origin, what);
+            return self.watermark;
+        }
+        span.end_ns
+    }
+
     /// Add a span; see [`Added`] for what can become of it.
-    pub fn add(&mut self, span: Span) -> Added {
+    pub fn add(&mut self, mut span: Span) -> Added {
         if !self.seen.insert(span_key(&span.trace_id, &span.span_id)) {
             *self.repeats.entry(span.origin.file).or_default() += 1;
             return Added::Repeat;
         }
-        self.watermark = self.watermark.max(span.end_ns);
+        let clock = self.check_clock(&mut span);
+        self.watermark = self.watermark.max(clock);
         let late = if self.closed.contains(&id_hash(&span.trace_id)) {
             Added::Late {
                 origin: span.origin.clone(),
@@ -398,18 +533,21 @@ impl Assembler {
     }
 
     fn take(&mut self, ids: Vec<Box<str>>) -> Vec<Session> {
-        let traces: Vec<Trace> = ids
-            .into_iter()
-            .filter_map(|id| self.open.remove(&id))
-            .map(|o| {
-                self.open_spans -= o.trace.spans.len();
-                self.closed.insert(id_hash(&o.trace.id));
-                let mut t = o.trace;
-                t.collapse_event_spans();
-                t.demote_wrappers();
-                t
-            })
-            .collect();
+        let mut traces = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let Some(o) = self.open.remove(id) else {
+                continue;
+            };
+            self.open_spans -= o.trace.spans.len();
+            self.closed.insert(id_hash(&o.trace.id));
+            let mut t = o.trace;
+            for n in t.break_cycles() {
+                self.note(&n.origin, n.what);
+            }
+            t.collapse_event_spans();
+            t.demote_wrappers();
+            traces.push(t);
+        }
         into_sessions(traces)
     }
 }

@@ -311,13 +311,12 @@ pub fn finish(runs: &mut [RuleRun]) {
     });
 }
 
-/// Add up totals of complete sessions; name spans that are their own parent.
+/// Add up totals of complete sessions.
 /// `seen` holds the sessions counted so far: a long session can reach the
 /// detectors in several parts and still counts once.
 pub fn survey(
     sessions: &[model::Session],
     t: &mut Totals,
-    problems: &mut Vec<Problem>,
     seen: &mut rustc_hash::FxHashSet<Arc<str>>,
 ) {
     for s in sessions {
@@ -333,12 +332,6 @@ pub fn survey(
                     .map(|x| x.as_ref().map_or(0, |x| x.len() as u64))
                     .sum::<u64>()
                     + sp.tool_result_bytes().unwrap_or(0);
-                if sp.parent_id.as_deref() == Some(&*sp.span_id) {
-                    problems.push(Problem::at(
-                        &sp.origin,
-                        format!("span {} is its own parent; analysed as a root", sp.span_id),
-                    ));
-                }
                 match sp.kind {
                     Kind::Llm => {
                         t.llm_calls += 1;
@@ -378,6 +371,8 @@ pub struct Pipeline<'a> {
     pub asm: Assembler,
     pub totals: Totals,
     pub problems: Vec<Problem>,
+    /// problems only counted (a flood of notes)
+    pub more_problems: u64,
     pub trace_models: HashMap<String, String>,
     pub batch_spans: usize,
     /// most traces open at once, to show memory stays bounded
@@ -394,6 +389,7 @@ impl<'a> Pipeline<'a> {
             asm: Assembler::new(quiet_ns),
             totals: Totals::default(),
             problems: Vec::new(),
+            more_problems: 0,
             trace_models: HashMap::new(),
             batch_spans,
             peak_open: 0,
@@ -421,13 +417,23 @@ impl<'a> Pipeline<'a> {
                 Added::Repeat => {}
             }
         }
+        self.take_notes();
         self.peak_open = self.peak_open.max(self.asm.open_traces());
         // Below the budget nothing is closed early, so an export in any order is
         // read exactly; above it, quiet traces go to the detectors to bound memory.
         if self.asm.open_spans() > self.open_budget {
             let done = self.asm.take_quiet();
+            self.take_notes();
             self.analyse(done);
         }
+    }
+
+    /// The assembler's notes (clock errors, parent loops) become located problems.
+    fn take_notes(&mut self) {
+        let (notes, more) = self.asm.take_notes();
+        self.problems
+            .extend(notes.into_iter().map(|n| Problem::at(&n.origin, n.what)));
+        self.more_problems += more;
     }
 
     fn analyse(&mut self, sessions: Vec<model::Session>) {
@@ -437,7 +443,6 @@ impl<'a> Pipeline<'a> {
         survey(
             &sessions,
             &mut self.totals,
-            &mut self.problems,
             &mut self.sessions_seen,
         );
         feed(
@@ -451,6 +456,7 @@ impl<'a> Pipeline<'a> {
     /// End of input: analyse what is still open, then finish every rule.
     pub fn close(&mut self) {
         let rest = self.asm.take_all();
+        self.take_notes();
         self.analyse(rest);
         finish(self.runs);
         self.check_charges();
@@ -523,6 +529,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     for p in std::mem::take(&mut pipe.problems) {
         reader.problem(p);
     }
+    reader.stats.problems += pipe.more_problems;
     reader.stats.repeats(pipe.asm.take_repeats());
     let (totals, trace_models, peak_open) = (
         pipe.totals.clone(),

@@ -572,6 +572,10 @@ impl Live {
     /// Hand idle traces to the rules and write what changed.
     fn analyse(&mut self, opts: &Options, sink: &mut Sink, totals: &mut Totals) {
         let done = self.asm.take_idle(opts.quiet, opts.grace);
+        for n in self.asm.take_notes().0 {
+            let p = crate::ingest::Problem::at(&n.origin, n.what);
+            eprintln!("tokenhound watch: {}", crate::report::clean(&p.to_string()));
+        }
         if !done.is_empty() {
             scan::feed(&mut self.runs, done, 8192, &mut self.trace_models);
         }

@@ -389,3 +389,97 @@ fn a_component_file_that_is_not_wasm_is_refused_without_echoing_its_bytes() {
     assert!(!err.contains("SECRET") && !err.contains("root"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+fn problem_texts(r: &Value) -> Vec<String> {
+    r["input"]["first_problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["reason"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_parent_loop_of_three_spans_keeps_their_tokens_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = Fixture::new("00000000000000000000000000000c1c");
+    let root = f.agent(None, "coder", "s-loop");
+    let a = f.llm(&root, 100, 10, None);
+    let b = f.llm(&a, 100, 10, None);
+    let c = f.llm(&b, 100, 10, None);
+    // a's parent becomes c: a → c → b → a, a loop with no way up to the root.
+    // Before, each call wrapped the others, so all three were demoted and their
+    // 330 tokens vanished without a word.
+    f.spans[1]["parentSpanId"] = json!(c);
+    f.write(&dir.path().join("loop.jsonl"));
+    let (_, r) = scan_json(&[dir.path().to_str().unwrap()]);
+    assert_eq!(r["totals"]["llm_calls"], 3, "{r:#}");
+    assert_eq!(r["totals"]["total_tokens"], 330);
+    let problems = problem_texts(&r);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains(&format!("spans {a}, {b}, {c} of trace")) && p.contains("parent loop")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn clock_errors_are_named_and_made_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = Fixture::new("00000000000000000000000000000c10");
+    let root = f.agent(None, "coder", "s-clock");
+    let back = f.llm(&root, 100, 10, None);
+    let future = f.llm(&root, 100, 10, None);
+    // The first call ends 2 s before it starts; the second starts in 2500.
+    let start: u64 = f.spans[1]["startTimeUnixNano"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    f.spans[1]["endTimeUnixNano"] = json!((start - 2_000_000_000).to_string());
+    let y2500: u64 = 16_725_225_600 * 1_000_000_000;
+    f.spans[2]["startTimeUnixNano"] = json!(y2500.to_string());
+    f.spans[2]["endTimeUnixNano"] = json!((y2500 + 1).to_string());
+    f.write(&dir.path().join("clock.jsonl"));
+    let (_, r) = scan_json(&[dir.path().to_str().unwrap()]);
+    assert_eq!(r["totals"]["total_tokens"], 220, "{r:#}");
+    let problems = problem_texts(&r);
+    let has = |s: &str| problems.iter().any(|p| p.contains(s));
+    assert!(
+        has(&format!("span {back} ends 2.000 s before it starts")),
+        "{problems:?}"
+    );
+    assert!(
+        has(&format!("span {future} starts more than a year from now (2500-01-01)")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn one_invalid_utf8_byte_costs_no_span_of_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = Fixture::new("00000000000000000000000000000b7e");
+    let root = f.agent(None, "coder", "s-bytes");
+    for _ in 0..5 {
+        f.llm(&root, 100, 10, Some("caf\u{e9} ready"));
+    }
+    // Latin-1 é (0xE9) where UTF-8 has two bytes: one invalid byte per output.
+    let line = f.line().replace('\u{e9}', "\u{1}");
+    let bytes: Vec<u8> = line
+        .into_bytes()
+        .into_iter()
+        .map(|b| if b == 1 { 0xE9 } else { b })
+        .collect();
+    std::fs::write(dir.path().join("latin1.jsonl"), [&bytes[..], b"\n"].concat()).unwrap();
+    let (_, r) = scan_json(&[dir.path().to_str().unwrap()]);
+    assert_eq!(r["totals"]["spans"], 6, "{r:#}");
+    assert_eq!(r["totals"]["total_tokens"], 550);
+    let problems = problem_texts(&r);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("invalid UTF-8") && p.contains("5 bad sequences")),
+        "{problems:?}"
+    );
+}

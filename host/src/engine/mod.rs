@@ -5,6 +5,7 @@
 
 mod batch;
 mod cache;
+mod stderr;
 
 pub use batch::{BatchData, Columns};
 
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceAny, ResourceTable};
 use wasmtime::{Config, Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 wasmtime::component::bindgen!({
@@ -130,7 +130,7 @@ struct State {
     table: ResourceTable,
     limits: StoreLimits,
     texts: Option<Arc<BatchData>>,
-    stderr: MemoryOutputPipe,
+    stderr: stderr::Tail,
     memory_cap: usize,
 }
 
@@ -302,7 +302,7 @@ impl Engine {
         pre: &PluginPre<State>,
         limits: &Limits,
     ) -> anyhow::Result<(Store<State>, Plugin)> {
-        let stderr = MemoryOutputPipe::new(16 << 10);
+        let stderr = stderr::Tail::new(16 << 10);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
             .wall_clock(FrozenClock)
@@ -558,9 +558,7 @@ impl Analyzer {
 /// Say in plain words why a call failed: time limit, memory cap, fuel, or a trap
 /// (with what the detector printed, e.g. its panic message).
 fn explain(e: &wasmtime::Error, store: &Store<State>) -> String {
-    let printed = String::from_utf8_lossy(&store.data().stderr.contents())
-        .trim()
-        .to_string();
+    let printed = store.data().stderr.text();
     let printed = if printed.is_empty() {
         String::new()
     } else {

@@ -372,7 +372,7 @@ pub fn normalise(
             parent_id: base.parent_id.filter(|p| !p.is_empty()).map(Into::into),
             name: Arc::from(base.name.as_str()),
             start_ns: base.start_ns,
-            end_ns: base.end_ns.max(base.start_ns),
+            end_ns: base.end_ns,
             failed: base.error,
             origin: origin.clone(),
             ..Span::default()
@@ -389,7 +389,7 @@ pub fn normalise(
         name: Arc::from(base.name.as_str()),
         kind,
         start_ns: base.start_ns,
-        end_ns: base.end_ns.max(base.start_ns),
+        end_ns: base.end_ns,
         failed: base.error,
         error_type: a.arc(&["error.type", "exception.type"]),
         session: base.session.as_deref().map(Arc::from).or_else(|| {

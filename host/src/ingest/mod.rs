@@ -627,12 +627,9 @@ impl Reader {
                         &mut problems,
                         &mut seen,
                     ),
-                    LineKind::Record(shape) => match std::str::from_utf8(text) {
-                        Err(e) => problems.push(Problem::at(
-                            &origin,
-                            format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
-                        )),
-                        Ok(t) => match serde_json::from_str::<serde_json::Value>(t) {
+                    LineKind::Record(shape) => {
+                        let t = text_of(text, &origin, &mut problems);
+                        match serde_json::from_str::<serde_json::Value>(&t) {
                             Err(e) => problems
                                 .push(Problem::at(&origin, format!("not a JSON record: {e}"))),
                             Ok(v) => one_record(
@@ -645,8 +642,8 @@ impl Reader {
                                 &mut problems,
                                 &mut seen,
                             ),
-                        },
-                    },
+                        }
+                    }
                 }
                 spans.iter_mut().for_each(|s| keep.apply(s));
                 (spans, problems, seen)
@@ -844,24 +841,27 @@ impl Reader {
         sink: &mut dyn FnMut(Vec<Span>),
         hint: Option<Shape>,
     ) -> Result<(), InputError> {
-        let io = |source| InputError::Io {
-            path: name.to_string(),
-            source,
-        };
         let bytes = self.read_whole(name, &mut r)?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not UTF-8 text: {e}"),
-            ))
-        })?;
+        let mut problems = Vec::new();
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let bytes = e.into_bytes();
+                let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64;
+                let origin = Origin {
+                    file: name.clone(),
+                    line,
+                };
+                text_of(&bytes, &origin, &mut problems).into_owned()
+            }
+        };
         let unknown = |why: String| InputError::UnknownFormat {
             path: name.to_string(),
             why,
         };
         let mut items: Vec<(u64, serde_json::Value)> = Vec::new();
         let mut session: Option<String> = None;
-        let mut problems = Vec::new();
         let line_at = |offset: usize| {
             1 + text.as_bytes()[..offset.min(text.len())]
                 .iter()
@@ -1140,6 +1140,32 @@ fn one_record(
                 Ok(s) => spans.push(s),
                 Err(e) => problems.push(Problem::at(origin, format!("record skipped: {e}"))),
             }
+        }
+    }
+}
+
+/// A record's text. Bytes that are not UTF-8 (a truncated multi-byte character,
+/// a Latin-1 name) become U+FFFD and the problem is reported: one bad byte in a
+/// string must not cost the record's other spans.
+fn text_of<'a>(
+    bytes: &'a [u8],
+    origin: &Origin,
+    problems: &mut Vec<Problem>,
+) -> std::borrow::Cow<'a, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(e) => {
+            let fixed = String::from_utf8_lossy(bytes);
+            let bad = fixed.matches('\u{FFFD}').count();
+            problems.push(Problem::at(
+                origin,
+                format!(
+                    "invalid UTF-8 at byte {} ({bad} bad sequence{}): replaced with U+FFFD, the rest of the record was read",
+                    e.valid_up_to() + 1,
+                    if bad == 1 { "" } else { "s" }
+                ),
+            ));
+            std::borrow::Cow::Owned(fixed.into_owned())
         }
     }
 }

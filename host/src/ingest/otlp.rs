@@ -318,19 +318,8 @@ pub fn parse_traces_data(
     problems: &mut Vec<Problem>,
     seen: &mut super::Seen,
 ) {
-    let text = match std::str::from_utf8(text) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(Problem::at(
-                origin,
-                format!(
-                    "invalid UTF-8 at byte {} of the record",
-                    e.valid_up_to() + 1
-                ),
-            ));
-            return;
-        }
-    };
+    let text = super::text_of(text, origin, problems);
+    let text = &*text;
     if let Ok(doc) = serde_json::from_str::<FastTracesData>(text) {
         for rs in doc.resource_spans {
             let resource = rs.resource.unwrap_or_default().attributes;
