@@ -142,16 +142,17 @@ impl Trace {
         let mut rings: Vec<Vec<usize>> = Vec::new();
         let mut path = Vec::new();
         for start in 0..self.spans.len() {
-            let mut i = start;
-            while state[i] == 0 {
+            let mut next = Some(start);
+            while let Some(i) = next.filter(|&i| state[i] == 0) {
                 state[i] = 1;
                 path.push(i);
-                match self.spans[i].parent_id.as_deref().and_then(|p| index.get(p)) {
-                    Some(&p) => i = p,
-                    None => break,
-                }
+                next = self.spans[i]
+                    .parent_id
+                    .as_deref()
+                    .and_then(|p| index.get(p).copied());
             }
-            if state[i] == 1 {
+            // The walk stopped at a span on its own path: a loop.
+            if let Some(i) = next.filter(|&i| state[i] == 1) {
                 if let Some(at) = path.iter().position(|&j| j == i) {
                     rings.push(path[at..].to_vec());
                 }

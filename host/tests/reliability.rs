@@ -483,3 +483,58 @@ fn one_invalid_utf8_byte_costs_no_span_of_its_line() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn a_plugin_posing_as_a_built_in_is_refused_and_a_copy_of_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("retry-storm-pinned.wasm");
+    std::fs::copy(plugin("retry_storm"), &copy).unwrap();
+    let pack = |detector: &Path| {
+        let p = dir.path().join("p.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[pack]\nname = \"p\"\nversion = \"1\"\n[[rule]]\nid = \"x\"\ndetector = \"{}\"\n",
+                detector.display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let (code, err) = stderr_of(&["check", pack(&plugin("impostor")).to_str().unwrap()]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("calls itself `retry-storm`, the name of a built-in detector"),
+        "{err}"
+    );
+    let (code, err) = stderr_of(&["check", pack(&copy).to_str().unwrap()]);
+    assert_eq!(code, Some(0), "a pinned copy of the built-in loads: {err}");
+}
+
+#[test]
+fn csv_problems_name_the_line_the_row_starts_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from(
+        "id,trace_id,type,name,start_time,end_time,parent_observation_id,usage_details,input\n",
+    );
+    csv += "root,t1,AGENT,root,2025-06-01 10:00:00.000,2025-06-01 10:00:02.000,,{},\n";
+    // A cell over three lines: the next row starts on line 6, not 4.
+    csv += "g1,t1,GENERATION,g1,2025-06-01 10:00:00.100,2025-06-01 10:00:01.000,root,\"{\"\"input\"\": 90, \"\"output\"\": 12}\",\"line one\nline two\nline three\"\n";
+    csv += "x,t1,GENERATION,x,not a time,,root,{},\n";
+    let path = dir.path().join("obs.csv");
+    let mut bytes = csv.into_bytes();
+    // Line 7: a row with a byte that is not UTF-8.
+    bytes.extend_from_slice(b"y,t1,GENERATION,y,2025-06-01 10:00:01.100,2025-06-01 10:00:01.900,root,{},caf\xe9\n");
+    std::fs::write(&path, bytes).unwrap();
+    let out = tokenhound(&["inspect", "--format", "json", path.to_str().unwrap()]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lines: Vec<u64> = r["input"]["first_problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![6, 7], "{}", r["input"]["first_problems"]);
+    // The row with the bad byte is still read; only the broken time costs its row.
+    assert_eq!(r["llm_calls"], 2, "{r:#}");
+}

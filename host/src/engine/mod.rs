@@ -288,6 +288,7 @@ impl Engine {
             .call_describe(&mut probe.0)
             .map_err(|e| anyhow!("{source}: describe() failed: {}", explain(&e, &probe.0)))?;
         check_metadata(&meta).map_err(|why| anyhow!("{source}: describe() returned {why}"))?;
+        check_not_posing(&meta, &hash, source)?;
         Ok(LoadedPlugin {
             pre,
             meta,
@@ -414,6 +415,23 @@ fn first_line(s: &str, max: usize) -> String {
 }
 
 /// Metadata a person reads and a pack refers to: bounded, printable, unique.
+/// A plugin may carry a built-in's name only if it is that built-in (a copy of
+/// its component, to pin it): otherwise reports would show another detector's
+/// findings under a name users trust.
+fn check_not_posing(m: &Metadata, hash: &str, source: &str) -> anyhow::Result<()> {
+    if source.starts_with("builtin:") {
+        return Ok(());
+    }
+    match crate::builtin::wasm(&m.name) {
+        Some(w) if cache::sha256_hex(w) != hash => Err(anyhow!(
+            "{source}: calls itself `{}`, the name of a built-in detector, but is not that built-in; give it a name of its own (built-in names: {})",
+            m.name,
+            crate::builtin::NAMES.join(", ")
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn check_metadata(m: &Metadata) -> Result<(), String> {
     let word = |what: &str, s: &str, max: usize| -> Result<(), String> {
         if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {

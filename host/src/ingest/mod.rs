@@ -1011,13 +1011,14 @@ impl Reader {
         let keep = self.keep;
         let (mut spans, mut problems, mut seen) = (Vec::new(), Vec::new(), Seen::default());
         let mut rows = 0;
-        for (i, rec) in rdr.records().enumerate() {
-            // Line numbers count the header as line 1 (multi-line cells aside).
-            let line = rec
-                .as_ref()
-                .ok()
-                .and_then(|r| r.position())
-                .map_or(i as u64 + 2, |p| p.line());
+        for (i, rec) in rdr.byte_records().enumerate() {
+            // The reader knows the line a row starts on, multi-line cells and
+            // broken rows included (the header is line 1).
+            let line = match &rec {
+                Ok(r) => r.position(),
+                Err(e) => e.position(),
+            }
+            .map_or(i as u64 + 2, csv::Position::line);
             let origin = Origin {
                 file: name.clone(),
                 line,
@@ -1026,10 +1027,14 @@ impl Reader {
             match rec {
                 Err(e) => problems.push(Problem::at(&origin, format!("CSV row skipped: {e}"))),
                 Ok(rec) => {
+                    let mut cells = Vec::with_capacity(rec.len());
+                    for c in rec.iter() {
+                        cells.push(text_of(c, &origin, &mut problems));
+                    }
                     let v = serde_json::Value::Object(
                         header
                             .iter()
-                            .zip(rec.iter())
+                            .zip(cells.iter())
                             .map(|(h, c)| (h.to_string(), records::csv_cell(c)))
                             .collect(),
                     );
