@@ -59,6 +59,9 @@ pub struct Span {
     pub usage: Usage,
     /// Usage reported on a non-LLM span (an agent's total): kept apart, never summed.
     pub aggregated_usage: Option<Usage>,
+    /// The call's cost in USD as the source recorded it; else it is priced
+    /// from the built-in table.
+    pub recorded_cost: Option<f64>,
     pub stop_reason: Option<Arc<str>>,
     pub tool_name: Option<Arc<str>>,
     pub tool_server: Option<Arc<str>>,

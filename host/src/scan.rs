@@ -243,8 +243,15 @@ pub struct Totals {
     pub total_tokens: u64,
     /// tokens per model, for the cost of the input (cache priced apart)
     pub by_model: std::collections::BTreeMap<String, crate::model::Usage>,
-    /// what all LLM calls cost at list prices, where the model's price is known
+    /// what all LLM calls cost: as the source recorded it where it did, else at
+    /// list prices where the model's price is known
     pub cost_usd: Option<f64>,
+    /// the part of `cost_usd` the source recorded, and for how many calls
+    pub cost_recorded_usd: f64,
+    pub cost_recorded_calls: u64,
+    /// per model, the calls whose cost the source recorded (not priced again)
+    #[serde(skip)]
+    pub recorded: std::collections::BTreeMap<String, Recorded>,
     /// models of LLM calls that have no known price
     pub unpriced_models: u64,
     /// their names, so a price can be added for them (`[prices."MODEL"]` in a pack)
@@ -254,6 +261,14 @@ pub struct Totals {
     /// bytes of all captured texts: no charge of content tokens can exceed it
     #[serde(skip)]
     pub content_bytes: u64,
+}
+
+/// Calls of one model whose cost the source recorded.
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    pub calls: u64,
+    pub usd: f64,
+    pub usage: crate::model::Usage,
 }
 
 /// How many calls carry each kind of content a detector may read.
@@ -348,6 +363,18 @@ pub fn survey(
                         m.output += sp.usage.output;
                         m.cache_read += sp.usage.cache_read;
                         m.cache_write += sp.usage.cache_write;
+                        if let Some(usd) = sp.recorded_cost {
+                            let r = t
+                                .recorded
+                                .entry(sp.model.as_deref().unwrap_or("(unknown)").to_string())
+                                .or_default();
+                            r.calls += 1;
+                            r.usd += usd;
+                            r.usage.input += sp.usage.input;
+                            r.usage.output += sp.usage.output;
+                            r.usage.cache_read += sp.usage.cache_read;
+                            r.usage.cache_write += sp.usage.cache_write;
+                        }
                     }
                     Kind::Tool => {
                         t.tool_calls += 1;

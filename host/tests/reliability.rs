@@ -538,3 +538,68 @@ fn csv_problems_name_the_line_the_row_starts_on() {
     // The row with the bad byte is still read; only the broken time costs its row.
     assert_eq!(r["llm_calls"], 2, "{r:#}");
 }
+
+#[test]
+fn costs_the_source_recorded_are_used_and_said() {
+    // Real any-agent spans carry gen_ai.usage.input_cost / output_cost.
+    let real = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/real/any-agent/OPENAI_trace.json");
+    let (_, r) = scan_json(&[real.to_str().unwrap()]);
+    let t = &r["totals"];
+    assert_eq!(t["cost_recorded_calls"], t["llm_calls"], "{t:#}");
+    let cost = t["cost_usd"].as_f64().unwrap();
+    assert!((cost - t["cost_recorded_usd"].as_f64().unwrap()).abs() < 1e-12);
+    assert!(cost > 0.0 && cost < 0.01, "{cost}");
+
+    // One call with an OpenInference cost, one without: the second is priced.
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = Fixture::new("00000000000000000000000000000c05");
+    let root = f.agent(None, "coder", "s-cost");
+    f.llm(&root, 1_000_000, 0, None);
+    f.llm(&root, 1_000_000, 0, None);
+    f.spans[1]["attributes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "llm.cost.total", "value": {"doubleValue": 1.25}}));
+    f.write(&dir.path().join("mixed.jsonl"));
+    let path = dir.path().join("mixed.jsonl");
+    let (_, r) = scan_json(&[path.to_str().unwrap()]);
+    let t = &r["totals"];
+    assert_eq!(t["cost_recorded_calls"], 1);
+    assert_eq!(t["cost_recorded_usd"], 1.25);
+    // gpt-4o input at $2.50 per million for the call without a recorded cost.
+    assert!((t["cost_usd"].as_f64().unwrap() - 3.75).abs() < 1e-9, "{t:#}");
+    let table = String::from_utf8(tokenhound(&["scan", path.to_str().unwrap()]).stdout).unwrap();
+    assert!(
+        table.contains("cost: $3.75: $1.25 as the source recorded it (1 of 2 calls), the rest at list prices of"),
+        "{table}"
+    );
+}
+
+#[test]
+fn otlp_json_numbers_are_read_where_text_is_canonical_too() {
+    // The protobuf JSON mapping writes 64-bit integers as strings but readers
+    // must take numbers as well; doubles are plain numbers.
+    let dir = tempfile::tempdir().unwrap();
+    let span = json!({
+        "traceId": "00000000000000000000000000000a0b", "spanId": "0000000000000002",
+        "name": "chat gpt-4o",
+        "startTimeUnixNano": 1_700_000_000_000_000_000u64,
+        "endTimeUnixNano": 1_700_000_000_500_000_000u64,
+        "attributes": [
+            {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+            {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+            {"key": "gen_ai.usage.input_tokens", "value": {"intValue": 1000}},
+            {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "20"}},
+            {"key": "llm.cost.total", "value": {"doubleValue": 0.5}}
+        ]
+    });
+    let line = json!({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]});
+    let path = dir.path().join("numbers.jsonl");
+    std::fs::write(&path, format!("{line}\n")).unwrap();
+    let (code, r) = scan_json(&[path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["input"]["problems"], 0, "{:#}", r["input"]);
+    assert_eq!(r["totals"]["total_tokens"], 1020);
+    assert_eq!(r["totals"]["cost_usd"], 0.5);
+}

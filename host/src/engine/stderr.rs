@@ -117,6 +117,6 @@ mod tests {
             t.push(b"chatter ");
         }
         t.push(b"PANIC!");
-        assert_eq!(t.text(), "[798 earlier bytes not kept] …er PANIC!");
+        assert_eq!(t.text(), "[798 earlier bytes not kept] …r PANIC!");
     }
 }

@@ -24,6 +24,8 @@ pub struct Base {
     pub kind: Option<Kind>,
     /// usage the format states outright (Langfuse's usageDetails), already whole
     pub usage: Option<Usage>,
+    /// the call's cost in USD as the source recorded it (Langfuse's costDetails)
+    pub cost: Option<f64>,
     pub model: Option<String>,
     pub session: Option<String>,
     /// the format's own input / output payloads (Langfuse, Helicone)
@@ -171,6 +173,37 @@ fn kind_of(a: &Attrs, base: &Base) -> Kind {
 
 /// Usage in the attributes. Every convention here counts cache reads inside
 /// input and reasoning inside output, so nothing is added back.
+/// A call's cost in USD where the instrumentation records it:
+/// - OpenInference `llm.cost.total`, else `llm.cost.prompt` + `llm.cost.completion`
+///   (openinference spec/semantic_conventions.md, "llm.cost.*", USD);
+/// - any-agent's `gen_ai.usage.input_cost` + `gen_ai.usage.output_cost`
+///   (mozilla-ai/any-agent tracing/span_attrs.py; seen in its real traces);
+/// - LiteLLM-style `gen_ai.usage.cost` (not an OpenTelemetry convention);
+/// - Langfuse's OpenTelemetry attribute `langfuse.observation.cost_details`
+///   (a JSON object of USD amounts, with `total` or parts).
+///
+/// 0 is read as not recorded: tools write 0 when they know no price.
+fn cost_of(a: &Attrs) -> Option<f64> {
+    let num = |names: &[&str]| a.get(names).and_then(AnyValue::as_f64);
+    let pair = |x: &str, y: &str| match (num(&[x]), num(&[y])) {
+        (None, None) => None,
+        (p, q) => Some(p.unwrap_or(0.0) + q.unwrap_or(0.0)),
+    };
+    let langfuse = || {
+        let v: Value = serde_json::from_str(a.str(&["langfuse.observation.cost_details"])?).ok()?;
+        let d = v.as_object()?;
+        d.get("total")
+            .and_then(Value::as_f64)
+            .or_else(|| Some(d.values().filter_map(Value::as_f64).sum()))
+    };
+    num(&["llm.cost.total"])
+        .or_else(|| pair("llm.cost.prompt", "llm.cost.completion"))
+        .or_else(|| pair("gen_ai.usage.input_cost", "gen_ai.usage.output_cost"))
+        .or_else(|| num(&["gen_ai.usage.cost"]))
+        .or_else(langfuse)
+        .filter(|c| c.is_finite() && *c > 0.0)
+}
+
 fn usage_of(a: &Attrs) -> Option<Usage> {
     let input = a.u64(&[
         "gen_ai.usage.input_tokens",
@@ -433,6 +466,9 @@ pub fn normalise(
         ..Span::default()
     };
     span.failed |= span.error_type.is_some();
+    if kind == Kind::Llm {
+        span.recorded_cost = base.cost.or_else(|| cost_of(&a));
+    }
     match (kind, usage) {
         (Kind::Llm, Some(u)) => span.usage = u,
         (_, Some(u)) if u != Usage::default() => span.aggregated_usage = Some(u),

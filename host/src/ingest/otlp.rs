@@ -124,6 +124,16 @@ impl AnyValue {
             _ => None,
         }
     }
+    /// A finite, non-negative number (a cost), from a number or numeric text.
+    pub fn as_f64(&self) -> Option<f64> {
+        let x = match self {
+            AnyValue::Int(i) => *i as f64,
+            AnyValue::Double(d) => *d,
+            AnyValue::Str(s) => s.trim().parse().ok()?,
+            _ => return None,
+        };
+        (x.is_finite() && x >= 0.0).then_some(x)
+    }
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
         match self {
@@ -189,6 +199,14 @@ impl<'de> Deserialize<'de> for AnyValue {
     }
 }
 
+/// serde_json's `arbitrary_precision` (on so that 128-bit numeric ids survive)
+/// hands a JSON number to a `deserialize_any` visitor as a one-entry map; this
+/// reads it back as the number's text. A real object is an error.
+fn number_text<'de, A: de::MapAccess<'de>>(m: A) -> Result<String, A::Error> {
+    serde_json::Number::deserialize(de::value::MapAccessDeserializer::new(m))
+        .map(|n| n.to_string())
+}
+
 /// OTLP JSON writes 64-bit integers as strings; accept both.
 struct IntText(i64);
 impl<'de> Deserialize<'de> for IntText {
@@ -210,6 +228,9 @@ impl<'de> Deserialize<'de> for IntText {
                     .parse()
                     .map(IntText)
                     .map_err(|_| E::custom(format!("intValue `{v}` is not an integer")))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<IntText, A::Error> {
+                self.visit_str(&number_text(m)?)
             }
         }
         d.deserialize_any(V)
@@ -239,6 +260,9 @@ impl<'de> Deserialize<'de> for DoubleText {
                 v.parse()
                     .map(DoubleText)
                     .map_err(|_| E::custom(format!("doubleValue `{v}` is not a number")))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<DoubleText, A::Error> {
+                self.visit_str(&number_text(m)?)
             }
         }
         d.deserialize_any(V)
@@ -277,10 +301,13 @@ fn nanos<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
                 "invalid type for a time: {v} (expected nanoseconds as a number or a string)"
             )))
         }
-        fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
-            Err(de::Error::custom(
-                "invalid type for a time: an object (expected nanoseconds as a number or a string)",
-            ))
+        fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<u64, A::Error> {
+            match number_text(m) {
+                Ok(n) => self.visit_str(&n),
+                Err(_) => Err(de::Error::custom(
+                    "invalid type for a time: an object (expected nanoseconds as a number or a string)",
+                )),
+            }
         }
         fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
             Err(de::Error::custom(

@@ -201,6 +201,31 @@ pub fn record(shape: Shape, v: &Value, session: Option<&str>) -> Result<Record, 
 /// audio and reasoning apart (`input_cache_read`, `output_reasoning`, …) and are
 /// added back; OpenInference-style breakdowns (`prompt_details.*`) are already
 /// inside `input` / `output` and are only read for the cached count.
+/// What Langfuse says a generation cost, in USD: `costDetails` (its `total`, else
+/// the sum of its parts), else the deprecated `totalCost` / `calculatedTotalCost`
+/// (Langfuse API reference, ObservationsView). Langfuse writes 0 when it knows
+/// no price for the model, so 0 is read as "not recorded".
+pub fn langfuse_cost(o: &Map<String, Value>) -> Option<f64> {
+    let details = match o.get("costDetails").or_else(|| o.get("cost_details")) {
+        Some(Value::String(s)) => serde_json::from_str::<Value>(s).ok(),
+        Some(v) => Some(v.clone()),
+        None => None,
+    };
+    let from_details = details.as_ref().and_then(Value::as_object).and_then(|d| {
+        d.get("total").and_then(Value::as_f64).or_else(|| {
+            let parts: Vec<f64> = d.values().filter_map(Value::as_f64).collect();
+            (!parts.is_empty()).then(|| parts.iter().sum())
+        })
+    });
+    from_details
+        .or_else(|| {
+            ["totalCost", "calculatedTotalCost", "total_cost"]
+                .iter()
+                .find_map(|k| o.get(*k).and_then(Value::as_f64))
+        })
+        .filter(|c| c.is_finite() && *c > 0.0)
+}
+
 pub fn langfuse_usage(o: &Map<String, Value>) -> Option<crate::model::Usage> {
     let details = o.get("usageDetails").or_else(|| o.get("usage_details"));
     let details = match details {
@@ -278,6 +303,11 @@ fn langfuse(v: &Value, session: Option<&str>) -> Result<Record, String> {
         kind,
         usage: if kind == Some(Kind::Llm) {
             langfuse_usage(o)
+        } else {
+            None
+        },
+        cost: if kind == Some(Kind::Llm) {
+            langfuse_cost(o)
         } else {
             None
         },
@@ -457,6 +487,7 @@ fn helicone(v: &Value) -> Result<Record, String> {
             cache_read,
             cache_write,
         }),
+        cost: None,
         model,
         session,
         input: o.get("request_body").map(request_messages),

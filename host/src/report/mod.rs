@@ -236,7 +236,23 @@ pub fn build(o: &mut Outcome) -> Report {
         .iter()
         .fold(0u64, |a, d| a.saturating_add(d.wasted_tokens));
     let mut totals = o.totals.clone();
-    for (model, u) in &totals.by_model {
+    for (model, all) in &totals.by_model {
+        // What the source recorded is taken as is; only the rest is priced.
+        let recorded = totals.recorded.get(model).cloned().unwrap_or_default();
+        if recorded.calls > 0 {
+            totals.cost_usd = Some(totals.cost_usd.unwrap_or(0.0) + recorded.usd);
+            totals.cost_recorded_usd += recorded.usd;
+            totals.cost_recorded_calls += recorded.calls;
+        }
+        let u = &crate::model::Usage {
+            input: all.input.saturating_sub(recorded.usage.input),
+            output: all.output.saturating_sub(recorded.usage.output),
+            cache_read: all.cache_read.saturating_sub(recorded.usage.cache_read),
+            cache_write: all.cache_write.saturating_sub(recorded.usage.cache_write),
+        };
+        if recorded.calls > 0 && u.input + u.output == 0 {
+            continue;
+        }
         match o.prices.of(model) {
             // Cache reads and writes are priced apart from the rest of the input.
             Some(p) => {
@@ -281,6 +297,17 @@ pub fn build(o: &mut Outcome) -> Report {
 }
 
 /// A count with thousands separators: 5,204,795.
+/// Dollars: cents for amounts of a dollar or more, else four significant
+/// digits (a small trace's cost is not "$0.00").
+pub fn usd(c: f64) -> String {
+    if c >= 1.0 || c == 0.0 {
+        format!("${c:.2}")
+    } else {
+        let digits = (3 - c.log10().floor() as i32).clamp(2, 10) as usize;
+        format!("${c:.digits$}")
+    }
+}
+
 pub fn num(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -428,10 +455,29 @@ impl Report {
             )
         };
         match t.cost_usd {
+            Some(c) if t.cost_recorded_calls == t.llm_calls => {
+                let _ = writeln!(
+                    out,
+                    "cost: {}, as the source recorded it for every call{unpriced}",
+                    usd(c)
+                );
+            }
+            Some(c) if t.cost_recorded_calls > 0 => {
+                let _ = writeln!(
+                    out,
+                    "cost: {}: {} as the source recorded it ({} of {} calls), the rest at list prices of {}{unpriced}",
+                    usd(c),
+                    usd(t.cost_recorded_usd),
+                    num(t.cost_recorded_calls),
+                    num(t.llm_calls),
+                    prices::AS_OF
+                );
+            }
             Some(c) => {
                 let _ = writeln!(
                     out,
-                    "cost at list prices: ${c:.2} (prices of {}, cache reads and writes priced apart){unpriced}",
+                    "cost at list prices: {} (prices of {}, cache reads and writes priced apart){unpriced}",
+                    usd(c),
                     prices::AS_OF
                 );
             }
