@@ -669,3 +669,56 @@ fn broken_mapping_is_a_pack_error() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("my.tokens"));
 }
+
+/// Phoenix's span dataframe (`client.get_spans_dataframe()`), written with
+/// pandas `to_json(orient="records", lines=True)`: flat `context.*` and
+/// `attributes.*` columns, times in epoch milliseconds, nulls for columns a
+/// span does not have.
+#[test]
+fn phoenix_span_dataframe_jsonl_with_flat_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |id: &str, parent: Option<&str>, kind: &str, extra: Value| {
+        let mut o = json!({
+            "name": format!("{kind} span"), "span_kind": kind,
+            "parent_id": parent, "start_time": 1_717_000_000_000u64,
+            "end_time": 1_717_000_001_000u64, "status_code": "OK", "status_message": "",
+            "events": [], "context.span_id": id,
+            "context.trace_id": "6c3b1f0e2a9d4c5b8e7f6a5b4c3d2e1f",
+            "attributes.openinference.span.kind": kind,
+            "attributes.llm.token_count.prompt": null,
+            "attributes.llm.token_count.completion": null,
+            "attributes.llm.model_name": null,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            o[k] = v.clone();
+        }
+        o.to_string()
+    };
+    let llm = |id: &str, prompt: u64, completion: u64| {
+        row(
+            id,
+            Some("a1"),
+            "LLM",
+            json!({"attributes.llm.token_count.prompt": prompt,
+                   "attributes.llm.token_count.completion": completion,
+                   "attributes.llm.model_name": "gpt-4o-mini"}),
+        )
+    };
+    let lines = [
+        row("a1", None, "AGENT", json!({})),
+        llm("l1", 100, 10),
+        llm("l2", 200, 20),
+        row(
+            "t1",
+            Some("a1"),
+            "TOOL",
+            json!({"attributes.tool.name": "read_file", "attributes.input.value": "{\"path\": \"a.rs\"}"}),
+        ),
+        // a row whose context was lost: skipped and located
+        json!({"name": "x", "span_kind": "LLM", "context.trace_id": null}).to_string(),
+    ];
+    check_small(
+        &write(dir.path(), "spans.jsonl", &(lines.join("\n") + "\n")),
+        "phoenix",
+    );
+}

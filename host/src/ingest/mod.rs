@@ -318,16 +318,27 @@ fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// Open a file or stdin, decompressing gzip or zstd by their magic bytes.
-fn open(path: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>, InputError> {
-    let io = |source| InputError::Io {
+/// Open a file, or stdin for `-`.
+fn open(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(std::io::stdin()));
+    }
+    let f = open_file(path).map_err(|source| InputError::Io {
         path: path.display().to_string(),
         source,
-    };
-    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(open_file(path).map_err(io)?)
+    })?;
+    Ok(Box::new(f))
+}
+
+/// Buffer a byte source, decompressing gzip or zstd by their magic bytes.
+fn decompress(
+    name: &str,
+    raw: Box<dyn Read + Send>,
+    count: Arc<AtomicU64>,
+) -> Result<Box<dyn BufRead + Send>, InputError> {
+    let io = |source| InputError::Io {
+        path: name.to_string(),
+        source,
     };
     let mut r = BufReader::with_capacity(1 << 20, Counting { inner: raw, count });
     let head = r.fill_buf().map_err(io)?;
@@ -457,6 +468,19 @@ impl Reader {
         } else {
             path.display().to_string().into()
         };
+        let raw = open(path)?;
+        self.read_from(&name, raw, sink)
+    }
+
+    /// Read one export from any byte source (a file, stdin, bytes in memory for
+    /// the fuzz targets), named `name` in problems.
+    pub fn read_from(
+        &mut self,
+        name: &Arc<str>,
+        raw: Box<dyn Read + Send>,
+        sink: &mut dyn FnMut(Vec<Span>),
+    ) -> Result<(), InputError> {
+        let name = name.clone();
         let io = |source| InputError::Io {
             path: name.to_string(),
             source,
@@ -465,7 +489,7 @@ impl Reader {
             path: name.to_string(),
             why: why.to_string(),
         };
-        let mut r = open(path, self.bytes.clone())?;
+        let mut r = decompress(&name, raw, self.bytes.clone())?;
         self.stats.files += 1;
         let head = r.fill_buf().map_err(io)?.to_vec();
         if head.iter().all(u8::is_ascii_whitespace) {
