@@ -175,7 +175,10 @@ impl Trace {
         }
         let first = &self.spans[ring[0]];
         let what = if ring.len() == 1 {
-            format!("span {} is its own parent; analysed as a root", first.span_id)
+            format!(
+                "span {} is its own parent; analysed as a root",
+                first.span_id
+            )
         } else {
             let names: Vec<&str> = ring.iter().map(|&j| &*self.spans[j].span_id).collect();
             format!(

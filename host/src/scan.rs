@@ -467,11 +467,7 @@ impl<'a> Pipeline<'a> {
         if sessions.is_empty() {
             return;
         }
-        survey(
-            &sessions,
-            &mut self.totals,
-            &mut self.sessions_seen,
-        );
+        survey(&sessions, &mut self.totals, &mut self.sessions_seen);
         feed(
             self.runs,
             sessions,

@@ -401,6 +401,34 @@ impl Config {
     }
 }
 
+/// A line cut short (a full disk, then a kill before it was taken back) is
+/// removed, so the next line does not glue onto it; its finding was not
+/// counted as written and is written again.
+fn drop_torn_tail(f: &std::fs::File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut r = f;
+    let mut at = len;
+    let mut buf = vec![0u8; 64 << 10];
+    while at > 0 {
+        let n = (at as usize).min(buf.len());
+        at -= n as u64;
+        r.seek(SeekFrom::Start(at))?;
+        r.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            let keep = at + i as u64 + 1;
+            if keep < len {
+                f.set_len(keep)?;
+            }
+            return Ok(());
+        }
+    }
+    f.set_len(0)
+}
+
 /// Where findings go: appended whole lines, never a torn one.
 struct Sink {
     out: Box<dyn Write>,
@@ -431,9 +459,11 @@ impl Sink {
             Some(p) => {
                 let f = std::fs::OpenOptions::new()
                     .create(true)
+                    .read(true)
                     .append(true)
                     .open(p)
                     .with_context(|| p.display().to_string())?;
+                drop_torn_tail(&f).with_context(|| p.display().to_string())?;
                 (Box::new(f.try_clone()?), Some(f))
             }
             None if to_stdout => (Box::new(std::io::stdout()), None),

@@ -99,10 +99,17 @@ fn panic_is_named_with_its_message() {
 fn a_panic_after_much_chatter_is_named_with_its_message() {
     // 200 KiB of stderr first: the host keeps the tail, where the panic is.
     let (r, _) = scan_with("panic", "panic", "chatter_kb = 200", "");
-    let why = detector(&r, "panic")["failure"].as_str().unwrap().to_string();
+    let why = detector(&r, "panic")["failure"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(why.contains("detector bug on a batch of"), "{why}");
     assert!(why.contains("earlier bytes not kept"), "{why}");
-    assert!(why.len() < 20 << 10, "the message is bounded: {} bytes", why.len());
+    assert!(
+        why.len() < 20 << 10,
+        "the message is bounded: {} bytes",
+        why.len()
+    );
     assert_eq!(detector(&r, "retry-storm")["wasted_tokens"], 2020);
 }
 

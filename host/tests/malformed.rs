@@ -70,7 +70,11 @@ fn bad_records_are_located_and_good_ones_analysed() {
     assert!(at(7).contains("its own parent"), "self parent: {}", at(7));
     // Line 5 is two problems: its bytes (replaced, so the rest could be read)
     // and then what is left, which is not JSON.
-    assert!(at(5).contains("not JSON") || at(5).contains("expected value"), "{}", at(5));
+    assert!(
+        at(5).contains("not JSON") || at(5).contains("expected value"),
+        "{}",
+        at(5)
+    );
     assert_eq!(r["input"]["problems"], 6);
 
     // Every good span: 7 of the storm trace + the self-parent one.

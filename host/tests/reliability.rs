@@ -419,7 +419,8 @@ fn a_parent_loop_of_three_spans_keeps_their_tokens_and_is_named() {
     assert!(
         problems
             .iter()
-            .any(|p| p.contains(&format!("spans {a}, {b}, {c} of trace")) && p.contains("parent loop")),
+            .any(|p| p.contains(&format!("spans {a}, {b}, {c} of trace"))
+                && p.contains("parent loop")),
         "{problems:?}"
     );
 }
@@ -451,7 +452,9 @@ fn clock_errors_are_named_and_made_harmless() {
         "{problems:?}"
     );
     assert!(
-        has(&format!("span {future} starts more than a year from now (2500-01-01)")),
+        has(&format!(
+            "span {future} starts more than a year from now (2500-01-01)"
+        )),
         "{problems:?}"
     );
 }
@@ -471,7 +474,11 @@ fn one_invalid_utf8_byte_costs_no_span_of_its_line() {
         .into_iter()
         .map(|b| if b == 1 { 0xE9 } else { b })
         .collect();
-    std::fs::write(dir.path().join("latin1.jsonl"), [&bytes[..], b"\n"].concat()).unwrap();
+    std::fs::write(
+        dir.path().join("latin1.jsonl"),
+        [&bytes[..], b"\n"].concat(),
+    )
+    .unwrap();
     let (_, r) = scan_json(&[dir.path().to_str().unwrap()]);
     assert_eq!(r["totals"]["spans"], 6, "{r:#}");
     assert_eq!(r["totals"]["total_tokens"], 550);
@@ -524,7 +531,9 @@ fn csv_problems_name_the_line_the_row_starts_on() {
     let path = dir.path().join("obs.csv");
     let mut bytes = csv.into_bytes();
     // Line 7: a row with a byte that is not UTF-8.
-    bytes.extend_from_slice(b"y,t1,GENERATION,y,2025-06-01 10:00:01.100,2025-06-01 10:00:01.900,root,{},caf\xe9\n");
+    bytes.extend_from_slice(
+        b"y,t1,GENERATION,y,2025-06-01 10:00:01.100,2025-06-01 10:00:01.900,root,{},caf\xe9\n",
+    );
     std::fs::write(&path, bytes).unwrap();
     let out = tokenhound(&["inspect", "--format", "json", path.to_str().unwrap()]);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -568,7 +577,10 @@ fn costs_the_source_recorded_are_used_and_said() {
     assert_eq!(t["cost_recorded_calls"], 1);
     assert_eq!(t["cost_recorded_usd"], 1.25);
     // gpt-4o input at $2.50 per million for the call without a recorded cost.
-    assert!((t["cost_usd"].as_f64().unwrap() - 3.75).abs() < 1e-9, "{t:#}");
+    assert!(
+        (t["cost_usd"].as_f64().unwrap() - 3.75).abs() < 1e-9,
+        "{t:#}"
+    );
     let table = String::from_utf8(tokenhound(&["scan", path.to_str().unwrap()]).stdout).unwrap();
     assert!(
         table.contains("cost: $3.75: $1.25 as the source recorded it (1 of 2 calls), the rest at list prices of"),

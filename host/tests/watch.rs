@@ -449,7 +449,9 @@ fn twenty_kills_with_rotations_and_reloads_end_equal_to_a_scan() {
     };
     tokenhound::generate::run(&args).unwrap();
     let pack = dir.path().join("pack.toml");
-    let pack_text = |n: usize| format!("# edit {n}\n[pack]\nname = \"chaos\"\nversion = \"1\"\n[[rule]]\nid = \"retry-storm\"\ndetector = \"builtin:retry-storm\"\n[[rule]]\nid = \"context-reread\"\ndetector = \"builtin:context-reread\"\n[[rule]]\nid = \"subagent-duplicate-context\"\ndetector = \"builtin:subagent-duplicate-context\"\n[[rule]]\nid = \"filler-preamble\"\ndetector = \"builtin:filler-preamble\"\n");
+    let pack_text = |n: usize| {
+        format!("# edit {n}\n[pack]\nname = \"chaos\"\nversion = \"1\"\n[[rule]]\nid = \"retry-storm\"\ndetector = \"builtin:retry-storm\"\n[[rule]]\nid = \"context-reread\"\ndetector = \"builtin:context-reread\"\n[[rule]]\nid = \"subagent-duplicate-context\"\ndetector = \"builtin:subagent-duplicate-context\"\n[[rule]]\nid = \"filler-preamble\"\ndetector = \"builtin:filler-preamble\"\n")
+    };
     std::fs::write(&pack, pack_text(0)).unwrap();
     let (_, report) = scan_json(&["--pack", pack.to_str().unwrap(), month.to_str().unwrap()]);
     let want = finding_keys(&report);
@@ -500,7 +502,10 @@ fn twenty_kills_with_rotations_and_reloads_end_equal_to_a_scan() {
                 })
             })
             .collect();
-        assert!(phantom.is_empty(), "after kill {i}: findings a scan does not have: {phantom:?}");
+        assert!(
+            phantom.is_empty(),
+            "after kill {i}: findings a scan does not have: {phantom:?}"
+        );
     }
     let n = want.len();
     let f = w.wait_for("all findings", |f| f.len() >= n);
@@ -516,4 +521,91 @@ fn twenty_kills_with_rotations_and_reloads_end_equal_to_a_scan() {
     for (i, l) in std::fs::read_to_string(&out).unwrap().lines().enumerate() {
         serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("line {}: {e}: {l}", i + 1));
     }
+}
+
+/// `--output` on a full disk (a file-size limit, as `ulimit -f` sets): a clear
+/// error, never a torn line, and once writing works again (the limit raised on
+/// the running process) every finding is written, each once. A torn line left
+/// by a kill is removed at the next start.
+#[test]
+fn a_full_disk_costs_no_finding_and_leaves_no_torn_line() {
+    // prlimit is util-linux's, an essential package on Debian.
+    let dir = tempfile::tempdir().unwrap();
+    let spans = dir.path().join("spans");
+    std::fs::create_dir(&spans).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let err = dir.path().join("err.txt");
+    let child = Command::new("prlimit")
+        .arg("--fsize=2500:unlimited")
+        .arg(BIN)
+        .args([
+            "watch",
+            spans.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .args(["--quiet-secs", "60", "--grace-secs", "0.3"])
+        .env("TOKENHOUND_CACHE_DIR", cache_dir())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let file = spans.join("t.jsonl");
+    for i in 0..5 {
+        append(&file, &(turn(&format!("{i:032x}")) + "\n"));
+    }
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&err)
+        .unwrap()
+        .contains("cannot write findings")
+    {
+        assert!(start.elapsed() < PATIENCE, "no disk-full error reported");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let whole = |text: &str| {
+        text.lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok())
+    };
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.len() <= 2500 && text.ends_with('\n') && whole(&text),
+        "{text}"
+    );
+    let written_before = text.lines().count();
+    assert!(written_before < 10, "the limit held some back");
+
+    let raised = Command::new("prlimit")
+        .args([
+            "--pid",
+            &child.id().to_string(),
+            "--fsize=unlimited:unlimited",
+        ])
+        .status()
+        .unwrap();
+    assert!(raised.success());
+    append(&file, &(turn(&format!("{:032x}", 5)) + "\n"));
+    let w = Watch {
+        child,
+        out: out.clone(),
+    };
+    let f = w.wait_for("all twelve findings", |f| f.len() == 12);
+    assert_eq!(w.raw_lines(), 12, "each finding written once");
+    assert!(whole(&std::fs::read_to_string(&out).unwrap()));
+    assert!(std::fs::read_to_string(&err)
+        .unwrap()
+        .contains("writing findings again"));
+    w.kill9();
+
+    // A torn last line (a kill between a short write and its repair) is
+    // dropped at the next start and its finding written again.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let cut = text.len() - text.lines().last().unwrap().len() / 2 - 1;
+    std::fs::write(&out, &text[..cut]).unwrap();
+    let w = Watch::start(&spans, &out, &[]);
+    let again = w.wait_for("the torn finding written again", |g| g.len() == 12);
+    assert_eq!(
+        again.keys().collect::<Vec<_>>(),
+        f.keys().collect::<Vec<_>>()
+    );
+    assert!(whole(&std::fs::read_to_string(&out).unwrap()));
+    w.stop();
 }

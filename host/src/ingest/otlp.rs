@@ -203,8 +203,7 @@ impl<'de> Deserialize<'de> for AnyValue {
 /// hands a JSON number to a `deserialize_any` visitor as a one-entry map; this
 /// reads it back as the number's text. A real object is an error.
 fn number_text<'de, A: de::MapAccess<'de>>(m: A) -> Result<String, A::Error> {
-    serde_json::Number::deserialize(de::value::MapAccessDeserializer::new(m))
-        .map(|n| n.to_string())
+    serde_json::Number::deserialize(de::value::MapAccessDeserializer::new(m)).map(|n| n.to_string())
 }
 
 /// OTLP JSON writes 64-bit integers as strings; accept both.
