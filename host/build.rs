@@ -49,8 +49,26 @@ fn main() {
             plugins.display()
         );
     }
+    println!(
+        "cargo:rustc-env=TOKENHOUND_BUILTIN_VERSION={}",
+        workspace_version(&plugins.join("Cargo.toml"))
+    );
     let out = target_dir.join(TARGET).join("release");
     println!("cargo:rustc-env=TOKENHOUND_PLUGIN_DIR={}", out.display());
+}
+
+/// The guests' `[workspace.package] version`: the built-ins' version.
+fn workspace_version(manifest: &Path) -> String {
+    let text = std::fs::read_to_string(manifest).expect("plugins/Cargo.toml is readable");
+    let package = text
+        .split("[workspace.package]")
+        .nth(1)
+        .expect("plugins/Cargo.toml has a [workspace.package] table");
+    package
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("version = "))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("plugins/Cargo.toml sets [workspace.package] version")
 }
 
 /// A fresh machine may lack the wasm target: add it with rustup,
@@ -89,6 +107,8 @@ fn rerun_for_tree(dir: &Path) {
             continue;
         }
         if p.is_dir() {
+            // The folder too: a file added or removed changes it.
+            println!("cargo:rerun-if-changed={}", p.display());
             rerun_for_tree(&p);
         } else {
             println!("cargo:rerun-if-changed={}", p.display());

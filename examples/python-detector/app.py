@@ -2,7 +2,7 @@
 pays for them again. The same query as the Rust example `tokenhound new` writes,
 built into a WebAssembly component with componentize-py:
 
-    componentize-py -d ../../wit -w plugin componentize app -o large_tool_results_py.wasm
+    componentize-py -d ../../wit/v0.2.0 -w plugin componentize app -o large_tool_results_py.wasm
 """
 
 import json
@@ -50,6 +50,9 @@ class Analyzer(detector.Analyzer):
                     evidence=[("tool", tool), ("result_tokens", str(tokens))],
                     fix="Return a summary or a page of the result, and let the agent ask for more.",
                     group=None,
+                    pattern=tool,
+                    waste_seconds=0.0,
+                    alert=False,
                 )
             )
         return out

@@ -3,7 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tokenhound::ingest::mapping::{self, Mappings};
-use tokenhound::ingest::otlp::{AnyValue, KeyValue};
+use tokenhound::ingest::attrs::{AnyValue, KeyValue};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

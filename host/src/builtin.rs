@@ -25,5 +25,8 @@ pub fn wasm(name: &str) -> Option<&'static [u8]> {
     })
 }
 
+/// The built-in detectors' version (they are released together).
+pub const VERSION: &str = env!("TOKENHOUND_BUILTIN_VERSION");
+
 /// Where the build put the guest components (the test plugins are there too).
 pub const PLUGIN_DIR: &str = env!("TOKENHOUND_PLUGIN_DIR");

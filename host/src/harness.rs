@@ -209,7 +209,7 @@ fn run_case(expect_path: &Path, fixture: Option<&Path>, cache_dir: Option<PathBu
         Ok(o) => o,
         Err(e) => return fail(r, e.to_string()),
     };
-    let report = outcome.report();
+    let report = crate::report::build(&mut outcome);
     let rule_of = |w: &Want| {
         w.rule
             .clone()

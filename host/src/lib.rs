@@ -12,6 +12,7 @@ pub mod harness;
 pub mod ingest;
 pub mod inspect;
 pub mod model;
+pub mod prices;
 pub mod report;
 pub mod rules;
 pub mod scaffold;

@@ -202,7 +202,7 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
             };
             let mut outcome =
                 scan::run(&opts).map_err(|e: ScanError| (e.exit_code() as u8, e.to_string()))?;
-            let report = outcome.report();
+            let report = tokenhound::report::build(&mut outcome);
             drop(outcome);
             match format {
                 // Streamed: a report of many findings is never one big string.

@@ -25,6 +25,28 @@ pub struct Usage {
     pub cache_write: u64,
 }
 
+/// What a part of an LLM call's input is (WIT 0.2.0 `part-kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartKind {
+    System,
+    Message,
+    ToolCall,
+    ToolResult,
+    Other,
+}
+
+/// One part of an LLM call's input, by size (no text is kept: only what makes
+/// a prompt big, for the costliest-calls breakdown).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct InputPart {
+    pub kind: PartKind,
+    pub role: Arc<str>,
+    pub tool: Option<Arc<str>>,
+    pub file: Option<Box<str>>,
+    pub bytes: u64,
+}
+
 /// Where a record came from, for located errors.
 #[derive(Clone, Debug, Default)]
 pub struct Origin {
@@ -52,6 +74,18 @@ pub struct Span {
     pub end_ns: u64,
     pub failed: bool,
     pub error_type: Option<Arc<str>>,
+    /// the status message of a failed span (OTLP `status.message`)
+    pub status_message: Option<Arc<str>>,
+    /// the message of the span's first exception event
+    pub exception_message: Option<Arc<str>>,
+    /// `http.response.status_code`
+    pub http_status: Option<u32>,
+    /// the tool's result is marked as an error (MCP `isError`)
+    pub tool_error: bool,
+    pub request_model: Option<Arc<str>>,
+    pub response_model: Option<Arc<str>>,
+    /// the parts of an LLM call's input, by size, where the input was captured
+    pub input_parts: Option<Box<[InputPart]>>,
     pub session: Option<Arc<str>>,
     pub agent_name: Option<Arc<str>>,
     pub model: Option<Arc<str>>,

@@ -41,6 +41,20 @@ pub enum Severity {
     Critical,
 }
 
+/// A detector's own severity for a finding, in the pack's terms.
+impl From<crate::engine::Severity> for Severity {
+    fn from(s: crate::engine::Severity) -> Self {
+        use crate::engine::Severity as E;
+        match s {
+            E::Info => Severity::Info,
+            E::Low => Severity::Low,
+            E::Medium => Severity::Medium,
+            E::High => Severity::High,
+            E::Critical => Severity::Critical,
+        }
+    }
+}
+
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let s = match self {
@@ -263,6 +277,43 @@ fn limits_from(base: &Limits, t: &LimitsToml) -> Limits {
 }
 
 impl RuleSet {
+    /// The rule set from the packs plus every `.wasm` in a plugins folder, each
+    /// a rule named after its file (`watch --plugins`, `detectors --plugins`).
+    pub fn with_plugins_dir(packs: &[PathBuf], plugins: Option<&Path>) -> Result<RuleSet, String> {
+        let mut set = RuleSet::from_files(packs).map_err(|e| e.to_string())?;
+        if let Some(dir) = plugins {
+            let mut wasm: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+                .collect();
+            wasm.sort();
+            for p in wasm {
+                let id = p
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string();
+                set.rules.retain(|r| r.id != id);
+                set.rules.push(Rule {
+                    id,
+                    source: Source::File(p.clone()),
+                    severity: Severity::Medium,
+                    enabled: true,
+                    params: toml::Table::new(),
+                    limits: Limits::default(),
+                    at: At {
+                        file: p.display().to_string(),
+                        line: 0,
+                    },
+                    params_at: Default::default(),
+                });
+            }
+        }
+        Ok(set)
+    }
+
     /// Load packs in order; a later pack overrides earlier rules by id.
     pub fn load(packs: &[(String, String)]) -> Result<RuleSet, PackError> {
         let mut set = RuleSet::default();

@@ -46,7 +46,8 @@ pub fn list(
     packs: &[std::path::PathBuf],
     plugins: Option<&Path>,
 ) -> anyhow::Result<Vec<DetectorInfo>> {
-    let set = crate::watch::build_set(packs, plugins).map_err(|e| anyhow::anyhow!(e))?;
+    let set =
+        crate::rules::RuleSet::with_plugins_dir(packs, plugins).map_err(|e| anyhow::anyhow!(e))?;
     let engine = Engine::new(crate::scan::default_cache_dir(), false, None)?;
     let mut out = Vec::new();
     for rule in &set.rules {
@@ -61,7 +62,7 @@ pub fn list(
             rule: rule.id.clone(),
             name: p.meta.name.clone(),
             version: p.meta.version.clone(),
-            wit: WIT_VERSION,
+            wit: p.wit,
             source: p.source.clone(),
             sha256: p.hash.clone(),
             description: p.meta.description.clone(),
@@ -138,7 +139,7 @@ pub fn list_text(list: &[DetectorInfo]) -> String {
 const SDK_LIB: &str = include_str!("../../plugins/sdk/src/lib.rs");
 const SDK_PARAMS: &str = include_str!("../../plugins/sdk/src/params.rs");
 const SDK_CHUNK: &str = include_str!("../../plugins/sdk/src/chunk.rs");
-const WIT: &str = include_str!("../../wit/detector.wit");
+const WIT: &str = include_str!("../../wit/v0.2.0/detector.wit");
 
 const EXAMPLE: &str = r#"//! NAME: tool results so big that every later call pays for them again.
 //! A starting point: change the query, keep the shape.
@@ -222,7 +223,7 @@ pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
         Lang::Rust => format!("target/wasm32-wasip2/release/{crate_name}.wasm"),
         Lang::Python => format!("{crate_name}.wasm"),
     };
-    w("wit/detector.wit", WIT)?;
+    w("wit/v0.2.0/detector.wit", WIT)?;
     w("tests/large-result.jsonl", &example_fixture())?;
     w(
         "tests/large-result.expect.toml",
@@ -290,7 +291,7 @@ serde_json = "1"
     w("vendor/tokenhound-sdk/src/lib.rs", SDK_LIB)?;
     w("vendor/tokenhound-sdk/src/params.rs", SDK_PARAMS)?;
     w("vendor/tokenhound-sdk/src/chunk.rs", SDK_CHUNK)?;
-    // The SDK reads the WIT from ../../wit (written above), relative to its own folder.
+    // The SDK reads the WIT from ../../wit/v0.2.0 (written above), relative to its own folder.
     w("src/lib.rs", &EXAMPLE.replace("NAME", name))?;
     w(
         "README.md",
@@ -309,7 +310,7 @@ tokenhound scan EXPORTS --pack pack.toml        # run it (add the default pack t
 - `src/lib.rs`: the detector. `metadata()` names it and its parameters; `observe()`
   gets batches of whole traces (sessions in order) and returns findings.
 - `tests/*.jsonl` + `*.expect.toml`: fixtures and the findings they must give.
-- `vendor/tokenhound-sdk` and `wit/detector.wit`: the SDK and the contract
+- `vendor/tokenhound-sdk` and `wit/v0.2.0/detector.wit`: the SDK and the contract
   ({WIT_VERSION}), vendored so the project builds anywhere.
 "#
         ),
@@ -377,11 +378,11 @@ fn new_python(
             r#"# {name}
 
 A tokenhound detector in Python, built into a WebAssembly component with
-componentize-py against the WIT in `wit/` ({WIT_VERSION}).
+componentize-py against the WIT in `wit/v0.2.0/` ({WIT_VERSION}).
 
 ```sh
 pip install componentize-py==0.25.1                                   # once
-componentize-py -d wit -w plugin componentize app -o {wasm}          # build
+componentize-py -d wit/v0.2.0 -w plugin componentize app -o {wasm}          # build
 tokenhound test tests                                                 # the fixtures state what it must find
 tokenhound scan EXPORTS --pack pack.toml                              # run it
 ```

@@ -2,11 +2,10 @@
 //! traces into batches, run every rule over every batch, and gather the results
 //! for the report.
 
-use crate::engine::{self, Analyzer, Columns, Engine, Field, LoadedPlugin, TokenKind};
+use crate::engine::{self, Analyzer, Columns, Engine, Field, LoadedPlugin};
 use crate::ingest::{self, InputError, Problem, ReadStats, Reader};
 use crate::model::{self, Added, Assembler, Keep, Kind};
-use crate::report::{self, Report};
-use crate::rules::{PackError, Rule, RuleSet, Severity, Source};
+use crate::rules::{PackError, Rule, RuleSet, Source};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -124,7 +123,8 @@ impl Findings {
     }
 
     /// Add a finding, merging it into an earlier one of the same group (waste
-    /// added, spans joined, latest text kept). Returns its index.
+    /// and time added, spans joined, latest text, pattern and alert state
+    /// kept). Returns its index.
     fn merge_into(&mut self, f: engine::Finding) -> usize {
         let Some(g) = f.group.clone() else {
             self.list.push(f);
@@ -152,7 +152,13 @@ impl Findings {
         }
         let mut waste = std::mem::take(&mut old.waste);
         waste.extend(f.waste.iter().cloned());
-        *old = engine::Finding { spans, waste, ..f };
+        let waste_seconds = old.waste_seconds + f.waste_seconds;
+        *old = engine::Finding {
+            spans,
+            waste,
+            waste_seconds,
+            ..f
+        };
         i
     }
 }
@@ -287,7 +293,7 @@ pub struct Outcome {
     pub read: ReadStats,
     pub trace_models: HashMap<String, String>,
     pub peak_open: usize,
-    pub prices: report::Prices,
+    pub prices: crate::prices::Prices,
     pub packs: Vec<(String, String)>,
 }
 
@@ -566,7 +572,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         read,
         trace_models,
         peak_open,
-        prices: report::Prices::with(&set.prices),
+        prices: crate::prices::Prices::with(&set.prices),
         packs: set.packs,
     })
 }
@@ -652,24 +658,6 @@ fn progress_bar(files: &[PathBuf]) -> indicatif::ProgressBar {
     bar
 }
 
-impl Outcome {
-    pub fn report(&mut self) -> Report {
-        report::build(self)
-    }
-}
-
-/// Severity of a finding: the detector's, else the rule's.
-pub fn severity_of(f: &engine::Finding, rule: Severity) -> Severity {
-    match f.severity {
-        None => rule,
-        Some(engine::Severity::Info) => Severity::Info,
-        Some(engine::Severity::Low) => Severity::Low,
-        Some(engine::Severity::Medium) => Severity::Medium,
-        Some(engine::Severity::High) => Severity::High,
-        Some(engine::Severity::Critical) => Severity::Critical,
-    }
-}
-
 /// Why a rule's detector could not look at this input, if it could not: it
 /// needs content that no call carries. A detector that looked and found nothing
 /// must read differently from one that could not look.
@@ -683,8 +671,4 @@ pub fn not_checked(plugin: &LoadedPlugin, c: &Captured) -> Option<String> {
         .iter()
         .find(|(f, n, _)| *n == 0 && plugin.needs(*f))
         .map(|(_, _, what)| format!("not checked: {what} captured"))
-}
-
-pub fn is_output(k: TokenKind) -> bool {
-    matches!(k, TokenKind::Output)
 }

@@ -17,7 +17,7 @@
 use crate::engine::{self, Engine};
 use crate::ingest::{self, Reader};
 use crate::model::{Assembler, Span};
-use crate::rules::{At, Rule, RuleSet, Severity, Source};
+use crate::rules::{RuleSet, Severity};
 use crate::scan::{self, RuleRun, ScanError};
 use anyhow::Context as _;
 use notify::Watcher as _;
@@ -83,7 +83,7 @@ fn emitted(run: &RuleRun, f: &engine::Finding) -> Emitted {
         id: finding_id(&run.rule.id, f),
         rule: run.rule.id.clone(),
         detector: run.plugin.meta.name.clone(),
-        severity: scan::severity_of(f, run.rule.severity),
+        severity: f.severity.map_or(run.rule.severity, Severity::from),
         title: f.title.clone(),
         message: f.message.clone(),
         session: f.session.clone(),
@@ -260,48 +260,12 @@ impl Follower {
     }
 }
 
-/// The rule set from the packs plus every `.wasm` in the plugins folder.
-pub fn build_set(packs: &[PathBuf], plugins: Option<&Path>) -> Result<RuleSet, String> {
-    let mut set = RuleSet::from_files(packs).map_err(|e| e.to_string())?;
-    if let Some(dir) = plugins {
-        let mut wasm: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-            .collect();
-        wasm.sort();
-        for p in wasm {
-            let id = p
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            set.rules.retain(|r| r.id != id);
-            set.rules.push(Rule {
-                id,
-                source: Source::File(p.clone()),
-                severity: Severity::Medium,
-                enabled: true,
-                params: toml::Table::new(),
-                limits: engine::Limits::default(),
-                at: At {
-                    file: p.display().to_string(),
-                    line: 0,
-                },
-                params_at: Default::default(),
-            });
-        }
-    }
-    Ok(set)
-}
-
 fn load(
     engine: &Engine,
     packs: &[PathBuf],
     plugins: Option<&Path>,
 ) -> Result<Vec<RuleRun>, String> {
-    let set = build_set(packs, plugins)?;
+    let set = RuleSet::with_plugins_dir(packs, plugins)?;
     scan::prepare(&set, engine).map_err(|e: ScanError| e.to_string())
 }
 

@@ -584,6 +584,7 @@ fn proto_of(doc: &Value) -> tokenhound::ingest::proto::TracesData {
                                         value: Some(any(kv)),
                                     })
                                     .collect(),
+                                events: Vec::new(),
                                 status: Some(Status {
                                     message: String::new(),
                                     code: s["status"]["code"].as_i64().unwrap() as i32,

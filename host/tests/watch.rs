@@ -468,7 +468,7 @@ fn twenty_kills_with_rotations_and_reloads_end_equal_to_a_scan() {
     let start = || Watch::start(&spans, &out, &["--pack", pack.to_str().unwrap()]);
     let mut w = start();
     for (i, chunk) in lines.chunks(per).enumerate() {
-        if rng.u8(..) % 3 == 0 && live.exists() {
+        if rng.u8(..).is_multiple_of(3) && live.exists() {
             let rotated = spans.join(format!("otel-{i}.jsonl"));
             std::fs::rename(&live, &rotated).unwrap();
             if rng.bool() {
@@ -481,7 +481,7 @@ fn twenty_kills_with_rotations_and_reloads_end_equal_to_a_scan() {
                 std::fs::remove_file(&rotated).unwrap();
             }
         }
-        if rng.u8(..) % 4 == 0 {
+        if rng.u8(..).is_multiple_of(4) {
             std::fs::write(&pack, pack_text(i + 1)).unwrap();
         }
         append(&live, &(chunk.join("\n") + "\n"));

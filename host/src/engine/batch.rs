@@ -17,6 +17,7 @@ pub struct BatchData {
     result: Vec<Option<Box<str>>>,
     result_size: Vec<Option<u64>>,
     resource_uri: Vec<Option<Box<str>>>,
+    parts: Vec<Option<Box<[model::InputPart]>>>,
 }
 
 impl BatchData {
@@ -29,6 +30,9 @@ impl BatchData {
             TextField::ResourceUri => &self.resource_uri,
         };
         col.get(row as usize).and_then(|t| t.as_deref())
+    }
+    pub fn parts(&self, row: u32) -> Option<&[model::InputPart]> {
+        self.parts.get(row as usize).and_then(|p| p.as_deref())
     }
     pub fn size(&self, row: u32, field: TextField) -> Option<u64> {
         match field {
@@ -109,6 +113,13 @@ impl Columns {
             output_tokens: Vec::with_capacity(n),
             cache_read_tokens: Vec::with_capacity(n),
             cache_write_tokens: Vec::with_capacity(n),
+            error_type: Vec::with_capacity(n),
+            status_message: Vec::with_capacity(n),
+            exception_message: Vec::with_capacity(n),
+            http_status: Vec::with_capacity(n),
+            tool_error: Vec::with_capacity(n),
+            request_model: Vec::with_capacity(n),
+            response_model: Vec::with_capacity(n),
         };
         let mut d = BatchData::default();
         let mut trace_models = Vec::new();
@@ -159,6 +170,14 @@ impl Columns {
                 c.output_tokens.push(s.usage.output);
                 c.cache_read_tokens.push(s.usage.cache_read);
                 c.cache_write_tokens.push(s.usage.cache_write);
+                c.error_type.push(strs.opt(s.error_type.as_deref()));
+                c.status_message.push(strs.opt(s.status_message.as_deref()));
+                c.exception_message
+                    .push(strs.opt(s.exception_message.as_deref()));
+                c.http_status.push(s.http_status.unwrap_or(0));
+                c.tool_error.push(s.tool_error);
+                c.request_model.push(strs.opt(s.request_model.as_deref()));
+                c.response_model.push(strs.opt(s.response_model.as_deref()));
             }
         }
         c.strings = strs.strings;
@@ -170,6 +189,7 @@ impl Columns {
                 d.args.push(s.tool_args.take());
                 d.result.push(s.tool_result.take());
                 d.resource_uri.push(s.resource_uri.take());
+                d.parts.push(s.input_parts.take());
             }
         }
         (
@@ -211,6 +231,17 @@ impl Columns {
             output_tokens: pick64(Field::Tokens, &a.output_tokens),
             cache_read_tokens: pick64(Field::Tokens, &a.cache_read_tokens),
             cache_write_tokens: pick64(Field::Tokens, &a.cache_write_tokens),
+            error_type: pick(Field::Errors, &a.error_type),
+            status_message: pick(Field::Errors, &a.status_message),
+            exception_message: pick(Field::Errors, &a.exception_message),
+            http_status: pick(Field::Errors, &a.http_status),
+            tool_error: if has(Field::Errors) {
+                a.tool_error.clone()
+            } else {
+                Vec::new()
+            },
+            request_model: pick(Field::Models, &a.request_model),
+            response_model: pick(Field::Models, &a.response_model),
         }
     }
 }

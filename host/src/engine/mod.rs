@@ -6,6 +6,8 @@
 mod batch;
 mod cache;
 mod stderr;
+mod v0_1_0;
+mod v0_2_0;
 
 pub use batch::{BatchData, Columns};
 
@@ -18,19 +20,38 @@ use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceAny, Res
 use wasmtime::{Config, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "plugin",
-    with: { "tokenhound:detector/host.texts": TextsHandle },
-});
-
-pub use self::tokenhound::detector::types::{
-    Counter, Field, Finding, ParamType, Severity, SpanColumns, SpanKind, TextField, TokenKind,
+// The engine's own types are those of the newest contract; older components
+// are adapted to them (see `v0_1_0`).
+pub use v0_2_0::exports::tokenhound::detector::detector::Metadata;
+pub use v0_2_0::tokenhound::detector::types::{
+    Charge, Counter, Field, Finding, Param, ParamType, Severity, SpanColumns, SpanKind, SpanRef,
+    TextField, TokenKind,
 };
-pub use exports::tokenhound::detector::detector::Metadata;
 
-/// The version of the WIT package this host speaks.
-pub const WIT_VERSION: &str = "tokenhound:detector@0.1.0";
+impl TokenKind {
+    /// Output tokens are priced apart from input tokens.
+    pub fn is_output(self) -> bool {
+        matches!(self, TokenKind::Output)
+    }
+}
+
+/// The version of the WIT package this host speaks natively (and the SDK targets).
+pub const WIT_VERSION: &str = v0_2_0::PACKAGE;
+
+/// Every version a component may export, newest first.
+pub const WIT_VERSIONS: [&str; 2] = [v0_2_0::PACKAGE, v0_1_0::PACKAGE];
+
+/// A component ready to instantiate, by the contract version it exports.
+enum Pre {
+    V1(v0_1_0::PluginPre<State>),
+    V2(v0_2_0::PluginPre<State>),
+}
+
+/// A running component, by the contract version it exports.
+enum Instance {
+    V1(v0_1_0::Plugin),
+    V2(v0_2_0::Plugin),
+}
 
 /// Marker for the `texts` resource: the data lives in the store's current batch.
 pub struct TextsHandle;
@@ -91,10 +112,17 @@ impl OutputLimits {
                     self.spans
                 ));
             }
+            if !(f.waste_seconds.is_finite() && f.waste_seconds >= 0.0) {
+                return Err(format!(
+                    "a finding wastes {} seconds (must be a finite number of 0 or more)",
+                    f.waste_seconds
+                ));
+            }
             let texts = [&f.title, &f.message, &f.fix]
                 .into_iter()
                 .chain(f.evidence.iter().flat_map(|(k, v)| [k, v]))
-                .chain(f.group.iter());
+                .chain(f.group.iter())
+                .chain(f.pattern.iter());
             let big = texts.map(String::len).max().unwrap_or(0);
             if big > self.text_bytes {
                 return Err(format!(
@@ -142,27 +170,6 @@ impl WasiView for State {
         }
     }
 }
-
-impl self::tokenhound::detector::host::Host for State {}
-
-impl self::tokenhound::detector::host::HostTexts for State {
-    fn get(&mut self, _: Resource<TextsHandle>, row: u32, field: TextField) -> Option<String> {
-        self.texts
-            .as_ref()
-            .and_then(|t| t.text(row, field))
-            .map(String::from)
-    }
-    fn size(&mut self, _: Resource<TextsHandle>, row: u32, field: TextField) -> Option<u64> {
-        self.texts.as_ref().and_then(|t| t.size(row, field))
-    }
-    fn drop(&mut self, r: Resource<TextsHandle>) -> wasmtime::Result<()> {
-        // The host may have removed it already, after the call it was made for.
-        let _ = self.table.delete(r);
-        Ok(())
-    }
-}
-
-impl self::tokenhound::detector::types::Host for State {}
 
 /// A fixed clock: detectors must not be able to differ between runs.
 struct FrozenClock;
@@ -240,7 +247,10 @@ impl Engine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
         frozen_waits(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
-        Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e:#}"))?;
+        v0_2_0::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("{e:#}"))?;
+        v0_1_0::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("{e:#}"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let (e2, s2) = (engine.clone(), stop.clone());
         std::thread::Builder::new()
@@ -273,23 +283,42 @@ impl Engine {
                     first_line(&format!("{e}"), 200)
                 )
             })?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow!("{source}: does not match {WIT_VERSION}: {e:#}"))?;
-        let pre = PluginPre::new(pre)
-            .map_err(|e| anyhow!("{source}: does not export {WIT_VERSION}: {e:#}"))?;
-        let mut probe = self
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            anyhow!(
+                "{source}: does not match {}: {e:#}",
+                WIT_VERSIONS.join(" or ")
+            )
+        })?;
+        let pre = match v0_2_0::PluginPre::new(pre.clone()) {
+            Ok(p) => Pre::V2(p),
+            Err(newest) => match v0_1_0::PluginPre::new(pre) {
+                Ok(p) => Pre::V1(p),
+                Err(_) => {
+                    return Err(anyhow!(
+                        "{source}: exports none of {}: {newest:#}",
+                        WIT_VERSIONS.join(", ")
+                    ))
+                }
+            },
+        };
+        let (mut store, instance) = self
             .instantiate(&pre, &Limits::default())
             .with_context(|| format!("{source}: could not start"))?;
-        let meta = probe
-            .1
-            .tokenhound_detector_detector()
-            .call_describe(&mut probe.0)
-            .map_err(|e| anyhow!("{source}: describe() failed: {}", explain(&e, &probe.0)))?;
+        let meta = match &instance {
+            Instance::V2(i) => i.tokenhound_detector_detector().call_describe(&mut store),
+            Instance::V1(i) => i
+                .tokenhound_detector_detector()
+                .call_describe(&mut store)
+                .map(v0_1_0::metadata),
+        }
+        .map_err(|e| anyhow!("{source}: describe() failed: {}", explain(&e, &store)))?;
         check_metadata(&meta).map_err(|why| anyhow!("{source}: describe() returned {why}"))?;
         check_not_posing(&meta, &hash, source)?;
         Ok(LoadedPlugin {
+            wit: match pre {
+                Pre::V1(_) => v0_1_0::PACKAGE,
+                Pre::V2(_) => v0_2_0::PACKAGE,
+            },
             pre,
             meta,
             hash,
@@ -298,11 +327,7 @@ impl Engine {
         })
     }
 
-    fn instantiate(
-        &self,
-        pre: &PluginPre<State>,
-        limits: &Limits,
-    ) -> anyhow::Result<(Store<State>, Plugin)> {
+    fn instantiate(&self, pre: &Pre, limits: &Limits) -> anyhow::Result<(Store<State>, Instance)> {
         let stderr = stderr::Tail::new(16 << 10);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
@@ -339,9 +364,11 @@ impl Engine {
                 .set_fuel(limits.fuel.unwrap_or(u64::MAX))
                 .map_err(|e| anyhow!("{e:#}"))?;
         }
-        let plugin = pre
-            .instantiate(&mut store)
-            .map_err(|e| anyhow!("{}", explain(&e, &store)))?;
+        let plugin = match pre {
+            Pre::V1(p) => p.instantiate(&mut store).map(Instance::V1),
+            Pre::V2(p) => p.instantiate(&mut store).map(Instance::V2),
+        }
+        .map_err(|e| anyhow!("{}", explain(&e, &store)))?;
         Ok((store, plugin))
     }
 
@@ -355,9 +382,14 @@ impl Engine {
         let (mut store, instance) = self
             .instantiate(&plugin.pre, limits)
             .map_err(|e| format!("{e:#}"))?;
-        let created = instance
-            .tokenhound_detector_detector()
-            .call_create(&mut store, params);
+        let created = match &instance {
+            Instance::V2(i) => i
+                .tokenhound_detector_detector()
+                .call_create(&mut store, params),
+            Instance::V1(i) => i
+                .tokenhound_detector_detector()
+                .call_create(&mut store, params),
+        };
         match created {
             Ok(Ok(res)) => Ok(Analyzer {
                 store,
@@ -415,17 +447,20 @@ fn first_line(s: &str, max: usize) -> String {
 }
 
 /// Metadata a person reads and a pack refers to: bounded, printable, unique.
-/// A plugin may carry a built-in's name only if it is that built-in (a copy of
-/// its component, to pin it): otherwise reports would show another detector's
-/// findings under a name users trust.
+/// A plugin may not pass for a built-in: one that gives a built-in's name and
+/// current version must be that built-in (a copy of its component, to pin it),
+/// else reports would show another detector's findings under a name and
+/// version users trust. An earlier release of a built-in (another version)
+/// loads, and reports show its version and file.
 fn check_not_posing(m: &Metadata, hash: &str, source: &str) -> anyhow::Result<()> {
-    if source.starts_with("builtin:") {
+    if source.starts_with("builtin:") || m.version != crate::builtin::VERSION {
         return Ok(());
     }
     match crate::builtin::wasm(&m.name) {
         Some(w) if cache::sha256_hex(w) != hash => Err(anyhow!(
-            "{source}: calls itself `{}`, the name of a built-in detector, but is not that built-in; give it a name of its own (built-in names: {})",
+            "{source}: calls itself `{} {}`, a built-in detector, but is not that built-in; give it a name of its own (built-in names: {})",
             m.name,
+            m.version,
             crate::builtin::NAMES.join(", ")
         )),
         _ => Ok(()),
@@ -486,7 +521,9 @@ fn check_metadata(m: &Metadata) -> Result<(), String> {
 
 /// A compiled plugin with its metadata.
 pub struct LoadedPlugin {
-    pre: PluginPre<State>,
+    pre: Pre,
+    /// the contract version the component exports
+    pub wit: &'static str,
     pub meta: Metadata,
     /// sha-256 of the component's bytes
     pub hash: String,
@@ -505,7 +542,7 @@ impl LoadedPlugin {
 /// One running analyzer: its own store, so its failure is its own.
 pub struct Analyzer {
     store: Store<State>,
-    instance: Plugin,
+    instance: Instance,
     res: ResourceAny,
     limits: Limits,
     fuel: bool,
@@ -529,46 +566,71 @@ impl Analyzer {
     ) -> Result<Vec<Finding>, String> {
         self.arm().map_err(|e| format!("{e:#}"))?;
         self.store.data_mut().texts = Some(data);
-        let handle = self
-            .store
-            .data_mut()
-            .table
-            .push(TextsHandle)
-            .map_err(|e| format!("{e:#}"))?;
-        let rep = handle.rep();
-        let r = self
-            .instance
-            .tokenhound_detector_detector()
-            .analyzer()
-            .call_observe(&mut self.store, self.res, cols, handle);
+        let (r, rep) = match &self.instance {
+            Instance::V2(i) => {
+                let handle = self.store.data_mut().table.push(TextsHandle);
+                let handle = handle.map_err(|e| format!("{e:#}"))?;
+                let rep = handle.rep();
+                let analyzer = i.tokenhound_detector_detector().analyzer();
+                let r = analyzer.call_observe(&mut self.store, self.res, cols, handle);
+                (r, rep)
+            }
+            Instance::V1(i) => {
+                let handle = self.store.data_mut().table.push(v0_1_0::TextsV1);
+                let handle = handle.map_err(|e| format!("{e:#}"))?;
+                let rep = handle.rep();
+                let old = v0_1_0::columns(cols);
+                let analyzer = i.tokenhound_detector_detector().analyzer();
+                let r = analyzer
+                    .call_observe(&mut self.store, self.res, &old, handle)
+                    .map(v0_1_0::findings);
+                (r, rep)
+            }
+        };
         self.store.data_mut().texts = None;
         // A guest that keeps its handle must not grow the store's table batch
         // after batch (wasmtime caps it): the texts are gone after the call anyway.
-        let _ = self
-            .store
-            .data_mut()
-            .table
-            .delete(Resource::<TextsHandle>::new_own(rep));
+        let table = &mut self.store.data_mut().table;
+        let _ = match self.instance {
+            Instance::V2(_) => table
+                .delete(Resource::<TextsHandle>::new_own(rep))
+                .map(|_| ()),
+            Instance::V1(_) => table
+                .delete(Resource::<v0_1_0::TextsV1>::new_own(rep))
+                .map(|_| ()),
+        };
         r.map_err(|e| explain(&e, &self.store))
     }
 
     pub fn finish(&mut self) -> Result<Vec<Finding>, String> {
         self.arm().map_err(|e| format!("{e:#}"))?;
-        let r = self
-            .instance
-            .tokenhound_detector_detector()
-            .analyzer()
-            .call_finish(&mut self.store, self.res);
+        let r = match &self.instance {
+            Instance::V2(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_finish(&mut self.store, self.res),
+            Instance::V1(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_finish(&mut self.store, self.res)
+                .map(v0_1_0::findings),
+        };
         r.map_err(|e| explain(&e, &self.store))
     }
 
     pub fn counters(&mut self) -> Result<Vec<Counter>, String> {
         self.arm().map_err(|e| format!("{e:#}"))?;
-        let r = self
-            .instance
-            .tokenhound_detector_detector()
-            .analyzer()
-            .call_counters(&mut self.store, self.res);
+        let r = match &self.instance {
+            Instance::V2(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_counters(&mut self.store, self.res),
+            Instance::V1(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_counters(&mut self.store, self.res)
+                .map(v0_1_0::counters),
+        };
         r.map_err(|e| explain(&e, &self.store))
     }
 }

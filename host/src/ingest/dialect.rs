@@ -4,8 +4,8 @@
 //! This is where "what is an LLM call" and "what are its tokens" is decided, so
 //! the spec's counting rules live here, once, for every reader.
 
+use super::attrs::{AnyValue, Attrs, KeyValue};
 use super::mapping::Mappings;
-use super::otlp::{AnyValue, KeyValue};
 use crate::model::{Kind, Origin, Span, Usage};
 use serde_json::Value;
 use std::sync::Arc;
@@ -26,6 +26,10 @@ pub struct Base {
     pub usage: Option<Usage>,
     /// the call's cost in USD as the source recorded it (Langfuse's costDetails)
     pub cost: Option<f64>,
+    /// the status message (OTLP `status.message`; Langfuse `statusMessage`)
+    pub status_message: Option<String>,
+    /// the message of the first exception event
+    pub exception: Option<String>,
     pub model: Option<String>,
     pub session: Option<String>,
     /// the format's own input / output payloads (Langfuse, Helicone)
@@ -45,46 +49,6 @@ pub const DIALECTS: [&str; 9] = [
     "mcp",
     "custom",
 ];
-
-/// Look attributes up by the first of several names.
-pub struct Attrs<'a> {
-    pub span: &'a [KeyValue],
-    pub resource: &'a [KeyValue],
-}
-
-impl<'a> Attrs<'a> {
-    pub fn get(&self, names: &[&str]) -> Option<&'a AnyValue> {
-        names.iter().find_map(|n| {
-            self.span
-                .iter()
-                .find(|kv| kv.key == *n)
-                .map(|kv| &kv.value)
-                .filter(|v| **v != AnyValue::Empty)
-        })
-    }
-    fn resource(&self, names: &[&str]) -> Option<&'a str> {
-        names.iter().find_map(|n| {
-            self.resource
-                .iter()
-                .find(|kv| kv.key == *n)
-                .and_then(|kv| kv.value.as_str())
-        })
-    }
-    pub fn str(&self, names: &[&str]) -> Option<&'a str> {
-        self.get(names)
-            .and_then(AnyValue::as_str)
-            .filter(|s| !s.is_empty())
-    }
-    fn arc(&self, names: &[&str]) -> Option<Arc<str>> {
-        self.str(names).map(Arc::from)
-    }
-    pub fn u64(&self, names: &[&str]) -> Option<u64> {
-        self.get(names).and_then(AnyValue::as_u64)
-    }
-    fn has_prefix(&self, p: &str) -> bool {
-        self.span.iter().any(|kv| kv.key.starts_with(p))
-    }
-}
 
 const LLM_OPERATIONS: &[&str] = &[
     "chat",
@@ -528,13 +492,58 @@ pub fn normalise(
         span.tool_result_size = a.u64(&[super::mapping::RESULT_SIZE]);
         span.resource_uri = a.str(&["mcp.resource.uri"]).map(Box::from);
     }
+    fill_errors_and_models(&mut span, &a, base.status_message, base.exception);
     if kind == Kind::Llm {
+        span.input_parts = super::parts::of(&a, base.input.as_ref());
         span.input_text =
             input_text(&a).or_else(|| base.input.as_ref().map(|v| messages_text(v).into()));
         span.output_text =
             output_text(&a).or_else(|| base.output.as_ref().and_then(first_output_of_json));
     }
     Ok(span)
+}
+
+/// The columns error-patterns and tail-latency read (WIT 0.2.0 `errors` and
+/// `models`), each from its convention:
+/// - `http.response.status_code` (OTel HTTP semantic conventions);
+/// - the status message (OTLP `Status.message`, Langfuse `statusMessage`) and
+///   the first `exception` event's `exception.message` (OTel exceptions);
+/// - MCP's `isError: true` in a tool result (MCP `CallToolResult`);
+/// - `gen_ai.request.model` / `gen_ai.response.model` (OTel GenAI), Vercel AI
+///   SDK `ai.model.id` / `ai.response.model`, OpenInference `llm.model_name`
+///   (the model the provider reports: a response model).
+fn fill_errors_and_models(
+    span: &mut Span,
+    a: &Attrs,
+    status_message: Option<String>,
+    exception: Option<String>,
+) {
+    span.http_status = a
+        .u64(&["http.response.status_code", "http.status_code"])
+        .and_then(|c| u32::try_from(c).ok());
+    span.status_message = status_message.as_deref().map(Arc::from);
+    span.exception_message = exception
+        .as_deref()
+        .map(Arc::from)
+        .or_else(|| a.arc(&["exception.message"]));
+    span.tool_error = span
+        .tool_result
+        .as_deref()
+        .is_some_and(|r| r.contains("\"isError\"") && mcp_is_error(r));
+    span.request_model = a.arc(&["gen_ai.request.model", "ai.model.id"]);
+    span.response_model = a.arc(&[
+        "gen_ai.response.model",
+        "ai.response.model",
+        "llm.model_name",
+    ]);
+}
+
+/// `{"isError": true, …}`: an MCP tool result that reports a failure.
+fn mcp_is_error(result: &str) -> bool {
+    serde_json::from_str::<Value>(result)
+        .ok()
+        .and_then(|v| v.get("isError").and_then(Value::as_bool))
+        .unwrap_or(false)
 }
 
 fn tool_from_name(name: &str) -> Option<&str> {

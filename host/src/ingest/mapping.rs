@@ -13,7 +13,7 @@
 //! "gen_ai.usage.input_tokens" = "input_tokens"
 //! ```
 
-use super::otlp::{AnyValue, KeyValue};
+use super::attrs::{AnyValue, KeyValue};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

@@ -3,9 +3,11 @@
 //! nothing of detectors. A bad record becomes a located [`Problem`]; a run never
 //! dies on one bad record and never drops good ones.
 
+pub mod attrs;
 pub mod dialect;
 pub mod mapping;
 pub mod otlp;
+pub mod parts;
 pub mod proto;
 pub mod records;
 
@@ -122,8 +124,8 @@ pub struct Seen {
 }
 
 impl Seen {
-    fn spans(&mut self, attrs: &[otlp::KeyValue], maps: &mapping::Mappings) {
-        let a = dialect::Attrs {
+    fn spans(&mut self, attrs: &[attrs::KeyValue], maps: &mapping::Mappings) {
+        let a = attrs::Attrs {
             span: attrs,
             resource: &[],
         };

@@ -2,6 +2,7 @@
 //! single `TracesData` documents. Each span is parsed on its own, so one bad span
 //! costs only itself.
 
+use super::attrs::{AnyValue, KeyValue};
 use super::dialect::{self, Base};
 use super::mapping::Mappings;
 use super::Problem;
@@ -81,72 +82,35 @@ pub struct OtlpSpan {
     pub attributes: Vec<KeyValue>,
     #[serde(default)]
     pub status: Status,
+    #[serde(default)]
+    pub events: Vec<Event>,
 }
 
 #[derive(Deserialize, Default)]
 pub struct Status {
     #[serde(default, deserialize_with = "status_code")]
     pub code: i64,
-}
-
-#[derive(Deserialize, Clone, Debug)]
-pub struct KeyValue {
-    pub key: String,
     #[serde(default)]
-    pub value: AnyValue,
+    pub message: String,
 }
 
-/// An OTLP `AnyValue`, decoded to the plain value it carries.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub enum AnyValue {
-    #[default]
-    Empty,
-    Str(String),
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-    Array(Vec<AnyValue>),
-    KvList(Vec<(String, AnyValue)>),
+/// A span event; only `exception` events are read (their message).
+#[derive(Deserialize, Default)]
+pub struct Event {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub attributes: Vec<KeyValue>,
 }
 
-impl AnyValue {
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            AnyValue::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-    pub fn as_u64(&self) -> Option<u64> {
-        match self {
-            AnyValue::Int(i) if *i >= 0 => Some(*i as u64),
-            AnyValue::Double(d) if *d >= 0.0 && d.fract() == 0.0 => Some(*d as u64),
-            AnyValue::Str(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    }
-    /// A finite, non-negative number (a cost), from a number or numeric text.
-    pub fn as_f64(&self) -> Option<f64> {
-        let x = match self {
-            AnyValue::Int(i) => *i as f64,
-            AnyValue::Double(d) => *d,
-            AnyValue::Str(s) => s.trim().parse().ok()?,
-            _ => return None,
-        };
-        (x.is_finite() && x >= 0.0).then_some(x)
-    }
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value;
-        match self {
-            AnyValue::Empty => Value::Null,
-            AnyValue::Str(s) => Value::String(s.clone()),
-            AnyValue::Int(i) => Value::from(*i),
-            AnyValue::Double(d) => Value::from(*d),
-            AnyValue::Bool(b) => Value::Bool(*b),
-            AnyValue::Array(a) => Value::Array(a.iter().map(AnyValue::to_json).collect()),
-            AnyValue::KvList(kv) => {
-                Value::Object(kv.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
-            }
-        }
+impl OtlpSpan {
+    /// The message of the span's first exception event (OTel exception events).
+    pub fn exception(&self) -> Option<String> {
+        let e = self.events.iter().find(|e| e.name == "exception")?;
+        e.attributes
+            .iter()
+            .find(|k| k.key == "exception.message")
+            .and_then(|k| k.value.as_str().map(String::from))
     }
 }
 
@@ -423,7 +387,7 @@ fn normalise_seen(
 }
 
 fn normalise(
-    s: OtlpSpan,
+    mut s: OtlpSpan,
     resource: &[KeyValue],
     origin: &Origin,
     maps: &Mappings,
@@ -434,6 +398,7 @@ fn normalise(
     if s.span_id.is_empty() {
         return Err("missing spanId".into());
     }
+    let exception = s.exception();
     let base = Base {
         trace_id: s.trace_id,
         span_id: s.span_id,
@@ -442,6 +407,8 @@ fn normalise(
         start_ns: s.start_time_unix_nano,
         end_ns: s.end_time_unix_nano,
         error: s.status.code == 2,
+        exception,
+        status_message: Some(std::mem::take(&mut s.status.message)).filter(|m| !m.is_empty()),
         ..Base::default()
     };
     dialect::normalise(base, resource, &s.attributes, origin, maps)

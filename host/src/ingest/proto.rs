@@ -3,9 +3,9 @@
 //! holds one bare message is read too. The messages are the subset of the OTLP
 //! schema tokenhound reads, declared here with prost.
 
+use super::attrs;
 use super::dialect::{self, Base};
 use super::mapping::Mappings;
-use super::otlp;
 use super::Problem;
 use crate::model::{Origin, Span};
 use prost::Message;
@@ -54,8 +54,19 @@ pub struct PSpan {
     pub end_time_unix_nano: u64,
     #[prost(message, repeated, tag = "9")]
     pub attributes: Vec<KeyValue>,
+    #[prost(message, repeated, tag = "11")]
+    pub events: Vec<PEvent>,
     #[prost(message, optional, tag = "15")]
     pub status: Option<Status>,
+}
+
+/// `Span.Event`: only exception events are read (their message).
+#[derive(Clone, PartialEq, Message)]
+pub struct PEvent {
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(message, repeated, tag = "3")]
+    pub attributes: Vec<KeyValue>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -110,17 +121,17 @@ pub struct KeyValueList {
     pub values: Vec<KeyValue>,
 }
 
-fn value(v: &AnyValue) -> otlp::AnyValue {
+fn value(v: &AnyValue) -> attrs::AnyValue {
     match &v.value {
-        None => otlp::AnyValue::Empty,
-        Some(OneValue::StringValue(s)) => otlp::AnyValue::Str(s.clone()),
-        Some(OneValue::BoolValue(b)) => otlp::AnyValue::Bool(*b),
-        Some(OneValue::IntValue(i)) => otlp::AnyValue::Int(*i),
-        Some(OneValue::DoubleValue(d)) => otlp::AnyValue::Double(*d),
+        None => attrs::AnyValue::Empty,
+        Some(OneValue::StringValue(s)) => attrs::AnyValue::Str(s.clone()),
+        Some(OneValue::BoolValue(b)) => attrs::AnyValue::Bool(*b),
+        Some(OneValue::IntValue(i)) => attrs::AnyValue::Int(*i),
+        Some(OneValue::DoubleValue(d)) => attrs::AnyValue::Double(*d),
         Some(OneValue::ArrayValue(a)) => {
-            otlp::AnyValue::Array(a.values.iter().map(value).collect())
+            attrs::AnyValue::Array(a.values.iter().map(value).collect())
         }
-        Some(OneValue::KvlistValue(kv)) => otlp::AnyValue::KvList(
+        Some(OneValue::KvlistValue(kv)) => attrs::AnyValue::KvList(
             kv.values
                 .iter()
                 .map(|k| {
@@ -131,13 +142,13 @@ fn value(v: &AnyValue) -> otlp::AnyValue {
                 })
                 .collect(),
         ),
-        Some(OneValue::BytesValue(b)) => otlp::AnyValue::Str(hex(b)),
+        Some(OneValue::BytesValue(b)) => attrs::AnyValue::Str(hex(b)),
     }
 }
 
-fn attrs(kvs: &[KeyValue]) -> Vec<otlp::KeyValue> {
+fn attrs(kvs: &[KeyValue]) -> Vec<attrs::KeyValue> {
     kvs.iter()
-        .map(|k| otlp::KeyValue {
+        .map(|k| attrs::KeyValue {
             key: k.key.clone(),
             value: k.value.as_ref().map(value).unwrap_or_default(),
         })
@@ -213,6 +224,22 @@ pub fn parse(
                     start_ns: s.start_time_unix_nano,
                     end_ns: s.end_time_unix_nano,
                     error: s.status.as_ref().is_some_and(|st| st.code == 2),
+                    status_message: s
+                        .status
+                        .as_ref()
+                        .map(|st| st.message.clone())
+                        .filter(|m| !m.is_empty()),
+                    exception: s
+                        .events
+                        .iter()
+                        .find(|e| e.name == "exception")
+                        .and_then(|e| {
+                            e.attributes
+                                .iter()
+                                .find(|k| k.key == "exception.message")
+                                .and_then(|k| k.value.as_ref().map(value))
+                                .and_then(|v| v.as_str().map(String::from))
+                        }),
                     ..Base::default()
                 };
                 match dialect::normalise(base, &resource, &attrs(&s.attributes), origin, maps) {

@@ -3,8 +3,8 @@
 //! Python console exporter and Helicone. Each format only says where a record
 //! keeps its ids, times, status and attributes; the dialect reader does the rest.
 
+use super::attrs::{AnyValue, KeyValue};
 use super::dialect::Base;
-use super::otlp::{AnyValue, KeyValue};
 use crate::model::Kind;
 use serde_json::{Map, Value};
 
@@ -306,6 +306,8 @@ fn langfuse(v: &Value, session: Option<&str>) -> Result<Record, String> {
         } else {
             None
         },
+        status_message: str_of(o, &["statusMessage", "status_message"]).map(String::from),
+        exception: None,
         cost: if kind == Some(Kind::Llm) {
             langfuse_cost(o)
         } else {
@@ -488,6 +490,8 @@ fn helicone(v: &Value) -> Result<Record, String> {
             cache_write,
         }),
         cost: None,
+        status_message: None,
+        exception: None,
         model,
         session,
         input: o.get("request_body").map(request_messages),

@@ -1,13 +1,11 @@
 //! Reports: the versioned JSON document (the source of truth) and renderings of
 //! it for a terminal and for Markdown.
 
-mod prices;
-
-pub use prices::Prices;
+pub use crate::prices::{self, Prices};
 
 use crate::ingest::ReadStats;
 use crate::rules::Severity;
-use crate::scan::{is_output, severity_of, Outcome, Totals};
+use crate::scan::{Outcome, Totals};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -135,7 +133,7 @@ pub fn build(o: &mut Outcome) -> Report {
                     .get(&c.span.trace_id)
                     .and_then(|m| o.prices.of(m));
                 if let Some(p) = price {
-                    let per_m = if is_output(f.waste_kind) {
+                    let per_m = if f.waste_kind.is_output() {
                         p.output
                     } else {
                         p.input
@@ -145,21 +143,21 @@ pub fn build(o: &mut Outcome) -> Report {
             }
             d_tokens = u64::saturating_add(d_tokens, tokens);
             d_cost = add_cost(d_cost, cost);
-            let span = |s: &crate::engine::tokenhound::detector::types::SpanRef| SpanOut {
+            let span = |s: &crate::engine::SpanRef| SpanOut {
                 trace_id: s.trace_id.clone(),
                 span_id: s.span_id.clone(),
             };
             findings.push(FindingOut {
                 rule: run.rule.id.clone(),
                 detector: run.plugin.meta.name.clone(),
-                severity: severity_of(&f, run.rule.severity),
+                severity: f.severity.map_or(run.rule.severity, Severity::from),
                 title: f.title,
                 message: f.message,
                 session: f.session,
                 trace_id: f.trace_id,
                 spans: f.spans.iter().map(span).collect(),
                 wasted_tokens: tokens,
-                waste_kind: if is_output(f.waste_kind) {
+                waste_kind: if f.waste_kind.is_output() {
                     "output"
                 } else {
                     "input"

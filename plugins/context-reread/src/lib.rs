@@ -142,6 +142,8 @@ impl ContextReread {
         )
         .session(&s.session)
         .group(format!("{}\u{1f}{}", s.session, s.key))
+        // The pattern (spec "Patterns"): the file, by its resource key.
+        .pattern(&s.key)
         .evidence("key", &s.key)
         .evidence("tool", &s.tool)
         .evidence("reads", s.reads)

@@ -129,6 +129,8 @@ impl Detector for FillerPreamble {
                 .span(b.span_ref(row))
                 .charge(b.span_ref(row), tokens)
                 .output_tokens()
+                // The pattern (spec "Patterns"): the model and the opener.
+                .pattern(format!("{model}: {op}"))
                 .evidence("model", &model)
                 .evidence("opener", op)
                 .evidence("preamble_bytes", pre.len()),

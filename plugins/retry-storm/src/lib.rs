@@ -96,6 +96,11 @@ impl RetryStorm {
         .evidence("tool", tool)
         .evidence("calls", run.len())
         .evidence("failed", failures);
+        // The pattern (spec "Patterns"): the tool and its server.
+        f = f.pattern(match b.tool_server(run[0]) {
+            Some(s) => format!("{tool} @ {s}"),
+            None => tool.to_string(),
+        });
         if let Some(s) = b.tool_server(run[0]) {
             f = f.evidence("server", s);
         }

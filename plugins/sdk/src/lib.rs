@@ -30,7 +30,7 @@ pub use params::{Param, Params};
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/v0.2.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "export_plugin",
@@ -41,8 +41,8 @@ pub mod bindings {
 pub use bindings::exports::tokenhound::detector::detector::Metadata as WitMetadata;
 pub use bindings::tokenhound::detector::host::Texts;
 pub use bindings::tokenhound::detector::types::{
-    Charge, Field, Finding as WitFinding, ParamType, Severity, SpanColumns, SpanKind, SpanRef,
-    TextField, TokenKind,
+    Charge, Field, Finding as WitFinding, InputPart, ParamType, PartKind, Severity, SpanColumns,
+    SpanKind, SpanRef, TextField, TokenKind,
 };
 
 /// `u32::MAX` marks a missing string in a string column.
@@ -99,6 +99,9 @@ impl Finding {
             evidence: Vec::new(),
             fix: fix.into(),
             group: None,
+            pattern: None,
+            waste_seconds: 0.0,
+            alert: false,
         })
     }
     pub fn session(mut self, s: &str) -> Self {
@@ -134,6 +137,22 @@ impl Finding {
     /// joined, latest text kept): report early, add to it later.
     pub fn group(mut self, g: impl Into<String>) -> Self {
         self.0.group = Some(g.into());
+        self
+    }
+    /// What this finding's instances have in common (the tool, the file, the
+    /// opener): reports group findings by rule and pattern.
+    pub fn pattern(mut self, p: impl Into<String>) -> Self {
+        self.0.pattern = Some(p.into());
+        self
+    }
+    /// Time lost (tail latency), in seconds; never added to token waste.
+    pub fn waste_seconds(mut self, s: f64) -> Self {
+        self.0.waste_seconds = s;
+        self
+    }
+    /// An alert (budget pace): a state to act on, with no waste.
+    pub fn alert(mut self) -> Self {
+        self.0.alert = true;
         self
     }
     pub fn severity(mut self, s: Severity) -> Self {
@@ -280,6 +299,41 @@ impl<'a> Batch<'a> {
             .get(row as usize)
             .copied()
             .unwrap_or(0)
+    }
+    /// `error.type` (or `exception.type`); field `errors`.
+    pub fn error_type(&self, row: u32) -> Option<&str> {
+        self.col_str(&self.cols.error_type, row)
+    }
+    /// The status message of a failed span; field `errors`.
+    pub fn status_message(&self, row: u32) -> Option<&str> {
+        self.col_str(&self.cols.status_message, row)
+    }
+    /// The first exception event's message; field `errors`.
+    pub fn exception_message(&self, row: u32) -> Option<&str> {
+        self.col_str(&self.cols.exception_message, row)
+    }
+    /// `http.response.status_code`; field `errors`.
+    pub fn http_status(&self, row: u32) -> Option<u32> {
+        match self.cols.http_status.get(row as usize) {
+            Some(0) | None => None,
+            Some(&s) => Some(s),
+        }
+    }
+    /// The tool's result was marked as an error (MCP `isError`); field `errors`.
+    pub fn tool_error(&self, row: u32) -> bool {
+        self.cols.tool_error.get(row as usize).copied().unwrap_or(false)
+    }
+    /// `gen_ai.request.model`; field `models`.
+    pub fn request_model(&self, row: u32) -> Option<&str> {
+        self.col_str(&self.cols.request_model, row)
+    }
+    /// `gen_ai.response.model`; field `models`.
+    pub fn response_model(&self, row: u32) -> Option<&str> {
+        self.col_str(&self.cols.response_model, row)
+    }
+    /// The parts of an LLM call's input (field `input-parts`), fetched now.
+    pub fn input_parts(&self, row: u32) -> Vec<InputPart> {
+        self.texts.parts(row)
     }
     /// input + output: the spec's total tokens of a call.
     pub fn total_tokens(&self, row: u32) -> u64 {

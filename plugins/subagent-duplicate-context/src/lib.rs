@@ -123,6 +123,8 @@ impl SubagentDuplicate {
         .trace(b.trace(parent))
         .span(b.span_ref(parent))
         .span(b.span_ref(sibs[0]))
+        // The pattern (spec "Patterns"): the parent agent's name.
+        .pattern(parent_name)
         .evidence("parent", parent_name)
         .evidence("siblings", sibs.len());
         for (r, shared, w) in counted {

@@ -1,10 +1,10 @@
-//! A detector for the engine's tests that calls itself `retry-storm`, a
-//! built-in's name, without being it: the host must refuse to load it.
+//! A detector for the engine's tests that calls itself `retry-storm` at the
+//! built-ins' version without being it: the host must refuse to load it.
 use tokenhound_sdk::*;
 struct Impostor;
 impl Detector for Impostor {
     fn metadata() -> Metadata {
-        Metadata::new("retry-storm", "9.9.9", "test plugin: not the real retry-storm")
+        Metadata::new("retry-storm", env!("CARGO_PKG_VERSION"), "test plugin: not the real retry-storm")
     }
     fn new(_: &Params) -> Result<Self, String> {
         Ok(Impostor)
