@@ -23,19 +23,14 @@ fn main() {
     let file = dir.join(format!("month-r{repeat}-n{noise}.jsonl"));
     if !file.exists() {
         let t = Instant::now();
-        let st = Command::new(bin)
-            .args([
-                "generate",
-                "--repeat",
-                &repeat.to_string(),
-                "--noise",
-                &noise.to_string(),
-                "-o",
-            ])
-            .arg(&file)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        tokenhound_testgen::run(&tokenhound_testgen::Args {
+            out: file.clone(),
+            truth: None,
+            seed: 42,
+            repeat,
+            noise,
+        })
+        .unwrap();
         eprintln!("generated in {:.1}s", t.elapsed().as_secs_f64());
     }
     let size = std::fs::metadata(&file).unwrap().len();

@@ -7,7 +7,6 @@
 
 pub mod builtin;
 pub mod engine;
-pub mod generate;
 pub mod harness;
 pub mod ingest;
 pub mod inspect;

@@ -154,8 +154,6 @@ enum Command {
         #[arg(required = true)]
         packs: Vec<PathBuf>,
     },
-    /// Write a synthetic month of agent spans with the four bottlenecks injected.
-    Generate(tokenhound::generate::Args),
 }
 
 fn main() -> ExitCode {
@@ -322,9 +320,6 @@ fn run(cli: Cli) -> Result<u8, (u8, String)> {
             write_out(None, &text).map_err(|e| (2, e))?;
             Ok(0)
         }
-        Command::Generate(args) => tokenhound::generate::run(&args)
-            .map(|_| 0)
-            .map_err(|e| (2, format!("{e:#}"))),
     }
 }
 

@@ -430,14 +430,14 @@ fn helicone_requests() {
 fn generated_month_in_other_formats_gives_the_same_findings() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("month.jsonl");
-    let args = tokenhound::generate::Args {
+    let args = tokenhound_testgen::Args {
         out: json_path.clone(),
         truth: None,
         seed: 3,
         repeat: 1,
         noise: 0,
     };
-    tokenhound::generate::run(&args).unwrap();
+    tokenhound_testgen::run(&args).unwrap();
     let text = std::fs::read_to_string(&json_path).unwrap();
 
     let mut phoenix = String::new();

@@ -6,17 +6,17 @@ use common::*;
 use serde_json::Value;
 use std::collections::HashSet;
 
-fn month() -> (tempfile::TempDir, tokenhound::generate::Truth, Value) {
+fn month() -> (tempfile::TempDir, tokenhound_testgen::Truth, Value) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("month.jsonl.gz");
-    let args = tokenhound::generate::Args {
+    let args = tokenhound_testgen::Args {
         out: out.clone(),
         truth: None,
         seed: 7,
         repeat: 1,
         noise: 2,
     };
-    let truth = tokenhound::generate::run(&args).unwrap();
+    let truth = tokenhound_testgen::run(&args).unwrap();
     let (code, report) = scan_json(&[out.to_str().unwrap()]);
     assert_eq!(code, 0, "no --fail-on: exit 0");
     (dir, truth, report)
@@ -126,14 +126,14 @@ fn every_instance_found_and_no_negative() {
 fn shuffled_lines_give_the_same_findings() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("month.jsonl");
-    let args = tokenhound::generate::Args {
+    let args = tokenhound_testgen::Args {
         out: out.clone(),
         truth: None,
         seed: 5,
         repeat: 1,
         noise: 0,
     };
-    tokenhound::generate::run(&args).unwrap();
+    tokenhound_testgen::run(&args).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     // A deterministic shuffle: traces arrive in no order, split across lines.

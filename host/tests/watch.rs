@@ -206,14 +206,14 @@ fn key(v: &Value) -> (String, Vec<String>, u64) {
 fn kill_9_and_restart_gives_the_findings_of_a_scan() {
     let dir = tempfile::tempdir().unwrap();
     let month = dir.path().join("month.jsonl");
-    let args = tokenhound::generate::Args {
+    let args = tokenhound_testgen::Args {
         out: month.clone(),
         truth: None,
         seed: 11,
         repeat: 1,
         noise: 0,
     };
-    tokenhound::generate::run(&args).unwrap();
+    tokenhound_testgen::run(&args).unwrap();
     let (_, report) = scan_json(&[month.to_str().unwrap()]);
     let want = finding_keys(&report);
 
@@ -440,14 +440,14 @@ fn a_reload_loses_no_detector_state() {
 fn twenty_kills_with_rotations_and_reloads_end_equal_to_a_scan() {
     let dir = tempfile::tempdir().unwrap();
     let month = dir.path().join("month.jsonl");
-    let args = tokenhound::generate::Args {
+    let args = tokenhound_testgen::Args {
         out: month.clone(),
         truth: None,
         seed: 23,
         repeat: 1,
         noise: 0,
     };
-    tokenhound::generate::run(&args).unwrap();
+    tokenhound_testgen::run(&args).unwrap();
     let pack = dir.path().join("pack.toml");
     let pack_text = |n: usize| {
         format!("# edit {n}\n[pack]\nname = \"chaos\"\nversion = \"1\"\n[[rule]]\nid = \"retry-storm\"\ndetector = \"builtin:retry-storm\"\n[[rule]]\nid = \"context-reread\"\ndetector = \"builtin:context-reread\"\n[[rule]]\nid = \"subagent-duplicate-context\"\ndetector = \"builtin:subagent-duplicate-context\"\n[[rule]]\nid = \"filler-preamble\"\ndetector = \"builtin:filler-preamble\"\n")
