@@ -397,6 +397,7 @@ impl Engine {
                 res,
                 limits: limits.clone(),
                 fuel: self.fuel,
+                last_texts: 0,
             }),
             Ok(Err(msg)) => Err(format!("bad parameters: {msg}")),
             Err(e) => Err(explain(&e, &store)),
@@ -546,6 +547,9 @@ pub struct Analyzer {
     res: ResourceAny,
     limits: Limits,
     fuel: bool,
+    /// the table slot of the last call's `texts` handle (a test checks it is
+    /// reused, so the table does not grow call after call)
+    last_texts: u32,
 }
 
 impl Analyzer {
@@ -588,6 +592,7 @@ impl Analyzer {
             }
         };
         self.store.data_mut().texts = None;
+        self.last_texts = rep;
         // A guest that keeps its handle must not grow the store's table batch
         // after batch (wasmtime caps it): the texts are gone after the call anyway.
         let table = &mut self.store.data_mut().table;
@@ -661,5 +666,43 @@ fn explain(e: &wasmtime::Error, store: &Store<State>) -> String {
         ),
         Some(t) => format!("trapped: {t}{printed}"),
         None => format!("failed: {}{printed}", e.root_cause()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// wasmtime caps a store's resource table: a `texts` handle left behind per
+    /// call would stop a long `watch` after about a million batches. Each call's
+    /// handle is removed, so the next call gets the same slot.
+    #[test]
+    fn a_texts_handle_does_not_outlive_its_call() {
+        let engine = Engine::new(None, false, None).unwrap();
+        let wasm = crate::builtin::wasm("retry-storm").unwrap();
+        let plugin = engine.load(wasm, "builtin:retry-storm").unwrap();
+        let params: serde_json::Map<String, serde_json::Value> = plugin
+            .meta
+            .params
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    serde_json::from_str(&p.default_json).unwrap(),
+                )
+            })
+            .collect();
+        let params = serde_json::Value::Object(params).to_string();
+        let mut a = engine
+            .analyzer(&plugin, &params, &Limits::default())
+            .unwrap();
+        let (cols, _) = Columns::build(&mut crate::model::Batch { traces: Vec::new() });
+        let mut slots = std::collections::BTreeSet::new();
+        for _ in 0..2_000 {
+            a.observe(&cols.all, Arc::new(BatchData::default()))
+                .unwrap();
+            slots.insert(a.last_texts);
+        }
+        assert_eq!(slots.len(), 1, "handles reused one slot: {slots:?}");
     }
 }
