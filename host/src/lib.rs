@@ -6,14 +6,12 @@
 //! tying them together for one run.
 
 pub mod builtin;
+pub mod cmd;
 pub mod engine;
-pub mod harness;
 pub mod ingest;
-pub mod inspect;
 pub mod model;
 pub mod prices;
 pub mod report;
 pub mod rules;
-pub mod scaffold;
 pub mod scan;
 pub mod watch;

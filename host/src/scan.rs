@@ -166,8 +166,10 @@ impl Findings {
 impl RuleRun {
     /// Keep what a call returned, within the rule's output limits; a call that
     /// failed or broke them stops the detector, and says why.
-    fn record(&mut self, r: Result<Vec<engine::Finding>, String>, stage: &str) {
-        let r = r.and_then(|fs| self.rule.limits.output.check(&fs).map(|_| fs));
+    fn record(&mut self, r: Result<Vec<engine::Finding>, engine::Stop>, stage: &str) {
+        let r = r
+            .map_err(|stop| stop.to_string())
+            .and_then(|fs| self.rule.limits.output.check(&fs).map(|_| fs));
         match r {
             Ok(fs) => fs.into_iter().for_each(|f| self.findings.merge(f)),
             Err(why) => {
@@ -204,10 +206,11 @@ pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError
         let params = rule.params_json(&plugin, set.bytes_per_token)?;
         let analyzer = engine
             .analyzer(&plugin, &params, &rule.limits)
-            .map_err(|why| {
-                if why.starts_with("bad parameters") {
+            .map_err(|why| match why {
+                engine::StartError::BadParams(_) => {
                     ScanError::Pack(rule.at.error(format!("rule `{}`: {why}", rule.id)))
-                } else {
+                }
+                engine::StartError::Failed(_) => {
                     ScanError::Load(format!("rule `{}` ({}): {why}", rule.id, plugin.source))
                 }
             })?;

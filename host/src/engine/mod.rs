@@ -156,7 +156,7 @@ impl Drop for Engine {
 struct State {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limiter,
     texts: Option<Arc<BatchData>>,
     stderr: stderr::Tail,
     memory_cap: usize,
@@ -169,6 +169,71 @@ impl WasiView for State {
             table: &mut self.table,
         }
     }
+}
+
+/// The store's limits, remembering when a memory or table growth was refused:
+/// that is how a failure is known to be the memory cap (not by its message).
+struct Limiter {
+    inner: StoreLimits,
+    hit_cap: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let r = self.inner.memory_growing(current, desired, maximum);
+        self.hit_cap |= !matches!(r, Ok(true));
+        r
+    }
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// Why an analyzer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `create` refused the rule's parameters: a pack error.
+    #[error("bad parameters: {0}")]
+    BadParams(String),
+    /// It could not be instantiated or trapped while starting.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Why a detector was stopped in a call, in plain words.
+#[derive(Debug, thiserror::Error)]
+pub enum Stop {
+    #[error("stopped at its time limit (endless loop or too slow)")]
+    TimeLimit,
+    #[error("stopped: ran out of fuel")]
+    Fuel,
+    #[error("stopped at its memory cap of {mib} MiB (allocated without end)")]
+    MemoryCap { mib: usize },
+    #[error("trapped: out of bounds memory access (in Rust and C guests this is also how a stack overflow shows){printed}")]
+    OutOfBounds { printed: String },
+    #[error("trapped: {trap}{printed}")]
+    Trap { trap: String, printed: String },
+    #[error("failed: {why}{printed}")]
+    Failed { why: String, printed: String },
 }
 
 /// A fixed clock: detectors must not be able to differ between runs.
@@ -350,7 +415,10 @@ impl Engine {
             State {
                 wasi,
                 table: ResourceTable::new(),
-                limits: limits_,
+                limits: Limiter {
+                    inner: limits_,
+                    hit_cap: false,
+                },
                 texts: None,
                 stderr,
                 memory_cap: limits.memory_bytes,
@@ -378,10 +446,10 @@ impl Engine {
         plugin: &LoadedPlugin,
         params: &str,
         limits: &Limits,
-    ) -> Result<Analyzer, String> {
+    ) -> Result<Analyzer, StartError> {
         let (mut store, instance) = self
             .instantiate(&plugin.pre, limits)
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| StartError::Failed(format!("{e:#}")))?;
         let created = match &instance {
             Instance::V2(i) => i
                 .tokenhound_detector_detector()
@@ -399,8 +467,8 @@ impl Engine {
                 fuel: self.fuel,
                 last_texts: 0,
             }),
-            Ok(Err(msg)) => Err(format!("bad parameters: {msg}")),
-            Err(e) => Err(explain(&e, &store)),
+            Ok(Err(msg)) => Err(StartError::BadParams(msg)),
+            Err(e) => Err(StartError::Failed(explain(&e, &store).to_string())),
         }
     }
 }
@@ -567,13 +635,16 @@ impl Analyzer {
         &mut self,
         cols: &SpanColumns,
         data: Arc<BatchData>,
-    ) -> Result<Vec<Finding>, String> {
-        self.arm().map_err(|e| format!("{e:#}"))?;
+    ) -> Result<Vec<Finding>, Stop> {
+        self.arm().map_err(|e| explain(&e, &self.store))?;
         self.store.data_mut().texts = Some(data);
         let (r, rep) = match &self.instance {
             Instance::V2(i) => {
                 let handle = self.store.data_mut().table.push(TextsHandle);
-                let handle = handle.map_err(|e| format!("{e:#}"))?;
+                let handle = handle.map_err(|e| Stop::Failed {
+                    why: e.to_string(),
+                    printed: String::new(),
+                })?;
                 let rep = handle.rep();
                 let analyzer = i.tokenhound_detector_detector().analyzer();
                 let r = analyzer.call_observe(&mut self.store, self.res, cols, handle);
@@ -581,7 +652,10 @@ impl Analyzer {
             }
             Instance::V1(i) => {
                 let handle = self.store.data_mut().table.push(v0_1_0::TextsV1);
-                let handle = handle.map_err(|e| format!("{e:#}"))?;
+                let handle = handle.map_err(|e| Stop::Failed {
+                    why: e.to_string(),
+                    printed: String::new(),
+                })?;
                 let rep = handle.rep();
                 let old = v0_1_0::columns(cols);
                 let analyzer = i.tokenhound_detector_detector().analyzer();
@@ -607,8 +681,8 @@ impl Analyzer {
         r.map_err(|e| explain(&e, &self.store))
     }
 
-    pub fn finish(&mut self) -> Result<Vec<Finding>, String> {
-        self.arm().map_err(|e| format!("{e:#}"))?;
+    pub fn finish(&mut self) -> Result<Vec<Finding>, Stop> {
+        self.arm().map_err(|e| explain(&e, &self.store))?;
         let r = match &self.instance {
             Instance::V2(i) => i
                 .tokenhound_detector_detector()
@@ -623,8 +697,8 @@ impl Analyzer {
         r.map_err(|e| explain(&e, &self.store))
     }
 
-    pub fn counters(&mut self) -> Result<Vec<Counter>, String> {
-        self.arm().map_err(|e| format!("{e:#}"))?;
+    pub fn counters(&mut self) -> Result<Vec<Counter>, Stop> {
+        self.arm().map_err(|e| explain(&e, &self.store))?;
         let r = match &self.instance {
             Instance::V2(i) => i
                 .tokenhound_detector_detector()
@@ -641,31 +715,29 @@ impl Analyzer {
 }
 
 /// Say in plain words why a call failed: time limit, memory cap, fuel, or a trap
-/// (with what the detector printed, e.g. its panic message).
-fn explain(e: &wasmtime::Error, store: &Store<State>) -> String {
+/// (with the tail of what the detector printed, e.g. its panic message).
+fn explain(e: &wasmtime::Error, store: &Store<State>) -> Stop {
     let printed = store.data().stderr.text();
     let printed = if printed.is_empty() {
         String::new()
     } else {
         format!("; it printed: {printed}")
     };
-    let text = format!("{e:?}");
     match e.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => {
-            "stopped at its time limit (endless loop or too slow)".to_string()
-        }
-        Some(wasmtime::Trap::OutOfFuel) => "stopped: ran out of fuel".to_string(),
-        _ if text.contains("growing memory") || text.contains("memory growth failure") => {
-            format!(
-                "stopped at its memory cap of {} MiB (allocated without end)",
-                store.data().memory_cap >> 20
-            )
-        }
-        Some(wasmtime::Trap::MemoryOutOfBounds) => format!(
-            "trapped: out of bounds memory access (in Rust and C guests this is also how a stack overflow shows){printed}"
-        ),
-        Some(t) => format!("trapped: {t}{printed}"),
-        None => format!("failed: {}{printed}", e.root_cause()),
+        Some(wasmtime::Trap::Interrupt) => Stop::TimeLimit,
+        Some(wasmtime::Trap::OutOfFuel) => Stop::Fuel,
+        _ if store.data().limits.hit_cap => Stop::MemoryCap {
+            mib: store.data().memory_cap >> 20,
+        },
+        Some(wasmtime::Trap::MemoryOutOfBounds) => Stop::OutOfBounds { printed },
+        Some(t) => Stop::Trap {
+            trap: t.to_string(),
+            printed,
+        },
+        None => Stop::Failed {
+            why: e.root_cause().to_string(),
+            printed,
+        },
     }
 }
 

@@ -1,11 +1,9 @@
-//! Authoring detectors: `tokenhound new` writes a ready detector project (the
-//! SDK and the WIT vendored in, so it builds outside this repository), and
-//! `tokenhound detectors` lists what is loaded.
+//! `tokenhound new`: a ready detector project (the SDK and the WIT vendored in,
+//! so it builds outside this repository), in Rust or Python, with an example
+//! detector, a fixture, its expectation and a pack.
 
-use crate::engine::{Engine, ParamType, WIT_VERSION};
-use crate::rules::Source;
+use crate::engine::WIT_VERSION;
 use anyhow::Context as _;
-use serde::Serialize;
 use serde_json::json;
 use std::path::Path;
 
@@ -15,131 +13,10 @@ pub enum Lang {
     Python,
 }
 
-#[derive(Serialize)]
-pub struct DetectorInfo {
-    pub rule: String,
-    pub name: String,
-    pub version: String,
-    pub wit: &'static str,
-    pub source: String,
-    pub sha256: String,
-    pub description: String,
-    /// the rule's severity in the packs
-    pub severity: crate::rules::Severity,
-    pub enabled: bool,
-    pub params: Vec<ParamInfo>,
-    pub needs: Vec<String>,
-}
-
-#[derive(Serialize)]
-pub struct ParamInfo {
-    pub name: String,
-    pub kind: String,
-    pub default: serde_json::Value,
-    /// the value the packs set, where they set one (else the default applies)
-    pub value: Option<serde_json::Value>,
-    pub description: String,
-}
-
-/// The detectors of the packs (the built-in pack when none) and the plugins folder.
-pub fn list(
-    packs: &[std::path::PathBuf],
-    plugins: Option<&Path>,
-) -> anyhow::Result<Vec<DetectorInfo>> {
-    let set =
-        crate::rules::RuleSet::with_plugins_dir(packs, plugins).map_err(|e| anyhow::anyhow!(e))?;
-    let engine = Engine::new(crate::scan::default_cache_dir(), false, None)?;
-    let mut out = Vec::new();
-    for rule in &set.rules {
-        let bytes: Vec<u8> = match &rule.source {
-            Source::Builtin(n) => crate::builtin::wasm(n)
-                .context("unknown built-in")?
-                .to_vec(),
-            Source::File(p) => crate::engine::read_component(p).map_err(|e| anyhow::anyhow!(e))?,
-        };
-        let p = engine.load(&bytes, &rule.source.to_string())?;
-        out.push(DetectorInfo {
-            rule: rule.id.clone(),
-            name: p.meta.name.clone(),
-            version: p.meta.version.clone(),
-            wit: p.wit,
-            source: p.source.clone(),
-            sha256: p.hash.clone(),
-            description: p.meta.description.clone(),
-            severity: rule.severity,
-            enabled: rule.enabled,
-            params: p
-                .meta
-                .params
-                .iter()
-                .map(|x| ParamInfo {
-                    name: x.name.clone(),
-                    kind: match x.kind {
-                        ParamType::Integer => "integer",
-                        ParamType::Number => "number",
-                        ParamType::Boolean => "boolean",
-                        ParamType::Text => "text",
-                        ParamType::TextList => "text list",
-                    }
-                    .into(),
-                    default: serde_json::from_str(&x.default_json)
-                        .unwrap_or(serde_json::Value::Null),
-                    value: rule
-                        .params
-                        .get(&x.name)
-                        .and_then(|v| serde_json::to_value(v).ok()),
-                    description: x.description.clone(),
-                })
-                .collect(),
-            needs: p
-                .meta
-                .needs
-                .iter()
-                .map(|f| {
-                    format!("{f:?}")
-                        .to_lowercase()
-                        .trim_start_matches("field::")
-                        .to_string()
-                })
-                .collect(),
-        });
-    }
-    Ok(out)
-}
-
-pub fn list_text(list: &[DetectorInfo]) -> String {
-    let mut o = String::new();
-    for d in list {
-        o += &format!(
-            "{} ({} {}, {}, {})\n",
-            d.rule, d.name, d.version, d.wit, d.source
-        );
-        o += &format!(
-            "  severity {}{}\n  {}\n  sha256 {}\n",
-            d.severity,
-            if d.enabled { "" } else { ", disabled" },
-            d.description,
-            d.sha256
-        );
-        for p in &d.params {
-            let value = match &p.value {
-                Some(v) if *v != p.default => {
-                    format!("{v} (set by the pack; default {})", p.default)
-                }
-                Some(v) => format!("{v} (set by the pack)"),
-                None => format!("{} (default)", p.default),
-            };
-            o += &format!("  {} ({}) = {value}: {}\n", p.name, p.kind, p.description);
-        }
-        o += &format!("  reads: {}\n", d.needs.join(", "));
-    }
-    o
-}
-
-const SDK_LIB: &str = include_str!("../../plugins/sdk/src/lib.rs");
-const SDK_PARAMS: &str = include_str!("../../plugins/sdk/src/params.rs");
-const SDK_CHUNK: &str = include_str!("../../plugins/sdk/src/chunk.rs");
-const WIT: &str = include_str!("../../wit/v0.2.0/detector.wit");
+const SDK_LIB: &str = include_str!("../../../plugins/sdk/src/lib.rs");
+const SDK_PARAMS: &str = include_str!("../../../plugins/sdk/src/params.rs");
+const SDK_CHUNK: &str = include_str!("../../../plugins/sdk/src/chunk.rs");
+const WIT: &str = include_str!("../../../wit/v0.2.0/detector.wit");
 
 const EXAMPLE: &str = r#"//! NAME: tool results so big that every later call pays for them again.
 //! A starting point: change the query, keep the shape.
@@ -193,7 +70,7 @@ impl Detector for LargeToolResults {
 detector!(LargeToolResults);
 "#;
 
-const PY_APP: &str = include_str!("../../examples/python-detector/app.py");
+const PY_APP: &str = include_str!("../../../examples/python-detector/app.py");
 
 /// Write a new detector project into `dir`.
 pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
@@ -397,4 +274,26 @@ carries the interpreter); tokenhound compiles it once and caches the result.
     )?;
     w(".gitignore", "*.wasm\n")?;
     Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    name: String,
+    #[arg(long, value_enum, default_value = "rust")]
+    lang: Lang,
+    /// Where to create it (default: ./NAME).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+}
+
+pub fn command(a: Args) -> Result<u8, super::Failure> {
+    let dir = a.dir.unwrap_or_else(|| std::path::PathBuf::from(&a.name));
+    new(&a.name, a.lang, &dir).map_err(|e| super::Failure::usage(format!("{e:#}")))?;
+    println!(
+        "created {} ({:?}); see {}/README.md",
+        dir.display(),
+        a.lang,
+        dir.display()
+    );
+    Ok(0)
 }

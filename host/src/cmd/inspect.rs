@@ -247,3 +247,23 @@ impl Inspection {
         o
     }
 }
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(required = true)]
+    exports: Vec<PathBuf>,
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
+    format: super::ListFormat,
+    #[arg(long, value_enum)]
+    input_format: Option<ingest::InputFormat>,
+    #[arg(long)]
+    mapping: Vec<PathBuf>,
+}
+
+pub fn command(a: Args) -> Result<u8, super::Failure> {
+    let maps = crate::scan::load_mappings(&a.mapping)?;
+    let r =
+        run(&a.exports, a.input_format, maps).map_err(|e| super::Failure::usage(e.to_string()))?;
+    super::write_out(None, &super::listing(a.format, &r, || r.to_text()))?;
+    Ok(0)
+}

@@ -326,3 +326,18 @@ impl Summary {
         o
     }
 }
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(default_value = ".")]
+    paths: Vec<PathBuf>,
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
+    format: super::ListFormat,
+}
+
+/// `tokenhound test`: exit 1 when a case fails or there is none.
+pub fn command(a: Args) -> Result<u8, super::Failure> {
+    let s = run(&a.paths, crate::scan::default_cache_dir());
+    super::write_out(None, &super::listing(a.format, &s, || s.to_text()))?;
+    Ok(u8::from(s.failed > 0 || s.cases.is_empty()))
+}

@@ -1,0 +1,107 @@
+//! `tokenhound scan`: run rule packs over span exports and report; the exit
+//! code gates CI (`--fail-on`).
+
+use super::{write_json, write_out, Failure};
+use crate::rules::Severity;
+use crate::scan;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Copy, Clone, clap::ValueEnum, PartialEq)]
+pub enum Format {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Copy, Clone, clap::ValueEnum)]
+pub enum FailOn {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+    Never,
+}
+
+impl FailOn {
+    fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::Info => Some(Severity::Info),
+            FailOn::Low => Some(Severity::Low),
+            FailOn::Medium => Some(Severity::Medium),
+            FailOn::High => Some(Severity::High),
+            FailOn::Critical => Some(Severity::Critical),
+            FailOn::Never => None,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(required = true)]
+    exports: Vec<PathBuf>,
+    /// Rule pack (TOML); repeat to layer packs. Default: the built-in pack.
+    #[arg(long = "pack", short = 'p')]
+    packs: Vec<PathBuf>,
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
+    format: Format,
+    /// Write the report here instead of stdout.
+    #[arg(long, short = 'o')]
+    output: Option<PathBuf>,
+    /// Exit 1 when a finding has this severity or higher.
+    #[arg(long, value_enum, default_value = "never")]
+    fail_on: FailOn,
+    /// Findings shown in the table and Markdown (JSON lists all).
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Do not read or write the compiled-plugin cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Spans per detector batch.
+    #[arg(long, default_value_t = 8192)]
+    batch_spans: usize,
+    /// A trace is complete when the export's clock is this many seconds past its
+    /// last span (and its root has arrived); then detectors see it.
+    #[arg(long, default_value_t = 300)]
+    quiet_secs: u64,
+    /// Read the exports as this format instead of recognising it.
+    #[arg(long, value_enum)]
+    input_format: Option<crate::ingest::InputFormat>,
+    /// A TOML mapping for custom instrumentation (repeatable).
+    #[arg(long)]
+    mapping: Vec<PathBuf>,
+    /// Spans held in open traces before quiet traces are analysed early; below
+    /// it, an export in any order is read exactly.
+    #[arg(long, default_value_t = scan::OPEN_BUDGET)]
+    open_spans: usize,
+}
+
+pub fn run(a: Args) -> Result<u8, Failure> {
+    let opts = scan::Options {
+        inputs: a.exports,
+        packs: a.packs,
+        cache_dir: if a.no_cache {
+            None
+        } else {
+            scan::default_cache_dir()
+        },
+        batch_spans: a.batch_spans.max(1),
+        quiet_ns: a.quiet_secs.saturating_mul(1_000_000_000),
+        input_format: a.input_format,
+        mapping_files: a.mapping,
+        open_spans: a.open_spans,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let mut outcome = scan::run(&opts)?;
+    let report = crate::report::build(&mut outcome);
+    drop(outcome);
+    let out = a.output.as_deref();
+    match a.format {
+        Format::Json => write_json(out, &report)?,
+        Format::Table => write_out(out, &report.to_table(a.top))?,
+        Format::Markdown => write_out(out, &report.to_markdown(a.top))?,
+    }
+    let fail = matches!((a.fail_on.threshold(), report.worst()), (Some(t), Some(w)) if w >= t);
+    Ok(u8::from(fail))
+}

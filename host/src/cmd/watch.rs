@@ -1,0 +1,51 @@
+//! `tokenhound watch`: follow span directories live (the pipeline is
+//! `crate::watch`); this module turns the command line into its options.
+
+use super::Failure;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    #[arg(long = "pack", short = 'p')]
+    packs: Vec<PathBuf>,
+    /// A folder of detector .wasm files; each runs as a rule named after its file.
+    #[arg(long)]
+    plugins: Option<PathBuf>,
+    /// Append findings here, one JSON object per line (a restart does not repeat them).
+    #[arg(long, short = 'o')]
+    output: Option<PathBuf>,
+    /// A trace is complete after this many seconds without a new span…
+    #[arg(long, default_value_t = 30.0)]
+    quiet_secs: f64,
+    /// …or this many seconds after its root span arrived.
+    #[arg(long, default_value_t = 0.5)]
+    grace_secs: f64,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    run_for_secs: Option<f64>,
+}
+
+pub fn run(a: Args) -> Result<u8, Failure> {
+    // On a terminal the live view replaces raw JSON; JSON lines go to --output,
+    // or to stdout when it is a pipe or a file.
+    let live =
+        std::io::stderr().is_terminal() && (a.output.is_some() || std::io::stdout().is_terminal());
+    let opts = crate::watch::Options {
+        dirs: a.dirs,
+        packs: a.packs,
+        plugins: a.plugins,
+        output: a.output,
+        quiet: Duration::from_secs_f64(a.quiet_secs.max(0.0)),
+        grace: Duration::from_secs_f64(a.grace_secs.max(0.0)),
+        cache_dir: crate::scan::default_cache_dir(),
+        run_for: a.run_for_secs.map(|s| Duration::from_secs_f64(s.max(0.0))),
+        live_view: live,
+    };
+    crate::watch::run(&opts)
+        .map(|_| 0)
+        .map_err(|e| Failure::usage(format!("{e:#}")))
+}
