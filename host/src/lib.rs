@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod cmd;
 pub mod engine;
 pub mod ingest;
+pub mod location;
 pub mod model;
 pub mod prices;
 pub mod report;

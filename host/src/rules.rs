@@ -251,12 +251,62 @@ pub struct RuleSet {
     pub max_document: Option<usize>,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
+/// Locations in one pack's text.
+struct Here<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Here<'_> {
+    fn at(&self, offset: usize) -> At {
+        At {
+            file: self.file.to_string(),
+            line: crate::location::line_of(self.text.as_bytes(), offset) as usize,
+        }
+    }
+    /// Where `needle` first appears (line 1 if it does not).
+    fn at_text(&self, needle: &str) -> At {
+        self.at(self.text.find(needle).unwrap_or(0))
+    }
+}
+
+/// A pack's `requires`: the tokenhound versions it works with.
+fn check_requires(pack: &PackFile, here: &Here) -> Result<(), PackError> {
+    let Some(req) = &pack.pack.requires else {
+        return Ok(());
+    };
+    let at = here.at(req.span().start);
+    let want = semver::VersionReq::parse(req.get_ref())
+        .map_err(|e| at.error(format!("`requires` is not a version requirement: {e}")))?;
+    let have = semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("crate version is semver");
+    if !want.matches(&have) {
+        return Err(at.error(format!(
+            "pack `{}` needs tokenhound {want}, this is {have}",
+            pack.pack.name
+        )));
+    }
+    Ok(())
+}
+
+/// Where a rule's `detector` comes from: a built-in by name, or a file beside
+/// the pack.
+fn source_of(d: &Spanned<String>, here: &Here, dir: &Path) -> Result<Source, PackError> {
+    let at = here.at(d.span().start);
+    let d = d.get_ref();
+    match d.strip_prefix("builtin:") {
+        Some(name) if crate::builtin::wasm(name).is_some() => Ok(Source::Builtin(name.to_string())),
+        Some(name) => Err(at.error(format!(
+            "unknown built-in detector `{name}` (built in: {})",
+            crate::builtin::NAMES.join(", ")
+        ))),
+        None => {
+            let p = dir.join(d);
+            if !p.is_file() {
+                return Err(at.error(format!("detector file {} does not exist", p.display())));
+            }
+            Ok(Source::File(p))
+        }
+    }
 }
 
 fn limits_from(base: &Limits, t: &LimitsToml) -> Limits {
@@ -358,45 +408,47 @@ impl RuleSet {
     }
 
     fn add(&mut self, file: &str, text: &str) -> Result<(), PackError> {
-        let here = |offset: usize| At {
-            file: file.to_string(),
-            line: line_of(text, offset),
-        };
+        let here = Here { file, text };
         let pack: PackFile = toml::from_str(text).map_err(|e| PackError {
             file: file.to_string(),
-            line: e.span().map_or(0, |s| line_of(text, s.start)),
+            line: crate::location::toml_line(text, &e) as usize,
             message: e.message().to_string(),
         })?;
-        if let Some(req) = &pack.pack.requires {
-            let want = semver::VersionReq::parse(req.get_ref()).map_err(|e| {
-                here(req.span().start)
-                    .error(format!("`requires` is not a version requirement: {e}"))
-            })?;
-            let have =
-                semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("crate version is semver");
-            if !want.matches(&have) {
-                return Err(here(req.span().start).error(format!(
-                    "pack `{}` needs tokenhound {want}, this is {have}",
-                    pack.pack.name
-                )));
-            }
-        }
+        check_requires(&pack, &here)?;
+        self.apply_settings(&pack, &here)?;
         let dir = Path::new(file)
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
+        let pack_limits = limits_from(&Limits::default(), &pack.limits);
+        self.prices.extend(pack.prices);
+        for m in pack.mapping {
+            let at = here.at(m.span().start);
+            let m = m.into_inner();
+            m.validate()
+                .map_err(|e| at.error(format!("mapping for `{}`: {e}", m.span_name)))?;
+            self.mappings.push(m);
+        }
+        for r in pack.rules {
+            self.add_rule(r, &here, &dir, &pack_limits)?;
+        }
+        self.packs.push((pack.pack.name, pack.pack.version));
+        Ok(())
+    }
+
+    /// The pack's `[limits]` checks and `[settings]`, which apply to the run.
+    fn apply_settings(&mut self, pack: &PackFile, here: &Here) -> Result<(), PackError> {
         pack.limits
             .validate()
-            .map_err(|e| here(text.find("[limits]").unwrap_or(0)).error(e))?;
+            .map_err(|e| here.at_text("[limits]").error(e))?;
         pack.prices_valid()
-            .map_err(|e| here(text.find("[prices").unwrap_or(0)).error(e))?;
-        let pack_limits = limits_from(&Limits::default(), &pack.limits);
+            .map_err(|e| here.at_text("[prices").error(e))?;
         if let Some(kb) = pack.limits.stack_kb {
             self.max_stack = Some((kb as usize) << 10);
         }
         if let Some(b) = pack.settings.bytes_per_token {
             if !(b > 0.0 && b.is_finite()) {
-                return Err(here(0).error(format!(
+                return Err(here.at(0).error(format!(
                     "settings.bytes_per_token must be a positive number, got {b}"
                 )));
             }
@@ -416,130 +468,102 @@ impl RuleSet {
         ] {
             if let Some(mb) = v {
                 if !(1..=1 << 20).contains(&mb) {
-                    return Err(here(0).error(format!(
+                    return Err(here.at(0).error(format!(
                         "settings.{key} must be between 1 and 1048576 (MiB), got {mb}"
                     )));
                 }
                 *slot = Some((mb as usize) << 20);
             }
         }
-        self.prices.extend(pack.prices);
-        for m in pack.mapping {
-            let at = here(m.span().start);
-            let m = m.into_inner();
-            m.validate()
-                .map_err(|e| at.error(format!("mapping for `{}`: {e}", m.span_name)))?;
-            self.mappings.push(m);
-        }
-        for r in pack.rules {
-            let at = here(r.span().start);
-            let r = r.into_inner();
-            if r.id.trim().is_empty() {
-                return Err(at.error("a rule needs a non-empty `id`"));
-            }
-            if let Some(l) = &r.limits {
-                l.validate()
-                    .map_err(|e| at.error(format!("rule `{}`: {e}", r.id)))?;
-            }
-            let source = match &r.detector {
-                None => None,
-                Some(d) => {
-                    let dat = here(d.span().start);
-                    let d = d.get_ref();
-                    Some(match d.strip_prefix("builtin:") {
-                        Some(name) if crate::builtin::wasm(name).is_some() => {
-                            Source::Builtin(name.to_string())
-                        }
-                        Some(name) => {
-                            return Err(dat.error(format!(
-                                "unknown built-in detector `{name}` (built in: {})",
-                                crate::builtin::NAMES.join(", ")
-                            )))
-                        }
-                        None => {
-                            let p = dir.join(d);
-                            if !p.is_file() {
-                                return Err(dat.error(format!(
-                                    "detector file {} does not exist",
-                                    p.display()
-                                )));
-                            }
-                            Source::File(p)
-                        }
-                    })
-                }
-            };
-            let mut params_at = BTreeMap::new();
-            let params = r.params.map(|p| {
-                let pat = here(p.span().start);
-                let t = p.into_inner();
-                for k in t.keys() {
-                    params_at.insert(k.clone(), pat.clone());
-                }
-                t
-            });
-            match self.rules.iter_mut().find(|x| x.id == r.id) {
-                Some(old) => {
-                    if let Some(s) = source {
-                        old.source = s;
-                    }
-                    if let Some(s) = r.severity {
-                        old.severity = s;
-                    }
-                    if let Some(e) = r.enabled {
-                        old.enabled = e;
-                    }
-                    if let Some(p) = params {
-                        old.params.extend(p);
-                    }
-                    old.params_at.extend(params_at);
-                    if let Some(l) = &r.limits {
-                        old.limits = limits_from(&old.limits, l);
-                    }
-                    old.at = at;
-                }
-                None => {
-                    let source = source.ok_or_else(|| {
-                        let known: Vec<&str> = self
-                            .rules
-                            .iter()
-                            .map(|x| x.id.as_str())
-                            .chain(crate::builtin::NAMES)
-                            .collect();
-                        let hint = known
-                            .iter()
-                            .filter(|k| strsim::levenshtein(k, &r.id) <= 3)
-                            .min_by_key(|k| strsim::levenshtein(k, &r.id))
-                            .map_or(String::new(), |k| {
-                                if *k == r.id {
-                                    format!(" (to change the built-in rule `{k}`, name `--pack builtin:default` before this pack)")
-                                } else {
-                                    format!(" (did you mean `{k}`, to change an earlier pack's rule?)")
-                                }
-                            });
-                        at.error(format!(
-                            "rule `{}` needs a `detector` (builtin:NAME or a path to a .wasm){hint}",
-                            r.id
-                        ))
-                    })?;
-                    self.rules.push(Rule {
-                        id: r.id,
-                        source,
-                        severity: r.severity.unwrap_or(Severity::Medium),
-                        enabled: r.enabled.unwrap_or(true),
-                        params: params.unwrap_or_default(),
-                        limits: r
-                            .limits
-                            .as_ref()
-                            .map_or(pack_limits.clone(), |l| limits_from(&pack_limits, l)),
-                        at,
-                        params_at,
-                    });
-                }
-            }
-        }
-        self.packs.push((pack.pack.name, pack.pack.version));
         Ok(())
+    }
+
+    /// A `[[rule]]`: a new rule, or changes to an earlier pack's rule of that id.
+    fn add_rule(
+        &mut self,
+        r: Spanned<RuleToml>,
+        here: &Here,
+        dir: &Path,
+        pack_limits: &Limits,
+    ) -> Result<(), PackError> {
+        let at = here.at(r.span().start);
+        let r = r.into_inner();
+        if r.id.trim().is_empty() {
+            return Err(at.error("a rule needs a non-empty `id`"));
+        }
+        if let Some(l) = &r.limits {
+            l.validate()
+                .map_err(|e| at.error(format!("rule `{}`: {e}", r.id)))?;
+        }
+        let source = match &r.detector {
+            Some(d) => Some(source_of(d, here, dir)?),
+            None => None,
+        };
+        let mut params_at = BTreeMap::new();
+        let params = r.params.map(|p| {
+            let pat = here.at(p.span().start);
+            let t = p.into_inner();
+            for k in t.keys() {
+                params_at.insert(k.clone(), pat.clone());
+            }
+            t
+        });
+        if let Some(old) = self.rules.iter_mut().find(|x| x.id == r.id) {
+            if let Some(s) = source {
+                old.source = s;
+            }
+            old.severity = r.severity.unwrap_or(old.severity);
+            old.enabled = r.enabled.unwrap_or(old.enabled);
+            old.params.extend(params.unwrap_or_default());
+            old.params_at.extend(params_at);
+            if let Some(l) = &r.limits {
+                old.limits = limits_from(&old.limits, l);
+            }
+            old.at = at;
+            return Ok(());
+        }
+        let Some(source) = source else {
+            return Err(self.missing_detector(&r.id, at));
+        };
+        self.rules.push(Rule {
+            source,
+            severity: r.severity.unwrap_or(Severity::Medium),
+            enabled: r.enabled.unwrap_or(true),
+            params: params.unwrap_or_default(),
+            limits: r
+                .limits
+                .as_ref()
+                .map_or(pack_limits.clone(), |l| limits_from(pack_limits, l)),
+            id: r.id,
+            at,
+            params_at,
+        });
+        Ok(())
+    }
+
+    /// A new rule without a detector: most often a mistyped id of a rule that
+    /// exists, so say which.
+    fn missing_detector(&self, id: &str, at: At) -> PackError {
+        let known: Vec<&str> = self
+            .rules
+            .iter()
+            .map(|x| x.id.as_str())
+            .chain(crate::builtin::NAMES)
+            .collect();
+        let hint = known
+            .iter()
+            .filter(|k| strsim::levenshtein(k, id) <= 3)
+            .min_by_key(|k| strsim::levenshtein(k, id))
+            .map_or(String::new(), |k| {
+                if *k == id {
+                    format!(" (to change the built-in rule `{k}`, name `--pack builtin:default` before this pack)")
+                } else {
+                    format!(" (did you mean `{k}`, to change an earlier pack's rule?)")
+                }
+            });
+        at.error(format!(
+            "rule `{id}` needs a `detector` (builtin:NAME or a path to a .wasm){hint}"
+        ))
     }
 
     /// The pack's input limits, on a reader.

@@ -204,16 +204,17 @@ pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError
             }
         };
         let params = rule.params_json(&plugin, set.bytes_per_token)?;
-        let analyzer = engine
-            .analyzer(&plugin, &params, &rule.limits)
-            .map_err(|why| match why {
-                engine::StartError::BadParams(_) => {
-                    ScanError::Pack(rule.at.error(format!("rule `{}`: {why}", rule.id)))
-                }
-                engine::StartError::Failed(_) => {
-                    ScanError::Load(format!("rule `{}` ({}): {why}", rule.id, plugin.source))
-                }
-            })?;
+        let analyzer =
+            engine
+                .analyzer(&plugin, &params, &rule.limits)
+                .map_err(|why| match why {
+                    engine::StartError::BadParams(_) => {
+                        ScanError::Pack(rule.at.error(format!("rule `{}`: {why}", rule.id)))
+                    }
+                    engine::StartError::Failed(_) => {
+                        ScanError::Load(format!("rule `{}` ({}): {why}", rule.id, plugin.source))
+                    }
+                })?;
         runs.push(RuleRun {
             rule: rule.clone(),
             plugin,

@@ -140,9 +140,7 @@ fn run_case(expect_path: &Path, fixture: Option<&Path>, cache_dir: Option<PathBu
     let exp: Expect = match toml::from_str(&text) {
         Ok(x) => x,
         Err(e) => {
-            let line = e
-                .span()
-                .map_or(0, |s| text[..s.start].matches('\n').count() + 1);
+            let line = crate::location::toml_line(&text, &e);
             return fail(
                 r,
                 format!("{}:{line}: {}", expect_path.display(), e.message()),

@@ -168,9 +168,7 @@ struct MappingFile {
 /// Parse a mapping file (`[[mapping]]` tables); errors name the line.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Mapping>, String> {
     let f: MappingFile = toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map_or(0, |s| text[..s.start].matches('\n').count() + 1);
+        let line = crate::location::toml_line(text, &e);
         format!("{file}:{line}: {}", e.message())
     })?;
     for m in &f.mapping {

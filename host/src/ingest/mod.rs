@@ -874,7 +874,7 @@ impl Reader {
             Err(e) => {
                 let at = e.utf8_error().valid_up_to();
                 let bytes = e.into_bytes();
-                let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64;
+                let line = crate::location::line_of(&bytes, at);
                 let origin = Origin {
                     file: name.clone(),
                     line,
@@ -888,12 +888,7 @@ impl Reader {
         };
         let mut items: Vec<(u64, serde_json::Value)> = Vec::new();
         let mut session: Option<String> = None;
-        let line_at = |offset: usize| {
-            1 + text.as_bytes()[..offset.min(text.len())]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count() as u64
-        };
+        let line_at = |offset: usize| crate::location::line_of(text.as_bytes(), offset);
         let origin_at = |offset: usize| Origin {
             file: name.clone(),
             line: line_at(offset),

@@ -344,13 +344,10 @@ pub fn parse_traces_data(
                 let here = || {
                     let offset =
                         (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
-                    let lines = text.as_bytes()[..offset.min(text.len())]
-                        .iter()
-                        .filter(|&&b| b == b'\n')
-                        .count();
+                    let lines = crate::location::line_of(text.as_bytes(), offset) - 1;
                     Origin {
                         file: origin.file.clone(),
-                        line: origin.line + lines as u64,
+                        line: origin.line + lines,
                     }
                 };
                 match serde_json::from_str::<OtlpSpan>(raw.get()) {

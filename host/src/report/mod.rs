@@ -103,146 +103,167 @@ fn add_cost(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// Build the report, taking the findings out of the outcome (they can be many).
-pub fn build(o: &mut Outcome) -> Report {
-    let total = o.totals.total_tokens;
-    let mut detectors = Vec::new();
-    let mut findings = Vec::new();
-    // span → (rule index → tokens), for overlaps
-    let mut charged: HashMap<(String, String), Vec<(usize, u64)>> = HashMap::new();
-    let runs = std::mem::take(&mut o.runs);
-    for (ri, mut run) in runs.into_iter().enumerate() {
-        let mut d_tokens = 0;
-        let mut d_cost = None;
-        let run_findings = std::mem::take(&mut run.findings.list);
-        let n_findings = run_findings.len();
-        for f in run_findings {
-            let mut cost = None;
-            let mut tokens = 0;
-            for c in &f.waste {
-                tokens = u64::saturating_add(tokens, c.tokens);
-                let e = charged
-                    .entry((c.span.trace_id.clone(), c.span.span_id.clone()))
-                    .or_default();
-                match e.iter_mut().find(|(r, _)| *r == ri) {
-                    Some(x) => x.1 = x.1.saturating_add(c.tokens),
-                    None => e.push((ri, c.tokens)),
-                }
-                let price = o
-                    .trace_models
-                    .get(&c.span.trace_id)
-                    .and_then(|m| o.prices.of(m));
-                if let Some(p) = price {
-                    let per_m = if f.waste_kind.is_output() {
-                        p.output
-                    } else {
-                        p.input
-                    };
-                    cost = add_cost(cost, Some(c.tokens as f64 * per_m / 1e6));
-                }
-            }
-            d_tokens = u64::saturating_add(d_tokens, tokens);
-            d_cost = add_cost(d_cost, cost);
-            let span = |s: &crate::engine::SpanRef| SpanOut {
-                trace_id: s.trace_id.clone(),
-                span_id: s.span_id.clone(),
-            };
-            findings.push(FindingOut {
-                rule: run.rule.id.clone(),
-                detector: run.plugin.meta.name.clone(),
-                severity: f.severity.map_or(run.rule.severity, Severity::from),
-                title: f.title,
-                message: f.message,
-                session: f.session,
-                trace_id: f.trace_id,
-                spans: f.spans.iter().map(span).collect(),
-                wasted_tokens: tokens,
-                waste_kind: if f.waste_kind.is_output() {
-                    "output"
-                } else {
-                    "input"
-                },
-                share_pct: pct(tokens, total),
-                cost_usd: cost,
-                evidence: f.evidence,
-                fix: f.fix,
-                waste: f.waste.iter().map(|c| (span(&c.span), c.tokens)).collect(),
-            });
+/// Tokens charged to each span, by rule: where two rules charge one span, the
+/// smaller charges are the overlap the summary shows.
+#[derive(Default)]
+struct Overlaps(HashMap<(String, String), Vec<(usize, u64)>>);
+
+impl Overlaps {
+    fn charge(&mut self, rule: usize, c: &crate::engine::Charge) {
+        let e = self
+            .0
+            .entry((c.span.trace_id.clone(), c.span.span_id.clone()))
+            .or_default();
+        match e.iter_mut().find(|(r, _)| *r == rule) {
+            Some(x) => x.1 = x.1.saturating_add(c.tokens),
+            None => e.push((rule, c.tokens)),
         }
-        if let Some(why) = &run.failure {
-            findings.push(FindingOut {
-                rule: run.rule.id.clone(),
-                detector: "engine".into(),
-                severity: Severity::High,
-                title: format!("detector {} {} stopped", run.plugin.meta.name, run.plugin.meta.version),
-                message: format!(
-                    "The engine stopped detector {} (rule `{}`, {}) — {why}. Its findings up to then are kept; the other detectors ran to the end.",
-                    run.plugin.meta.name, run.rule.id, run.plugin.source
-                ),
-                session: None,
-                trace_id: None,
-                spans: Vec::new(),
-                wasted_tokens: 0,
-                waste_kind: "input",
-                share_pct: 0.0,
-                cost_usd: None,
-                evidence: vec![("source".into(), run.plugin.source.clone()), ("sha256".into(), run.plugin.hash.clone())],
-                fix: "Fix the detector, or raise its limits in the rule pack ([rule.limits] timeout_ms, memory_mb, fuel) if the work is legitimate.".into(),
-                waste: Vec::new(),
-            });
-        }
-        detectors.push(DetectorSummary {
-            rule: run.rule.id.clone(),
-            detector: run.plugin.meta.name.clone(),
-            version: run.plugin.meta.version.clone(),
-            source: run.plugin.source.clone(),
-            sha256: run.plugin.hash.clone(),
-            severity: run.rule.severity,
-            findings: n_findings,
-            wasted_tokens: d_tokens,
-            share_pct: pct(d_tokens, total),
-            cost_usd: d_cost,
-            counters: {
-                let mut c = run.counters.clone();
-                if run.dropped_charges > 0 {
-                    c.push((
-                        "charges to spans not in the input, not counted".into(),
-                        run.dropped_charges,
-                    ));
-                }
-                c
-            },
-            failure: run.failure.clone(),
-            not_checked: crate::scan::not_checked(&run.plugin, &o.totals.content),
-        });
     }
-    let overlap: u64 = charged
-        .values()
-        .filter(|v| v.len() > 1)
-        .map(|v| {
-            let sum = v.iter().fold(0u64, |a, x| a.saturating_add(x.1));
-            sum - v.iter().map(|x| x.1).max().unwrap_or(0)
-        })
-        .fold(0u64, u64::saturating_add);
-    findings.sort_by(|a, b| {
-        b.wasted_tokens
-            .cmp(&a.wasted_tokens)
-            .then(b.severity.cmp(&a.severity))
-            .then(a.title.cmp(&b.title))
-    });
-    let wasted = detectors
+
+    fn tokens(&self) -> u64 {
+        self.0
+            .values()
+            .filter(|v| v.len() > 1)
+            .map(|v| {
+                let sum = v.iter().fold(0u64, |a, x| a.saturating_add(x.1));
+                sum - v.iter().map(|x| x.1).max().unwrap_or(0)
+            })
+            .fold(0u64, u64::saturating_add)
+    }
+}
+
+fn span_out(s: &crate::engine::SpanRef) -> SpanOut {
+    SpanOut {
+        trace_id: s.trace_id.clone(),
+        span_id: s.span_id.clone(),
+    }
+}
+
+/// A finding's waste at list prices: each charge at its trace's model price,
+/// input or output as the finding says.
+fn waste_cost(f: &crate::engine::Finding, o: &Outcome) -> Option<f64> {
+    f.waste.iter().fold(None, |cost, c| {
+        let price = o
+            .trace_models
+            .get(&c.span.trace_id)
+            .and_then(|m| o.prices.of(m));
+        let per_m = price.map(|p| {
+            if f.waste_kind.is_output() {
+                p.output
+            } else {
+                p.input
+            }
+        });
+        add_cost(cost, per_m.map(|m| c.tokens as f64 * m / 1e6))
+    })
+}
+
+fn finding_out(run: &crate::scan::RuleRun, f: crate::engine::Finding, o: &Outcome) -> FindingOut {
+    let tokens = f.waste.iter().fold(0u64, |a, c| a.saturating_add(c.tokens));
+    FindingOut {
+        rule: run.rule.id.clone(),
+        detector: run.plugin.meta.name.clone(),
+        severity: f.severity.map_or(run.rule.severity, Severity::from),
+        share_pct: pct(tokens, o.totals.total_tokens),
+        cost_usd: waste_cost(&f, o),
+        title: f.title,
+        message: f.message,
+        session: f.session,
+        trace_id: f.trace_id,
+        spans: f.spans.iter().map(span_out).collect(),
+        wasted_tokens: tokens,
+        waste_kind: if f.waste_kind.is_output() {
+            "output"
+        } else {
+            "input"
+        },
+        evidence: f.evidence,
+        fix: f.fix,
+        waste: f
+            .waste
+            .iter()
+            .map(|c| (span_out(&c.span), c.tokens))
+            .collect(),
+    }
+}
+
+/// The `engine` finding that says a detector was stopped, and why.
+fn stopped_finding(run: &crate::scan::RuleRun, why: &str) -> FindingOut {
+    let (name, version) = (&run.plugin.meta.name, &run.plugin.meta.version);
+    FindingOut {
+        rule: run.rule.id.clone(),
+        detector: "engine".into(),
+        severity: Severity::High,
+        title: format!("detector {name} {version} stopped"),
+        message: format!(
+            "The engine stopped detector {name} (rule `{}`, {}) — {why}. Its findings up to then are kept; the other detectors ran to the end.",
+            run.rule.id, run.plugin.source
+        ),
+        session: None,
+        trace_id: None,
+        spans: Vec::new(),
+        wasted_tokens: 0,
+        waste_kind: "input",
+        share_pct: 0.0,
+        cost_usd: None,
+        evidence: vec![
+            ("source".into(), run.plugin.source.clone()),
+            ("sha256".into(), run.plugin.hash.clone()),
+        ],
+        fix: "Fix the detector, or raise its limits in the rule pack ([rule.limits] timeout_ms, memory_mb, fuel) if the work is legitimate.".into(),
+        waste: Vec::new(),
+    }
+}
+
+fn detector_summary(
+    run: &crate::scan::RuleRun,
+    found: &[FindingOut],
+    o: &Outcome,
+) -> DetectorSummary {
+    let tokens = found
         .iter()
-        .fold(0u64, |a, d| a.saturating_add(d.wasted_tokens));
-    let mut totals = o.totals.clone();
-    for (model, all) in &totals.by_model {
-        // What the source recorded is taken as is; only the rest is priced.
-        let recorded = totals.recorded.get(model).cloned().unwrap_or_default();
+        .fold(0u64, |a, f| a.saturating_add(f.wasted_tokens));
+    let mut counters = run.counters.clone();
+    if run.dropped_charges > 0 {
+        counters.push((
+            "charges to spans not in the input, not counted".into(),
+            run.dropped_charges,
+        ));
+    }
+    DetectorSummary {
+        rule: run.rule.id.clone(),
+        detector: run.plugin.meta.name.clone(),
+        version: run.plugin.meta.version.clone(),
+        source: run.plugin.source.clone(),
+        sha256: run.plugin.hash.clone(),
+        severity: run.rule.severity,
+        findings: found.len(),
+        wasted_tokens: tokens,
+        share_pct: pct(tokens, o.totals.total_tokens),
+        cost_usd: found.iter().fold(None, |a, f| add_cost(a, f.cost_usd)),
+        counters,
+        failure: run.failure.clone(),
+        not_checked: crate::scan::not_checked(&run.plugin, &o.totals.content),
+    }
+}
+
+/// What all LLM calls cost: the source's recorded cost where it has one, the
+/// rest at list prices (cache reads and writes priced apart); models with no
+/// price are named.
+fn price_totals(totals: &mut Totals, prices: &Prices) {
+    let models: Vec<(String, crate::model::Usage)> = totals
+        .by_model
+        .iter()
+        .map(|(m, u)| (m.clone(), *u))
+        .collect();
+    for (model, all) in models {
+        let recorded = totals.recorded.get(&model).cloned().unwrap_or_default();
         if recorded.calls > 0 {
             totals.cost_usd = Some(totals.cost_usd.unwrap_or(0.0) + recorded.usd);
             totals.cost_recorded_usd += recorded.usd;
             totals.cost_recorded_calls += recorded.calls;
         }
-        let u = &crate::model::Usage {
+        let u = crate::model::Usage {
             input: all.input.saturating_sub(recorded.usage.input),
             output: all.output.saturating_sub(recorded.usage.output),
             cache_read: all.cache_read.saturating_sub(recorded.usage.cache_read),
@@ -251,8 +272,7 @@ pub fn build(o: &mut Outcome) -> Report {
         if recorded.calls > 0 && u.input + u.output == 0 {
             continue;
         }
-        match o.prices.of(model) {
-            // Cache reads and writes are priced apart from the rest of the input.
+        match prices.of(&model) {
             Some(p) => {
                 let plain = u.input.saturating_sub(u.cache_read + u.cache_write);
                 let usd = (plain as f64 * p.input
@@ -264,10 +284,40 @@ pub fn build(o: &mut Outcome) -> Report {
             }
             None => {
                 totals.unpriced_models += 1;
-                totals.unpriced.push(model.clone());
+                totals.unpriced.push(model);
             }
         }
     }
+}
+
+/// Build the report, taking the findings out of the outcome (they can be many).
+pub fn build(o: &mut Outcome) -> Report {
+    let mut detectors = Vec::new();
+    let mut findings = Vec::new();
+    let mut overlaps = Overlaps::default();
+    let runs = std::mem::take(&mut o.runs);
+    for (ri, mut run) in runs.into_iter().enumerate() {
+        let list = std::mem::take(&mut run.findings.list);
+        list.iter()
+            .flat_map(|f| &f.waste)
+            .for_each(|c| overlaps.charge(ri, c));
+        let found: Vec<FindingOut> = list.into_iter().map(|f| finding_out(&run, f, o)).collect();
+        detectors.push(detector_summary(&run, &found, o));
+        findings.extend(found);
+        if let Some(why) = &run.failure {
+            findings.push(stopped_finding(&run, why));
+        }
+    }
+    findings.sort_by(|a, b| {
+        b.wasted_tokens
+            .cmp(&a.wasted_tokens)
+            .then(b.severity.cmp(&a.severity))
+            .then(a.title.cmp(&b.title))
+    });
+    let mut totals = o.totals.clone();
+    price_totals(&mut totals, &o.prices);
+    let total = totals.total_tokens;
+    let overlap = overlaps.tokens();
     Report {
         schema: SCHEMA,
         tokenhound: env!("CARGO_PKG_VERSION"),
@@ -283,7 +333,9 @@ pub fn build(o: &mut Outcome) -> Report {
         totals,
         summary: Summary {
             findings: findings.len(),
-            wasted_tokens: wasted,
+            wasted_tokens: detectors
+                .iter()
+                .fold(0u64, |a, d| a.saturating_add(d.wasted_tokens)),
             share_pct_sum: detectors.iter().map(|d| d.share_pct).sum(),
             overlap_tokens: overlap,
             overlap_pct: pct(overlap, total),
