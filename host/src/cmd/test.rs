@@ -120,94 +120,107 @@ fn run_case(expect_path: &Path, fixture: Option<&Path>, cache_dir: Option<PathBu
         ),
         ..Default::default()
     };
-    let fail = |mut r: CaseResult, e: String| {
-        r.error = Some(e);
-        r
-    };
+    match scan_case(expect_path, fixture, cache_dir) {
+        Ok((exp, default_rule, report)) => compare(&mut r, &exp, default_rule, &report),
+        Err(e) => r.error = Some(e),
+    }
+    r.ok = r.error.is_none()
+        && r.false_negatives.is_empty()
+        && r.false_positives.is_empty()
+        && r.clean_flagged.is_empty();
+    r
+}
+
+/// Read the expectation, build its rule set and scan the fixture with it.
+fn scan_case(
+    expect_path: &Path,
+    fixture: Option<&Path>,
+    cache_dir: Option<PathBuf>,
+) -> Result<(Expect, Option<String>, crate::report::Report), String> {
     let Some(fixture) = fixture else {
-        return fail(
-            r,
-            format!(
-                "{}: no fixture next to it (NAME.jsonl, NAME.json, …)",
-                expect_path.display()
-            ),
-        );
+        return Err(format!(
+            "{}: no fixture next to it (NAME.jsonl, NAME.json, …)",
+            expect_path.display()
+        ));
     };
-    let text = match std::fs::read_to_string(expect_path) {
-        Ok(t) => t,
-        Err(e) => return fail(r, format!("{}: {e}", expect_path.display())),
-    };
-    let exp: Expect = match toml::from_str(&text) {
-        Ok(x) => x,
-        Err(e) => {
-            let line = crate::location::toml_line(&text, &e);
-            return fail(
-                r,
-                format!("{}:{line}: {}", expect_path.display(), e.message()),
-            );
-        }
-    };
-    let dir = expect_path.parent().unwrap_or(Path::new("."));
-    let (set, default_rule) = match (&exp.pack, &exp.detector) {
-        (Some(p), _) => match RuleSet::from_files(&[dir.join(p)]) {
-            Ok(s) => (s, None),
-            Err(e) => return fail(r, e.to_string()),
-        },
-        (None, Some(d)) => {
-            let source = match d.strip_prefix("builtin:") {
-                Some(n) => Source::Builtin(n.to_string()),
-                None => Source::File(dir.join(d)),
-            };
-            let id = exp.rule.clone().unwrap_or_else(|| match &source {
-                Source::Builtin(n) => n.clone(),
-                Source::File(p) => p
-                    .file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .to_string(),
-            });
-            let rule = Rule {
-                id: id.clone(),
-                source,
-                severity: Severity::Medium,
-                enabled: true,
-                params: exp.params.clone(),
-                limits: Default::default(),
-                at: At {
-                    file: expect_path.display().to_string(),
-                    line: 1,
-                },
-                params_at: Default::default(),
-            };
-            (
-                RuleSet {
-                    rules: vec![rule],
-                    packs: vec![("test".into(), "0".into())],
-                    ..Default::default()
-                },
-                Some(id),
-            )
-        }
-        (None, None) => {
-            return fail(
-                r,
-                format!(
-                    "{}: say `detector = …` or `pack = …`",
-                    expect_path.display()
-                ),
-            )
-        }
-    };
+    let text = std::fs::read_to_string(expect_path)
+        .map_err(|e| format!("{}: {e}", expect_path.display()))?;
+    let exp: Expect = toml::from_str(&text).map_err(|e| {
+        let line = crate::location::toml_line(&text, &e);
+        format!("{}:{line}: {}", expect_path.display(), e.message())
+    })?;
+    let (set, default_rule) = rule_set(&exp, expect_path)?;
     let opts = Options {
         inputs: vec![fixture.to_path_buf()],
         cache_dir,
         ..Options::default()
     };
-    let mut outcome = match scan::run_set(&set, &opts) {
-        Ok(o) => o,
-        Err(e) => return fail(r, e.to_string()),
-    };
+    let mut outcome = scan::run_set(&set, &opts).map_err(|e| e.to_string())?;
     let report = crate::report::build(&mut outcome);
+    Ok((exp, default_rule, report))
+}
+
+/// The rules a case runs: its pack, or one rule for its detector (named after
+/// it unless the case names it).
+fn rule_set(exp: &Expect, expect_path: &Path) -> Result<(RuleSet, Option<String>), String> {
+    let dir = expect_path.parent().unwrap_or(Path::new("."));
+    let d = match (&exp.pack, &exp.detector) {
+        (Some(p), _) => {
+            return RuleSet::from_files(&[dir.join(p)])
+                .map(|s| (s, None))
+                .map_err(|e| e.to_string())
+        }
+        (None, Some(d)) => d,
+        (None, None) => {
+            return Err(format!(
+                "{}: say `detector = …` or `pack = …`",
+                expect_path.display()
+            ))
+        }
+    };
+    let source = match d.strip_prefix("builtin:") {
+        Some(n) => Source::Builtin(n.to_string()),
+        None => Source::File(dir.join(d)),
+    };
+    let id = exp.rule.clone().unwrap_or_else(|| match &source {
+        Source::Builtin(n) => n.clone(),
+        Source::File(p) => p
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string(),
+    });
+    let rule = Rule {
+        id: id.clone(),
+        source,
+        severity: Severity::Medium,
+        enabled: true,
+        params: exp.params.clone(),
+        limits: Default::default(),
+        at: At {
+            file: expect_path.display().to_string(),
+            line: 1,
+        },
+        params_at: Default::default(),
+    };
+    let set = RuleSet {
+        rules: vec![rule],
+        packs: vec![("test".into(), "0".into())],
+        ..Default::default()
+    };
+    Ok((set, Some(id)))
+}
+
+/// Match the report's findings against what the case expects: each expected
+/// finding (then each known gap) claims the first unclaimed finding it matches;
+/// what is left over is a false positive; a finding naming a clean span is
+/// flagged.
+fn compare(
+    r: &mut CaseResult,
+    exp: &Expect,
+    default_rule: Option<String>,
+    report: &crate::report::Report,
+) {
     let rule_of = |w: &Want| {
         w.rule
             .clone()
@@ -222,7 +235,6 @@ fn run_case(expect_path: &Path, fixture: Option<&Path>, cache_dir: Option<PathBu
                 .all(|s| f.spans.iter().any(|x| &x.span_id == s))
             && w.wasted_tokens.is_none_or(|t| t == f.wasted_tokens)
     };
-    // Each expected finding (then each known gap) claims the first unclaimed finding it matches.
     let mut claim = |w: &Want| match report
         .findings
         .iter()
@@ -269,11 +281,6 @@ fn run_case(expect_path: &Path, fixture: Option<&Path>, cache_dir: Option<PathBu
             ));
         }
     }
-    r.ok = r.error.is_none()
-        && r.false_negatives.is_empty()
-        && r.false_positives.is_empty()
-        && r.clean_flagged.is_empty();
-    r
 }
 
 pub fn run(paths: &[PathBuf], cache_dir: Option<PathBuf>) -> Summary {

@@ -389,37 +389,9 @@ pub fn normalise(
         end_ns: base.end_ns,
         failed: base.error,
         error_type: a.arc(&["error.type", "exception.type"]),
-        session: base.session.as_deref().map(Arc::from).or_else(|| {
-            a.arc(&[
-                "gen_ai.conversation.id",
-                "session.id",
-                "langfuse.session.id",
-                "ai.telemetry.metadata.sessionId",
-                "traceloop.association.properties.session_id",
-                "langsmith.metadata.session_id",
-                "gcp.vertex.agent.session_id",
-            ])
-            .or_else(|| {
-                a.resource(&["gen_ai.conversation.id", "session.id"])
-                    .map(Arc::from)
-            })
-        }),
+        session: session_of(&a, base.session.as_deref()),
         agent_name: a.arc(&["gen_ai.agent.name", "agent_name", "agent.name"]),
-        model: base
-            .model
-            .as_deref()
-            .filter(|m| !m.is_empty())
-            .map(Arc::from)
-            .or_else(|| {
-                a.arc(&[
-                    "gen_ai.response.model",
-                    "gen_ai.request.model",
-                    "llm.model_name",
-                    "ai.response.model",
-                    "ai.model.id",
-                    "langsmith.metadata.ls_model_name",
-                ])
-            }),
+        model: model_of(&a, base.model.as_deref()),
         stop_reason: a
             .get(&["gen_ai.response.finish_reasons", "ai.response.finishReason"])
             .and_then(first_str)
@@ -439,58 +411,13 @@ pub fn normalise(
         _ => {}
     }
     if kind == Kind::Tool {
-        let mcp = mcp_name(&base.name);
-        span.tool_name = a
-            .arc(&[
-                "gen_ai.tool.name",
-                "tool.name",
-                "ai.toolCall.name",
-                "mcp.tool.name",
-            ])
-            .or_else(|| mcp.map(|m| Arc::from(m.1)))
-            .or_else(|| {
-                a.str(&["mcp.method.name"])
-                    .filter(|m| *m == "resources/read")
-                    .map(Arc::from)
-            })
-            .or_else(|| a.arc(&["traceloop.entity.name"]))
-            .or_else(|| tool_from_name(&base.name).map(Arc::from));
-        span.tool_server = a
-            .arc(&["mcp.server.name", "gen_ai.tool.server", "server.address"])
-            .or_else(|| mcp.map(|m| Arc::from(m.0)));
-        span.tool_args = a
-            .get(&[
-                "gen_ai.tool.call.arguments",
-                "mcp.tool.arguments",
-                "ai.toolCall.args",
-                "ai.toolCall.input",
-                "tool_arguments",
-                "gen_ai.tool.args",
-                "tool.parameters",
-                "traceloop.entity.input",
-                "input.value",
-            ])
-            .map(|v| compact_json(&as_json(v)))
-            .or_else(|| {
-                base.input
-                    .as_ref()
-                    .map(|v| compact_json(&unwrap_tool_input(v)))
-            });
-        span.tool_result = a
-            .get(&[
-                "gen_ai.tool.call.result",
-                "mcp.tool.result",
-                "ai.toolCall.result",
-                "ai.toolCall.output",
-                "tool_response",
-                "gen_ai.output",
-                "traceloop.entity.output",
-                "output.value",
-            ])
-            .map(content_text)
-            .or_else(|| base.output.as_ref().map(|v| json_content_text(v).into()));
-        span.tool_result_size = a.u64(&[super::mapping::RESULT_SIZE]);
-        span.resource_uri = a.str(&["mcp.resource.uri"]).map(Box::from);
+        fill_tool(
+            &mut span,
+            &a,
+            &base.name,
+            base.input.as_ref(),
+            base.output.as_ref(),
+        );
     }
     fill_errors_and_models(&mut span, &a, base.status_message, base.exception);
     if kind == Kind::Llm {
@@ -501,6 +428,101 @@ pub fn normalise(
             output_text(&a).or_else(|| base.output.as_ref().and_then(first_output_of_json));
     }
     Ok(span)
+}
+
+/// The session a span names: the format's own, else the conventions' ids
+/// (OTel GenAI `gen_ai.conversation.id`, `session.id`, Langfuse, Vercel, OpenLLMetry,
+/// LangSmith, Google ADK), on the span or its resource.
+fn session_of(a: &Attrs, stated: Option<&str>) -> Option<Arc<str>> {
+    stated.map(Arc::from).or_else(|| {
+        a.arc(&[
+            "gen_ai.conversation.id",
+            "session.id",
+            "langfuse.session.id",
+            "ai.telemetry.metadata.sessionId",
+            "traceloop.association.properties.session_id",
+            "langsmith.metadata.session_id",
+            "gcp.vertex.agent.session_id",
+        ])
+        .or_else(|| {
+            a.resource(&["gen_ai.conversation.id", "session.id"])
+                .map(Arc::from)
+        })
+    })
+}
+
+/// The model of a call: the format's own, else the response model, else the
+/// request model.
+fn model_of(a: &Attrs, stated: Option<&str>) -> Option<Arc<str>> {
+    stated.filter(|m| !m.is_empty()).map(Arc::from).or_else(|| {
+        a.arc(&[
+            "gen_ai.response.model",
+            "gen_ai.request.model",
+            "llm.model_name",
+            "ai.response.model",
+            "ai.model.id",
+            "langsmith.metadata.ls_model_name",
+        ])
+    })
+}
+
+/// A tool call's name, server, arguments and result, from the conventions'
+/// attributes or the format's own input and output.
+fn fill_tool(
+    span: &mut Span,
+    a: &Attrs,
+    name: &str,
+    input: Option<&Value>,
+    output: Option<&Value>,
+) {
+    let mcp = mcp_name(name);
+    span.tool_name = a
+        .arc(&[
+            "gen_ai.tool.name",
+            "tool.name",
+            "ai.toolCall.name",
+            "mcp.tool.name",
+        ])
+        .or_else(|| mcp.map(|m| Arc::from(m.1)))
+        .or_else(|| {
+            a.str(&["mcp.method.name"])
+                .filter(|m| *m == "resources/read")
+                .map(Arc::from)
+        })
+        .or_else(|| a.arc(&["traceloop.entity.name"]))
+        .or_else(|| tool_from_name(name).map(Arc::from));
+    span.tool_server = a
+        .arc(&["mcp.server.name", "gen_ai.tool.server", "server.address"])
+        .or_else(|| mcp.map(|m| Arc::from(m.0)));
+    span.tool_args = a
+        .get(&[
+            "gen_ai.tool.call.arguments",
+            "mcp.tool.arguments",
+            "ai.toolCall.args",
+            "ai.toolCall.input",
+            "tool_arguments",
+            "gen_ai.tool.args",
+            "tool.parameters",
+            "traceloop.entity.input",
+            "input.value",
+        ])
+        .map(|v| compact_json(&as_json(v)))
+        .or_else(|| input.map(|v| compact_json(&unwrap_tool_input(v))));
+    span.tool_result = a
+        .get(&[
+            "gen_ai.tool.call.result",
+            "mcp.tool.result",
+            "ai.toolCall.result",
+            "ai.toolCall.output",
+            "tool_response",
+            "gen_ai.output",
+            "traceloop.entity.output",
+            "output.value",
+        ])
+        .map(content_text)
+        .or_else(|| output.map(|v| json_content_text(v).into()));
+    span.tool_result_size = a.u64(&[super::mapping::RESULT_SIZE]);
+    span.resource_uri = a.str(&["mcp.resource.uri"]).map(Box::from);
 }
 
 /// The columns error-patterns and tail-latency read (WIT 0.2.0 `errors` and
