@@ -5,6 +5,7 @@
 
 pub mod attrs;
 pub mod dialect;
+mod document;
 pub mod mapping;
 pub mod otlp;
 pub mod parts;
@@ -874,137 +875,44 @@ impl Reader {
             Err(e) => {
                 let at = e.utf8_error().valid_up_to();
                 let bytes = e.into_bytes();
-                let line = crate::location::line_of(&bytes, at);
                 let origin = Origin {
                     file: name.clone(),
-                    line,
+                    line: crate::location::line_of(&bytes, at),
                 };
                 text_of(&bytes, &origin, &mut problems).into_owned()
             }
         };
-        let unknown = |why: String| InputError::UnknownFormat {
-            path: name.to_string(),
-            why,
-        };
-        let mut items: Vec<(u64, serde_json::Value)> = Vec::new();
-        let mut session: Option<String> = None;
-        let line_at = |offset: usize| crate::location::line_of(text.as_bytes(), offset);
-        let origin_at = |offset: usize| Origin {
-            file: name.clone(),
-            line: line_at(offset),
-        };
-        let mut stream =
-            serde_json::Deserializer::from_str(&text).into_iter::<&serde_json::value::RawValue>();
-        let mut docs: Vec<&serde_json::value::RawValue> = Vec::new();
-        loop {
-            match stream.next() {
-                None => break,
-                Some(Ok(raw)) => docs.push(raw),
-                Some(Err(e)) => {
-                    if docs.is_empty() {
-                        return Err(unknown(format!("not JSON: {e}")));
-                    }
-                    problems.push(Problem::at(
-                        &origin_at(stream.byte_offset()),
-                        format!("the rest of the file is not JSON: {e}"),
-                    ));
-                    break;
-                }
-            }
-        }
-        let offset_of = |raw: &serde_json::value::RawValue| {
-            (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
-        };
-        // Each record is parsed on its own, so a broken one costs only itself.
-        let push_items = |arr: &[&serde_json::value::RawValue],
-                          items: &mut Vec<(u64, serde_json::Value)>,
-                          problems: &mut Vec<Problem>| {
-            for raw in arr {
-                match serde_json::from_str::<serde_json::Value>(raw.get()) {
-                    Ok(v) => items.push((line_at(offset_of(raw)), v)),
-                    Err(e) => problems.push(Problem::at(
-                        &origin_at(offset_of(raw)),
-                        format!("record skipped: {e}"),
-                    )),
-                }
-            }
-        };
-        #[derive(serde::Deserialize)]
-        struct Doc<'a> {
-            #[serde(borrow, default)]
-            observations: Option<Vec<&'a serde_json::value::RawValue>>,
-            #[serde(borrow, default)]
-            data: Option<Vec<&'a serde_json::value::RawValue>>,
-            #[serde(borrow, default)]
-            spans: Option<Vec<&'a serde_json::value::RawValue>>,
-            #[serde(default)]
-            trace: Option<serde_json::Value>,
-        }
-        for raw in &docs {
-            let t = raw.get().trim_start();
-            if t.starts_with('[') {
-                let arr: Vec<&serde_json::value::RawValue> =
-                    serde_json::from_str(raw.get()).map_err(|e| unknown(e.to_string()))?;
-                push_items(&arr, &mut items, &mut problems);
-                continue;
-            }
-            let doc: Doc = serde_json::from_str(raw.get())
-                .map_err(|e| unknown(format!("unexpected JSON: {e}")))?;
-            if let Some(obs) = doc.observations {
-                session = doc
-                    .trace
-                    .as_ref()
-                    .and_then(|t| t.get("sessionId"))
-                    .and_then(|s| s.as_str())
-                    .map(String::from);
-                push_items(&obs, &mut items, &mut problems);
-            } else if let Some(d) = doc.data.or(doc.spans) {
-                push_items(&d, &mut items, &mut problems);
-            } else {
-                let v: serde_json::Value =
-                    serde_json::from_str(raw.get()).map_err(|e| unknown(e.to_string()))?;
-                match records::table_rows(&v) {
-                    Some(rows) => {
-                        items.extend(rows.into_iter().map(|r| (line_at(offset_of(raw)), r)))
-                    }
-                    None => items.push((line_at(offset_of(raw)), v)),
-                }
-            }
-        }
-        let shape = hint.or_else(|| items.iter().find_map(|(_, v)| Shape::of(v)));
+        let doc = document::records(name, &text, &mut problems)?;
+        let shape = hint.or_else(|| doc.items.iter().find_map(|(_, v)| Shape::of(v)));
         let Some(shape) = shape else {
-            return Err(unknown(
-                "no record looks like a span, an observation or a request".into(),
-            ));
+            return Err(InputError::UnknownFormat {
+                path: name.to_string(),
+                why: "no record looks like a span, an observation or a request".into(),
+            });
         };
-        let keep = self.keep;
         let mut spans = Vec::new();
         let mut seen = Seen::default();
-        for (line, v) in &items {
+        for (line, v) in &doc.items {
             let origin = Origin {
                 file: name.clone(),
                 line: *line,
             };
+            let session = doc.session.as_deref();
+            let (maps, out) = (&self.maps, &mut spans);
             one_record(
                 v,
                 Some(shape),
-                session.as_deref(),
+                session,
                 &origin,
-                &self.maps,
-                &mut spans,
+                maps,
+                out,
                 &mut problems,
                 &mut seen,
             );
         }
-        spans.iter_mut().for_each(|s| keep.apply(s));
-        self.deliver(
-            shape.name(),
-            items.len() as u64,
-            spans,
-            problems,
-            seen,
-            sink,
-        );
+        spans.iter_mut().for_each(|s| self.keep.apply(s));
+        let records = doc.items.len() as u64;
+        self.deliver(shape.name(), records, spans, problems, seen, sink);
         Ok(())
     }
 
