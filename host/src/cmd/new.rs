@@ -73,16 +73,9 @@ detector!(LargeToolResults);
 const PY_APP: &str = include_str!("../../../examples/python-detector/app.py");
 
 /// Write a new detector project into `dir`.
+/// Write a new detector project for `name` in `dir` (which must be empty).
 pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        || name.is_empty()
-    {
-        anyhow::bail!(
-            "a detector name is lowercase letters, digits and dashes, like `context-bloat`"
-        );
-    }
+    check_name(name)?;
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         anyhow::bail!(
             "{} exists and is not empty; choose another --dir",
@@ -124,9 +117,18 @@ max_result_tokens = 2000
 "#
         ),
     )?;
-    if lang == Lang::Python {
-        return new_python(name, &wasm, &w);
+    match lang {
+        Lang::Python => new_python(name, &wasm, &w),
+        Lang::Rust => new_rust(name, &wasm, &w),
     }
+}
+
+/// The Rust project: a cdylib on the vendored SDK.
+fn new_rust(
+    name: &str,
+    wasm: &str,
+    w: &dyn Fn(&str, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     w(
         "Cargo.toml",
         &format!(
@@ -193,6 +195,16 @@ tokenhound scan EXPORTS --pack pack.toml        # run it (add the default pack t
         ),
     )?;
     w(".gitignore", "target/\n")?;
+    Ok(())
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if name.is_empty() || !name.chars().all(ok) {
+        anyhow::bail!(
+            "a detector name is lowercase letters, digits and dashes, like `context-bloat`"
+        );
+    }
     Ok(())
 }
 

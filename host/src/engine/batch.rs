@@ -147,37 +147,12 @@ impl Columns {
                 trace_models.push((trace.id.to_string(), m.to_string()));
             }
             for s in &trace.spans {
-                c.session.push(sid);
-                c.trace.push(tid);
-                c.span_id.push(strs.id(&s.span_id));
                 let parent = s
                     .parent_id
                     .as_deref()
                     .filter(|p| *p != &*s.span_id)
                     .and_then(|p| rows.get(p).copied());
-                c.parent.push(parent.unwrap_or(-1));
-                c.kind.push(kind(s.kind));
-                c.name.push(strs.id(&s.name));
-                c.start_ns.push(s.start_ns);
-                c.end_ns.push(s.end_ns);
-                c.failed.push(s.failed);
-                c.agent_name.push(strs.opt(s.agent_name.as_deref()));
-                c.model.push(strs.opt(s.model.as_deref()));
-                c.tool_name.push(strs.opt(s.tool_name.as_deref()));
-                c.tool_server.push(strs.opt(s.tool_server.as_deref()));
-                c.tool_args_hash.push(args_hash(s.tool_args.as_deref()));
-                c.input_tokens.push(s.usage.input);
-                c.output_tokens.push(s.usage.output);
-                c.cache_read_tokens.push(s.usage.cache_read);
-                c.cache_write_tokens.push(s.usage.cache_write);
-                c.error_type.push(strs.opt(s.error_type.as_deref()));
-                c.status_message.push(strs.opt(s.status_message.as_deref()));
-                c.exception_message
-                    .push(strs.opt(s.exception_message.as_deref()));
-                c.http_status.push(s.http_status.unwrap_or(0));
-                c.tool_error.push(s.tool_error);
-                c.request_model.push(strs.opt(s.request_model.as_deref()));
-                c.response_model.push(strs.opt(s.response_model.as_deref()));
+                push_span(&mut c, &mut strs, s, (sid, tid), parent.unwrap_or(-1));
             }
         }
         c.strings = strs.strings;
@@ -244,4 +219,41 @@ impl Columns {
             response_model: pick(Field::Models, &a.response_model),
         }
     }
+}
+
+/// One span's row in every column; `ids` are its (session, trace) strings and
+/// `parent` its parent's row (-1 for none).
+fn push_span<'a>(
+    c: &mut SpanColumns,
+    strs: &mut Interner<'a>,
+    s: &'a model::Span,
+    ids: (u32, u32),
+    parent: i32,
+) {
+    c.session.push(ids.0);
+    c.trace.push(ids.1);
+    c.span_id.push(strs.id(&s.span_id));
+    c.parent.push(parent);
+    c.kind.push(kind(s.kind));
+    c.name.push(strs.id(&s.name));
+    c.start_ns.push(s.start_ns);
+    c.end_ns.push(s.end_ns);
+    c.failed.push(s.failed);
+    c.agent_name.push(strs.opt(s.agent_name.as_deref()));
+    c.model.push(strs.opt(s.model.as_deref()));
+    c.tool_name.push(strs.opt(s.tool_name.as_deref()));
+    c.tool_server.push(strs.opt(s.tool_server.as_deref()));
+    c.tool_args_hash.push(args_hash(s.tool_args.as_deref()));
+    c.input_tokens.push(s.usage.input);
+    c.output_tokens.push(s.usage.output);
+    c.cache_read_tokens.push(s.usage.cache_read);
+    c.cache_write_tokens.push(s.usage.cache_write);
+    c.error_type.push(strs.opt(s.error_type.as_deref()));
+    c.status_message.push(strs.opt(s.status_message.as_deref()));
+    c.exception_message
+        .push(strs.opt(s.exception_message.as_deref()));
+    c.http_status.push(s.http_status.unwrap_or(0));
+    c.tool_error.push(s.tool_error);
+    c.request_model.push(strs.opt(s.request_model.as_deref()));
+    c.response_model.push(strs.opt(s.response_model.as_deref()));
 }
