@@ -77,111 +77,105 @@ pub fn run(
         out.sessions += 1;
         for t in session.traces {
             out.traces += 1;
-            for s in t.spans {
-                out.spans += 1;
-                if let Some(u) = s.aggregated_usage {
-                    out.aggregated_usage_spans += 1;
-                    out.aggregated_tokens += u.input + u.output;
-                }
-                match s.kind {
-                    Kind::Llm => {
-                        out.llm_calls += 1;
-                        out.input_tokens += s.usage.input;
-                        out.output_tokens += s.usage.output;
-                        out.cached_tokens += s.usage.cache_read;
-                        *out.models
-                            .entry(s.model.as_deref().unwrap_or("(unknown)").to_string())
-                            .or_default() += 1;
-                        out.content.llm_input_text += u64::from(s.input_text.is_some());
-                        out.content.llm_output_text += u64::from(s.output_text.is_some());
-                    }
-                    Kind::Tool => {
-                        out.tool_calls += 1;
-                        *out.tools
-                            .entry(s.tool_name.as_deref().unwrap_or("(unnamed)").to_string())
-                            .or_default() += 1;
-                        out.content.tool_arguments += u64::from(s.tool_args.is_some());
-                        out.content.tool_results += u64::from(s.tool_result.is_some());
-                        out.content.tool_result_sizes_only +=
-                            u64::from(s.tool_result.is_none() && s.tool_result_size.is_some());
-                        out.content.failed_tool_calls += u64::from(s.failed);
-                    }
-                    Kind::Agent => out.agent_spans += 1,
-                    Kind::Other => {}
-                }
-            }
+            t.spans.iter().for_each(|s| out.count(s));
         }
     }
     out.total_tokens = out.input_tokens + out.output_tokens;
-    let c = &out.content;
-    let can = |ok: bool, why: &str| {
-        if ok {
-            "yes".to_string()
-        } else {
-            format!("no: {why}")
-        }
-    };
-    out.detectors.insert(
-        "retry-storm".into(),
-        can(out.tool_calls > 0, "no tool calls"),
-    );
-    out.detectors.insert(
-        "context-reread".into(),
-        can(
-            c.tool_arguments > 0 && (c.tool_results + c.tool_result_sizes_only) > 0,
-            "tool arguments or results not captured",
-        ),
-    );
-    out.detectors.insert(
-        "subagent-duplicate-context".into(),
-        can(
-            c.llm_input_text > 0 && out.agent_spans > 1,
-            "needs input content and agent spans",
-        ),
-    );
-    out.detectors.insert(
-        "filler-preamble".into(),
-        can(c.llm_output_text > 0, "output content not captured"),
-    );
+    out.say_which_detectors_can_run();
     out.input = reader.stats;
     Ok(out)
 }
 
+impl Inspection {
+    fn count(&mut self, s: &crate::model::Span) {
+        self.spans += 1;
+        if let Some(u) = s.aggregated_usage {
+            self.aggregated_usage_spans += 1;
+            self.aggregated_tokens += u.input + u.output;
+        }
+        let c = &mut self.content;
+        match s.kind {
+            Kind::Llm => {
+                self.llm_calls += 1;
+                self.input_tokens += s.usage.input;
+                self.output_tokens += s.usage.output;
+                self.cached_tokens += s.usage.cache_read;
+                let model = s.model.as_deref().unwrap_or("(unknown)");
+                *self.models.entry(model.to_string()).or_default() += 1;
+                c.llm_input_text += u64::from(s.input_text.is_some());
+                c.llm_output_text += u64::from(s.output_text.is_some());
+            }
+            Kind::Tool => {
+                self.tool_calls += 1;
+                let tool = s.tool_name.as_deref().unwrap_or("(unnamed)");
+                *self.tools.entry(tool.to_string()).or_default() += 1;
+                c.tool_arguments += u64::from(s.tool_args.is_some());
+                c.tool_results += u64::from(s.tool_result.is_some());
+                c.tool_result_sizes_only +=
+                    u64::from(s.tool_result.is_none() && s.tool_result_size.is_some());
+                c.failed_tool_calls += u64::from(s.failed);
+            }
+            Kind::Agent => self.agent_spans += 1,
+            Kind::Other => {}
+        }
+    }
+
+    /// Whether each built-in detector has what it reads in this input.
+    fn say_which_detectors_can_run(&mut self) {
+        let c = &self.content;
+        let can = |ok: bool, why: &str| {
+            if ok {
+                "yes".to_string()
+            } else {
+                format!("no: {why}")
+            }
+        };
+        let results = c.tool_results + c.tool_result_sizes_only;
+        let verdicts = [
+            ("retry-storm", can(self.tool_calls > 0, "no tool calls")),
+            (
+                "context-reread",
+                can(
+                    c.tool_arguments > 0 && results > 0,
+                    "tool arguments or results not captured",
+                ),
+            ),
+            (
+                "subagent-duplicate-context",
+                can(
+                    c.llm_input_text > 0 && self.agent_spans > 1,
+                    "needs input content and agent spans",
+                ),
+            ),
+            (
+                "filler-preamble",
+                can(c.llm_output_text > 0, "output content not captured"),
+            ),
+        ];
+        for (name, verdict) in verdicts {
+            self.detectors.insert(name.into(), verdict);
+        }
+    }
+}
+
 use crate::report::num as n;
+
+/// `key (count unit), …`, or `-` for none.
+fn listed(m: &BTreeMap<String, u64>, unit: &str) -> String {
+    if m.is_empty() {
+        return "-".into();
+    }
+    let items: Vec<String> = m.iter().map(|(k, v)| format!("{k} ({v}{unit})")).collect();
+    items.join(", ")
+}
 
 impl Inspection {
     pub fn to_text(&self) -> String {
         let mut o = String::new();
         let i = &self.input;
-        let fmts: Vec<String> = i
-            .formats
-            .iter()
-            .map(|(k, v)| format!("{k} ({v} records)"))
-            .collect();
-        let dial: Vec<String> = i
-            .dialects
-            .iter()
-            .map(|(k, v)| format!("{k} ({v} spans)"))
-            .collect();
         let _ = writeln!(o, "files        {}", i.files);
-        let _ = writeln!(
-            o,
-            "formats      {}",
-            if fmts.is_empty() {
-                "-".into()
-            } else {
-                fmts.join(", ")
-            }
-        );
-        let _ = writeln!(
-            o,
-            "dialects     {}",
-            if dial.is_empty() {
-                "-".into()
-            } else {
-                dial.join(", ")
-            }
-        );
+        let _ = writeln!(o, "formats      {}", listed(&i.formats, " records"));
+        let _ = writeln!(o, "dialects     {}", listed(&i.dialects, " spans"));
         let _ = writeln!(
             o,
             "spans        {} in {} traces, {} sessions",
@@ -211,20 +205,7 @@ impl Inspection {
             n(self.aggregated_usage_spans),
             n(self.aggregated_tokens)
         );
-        let models: Vec<String> = self
-            .models
-            .iter()
-            .map(|(k, v)| format!("{k} ({v})"))
-            .collect();
-        let _ = writeln!(
-            o,
-            "models       {}",
-            if models.is_empty() {
-                "-".into()
-            } else {
-                models.join(", ")
-            }
-        );
+        let _ = writeln!(o, "models       {}", listed(&self.models, ""));
         let c = &self.content;
         let _ = writeln!(
             o,
