@@ -647,20 +647,8 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         // A second handler (tests running several watches in one process) is fine to skip.
         let _ = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst));
     }
-    let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
-    let mut watcher = notify::recommended_watcher(tx).context("starting the file watcher")?;
-    for d in &opts.dirs {
-        watcher
-            .watch(d, notify::RecursiveMode::Recursive)
-            .with_context(|| format!("watching {}", d.display()))?;
-    }
     let mut config = Config::new(&opts.packs, opts.plugins.as_deref());
-    for c in config.folders() {
-        watcher
-            .watch(&c, notify::RecursiveMode::NonRecursive)
-            .with_context(|| format!("watching {}", c.display()))?;
-    }
-
+    let (_watcher, rx) = start_watcher(&opts.dirs, &config)?;
     let mut live = Live::new(&opts.dirs, runs);
     let mut totals = Totals::default();
     let started = Instant::now();
@@ -672,16 +660,11 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         // Sleep until something changes: only events that change content count
         // (reading a file raises access events, which would wake us forever).
         let wait = sleep_for(opts, &live, reload_due, started);
-        let first = rx.recv_timeout(wait).ok();
-        for ev in first.into_iter().chain(rx.try_iter()).flatten() {
-            if matches!(ev.kind, notify::EventKind::Access(_)) {
-                continue;
-            }
-            if ev.paths.iter().any(|p| config.concerns(p)) {
-                // Debounce: editors write a file in several steps.
-                reload_due = Some(Instant::now() + Duration::from_millis(150));
-            }
-            data_changed |= ev.paths.iter().any(|p| !config.concerns(p));
+        let (config_changed, data) = wake(&rx, wait, &config);
+        data_changed |= data;
+        if config_changed {
+            // Debounce: editors write a file in several steps.
+            reload_due = Some(Instant::now() + Duration::from_millis(150));
         }
         if reload_due.is_some_and(|t| Instant::now() >= t) {
             reload_due = None;
@@ -714,7 +697,6 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             break;
         }
     }
-    drop(watcher);
     eprintln!(
         "tokenhound watch: stopped; {} written this run{}",
         crate::report::count(sink.appended, "finding"),
@@ -725,6 +707,46 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+type Events = mpsc::Receiver<notify::Result<notify::Event>>;
+
+/// Watch the span folders (recursively) and the folders of the packs and
+/// plugins (for reloads).
+fn start_watcher(
+    dirs: &[PathBuf],
+    config: &Config,
+) -> anyhow::Result<(notify::RecommendedWatcher, Events)> {
+    let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
+    let mut watcher = notify::recommended_watcher(tx).context("starting the file watcher")?;
+    for d in dirs {
+        watcher
+            .watch(d, notify::RecursiveMode::Recursive)
+            .with_context(|| format!("watching {}", d.display()))?;
+    }
+    for c in config.folders() {
+        watcher
+            .watch(&c, notify::RecursiveMode::NonRecursive)
+            .with_context(|| format!("watching {}", c.display()))?;
+    }
+    Ok((watcher, rx))
+}
+
+/// Sleep until something changes or `wait` is over; then say whether the
+/// packs or plugins changed and whether span files did. Only events that
+/// change content count (reading a file raises access events, which would
+/// wake the loop forever).
+fn wake(rx: &Events, wait: Duration, config: &Config) -> (bool, bool) {
+    let (mut config_changed, mut data_changed) = (false, false);
+    let first = rx.recv_timeout(wait).ok();
+    for ev in first.into_iter().chain(rx.try_iter()).flatten() {
+        if matches!(ev.kind, notify::EventKind::Access(_)) {
+            continue;
+        }
+        config_changed |= ev.paths.iter().any(|p| config.concerns(p));
+        data_changed |= ev.paths.iter().any(|p| !config.concerns(p));
+    }
+    (config_changed, data_changed)
 }
 
 fn live_view(totals: &Totals, live: &Live, started: Instant) -> String {

@@ -346,6 +346,38 @@ pub fn build(o: &mut Outcome) -> Report {
     }
 }
 
+/// One finding of the terminal table: the line, its message, where, the
+/// evidence and the fix.
+fn finding_text(out: &mut String, rank: usize, f: &FindingOut) {
+    let _ = writeln!(
+        out,
+        "{rank:>3}. [{}] {}: {} — {} tokens ({:.2}%), {}",
+        f.severity,
+        f.rule,
+        clean(&f.title),
+        num(f.wasted_tokens),
+        f.share_pct,
+        money(f.cost_usd)
+    );
+    let _ = writeln!(out, "     {}", clean(&f.message));
+    if let Some(s) = &f.session {
+        let _ = write!(out, "     session {}", clean(s));
+        if let Some(t) = &f.trace_id {
+            let _ = write!(out, ", trace {}", clean(t));
+        }
+        out.push('\n');
+    }
+    if !f.evidence.is_empty() {
+        let ev: Vec<String> = f
+            .evidence
+            .iter()
+            .map(|(k, v)| format!("{}={}", clean(k), clean(v)))
+            .collect();
+        let _ = writeln!(out, "     evidence: {}", ev.join(" "));
+    }
+    let _ = writeln!(out, "     fix: {}", clean(&f.fix));
+}
+
 /// A count with thousands separators: 5,204,795.
 /// Dollars: cents for amounts of a dollar or more, else four significant
 /// digits (a small trace's cost is not "$0.00").
@@ -598,34 +630,7 @@ impl Report {
             let _ = writeln!(out, "\nTop findings (of {}):", self.findings.len());
         }
         for (i, f) in self.findings.iter().take(top).enumerate() {
-            let _ = writeln!(
-                out,
-                "{:>3}. [{}] {}: {} — {} tokens ({:.2}%), {}",
-                i + 1,
-                f.severity,
-                f.rule,
-                clean(&f.title),
-                num(f.wasted_tokens),
-                f.share_pct,
-                money(f.cost_usd)
-            );
-            let _ = writeln!(out, "     {}", clean(&f.message));
-            if let Some(s) = &f.session {
-                let _ = write!(out, "     session {}", clean(s));
-                if let Some(t) = &f.trace_id {
-                    let _ = write!(out, ", trace {}", clean(t));
-                }
-                out.push('\n');
-            }
-            if !f.evidence.is_empty() {
-                let ev: Vec<String> = f
-                    .evidence
-                    .iter()
-                    .map(|(k, v)| format!("{}={}", clean(k), clean(v)))
-                    .collect();
-                let _ = writeln!(out, "     evidence: {}", ev.join(" "));
-            }
-            let _ = writeln!(out, "     fix: {}", clean(&f.fix));
+            finding_text(&mut out, i + 1, f);
         }
         out
     }
