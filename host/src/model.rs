@@ -649,3 +649,92 @@ pub fn batches(sessions: Vec<Session>, target: usize) -> impl Iterator<Item = Ba
         (!b.traces.is_empty()).then_some(b)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(trace: &str, id: &str, parent: Option<&str>, kind: Kind, input: u64) -> Span {
+        Span {
+            trace_id: trace.into(),
+            span_id: id.into(),
+            parent_id: parent.map(Into::into),
+            kind,
+            start_ns: 1_000,
+            end_ns: 2_000,
+            usage: Usage {
+                input,
+                ..Usage::default()
+            },
+            ..Span::default()
+        }
+    }
+
+    /// Only leaf LLM calls carry usage: a wrapper's is kept apart.
+    #[test]
+    fn an_llm_span_above_another_is_a_wrapper_and_counts_nothing() {
+        let mut a = Assembler::new(u64::MAX);
+        a.add(span("t", "root", None, Kind::Agent, 0));
+        a.add(span("t", "outer", Some("root"), Kind::Llm, 500));
+        a.add(span("t", "inner", Some("outer"), Kind::Llm, 500));
+        let s = a.take_all();
+        let spans = &s[0].traces[0].spans;
+        let outer = spans.iter().find(|s| &*s.span_id == "outer").unwrap();
+        assert_eq!(outer.kind, Kind::Other);
+        assert_eq!(outer.usage, Usage::default());
+        assert_eq!(outer.aggregated_usage.map(|u| u.input), Some(500));
+        let leaf = spans.iter().find(|s| &*s.span_id == "inner").unwrap();
+        assert_eq!((leaf.kind, leaf.usage.input), (Kind::Llm, 500));
+    }
+
+    #[test]
+    fn a_span_read_twice_is_taken_once_and_counted_as_a_repeat() {
+        let mut a = Assembler::new(u64::MAX);
+        assert!(matches!(
+            a.add(span("t", "s", None, Kind::Llm, 1)),
+            Added::New
+        ));
+        let mut again = span("t", "s", None, Kind::Llm, 1);
+        again.origin.file = "copy.jsonl".into();
+        assert!(matches!(a.add(again), Added::Repeat));
+        assert_eq!(a.take_all()[0].traces[0].spans.len(), 1);
+        assert_eq!(a.take_repeats().get("copy.jsonl"), Some(&1));
+    }
+
+    #[test]
+    fn a_span_of_a_trace_already_analysed_is_late_and_kept() {
+        let mut a = Assembler::new(10);
+        a.add(span("t1", "a", None, Kind::Llm, 1));
+        let mut later = span("t2", "b", None, Kind::Llm, 1);
+        (later.start_ns, later.end_ns) = (1_000_000, 1_000_001);
+        a.add(later);
+        assert_eq!(
+            a.take_quiet().len(),
+            1,
+            "t1 is quiet once the clock moved on"
+        );
+        assert!(matches!(
+            a.add(span("t1", "c", Some("a"), Kind::Llm, 1)),
+            Added::Late { .. }
+        ));
+        let rest: usize = a.take_all().iter().map(|s| s.traces.len()).sum();
+        assert_eq!(rest, 2, "t2 and the partial t1");
+    }
+
+    #[test]
+    fn sessions_group_traces_in_start_order() {
+        let mut t1 = span("t1", "a", None, Kind::Agent, 0);
+        t1.session = Some("s".into());
+        t1.start_ns = 50;
+        let mut t2 = span("t2", "b", None, Kind::Agent, 0);
+        t2.session = Some("s".into());
+        t2.start_ns = 10;
+        let mut a = Assembler::new(u64::MAX);
+        a.add(t1);
+        a.add(t2);
+        let s = a.take_all();
+        assert_eq!(s.len(), 1);
+        let ids: Vec<&str> = s[0].traces.iter().map(|t| &*t.id).collect();
+        assert_eq!(ids, ["t2", "t1"]);
+    }
+}

@@ -644,3 +644,71 @@ fn type_name(t: ParamType) -> &'static str {
         ParamType::TextList => "a list of strings",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[pack]
+name = "base"
+version = "1"
+
+[[rule]]
+id = "retry-storm"
+detector = "builtin:retry-storm"
+severity = "high"
+[rule.params]
+min_calls = 3
+
+[[rule]]
+id = "filler-preamble"
+detector = "builtin:filler-preamble"
+"#;
+
+    fn load(packs: &[(&str, &str)]) -> Result<RuleSet, PackError> {
+        let packs: Vec<(String, String)> = packs
+            .iter()
+            .map(|(f, t)| (f.to_string(), t.to_string()))
+            .collect();
+        RuleSet::load(&packs)
+    }
+
+    /// A later pack changes an earlier rule by id: what it sets wins, the rest stays.
+    #[test]
+    fn a_later_pack_overrides_only_what_it_sets() {
+        let over = "[pack]\nname = \"team\"\nversion = \"2\"\n[[rule]]\nid = \"retry-storm\"\n[rule.params]\nmin_calls = 2\n[[rule]]\nid = \"filler-preamble\"\nenabled = false\n";
+        let set = load(&[("base.toml", BASE), ("team.toml", over)]).unwrap();
+        let storm = set.rules.iter().find(|r| r.id == "retry-storm").unwrap();
+        assert_eq!(storm.severity, Severity::High, "kept from the base");
+        assert_eq!(storm.params["min_calls"].as_integer(), Some(2));
+        assert_eq!(storm.at.file, "team.toml", "errors point at the last pack");
+        let filler = set
+            .rules
+            .iter()
+            .find(|r| r.id == "filler-preamble")
+            .unwrap();
+        assert!(!filler.enabled);
+        assert_eq!(set.packs.len(), 2);
+    }
+
+    #[test]
+    fn a_new_rule_without_a_detector_is_located_and_a_near_id_suggested() {
+        let typo = "[pack]\nname = \"t\"\nversion = \"1\"\n\n[[rule]]\nid = \"retry-strom\"\n";
+        let e = load(&[("base.toml", BASE), ("typo.toml", typo)]).unwrap_err();
+        assert_eq!((e.file.as_str(), e.line), ("typo.toml", 5));
+        assert!(
+            e.message.contains("did you mean `retry-storm`"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn an_unknown_built_in_lists_the_built_ins() {
+        let bad = "[pack]\nname = \"t\"\nversion = \"1\"\n[[rule]]\nid = \"x\"\ndetector = \"builtin:nope\"\n";
+        let e = load(&[("bad.toml", bad)]).unwrap_err();
+        assert_eq!(e.line, 6);
+        assert!(e.message.contains("built in: retry-storm"), "{}", e.message);
+    }
+}

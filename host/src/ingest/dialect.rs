@@ -830,3 +830,96 @@ fn first_output_of_json(v: &Value) -> Option<Box<str>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(pairs: &[(&str, AnyValue)]) -> Vec<KeyValue> {
+        pairs
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: k.to_string(),
+                value: v.clone(),
+            })
+            .collect()
+    }
+
+    fn span_of(attrs: &[(&str, AnyValue)]) -> Span {
+        let base = Base {
+            trace_id: "t".into(),
+            span_id: "s".into(),
+            name: "chat".into(),
+            ..Base::default()
+        };
+        normalise(
+            base,
+            &[],
+            &kv(attrs),
+            &Origin::default(),
+            &Mappings::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn otel_genai_usage_keeps_cache_inside_input() {
+        let s = span_of(&[
+            ("gen_ai.operation.name", AnyValue::Str("chat".into())),
+            ("gen_ai.usage.input_tokens", AnyValue::Int(1000)),
+            ("gen_ai.usage.output_tokens", AnyValue::Int(50)),
+            ("gen_ai.usage.cache_read.input_tokens", AnyValue::Int(800)),
+        ]);
+        assert_eq!(s.kind, Kind::Llm);
+        assert_eq!(
+            (s.usage.input, s.usage.output, s.usage.cache_read),
+            (1000, 50, 800)
+        );
+    }
+
+    #[test]
+    fn openinference_token_counts_and_kind_are_read() {
+        let s = span_of(&[
+            ("openinference.span.kind", AnyValue::Str("LLM".into())),
+            ("llm.token_count.prompt", AnyValue::Int(120)),
+            ("llm.token_count.completion", AnyValue::Int(30)),
+            ("llm.model_name", AnyValue::Str("gpt-4o-mini".into())),
+        ]);
+        assert_eq!(s.kind, Kind::Llm);
+        assert_eq!((s.usage.input, s.usage.output), (120, 30));
+        assert_eq!(s.response_model.as_deref(), Some("gpt-4o-mini"));
+    }
+
+    #[test]
+    fn usage_on_an_agent_span_is_an_aggregate_never_counted() {
+        let s = span_of(&[
+            (
+                "gen_ai.operation.name",
+                AnyValue::Str("invoke_agent".into()),
+            ),
+            ("gen_ai.usage.input_tokens", AnyValue::Int(5000)),
+        ]);
+        assert_eq!(s.kind, Kind::Agent);
+        assert_eq!(s.usage, Usage::default());
+        assert_eq!(s.aggregated_usage.map(|u| u.input), Some(5000));
+    }
+
+    #[test]
+    fn an_mcp_result_marked_as_error_and_the_http_status_are_read() {
+        let s = span_of(&[
+            (
+                "gen_ai.operation.name",
+                AnyValue::Str("execute_tool".into()),
+            ),
+            ("gen_ai.tool.name", AnyValue::Str("fetch".into())),
+            (
+                "gen_ai.tool.call.result",
+                AnyValue::Str(r#"{"isError": true, "content": []}"#.into()),
+            ),
+            ("http.response.status_code", AnyValue::Int(429)),
+        ]);
+        assert_eq!(s.kind, Kind::Tool);
+        assert!(s.tool_error);
+        assert_eq!(s.http_status, Some(429));
+    }
+}

@@ -565,3 +565,72 @@ pub fn csv_cell(s: &str) -> Value {
     }
     Value::String(s.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn usage(details: Value) -> Option<crate::model::Usage> {
+        let o = json!({ "usageDetails": details });
+        langfuse_usage(o.as_object().unwrap())
+    }
+
+    /// The spec's counting rule: input includes cache reads and writes, output
+    /// includes reasoning, where Langfuse reports them apart.
+    #[test]
+    fn langfuse_cache_and_reasoning_are_added_back() {
+        let u = usage(json!({
+            "input": 90, "input_cache_read": 10, "input_cache_creation": 5,
+            "output": 12, "output_reasoning": 8, "total": 125
+        }))
+        .unwrap();
+        assert_eq!((u.input, u.output), (105, 20));
+        assert_eq!((u.cache_read, u.cache_write), (10, 5));
+    }
+
+    #[test]
+    fn langfuse_usage_as_a_json_string_and_the_old_api_shape_are_read() {
+        let o = json!({ "usageDetails": "{\"input\": 3, \"output\": 4}" });
+        let u = langfuse_usage(o.as_object().unwrap()).unwrap();
+        assert_eq!((u.input, u.output), (3, 4));
+        let o = json!({ "usage": { "input": 7, "output": 2 } });
+        let u = langfuse_usage(o.as_object().unwrap()).unwrap();
+        assert_eq!((u.input, u.output), (7, 2));
+        assert!(langfuse_usage(json!({}).as_object().unwrap()).is_none());
+    }
+
+    #[test]
+    fn langfuse_recorded_cost_prefers_details_and_reads_zero_as_unknown() {
+        let cost = |v: Value| langfuse_cost(v.as_object().unwrap());
+        assert_eq!(
+            cost(json!({"costDetails": {"total": 0.5}, "totalCost": 9.0})),
+            Some(0.5)
+        );
+        assert_eq!(
+            cost(json!({"costDetails": {"input": 0.25, "output": 0.5}})),
+            Some(0.75)
+        );
+        assert_eq!(cost(json!({"totalCost": 0.0})), None);
+        assert_eq!(cost(json!({"calculatedTotalCost": 1.5})), Some(1.5));
+    }
+
+    #[test]
+    fn times_are_read_in_every_unit_exports_use() {
+        let ns = 1_717_000_000_000_000_000u64;
+        for v in [
+            json!(ns),
+            json!(ns / 1_000),
+            json!(ns / 1_000_000),
+            json!(1_717_000_000.0),
+        ] {
+            assert_eq!(time_ns(Some(&v)).unwrap(), ns, "{v}");
+        }
+        assert_eq!(time_ns(Some(&json!("2024-05-29T16:26:40Z"))).unwrap(), ns);
+        assert_eq!(
+            time_ns(Some(&json!("2024-05-29 16:26:40.000"))).unwrap(),
+            ns
+        );
+        assert!(time_ns(Some(&json!("not a time"))).is_err());
+    }
+}
