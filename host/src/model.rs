@@ -162,18 +162,22 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// Each span's position, by its id.
+    fn rows(&self) -> HashMap<&str, usize> {
+        self.spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (&*s.span_id, i))
+            .collect()
+    }
+
     /// Parent links that loop (a span its own ancestor, through any number of
     /// spans) leave a trace without a root, and a walk up from one of its spans
     /// never ends. No link of a loop can be trusted to say what wraps what, so
     /// every span of the loop loses its parent and is analysed as a root; each
     /// loop is returned as a note.
     pub fn break_cycles(&mut self) -> Vec<Note> {
-        let index: HashMap<&str, usize> = self
-            .spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (&*s.span_id, i))
-            .collect();
+        let index = self.rows();
         // 0: not seen, 1: on the path being walked, 2: known to reach a root or loop
         let mut state = vec![0u8; self.spans.len()];
         let mut rings: Vec<Vec<usize>> = Vec::new();
@@ -231,12 +235,7 @@ impl Trace {
     /// (OpenInference and Langfuse emit these): its usage is an aggregate, kept
     /// apart and never counted again. Only leaf LLM calls carry usage.
     pub fn demote_wrappers(&mut self) {
-        let index: HashMap<&str, usize> = self
-            .spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (&*s.span_id, i))
-            .collect();
+        let index = self.rows();
         let mut wrapper = vec![false; self.spans.len()];
         for s in self.spans.iter().filter(|s| s.kind == Kind::Llm) {
             // Parent loops were broken (`break_cycles`), so every walk ends.

@@ -202,18 +202,24 @@ fn key(v: &Value) -> (String, Vec<String>, u64) {
     )
 }
 
-#[test]
-fn kill_9_and_restart_gives_the_findings_of_a_scan() {
-    let dir = tempfile::tempdir().unwrap();
-    let month = dir.path().join("month.jsonl");
+/// A generated month (one turn per few lines, as an exporter writes) in `dir`.
+fn generated_month(dir: &Path, seed: u64) -> PathBuf {
+    let month = dir.join("month.jsonl");
     let args = tokenhound_testgen::Args {
         out: month.clone(),
         truth: None,
-        seed: 11,
+        seed,
         repeat: 1,
         noise: 0,
     };
     tokenhound_testgen::run(&args).unwrap();
+    month
+}
+
+#[test]
+fn kill_9_and_restart_gives_the_findings_of_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let month = generated_month(dir.path(), 11);
     let (_, report) = scan_json(&[month.to_str().unwrap()]);
     let want = finding_keys(&report);
 
@@ -439,15 +445,7 @@ fn a_reload_loses_no_detector_state() {
 #[test]
 fn twenty_kills_with_rotations_and_reloads_end_equal_to_a_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let month = dir.path().join("month.jsonl");
-    let args = tokenhound_testgen::Args {
-        out: month.clone(),
-        truth: None,
-        seed: 23,
-        repeat: 1,
-        noise: 0,
-    };
-    tokenhound_testgen::run(&args).unwrap();
+    let month = generated_month(dir.path(), 23);
     let pack = dir.path().join("pack.toml");
     let pack_text = |n: usize| {
         format!("# edit {n}\n[pack]\nname = \"chaos\"\nversion = \"1\"\n[[rule]]\nid = \"retry-storm\"\ndetector = \"builtin:retry-storm\"\n[[rule]]\nid = \"context-reread\"\ndetector = \"builtin:context-reread\"\n[[rule]]\nid = \"subagent-duplicate-context\"\ndetector = \"builtin:subagent-duplicate-context\"\n[[rule]]\nid = \"filler-preamble\"\ndetector = \"builtin:filler-preamble\"\n")

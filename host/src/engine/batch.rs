@@ -182,6 +182,7 @@ impl Columns {
         let has = |f: Field| needs.contains(&f);
         let pick = |f: Field, v: &Vec<u32>| if has(f) { v.clone() } else { Vec::new() };
         let pick64 = |f: Field, v: &Vec<u64>| if has(f) { v.clone() } else { Vec::new() };
+        let pick_bool = |f: Field, v: &Vec<bool>| if has(f) { v.clone() } else { Vec::new() };
         SpanColumns {
             strings: a.strings.clone(),
             session: a.session.clone(),
@@ -192,11 +193,7 @@ impl Columns {
             name: a.name.clone(),
             start_ns: a.start_ns.clone(),
             end_ns: a.end_ns.clone(),
-            failed: if has(Field::Failed) {
-                a.failed.clone()
-            } else {
-                Vec::new()
-            },
+            failed: pick_bool(Field::Failed, &a.failed),
             agent_name: pick(Field::AgentName, &a.agent_name),
             model: pick(Field::Model, &a.model),
             tool_name: pick(Field::Tool, &a.tool_name),
@@ -210,11 +207,7 @@ impl Columns {
             status_message: pick(Field::Errors, &a.status_message),
             exception_message: pick(Field::Errors, &a.exception_message),
             http_status: pick(Field::Errors, &a.http_status),
-            tool_error: if has(Field::Errors) {
-                a.tool_error.clone()
-            } else {
-                Vec::new()
-            },
+            tool_error: pick_bool(Field::Errors, &a.tool_error),
             request_model: pick(Field::Models, &a.request_model),
             response_model: pick(Field::Models, &a.response_model),
         }
