@@ -7,11 +7,13 @@ macro_rules! plugin {
     };
 }
 
-pub const NAMES: [&str; 4] = [
+pub const NAMES: [&str; 6] = [
     "retry-storm",
     "context-reread",
     "subagent-duplicate-context",
     "filler-preamble",
+    "tail-latency",
+    "error-patterns",
 ];
 
 /// The component of a built-in detector.
@@ -21,6 +23,8 @@ pub fn wasm(name: &str) -> Option<&'static [u8]> {
         "context-reread" => plugin!("context_reread.wasm"),
         "subagent-duplicate-context" => plugin!("subagent_duplicate_context.wasm"),
         "filler-preamble" => plugin!("filler_preamble.wasm"),
+        "tail-latency" => plugin!("tail_latency.wasm"),
+        "error-patterns" => plugin!("error_patterns.wasm"),
         _ => return None,
     })
 }

@@ -86,6 +86,19 @@ pub struct FindingOut {
     pub fix: String,
     /// charged spans and their tokens
     pub waste: Vec<(SpanOut, u64)>,
+    /// what the finding's instances have in common (WIT 0.2.0), when set
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// time lost (tail latency), in seconds, when there is any: never tokens
+    #[serde(skip_serializing_if = "is_zero")]
+    pub wasted_seconds: f64,
+    /// an alert reports a state (budget pace), with no waste
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub alert: bool,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn pct(part: u64, whole: u64) -> f64 {
@@ -184,6 +197,9 @@ fn finding_out(run: &crate::scan::RuleRun, f: crate::engine::Finding, o: &Outcom
             .iter()
             .map(|c| (span_out(&c.span), c.tokens))
             .collect(),
+        pattern: f.pattern,
+        wasted_seconds: f.waste_seconds,
+        alert: f.alert,
     }
 }
 
@@ -212,6 +228,9 @@ fn stopped_finding(run: &crate::scan::RuleRun, why: &str) -> FindingOut {
         ],
         fix: "Fix the detector, or raise its limits in the rule pack ([rule.limits] timeout_ms, memory_mb, fuel) if the work is legitimate.".into(),
         waste: Vec::new(),
+        pattern: None,
+        wasted_seconds: 0.0,
+        alert: false,
     }
 }
 
@@ -349,9 +368,14 @@ pub fn build(o: &mut Outcome) -> Report {
 /// One finding of the terminal table: the line, its message, where, the
 /// evidence and the fix.
 fn finding_text(out: &mut String, rank: usize, f: &FindingOut) {
+    let waited = if f.wasted_seconds > 0.0 {
+        format!(", {:.1} s waited", f.wasted_seconds)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{rank:>3}. [{}] {}: {} — {} tokens ({:.2}%), {}",
+        "{rank:>3}. [{}] {}: {} — {} tokens ({:.2}%), {}{waited}",
         f.severity,
         f.rule,
         clean(&f.title),
@@ -386,7 +410,8 @@ pub fn usd(c: f64) -> String {
         format!("${c:.2}")
     } else {
         let digits = (3 - c.log10().floor() as i32).clamp(2, 10) as usize;
-        format!("${c:.digits$}")
+        let text = format!("{c:.digits$}");
+        format!("${}", text.trim_end_matches('0'))
     }
 }
 

@@ -321,7 +321,11 @@ impl<'a> Batch<'a> {
     }
     /// The tool's result was marked as an error (MCP `isError`); field `errors`.
     pub fn tool_error(&self, row: u32) -> bool {
-        self.cols.tool_error.get(row as usize).copied().unwrap_or(false)
+        self.cols
+            .tool_error
+            .get(row as usize)
+            .copied()
+            .unwrap_or(false)
     }
     /// `gen_ai.request.model`; field `models`.
     pub fn request_model(&self, row: u32) -> Option<&str> {

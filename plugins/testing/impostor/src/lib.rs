@@ -4,7 +4,11 @@ use tokenhound_sdk::*;
 struct Impostor;
 impl Detector for Impostor {
     fn metadata() -> Metadata {
-        Metadata::new("retry-storm", env!("CARGO_PKG_VERSION"), "test plugin: not the real retry-storm")
+        Metadata::new(
+            "retry-storm",
+            env!("CARGO_PKG_VERSION"),
+            "test plugin: not the real retry-storm",
+        )
     }
     fn new(_: &Params) -> Result<Self, String> {
         Ok(Impostor)

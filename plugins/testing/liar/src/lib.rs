@@ -8,8 +8,11 @@ use tokenhound_sdk::*;
 struct Liar(String);
 impl Detector for Liar {
     fn metadata() -> Metadata {
-        Metadata::new("liar", "0.1.0", "test plugin: untrustworthy output")
-            .param(Param::text("mode", "ghost", "which lie"))
+        Metadata::new("liar", "0.1.0", "test plugin: untrustworthy output").param(Param::text(
+            "mode",
+            "ghost",
+            "which lie",
+        ))
     }
     fn new(p: &Params) -> Result<Self, String> {
         Ok(Liar(p.str("mode").to_string()))
@@ -46,7 +49,11 @@ impl Detector for Liar {
             )
             .charge(real, 1)],
             "many-groups" => (0..50_000)
-                .map(|i| f().span(real.clone()).charge(real.clone(), 0).group(format!("g{}", i % 25_000)))
+                .map(|i| {
+                    f().span(real.clone())
+                        .charge(real.clone(), 0)
+                        .group(format!("g{}", i % 25_000))
+                })
                 .collect(),
             _ => Vec::new(),
         }

@@ -7,8 +7,11 @@ struct Panic {
 }
 impl Detector for Panic {
     fn metadata() -> Metadata {
-        Metadata::new("panic", "0.1.0", "test plugin: panics")
-            .param(Param::integer("chatter_kb", 0, "KiB printed before the panic"))
+        Metadata::new("panic", "0.1.0", "test plugin: panics").param(Param::integer(
+            "chatter_kb",
+            0,
+            "KiB printed before the panic",
+        ))
     }
     fn new(p: &Params) -> Result<Self, String> {
         Ok(Panic {

@@ -1,0 +1,189 @@
+//! tail-latency: the saved query "tail latency" (spec section 5). Tool calls are
+//! grouped by tool (and server), LLM calls by model; a group with enough calls
+//! whose p99 is far above its p50, or whose p95 is over a limit, is a finding.
+//! Its waste is time (the tail's seconds past the median), never tokens.
+
+use tokenhound_sdk::*;
+
+/// One call of a group: its duration in milliseconds, its span, whether it failed.
+struct Call {
+    ms: f64,
+    span: SpanRef,
+    failed: bool,
+}
+
+struct Group {
+    tool: bool,
+    calls: Vec<Call>,
+}
+
+struct TailLatency {
+    min_calls: usize,
+    tail_ratio: f64,
+    max_p95_tools: f64,
+    max_p95_llm: f64,
+    /// groups by key, in the order first seen
+    groups: Vec<(String, Group)>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+/// Nearest rank: `sorted[ceil(pct / 100 × n) − 1]`.
+fn percentile(sorted: &[f64], pct: f64) -> f64 {
+    let n = sorted.len();
+    let rank = ((pct / 100.0) * n as f64).ceil() as usize;
+    sorted[rank.clamp(1, n) - 1]
+}
+
+impl TailLatency {
+    /// The group of a call: tool (and server), or the model (request, else response).
+    fn key(b: &Batch, row: u32) -> Option<(String, bool)> {
+        if b.is_tool(row) {
+            let tool = b.tool_name(row).unwrap_or("(unnamed tool)");
+            return Some(match b.tool_server(row) {
+                Some(s) => (format!("{tool} @ {s}"), true),
+                None => (tool.to_string(), true),
+            });
+        }
+        if b.is_llm(row) {
+            let model = b
+                .request_model(row)
+                .or_else(|| b.response_model(row))
+                .or_else(|| b.model(row))
+                .unwrap_or("(unknown model)");
+            return Some((model.to_string(), false));
+        }
+        None
+    }
+
+    fn finding(&self, key: &str, g: &Group) -> Option<Finding> {
+        let n = g.calls.len();
+        if n < self.min_calls {
+            return None;
+        }
+        let mut sorted: Vec<f64> = g.calls.iter().map(|c| c.ms).collect();
+        sorted.sort_by(f64::total_cmp);
+        let (p50, p95, p99) = (
+            percentile(&sorted, 50.0),
+            percentile(&sorted, 95.0),
+            percentile(&sorted, 99.0),
+        );
+        let max = sorted[n - 1];
+        let limit = if g.tool {
+            self.max_p95_tools
+        } else {
+            self.max_p95_llm
+        };
+        if !(p99 >= self.tail_ratio * p50 || p95 >= limit) {
+            return None;
+        }
+        let tail: Vec<&Call> = g.calls.iter().filter(|c| c.ms > p95).collect();
+        // A fold from 0: an empty f64 sum is -0.0.
+        let tail_secs = tail.iter().fold(0.0, |s, c| s + (c.ms - p50) / 1000.0);
+        let failed = tail.iter().filter(|c| c.failed).count();
+        let mut slowest: Vec<&Call> = g.calls.iter().collect();
+        slowest.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        let what = if g.tool { "tool" } else { "model" };
+        let fix = if g.tool {
+            "Give the tool a timeout and a cached or degraded answer, so the slow tail does not hold the agent."
+        } else {
+            "Use a smaller model or streaming for the calls in the tail, and a timeout with a fallback."
+        };
+        let mut f = Finding::new(
+            format!("{key}: p99 {:.0} ms against p50 {:.0} ms", p99, p50),
+            format!(
+                "The {what} {key} has a slow tail: {n} calls, p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms; the calls past p95 waited {tail_secs:.1} s more than the median."
+            ),
+            fix,
+        )
+        .pattern(key)
+        .waste_seconds(tail_secs)
+        .evidence("calls", n)
+        .evidence("p50_ms", format!("{p50:.1}"))
+        .evidence("p95_ms", format!("{p95:.1}"))
+        .evidence("p99_ms", format!("{p99:.1}"))
+        .evidence("max_ms", format!("{max:.1}"))
+        .evidence("tail_seconds", format!("{tail_secs:.3}"))
+        .evidence("tail_failed", failed);
+        for c in slowest.iter().take(5) {
+            f = f.span(c.span.clone());
+        }
+        Some(f)
+    }
+}
+
+impl Detector for TailLatency {
+    fn metadata() -> Metadata {
+        Metadata::new(
+            "tail-latency",
+            env!("CARGO_PKG_VERSION"),
+            "Tools and models whose slowest calls are far slower than their median: the time the tail costs",
+        )
+        .param(Param::integer("min_calls", 20, "calls a group needs to be judged"))
+        .param(Param::number("tail_ratio", 5.0, "p99 at least this many times p50 is a finding"))
+        .param(Param::number("max_p95_ms_tools", 5000.0, "a tool's p95 at or over this is a finding"))
+        .param(Param::number("max_p95_ms_llm", 60000.0, "a model's p95 at or over this is a finding"))
+        .needs(&[Field::Failed, Field::Tool, Field::Model, Field::Models])
+    }
+
+    fn new(p: &Params) -> Result<Self, String> {
+        let min_calls = p.u64("min_calls").max(1) as usize;
+        let tail_ratio = p.f64("tail_ratio");
+        if !(tail_ratio > 0.0) {
+            return Err(format!("tail_ratio must be positive, got {tail_ratio}"));
+        }
+        Ok(TailLatency {
+            min_calls,
+            tail_ratio,
+            max_p95_tools: p.f64("max_p95_ms_tools"),
+            max_p95_llm: p.f64("max_p95_ms_llm"),
+            groups: Vec::new(),
+            index: Default::default(),
+        })
+    }
+
+    fn observe(&mut self, b: &Batch) -> Vec<Finding> {
+        for row in 0..b.len() as u32 {
+            let Some((key, tool)) = Self::key(b, row) else {
+                continue;
+            };
+            let ms = b.end(row).saturating_sub(b.start(row)) as f64 / 1e6;
+            let i = *self.index.entry(key.clone()).or_insert_with(|| {
+                self.groups.push((
+                    key,
+                    Group {
+                        tool,
+                        calls: Vec::new(),
+                    },
+                ));
+                self.groups.len() - 1
+            });
+            self.groups[i].1.calls.push(Call {
+                ms,
+                span: b.span_ref(row),
+                failed: b.failed(row),
+            });
+        }
+        Vec::new()
+    }
+
+    fn finish(&mut self) -> Vec<Finding> {
+        self.groups
+            .iter()
+            .filter_map(|(k, g)| self.finding(k, g))
+            .collect()
+    }
+
+    fn counters(&self) -> Vec<(String, u64)> {
+        let judged = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.calls.len() >= self.min_calls)
+            .count();
+        vec![
+            ("groups".into(), self.groups.len() as u64),
+            ("groups with enough calls".into(), judged as u64),
+        ]
+    }
+}
+
+detector!(TailLatency);
