@@ -7,6 +7,7 @@
 
 pub mod builtin;
 pub mod cmd;
+pub mod costliest;
 pub mod engine;
 pub mod ingest;
 pub mod location;

@@ -32,6 +32,9 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Follow span directories live; hot-reload packs and plugins when they change.
     Watch(cmd::watch::Args),
+    /// The costliest LLM calls, each with its input by parts and the findings
+    /// that charge it.
+    Top(cmd::top::Args),
     /// Run detector tests: fixtures next to NAME.expect.toml files.
     Test(cmd::test::Args),
     /// List the detectors: built in, from packs, from a plugins folder.
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Scan(a) => cmd::scan::run(a),
         Command::Inspect(a) => cmd::inspect::command(a),
         Command::Watch(a) => cmd::watch::run(a),
+        Command::Top(a) => cmd::top::run(a),
         Command::Test(a) => cmd::test::command(a),
         Command::Detectors(a) => cmd::detectors::command(a),
         Command::New(a) => cmd::new::command(a),

@@ -62,6 +62,20 @@ impl Prices {
         Prices(t)
     }
 
+    /// What `usage` of `model` costs at list prices, cache reads and writes
+    /// priced apart from the rest of the input; `None` when the model has no price.
+    pub fn cost_of(&self, model: &str, u: &crate::model::Usage) -> Option<f64> {
+        let p = self.of(model)?;
+        let plain = u.input.saturating_sub(u.cache_read + u.cache_write);
+        Some(
+            (plain as f64 * p.input
+                + u.cache_read as f64 * p.cache_read.unwrap_or(p.input)
+                + u.cache_write as f64 * p.cache_write.unwrap_or(p.input)
+                + u.output as f64 * p.output)
+                / 1e6,
+        )
+    }
+
     /// The price of a model: the longest matching prefix, provider prefix ignored.
     pub fn of(&self, model: &str) -> Option<Price> {
         let m = model.rsplit('/').next().unwrap_or(model).to_lowercase();

@@ -48,6 +48,8 @@ pub struct Options {
     pub mapping_files: Vec<PathBuf>,
     /// spans held open before quiet traces are analysed early
     pub open_spans: usize,
+    /// keep the N costliest LLM calls with their input parts (`top`); 0: none
+    pub costliest: usize,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             input_format: None,
             mapping_files: Vec::new(),
             open_spans: OPEN_BUDGET,
+            costliest: 0,
         }
     }
 }
@@ -299,6 +302,10 @@ pub struct Outcome {
     pub peak_open: usize,
     pub prices: crate::prices::Prices,
     pub packs: Vec<(String, String)>,
+    /// the costliest LLM calls, costliest first (when `Options::costliest` asked)
+    pub costliest: Vec<crate::costliest::Call>,
+    /// bytes per content token (`[settings] bytes_per_token`, else 4)
+    pub bytes_per_token: f64,
 }
 
 /// Feed sessions to every rule, batch by batch, rules in parallel.
@@ -416,6 +423,8 @@ pub struct Pipeline<'a> {
     pub peak_open: usize,
     /// spans held open before quiet traces are closed early
     pub open_budget: usize,
+    /// the costliest LLM calls, when asked for (`top`)
+    pub costliest: Option<crate::costliest::Costliest>,
     sessions_seen: rustc_hash::FxHashSet<Arc<str>>,
 }
 
@@ -431,6 +440,7 @@ impl<'a> Pipeline<'a> {
             batch_spans,
             peak_open: 0,
             open_budget: OPEN_BUDGET,
+            costliest: None,
             sessions_seen: Default::default(),
         }
     }
@@ -478,6 +488,14 @@ impl<'a> Pipeline<'a> {
             return;
         }
         survey(&sessions, &mut self.totals, &mut self.sessions_seen);
+        if let Some(c) = self.costliest.as_mut() {
+            for s in &sessions {
+                let calls = s.traces.iter().flat_map(|t| &t.spans);
+                calls
+                    .filter(|sp| sp.kind == Kind::Llm)
+                    .for_each(|sp| c.offer(sp, &s.id));
+            }
+        }
         feed(
             self.runs,
             sessions,
@@ -536,6 +554,10 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     let bytes = reader.bytes.clone();
     let mut pipe = Pipeline::new(&mut runs, opts.quiet_ns, opts.batch_spans);
     pipe.open_budget = opts.open_spans;
+    if opts.costliest > 0 {
+        let prices = crate::prices::Prices::with(&set.prices);
+        pipe.costliest = Some(crate::costliest::Costliest::new(opts.costliest, prices));
+    }
     // Reading and parsing run on their own thread, a couple of blocks ahead of
     // assembly and the detectors.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<model::Span>>(1);
@@ -570,6 +592,10 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         pipe.peak_open,
     );
     let read = reader.stats;
+    let costliest = pipe
+        .costliest
+        .take()
+        .map_or_else(Vec::new, |c| c.into_sorted());
     Ok(Outcome {
         runs,
         totals,
@@ -578,6 +604,8 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         peak_open,
         prices: crate::prices::Prices::with(&set.prices),
         packs: set.packs,
+        costliest,
+        bytes_per_token: set.bytes_per_token.unwrap_or(4.0),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod new;
 pub mod scan;
 pub mod test;
+pub mod top;
 pub mod watch;
 
 use std::io::Write;

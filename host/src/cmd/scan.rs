@@ -92,6 +92,7 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         mapping_files: a.mapping,
         open_spans: a.open_spans,
         progress: std::io::stderr().is_terminal(),
+        costliest: 0,
     };
     let mut outcome = scan::run(&opts)?;
     let report = crate::report::build(&mut outcome);

@@ -105,7 +105,8 @@ impl Parts {
         };
         if role == "tool" {
             let id = m.get("tool_call_id").and_then(Value::as_str);
-            self.result(role, id, bytes);
+            let name = m.get("name").and_then(Value::as_str);
+            self.result(role, id, name, bytes);
         } else {
             let kind = if role == "system" {
                 PartKind::System
@@ -134,9 +135,12 @@ impl Parts {
                 part.get("arguments"),
             ),
             Some("tool_call_response") => {
+                // `response` in the conventions; pydantic-ai writes `result`.
                 let id = part.get("id").and_then(Value::as_str);
-                let bytes = part.get("response").map_or(0, |r| text_of(r).len() as u64);
-                self.result(role, id, bytes);
+                let body = part.get("response").or_else(|| part.get("result"));
+                let bytes = body.map_or(0, |r| text_of(r).len() as u64);
+                let name = part.get("name").and_then(Value::as_str);
+                self.result(role, id, name, bytes);
             }
             _ => {
                 let bytes = part.to_string().len() as u64;
@@ -160,10 +164,11 @@ impl Parts {
         self.push(PartKind::ToolCall, role, tool, file, bytes);
     }
 
-    fn result(&mut self, role: &str, id: Option<&str>, bytes: u64) {
+    /// A tool result, matched to its call by id (else named by the message).
+    fn result(&mut self, role: &str, id: Option<&str>, name: Option<&str>, bytes: u64) {
         let (tool, file) = id
             .and_then(|id| self.calls.get(id).cloned())
-            .unwrap_or_default();
+            .unwrap_or_else(|| (name.map(Arc::from), None));
         self.push(PartKind::ToolResult, role, tool, file, bytes);
     }
 

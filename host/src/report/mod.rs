@@ -291,16 +291,8 @@ fn price_totals(totals: &mut Totals, prices: &Prices) {
         if recorded.calls > 0 && u.input + u.output == 0 {
             continue;
         }
-        match prices.of(&model) {
-            Some(p) => {
-                let plain = u.input.saturating_sub(u.cache_read + u.cache_write);
-                let usd = (plain as f64 * p.input
-                    + u.cache_read as f64 * p.cache_read.unwrap_or(p.input)
-                    + u.cache_write as f64 * p.cache_write.unwrap_or(p.input)
-                    + u.output as f64 * p.output)
-                    / 1e6;
-                totals.cost_usd = Some(totals.cost_usd.unwrap_or(0.0) + usd);
-            }
+        match prices.cost_of(&model, &u) {
+            Some(usd) => totals.cost_usd = Some(totals.cost_usd.unwrap_or(0.0) + usd),
             None => {
                 totals.unpriced_models += 1;
                 totals.unpriced.push(model);

@@ -1,0 +1,249 @@
+//! `tokenhound top`: the costliest LLM calls ("what was in the input on the 14
+//! most expensive calls last week"), each with its input broken into parts
+//! (system instructions, messages by role, tool calls and results with the file
+//! they read), largest first, and the findings that charge tokens to it.
+
+use super::{listing, write_out, Failure, ListFormat};
+use crate::costliest::Call;
+use crate::model::{InputPart, PartKind};
+use crate::report::{clean, num};
+use crate::scan;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(required = true)]
+    exports: Vec<PathBuf>,
+    /// How many calls.
+    #[arg(short = 'n', long, default_value_t = 14)]
+    count: usize,
+    /// Rule packs whose findings are shown against the calls (default: the built-in pack).
+    #[arg(long = "pack", short = 'p')]
+    packs: Vec<PathBuf>,
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
+    format: ListFormat,
+    #[arg(long, value_enum)]
+    input_format: Option<crate::ingest::InputFormat>,
+    #[arg(long)]
+    mapping: Vec<PathBuf>,
+}
+
+/// `top`'s JSON: `tokenhound.top/v1`.
+#[derive(Serialize)]
+pub struct Top {
+    schema: &'static str,
+    llm_calls: u64,
+    calls: Vec<TopCall>,
+}
+
+#[derive(Serialize)]
+struct TopCall {
+    #[serde(flatten)]
+    call: Call,
+    /// content tokens of the captured input (its bytes / bytes per token)
+    input_content_tokens: u64,
+    parts: Vec<Part>,
+    findings: Vec<Charged>,
+}
+
+#[derive(Serialize)]
+struct Part {
+    #[serde(flatten)]
+    part: InputPart,
+    tokens: u64,
+}
+
+/// A finding that charges tokens to the call.
+#[derive(Serialize, Clone)]
+struct Charged {
+    rule: String,
+    title: String,
+    tokens: u64,
+}
+
+pub fn run(a: Args) -> Result<u8, Failure> {
+    let opts = scan::Options {
+        inputs: a.exports,
+        packs: a.packs,
+        input_format: a.input_format,
+        mapping_files: a.mapping,
+        progress: std::io::stderr().is_terminal(),
+        costliest: a.count,
+        ..scan::Options::default()
+    };
+    let outcome = scan::run(&opts)?;
+    let top = build(outcome);
+    write_out(None, &listing(a.format, &top, || top.to_text()))?;
+    Ok(0)
+}
+
+fn content_tokens(bytes: u64, per: f64) -> u64 {
+    (bytes as f64 / per).ceil() as u64
+}
+
+fn build(o: scan::Outcome) -> Top {
+    let mut charged: HashMap<(String, String), Vec<Charged>> = o
+        .costliest
+        .iter()
+        .map(|c| ((c.trace_id.clone(), c.span_id.clone()), Vec::new()))
+        .collect();
+    for run in &o.runs {
+        for f in &run.findings.list {
+            for c in &f.waste {
+                let key = (c.span.trace_id.clone(), c.span.span_id.clone());
+                if let Some(list) = charged.get_mut(&key) {
+                    list.push(Charged {
+                        rule: run.rule.id.clone(),
+                        title: f.title.clone(),
+                        tokens: c.tokens,
+                    });
+                }
+            }
+        }
+    }
+    let per = o.bytes_per_token;
+    let calls = o
+        .costliest
+        .into_iter()
+        .map(|call| {
+            let mut parts: Vec<Part> = call
+                .parts
+                .iter()
+                .map(|p| Part {
+                    part: p.clone(),
+                    tokens: content_tokens(p.bytes, per),
+                })
+                .collect();
+            parts.sort_by_key(|p| std::cmp::Reverse(p.part.bytes));
+            let bytes: u64 = call.parts.iter().map(|p| p.bytes).sum();
+            let key = (call.trace_id.clone(), call.span_id.clone());
+            TopCall {
+                input_content_tokens: content_tokens(bytes, per),
+                findings: charged.remove(&key).unwrap_or_default(),
+                parts,
+                call,
+            }
+        })
+        .collect();
+    Top {
+        schema: "tokenhound.top/v1",
+        llm_calls: o.totals.llm_calls,
+        calls,
+    }
+}
+
+fn kind_text(k: PartKind) -> &'static str {
+    match k {
+        PartKind::System => "system",
+        PartKind::Message => "message",
+        PartKind::ToolCall => "tool call",
+        PartKind::ToolResult => "tool result",
+        PartKind::Other => "other",
+    }
+}
+
+fn utc(ns: u64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)) {
+        Ok(t) => format!(
+            "{}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => "-".into(),
+    }
+}
+
+impl Top {
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "The {} costliest of {} LLM calls, at list prices (prices of {}):",
+            self.calls.len(),
+            num(self.llm_calls),
+            crate::prices::AS_OF
+        );
+        for (i, c) in self.calls.iter().enumerate() {
+            call_text(&mut o, i + 1, c);
+        }
+        o
+    }
+}
+
+fn call_text(o: &mut String, rank: usize, c: &TopCall) {
+    let k = &c.call;
+    let cost = k.cost_usd.map_or("-".into(), crate::report::usd);
+    let model = clean(k.model.as_deref().unwrap_or("(unknown model)"));
+    let _ = writeln!(
+        o,
+        "\n{rank:>3}. {cost}  {model}  {} tokens ({} in, {} cached, {} out)  {}",
+        num(k.total_tokens),
+        num(k.usage.input),
+        num(k.usage.cache_read),
+        num(k.usage.output),
+        utc(k.start_ns)
+    );
+    let _ = writeln!(
+        o,
+        "     session {}, trace {}, span {}",
+        clean(&k.session),
+        clean(&k.trace_id),
+        clean(&k.span_id)
+    );
+    if c.parts.is_empty() {
+        let _ = writeln!(o, "     input: not captured");
+    } else {
+        let bytes: u64 = c.parts.iter().map(|p| p.part.bytes).sum();
+        let _ = writeln!(
+            o,
+            "     input: {} bytes ≈ {} content tokens, {} parts",
+            num(bytes),
+            num(c.input_content_tokens),
+            c.parts.len()
+        );
+    }
+    for p in c.parts.iter().take(8) {
+        let what = [p.part.tool.as_deref(), p.part.file.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(|s| clean(s).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let what = if what.is_empty() {
+            clean(&p.part.role).into_owned()
+        } else {
+            what
+        };
+        let _ = writeln!(
+            o,
+            "       {:<12} {:<36} {:>10} B {:>8} tok",
+            kind_text(p.part.kind),
+            what,
+            num(p.part.bytes),
+            num(p.tokens)
+        );
+    }
+    if c.parts.len() > 8 {
+        let _ = writeln!(
+            o,
+            "       … {} more parts (all in --format json)",
+            c.parts.len() - 8
+        );
+    }
+    for f in &c.findings {
+        let _ = writeln!(
+            o,
+            "     charged by {}: {} ({} tokens)",
+            f.rule,
+            clean(&f.title),
+            num(f.tokens)
+        );
+    }
+}

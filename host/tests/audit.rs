@@ -1,0 +1,115 @@
+//! The weekly audit's habits: the costliest calls with what was in their input
+//! (`top`), and the two other saved queries as built-in detectors (their exact
+//! figures are in tests/fixtures/builtin, checked by `tokenhound test`).
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+
+fn top_json(args: &[&str]) -> Value {
+    let mut all = vec!["top", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = tokenhound(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn top_lists_the_costliest_calls_with_their_input_parts_and_the_findings_charging_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = Fixture::new("0000000000000000000000000000a0d1");
+    let a = f.agent(None, "coder", "s-top");
+    let system = "You review pull requests.".repeat(40);
+    let cheap = f.llm_with_input(&a, 500, 0, "short", "hi");
+    let big = f.llm_with_input(&a, 30_000, 0, &system, "review PR 7");
+    let mid = f.llm_with_input(&a, 20_000, 0, "short", "and PR 8");
+    // A retry storm: its LLM calls between the retries are charged.
+    for _ in 0..3 {
+        f.tool(&a, "run_tests", json!({"suite": "all"}), None);
+        f.llm(&a, 1_000, 10, None);
+    }
+    let path = dir.path().join("spans.jsonl");
+    f.write(&path);
+
+    let r = top_json(&["-n", "3", path.to_str().unwrap()]);
+    assert_eq!(r["schema"], "tokenhound.top/v1");
+    let calls = r["calls"].as_array().unwrap();
+    let ids: Vec<&str> = calls
+        .iter()
+        .map(|c| c["span_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids[..2], [big.as_str(), mid.as_str()], "costliest first");
+    assert!(!ids.contains(&cheap.as_str()));
+    // gpt-4o input at $2.50 per million, output at $10.
+    let cost = calls[0]["cost_usd"].as_f64().unwrap();
+    assert!(
+        (cost - (30_000.0 * 2.5 + 10.0 * 10.0) / 1e6).abs() < 1e-9,
+        "{cost}"
+    );
+    let parts = calls[0]["parts"].as_array().unwrap();
+    assert_eq!(parts[0]["kind"], "system", "largest first");
+    assert_eq!(parts[0]["bytes"], system.len());
+    assert_eq!(parts[0]["tokens"], system.len().div_ceil(4));
+    assert_eq!(parts[1]["role"], "user");
+    assert_eq!(parts[1]["bytes"], "review PR 7".len());
+    // The third is a call inside the storm, and the storm charges it.
+    let charged = calls[2]["findings"].as_array().unwrap();
+    assert_eq!(charged[0]["rule"], "retry-storm", "{:#}", calls[2]);
+    assert_eq!(charged[0]["tokens"], 1_010);
+
+    let out = tokenhound(&["top", "-n", "1", path.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("The 1 costliest of 6 LLM calls"), "{text}");
+    assert!(text.contains(&format!("span {big}")), "{text}");
+    assert!(text.contains("system"), "{text}");
+}
+
+#[test]
+fn the_weekly_audit_pack_adds_tail_latency_and_error_patterns() {
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/builtin");
+    let (_, r) = scan_json(&[
+        "--pack",
+        "builtin:default",
+        "--pack",
+        "builtin:weekly-audit",
+        fixtures.join("tail-latency.jsonl").to_str().unwrap(),
+        fixtures.join("error-patterns.jsonl").to_str().unwrap(),
+    ]);
+    let tail = findings(&r, "tail-latency");
+    let slow = tail
+        .iter()
+        .find(|f| f["pattern"] == "slow_search")
+        .expect("the slow tool");
+    assert_eq!(slow["wasted_seconds"], 1.9);
+    assert_eq!(slow["wasted_tokens"], 0, "time is never tokens");
+    let errors = findings(&r, "error-patterns");
+    let storm = errors
+        .iter()
+        .find(|f| {
+            f["pattern"]
+                .as_str()
+                .unwrap()
+                .starts_with("tool fetch_api 429")
+        })
+        .expect("the 429 pattern");
+    assert_eq!(
+        storm["pattern"],
+        "tool fetch_api 429: # Too Many Requests: request <uuid> retry in #s"
+    );
+    assert_eq!(storm["wasted_tokens"], 4920);
+    let ev: std::collections::BTreeMap<String, String> = storm["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_str().unwrap().into(), p[1].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(ev["errors"], "6");
+    assert_eq!(ev["error_rate_pct"], "50.0");
+    assert_eq!(ev["sessions"], "3");
+    assert_eq!(ev["peak_hour_utc"], "04:00");
+}
