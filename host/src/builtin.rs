@@ -7,13 +7,14 @@ macro_rules! plugin {
     };
 }
 
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 7] = [
     "retry-storm",
     "context-reread",
     "subagent-duplicate-context",
     "filler-preamble",
     "tail-latency",
     "error-patterns",
+    "budget-pace",
 ];
 
 /// The component of a built-in detector.
@@ -25,6 +26,7 @@ pub fn wasm(name: &str) -> Option<&'static [u8]> {
         "filler-preamble" => plugin!("filler_preamble.wasm"),
         "tail-latency" => plugin!("tail_latency.wasm"),
         "error-patterns" => plugin!("error_patterns.wasm"),
+        "budget-pace" => plugin!("budget_pace.wasm"),
         _ => return None,
     })
 }

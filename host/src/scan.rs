@@ -274,6 +274,16 @@ pub struct Totals {
     /// bytes of all captured texts: no charge of content tokens can exceed it
     #[serde(skip)]
     pub content_bytes: u64,
+    /// the time the input covers: the oldest span's start and the newest span's end
+    pub first_start_ns: u64,
+    pub last_end_ns: u64,
+}
+
+impl Totals {
+    /// Days the input covers (newest span end − oldest span start).
+    pub fn covered_days(&self) -> f64 {
+        self.last_end_ns.saturating_sub(self.first_start_ns) as f64 / 86_400e9
+    }
 }
 
 /// Calls of one model whose cost the source recorded.
@@ -359,6 +369,15 @@ pub fn survey(
             t.traces += 1;
             for sp in &tr.spans {
                 t.spans += 1;
+                if sp.start_ns > 0 {
+                    let first = if t.first_start_ns == 0 {
+                        sp.start_ns
+                    } else {
+                        t.first_start_ns
+                    };
+                    t.first_start_ns = first.min(sp.start_ns);
+                }
+                t.last_end_ns = t.last_end_ns.max(sp.end_ns);
                 t.content_bytes += [&sp.input_text, &sp.output_text, &sp.tool_args]
                     .iter()
                     .map(|x| x.as_ref().map_or(0, |x| x.len() as u64))

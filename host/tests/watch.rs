@@ -607,3 +607,55 @@ fn a_full_disk_costs_no_finding_and_leaves_no_torn_line() {
     assert!(whole(&std::fs::read_to_string(&out).unwrap()));
     w.stop();
 }
+
+/// The budget alert fires in `watch` from the day the running projection
+/// crosses, not at the end of a scan: October at 1,000 tokens a day, then
+/// November at 1,500; nothing through November 2nd (under `min_days`), the
+/// alert once the 3rd arrives.
+#[test]
+fn the_budget_alert_appears_when_the_pace_crosses() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_dir = dir.path().join("spans");
+    std::fs::create_dir(&spans_dir).unwrap();
+    let pack = dir.path().join("pack.toml");
+    std::fs::write(
+        &pack,
+        "[pack]\nname = \"b\"\nversion = \"1\"\n[[rule]]\nid = \"budget-pace\"\ndetector = \"builtin:budget-pace\"\n",
+    )
+    .unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/builtin/budget-pace.jsonl");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let days: Vec<String> = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| json!({"resourceSpans": [{"scopeSpans": [{"spans": [s]}]}]}).to_string() + "\n")
+        .collect();
+    assert_eq!(days.len(), 41, "October and ten days of November");
+    let file = spans_dir.join("t.jsonl");
+    let w = Watch::start(
+        &spans_dir,
+        &dir.path().join("out.jsonl"),
+        &["--pack", pack.to_str().unwrap()],
+    );
+    append(&file, &days[..33].concat()); // to November 2nd
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        by_rule(&w.findings(), "budget-pace").is_empty(),
+        "no alert before min_days"
+    );
+    append(&file, &days[33]); // November 3rd
+    let f = w.wait_for("the budget alert", |f| {
+        !by_rule(f, "budget-pace").is_empty()
+    });
+    let alert = by_rule(&f, "budget-pace")[0];
+    assert!(
+        alert["title"]
+            .as_str()
+            .unwrap()
+            .contains("45% over last month's 31000"),
+        "{alert}"
+    );
+    w.stop();
+}

@@ -43,6 +43,10 @@ pub struct DetectorSummary {
     pub wasted_tokens: u64,
     pub share_pct: f64,
     pub cost_usd: Option<f64>,
+    /// waste and its cost projected to a 30-day month from the time the input
+    /// covers (absent when it covers less than a day)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_month: Option<PerMonth>,
     pub counters: Vec<(String, u64)>,
     /// why the engine stopped this detector, if it did
     pub failure: Option<String>,
@@ -59,6 +63,29 @@ pub struct Summary {
     pub overlap_tokens: u64,
     pub overlap_pct: f64,
     pub cost_usd: Option<f64>,
+    /// all detectors' waste and cost per 30-day month: "$X / month reclaimable"
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_month: Option<PerMonth>,
+    /// days the input covers (newest span end − oldest span start)
+    pub covered_days: f64,
+}
+
+/// A figure projected to a 30-day month.
+#[derive(Serialize, Clone, Copy, Debug)]
+pub struct PerMonth {
+    pub wasted_tokens: u64,
+    pub cost_usd: Option<f64>,
+}
+
+impl PerMonth {
+    /// `tokens` and `cost` over `days`, scaled to 30 days; none for an input
+    /// that covers less than a day (a projection from minutes would mislead).
+    fn of(tokens: u64, cost: Option<f64>, days: f64) -> Option<Self> {
+        (days >= 1.0).then(|| PerMonth {
+            wasted_tokens: (tokens as f64 * 30.0 / days).round() as u64,
+            cost_usd: cost.map(|c| c * 30.0 / days),
+        })
+    }
 }
 
 #[derive(Serialize, Clone)]
@@ -260,6 +287,11 @@ fn detector_summary(
         wasted_tokens: tokens,
         share_pct: pct(tokens, o.totals.total_tokens),
         cost_usd: found.iter().fold(None, |a, f| add_cost(a, f.cost_usd)),
+        per_month: PerMonth::of(
+            tokens,
+            found.iter().fold(None, |a, f| add_cost(a, f.cost_usd)),
+            o.totals.covered_days(),
+        ),
         counters,
         failure: run.failure.clone(),
         not_checked: crate::scan::not_checked(&run.plugin, &o.totals.content),
@@ -329,6 +361,10 @@ pub fn build(o: &mut Outcome) -> Report {
     price_totals(&mut totals, &o.prices);
     let total = totals.total_tokens;
     let overlap = overlaps.tokens();
+    let days = totals.covered_days();
+    let wasted = detectors
+        .iter()
+        .fold(0u64, |a, d| a.saturating_add(d.wasted_tokens));
     Report {
         schema: SCHEMA,
         tokenhound: env!("CARGO_PKG_VERSION"),
@@ -344,13 +380,17 @@ pub fn build(o: &mut Outcome) -> Report {
         totals,
         summary: Summary {
             findings: findings.len(),
-            wasted_tokens: detectors
-                .iter()
-                .fold(0u64, |a, d| a.saturating_add(d.wasted_tokens)),
+            wasted_tokens: wasted,
             share_pct_sum: detectors.iter().map(|d| d.share_pct).sum(),
             overlap_tokens: overlap,
             overlap_pct: pct(overlap, total),
             cost_usd: detectors.iter().fold(None, |a, d| add_cost(a, d.cost_usd)),
+            per_month: PerMonth::of(
+                wasted,
+                detectors.iter().fold(None, |a, d| add_cost(a, d.cost_usd)),
+                days,
+            ),
+            covered_days: days,
         },
         detectors,
         findings,
@@ -395,6 +435,12 @@ fn finding_text(out: &mut String, rank: usize, f: &FindingOut) {
 }
 
 /// A count with thousands separators: 5,204,795.
+/// A cost per month, or `-` when unknown or not projected.
+fn monthly(m: Option<PerMonth>) -> String {
+    m.and_then(|m| m.cost_usd)
+        .map_or("-".into(), |c| format!("${c:.2}"))
+}
+
 /// Dollars: cents for amounts of a dollar or more, else four significant
 /// digits (a small trace's cost is not "$0.00").
 pub fn usd(c: f64) -> String {
@@ -500,6 +546,7 @@ impl Report {
             num(t.output_tokens)
         );
         self.cost_line(out);
+        self.month_line(out);
         let i = &self.input;
         let _ = write!(
             out,
@@ -537,6 +584,24 @@ impl Report {
                 num(kept.saturating_sub(10))
             );
         }
+    }
+
+    /// "$X / month reclaimable", when the input covers a day or more (a
+    /// projection from minutes would mislead).
+    fn month_line(&self, out: &mut String) {
+        let s = &self.summary;
+        let Some(m) = s.per_month.filter(|_| s.covered_days >= 1.0) else {
+            return;
+        };
+        let money = m.cost_usd.map_or(String::new(), |c| {
+            format!("{} / month reclaimable: ", usd(c))
+        });
+        let _ = writeln!(
+            out,
+            "{money}{} wasted tokens per 30-day month, projected from the {:.1} days the input covers",
+            num(m.wasted_tokens),
+            s.covered_days
+        );
     }
 
     fn cost_line(&self, out: &mut String) {
@@ -594,8 +659,8 @@ impl Report {
         out.push('\n');
         let _ = writeln!(
             out,
-            "{:<30} {:>8} {:>14} {:>7} {:>10}",
-            "DETECTOR", "FINDINGS", "WASTED TOKENS", "SHARE", "COST"
+            "{:<30} {:>8} {:>14} {:>7} {:>10} {:>12}",
+            "DETECTOR", "FINDINGS", "WASTED TOKENS", "SHARE", "COST", "COST/MONTH"
         );
         for d in &self.detectors {
             let name = if d.rule == d.detector {
@@ -612,24 +677,26 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "{:<30} {:>8} {:>14} {:>6.1}% {:>10}{}",
+                "{:<30} {:>8} {:>14} {:>6.1}% {:>10} {:>12}{}",
                 name,
                 d.findings,
                 num(d.wasted_tokens),
                 d.share_pct,
                 money(d.cost_usd),
+                monthly(d.per_month),
                 note
             );
         }
         let s = &self.summary;
         let _ = writeln!(
             out,
-            "{:<30} {:>8} {:>14} {:>6.1}% {:>10}",
+            "{:<30} {:>8} {:>14} {:>6.1}% {:>10} {:>12}",
             "TOTAL",
             self.detectors.iter().map(|d| d.findings).sum::<usize>(),
             num(s.wasted_tokens),
             s.share_pct_sum,
-            money(s.cost_usd)
+            money(s.cost_usd),
+            monthly(s.per_month)
         );
         let _ = writeln!(
             out,
@@ -660,7 +727,7 @@ impl Report {
             let _ = writeln!(out, "{l}  ");
         }
         out.push_str(
-            "\n| detector | findings | wasted tokens | share | cost |\n|---|---:|---:|---:|---:|\n",
+            "\n| detector | findings | wasted tokens | share | cost | cost / month |\n|---|---:|---:|---:|---:|---:|\n",
         );
         for d in &self.detectors {
             let note = match (&d.failure, &d.not_checked) {
@@ -670,22 +737,24 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "| {}{} | {} | {} | {:.1}% | {} |",
+                "| {}{} | {} | {} | {:.1}% | {} | {} |",
                 d.rule,
                 note,
                 d.findings,
                 num(d.wasted_tokens),
                 d.share_pct,
-                money(d.cost_usd)
+                money(d.cost_usd),
+                monthly(d.per_month)
             );
         }
         let s = &self.summary;
         let _ = writeln!(
             out,
-            "| **total** | | {} | {:.1}% | {} |",
+            "| **total** | | {} | {:.1}% | {} | {} |",
             num(s.wasted_tokens),
             s.share_pct_sum,
-            money(s.cost_usd)
+            money(s.cost_usd),
+            monthly(s.per_month)
         );
         let _ = writeln!(
             out,

@@ -1,0 +1,226 @@
+//! budget-pace: the alert "on pace to beat last month by 20% with no design
+//! change" (spec section 7). Daily token totals of LLM calls; the current
+//! period's projection against the previous period's total. An alert, not a
+//! waste: it fires once per period (a group), updated as the pace changes, so in
+//! `watch` it appears as soon as the running projection crosses.
+
+use std::collections::BTreeMap;
+use tokenhound_sdk::*;
+
+const DAY_NS: u64 = 86_400_000_000_000;
+
+/// Civil date (year, month, day) of a day number since 1970-01-01.
+fn civil(day: i64) -> (i64, u32, u32) {
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_in_month(y: i64, m: u32) -> i64 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+fn date(day: i64) -> String {
+    let (y, m, d) = civil(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Period {
+    Month,
+    Week,
+}
+
+impl Period {
+    /// The period holding `day`: its first day and its length in days.
+    fn of(self, day: i64) -> (i64, i64) {
+        match self {
+            Period::Month => {
+                let (y, m, d) = civil(day);
+                (day - i64::from(d) + 1, days_in_month(y, m))
+            }
+            // ISO weeks start on Monday; 1970-01-01 was a Thursday.
+            Period::Week => (day - (day + 3).rem_euclid(7), 7),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Period::Month => "month",
+            Period::Week => "week",
+        }
+    }
+}
+
+struct BudgetPace {
+    period: Period,
+    over_pct: f64,
+    min_days: i64,
+    /// the previous period's total from a baseline report, when the input lacks it
+    baseline: u64,
+    daily: BTreeMap<i64, u64>,
+    first_day: Option<i64>,
+    last_end_ns: u64,
+    not_evaluated: u64,
+}
+
+/// What one evaluation found.
+struct Pace {
+    start: i64,
+    elapsed: i64,
+    so_far: u64,
+    projection: f64,
+    previous: u64,
+    crossed: Option<i64>,
+}
+
+impl BudgetPace {
+    fn sum(&self, from: i64, to_incl: i64) -> u64 {
+        self.daily.range(from..=to_incl).map(|(_, t)| t).sum()
+    }
+
+    fn evaluate(&self) -> Option<Pace> {
+        let first = self.first_day?;
+        let newest = (self.last_end_ns / DAY_NS) as i64;
+        let (start, len) = self.period.of(newest);
+        let elapsed = newest - start + 1;
+        if elapsed < self.min_days {
+            return None;
+        }
+        let (prev_start, _) = self.period.of(start - 1);
+        let previous = if first <= prev_start {
+            self.sum(prev_start, start - 1)
+        } else if self.baseline > 0 {
+            self.baseline
+        } else {
+            return None;
+        };
+        let limit = previous as f64 * (1.0 + self.over_pct / 100.0);
+        let project = |to: i64| self.sum(start, to) as f64 * len as f64 / (to - start + 1) as f64;
+        let crossed = (start + self.min_days - 1..=newest).find(|&d| project(d) > limit);
+        Some(Pace {
+            start,
+            elapsed,
+            so_far: self.sum(start, newest),
+            projection: project(newest),
+            previous,
+            crossed: crossed.filter(|_| project(newest) > limit),
+        })
+    }
+
+    fn finding(&self, p: &Pace) -> Finding {
+        let name = self.period.name();
+        let ratio = p.projection / p.previous.max(1) as f64;
+        let crossed = p.crossed.map_or("-".into(), date);
+        Finding::new(
+            format!(
+                "on pace for {:.0} tokens this {name}, {:.0}% over last {name}'s {}",
+                p.projection,
+                (ratio - 1.0) * 100.0,
+                p.previous
+            ),
+            format!(
+                "{} tokens in the first {} days of the {name} starting {} project to {:.0}, more than last {name}'s {} by over {}%; the pace crossed on {crossed}. With no design change, something is wrong.",
+                p.so_far,
+                p.elapsed,
+                date(p.start),
+                p.projection,
+                p.previous,
+                self.over_pct
+            ),
+            "Find what grew (the per-day totals and the other detectors' findings since that day) before the invoice does.",
+        )
+        .alert()
+        .group(format!("budget-pace {}", date(p.start)))
+        .pattern(format!("budget-pace per {name}"))
+        .evidence("period", format!("{name} from {}", date(p.start)))
+        .evidence("days_elapsed", p.elapsed)
+        .evidence("tokens_so_far", p.so_far)
+        .evidence("projection", format!("{:.0}", p.projection))
+        .evidence("previous_total", p.previous)
+        .evidence("ratio", format!("{ratio:.3}"))
+        .evidence("crossed_on", crossed)
+    }
+
+    /// The alert, when the pace is over the line now.
+    fn alert(&self) -> Option<Finding> {
+        let p = self.evaluate()?;
+        p.crossed.is_some().then(|| self.finding(&p))
+    }
+}
+
+impl Detector for BudgetPace {
+    fn metadata() -> Metadata {
+        Metadata::new(
+            "budget-pace",
+            env!("CARGO_PKG_VERSION"),
+            "An alert when this period's tokens are on pace to beat the previous period's by over_pct",
+        )
+        .param(Param::text("period", "month", "month (UTC calendar month) or week (ISO week)"))
+        .param(Param::number("over_pct", 20.0, "alert when the projection is more than this % over the previous period"))
+        .param(Param::integer("min_days", 3, "days of the period elapsed before judging"))
+        .param(Param::integer("previous_total", 0, "the previous period's tokens when the input lacks it (set from --baseline); 0: none"))
+        .needs(&[Field::Tokens])
+    }
+
+    fn new(p: &Params) -> Result<Self, String> {
+        let period = match p.str("period") {
+            "month" => Period::Month,
+            "week" => Period::Week,
+            other => return Err(format!("period must be month or week, got `{other}`")),
+        };
+        Ok(BudgetPace {
+            period,
+            over_pct: p.f64("over_pct"),
+            min_days: p.u64("min_days").max(1) as i64,
+            baseline: p.u64("previous_total"),
+            daily: BTreeMap::new(),
+            first_day: None,
+            last_end_ns: 0,
+            not_evaluated: 0,
+        })
+    }
+
+    fn observe(&mut self, b: &Batch) -> Vec<Finding> {
+        for row in 0..b.len() as u32 {
+            self.last_end_ns = self.last_end_ns.max(b.end(row));
+            if !b.is_llm(row) {
+                continue;
+            }
+            let day = (b.start(row) / DAY_NS) as i64;
+            *self.daily.entry(day).or_default() += b.total_tokens(row);
+            self.first_day = Some(self.first_day.map_or(day, |f| f.min(day)));
+        }
+        // Live: the alert as soon as the running projection crosses.
+        self.alert().into_iter().collect()
+    }
+
+    fn finish(&mut self) -> Vec<Finding> {
+        if self.evaluate().is_none() {
+            self.not_evaluated = 1;
+        }
+        self.alert().into_iter().collect()
+    }
+
+    fn counters(&self) -> Vec<(String, u64)> {
+        vec![
+            ("days with LLM calls".into(), self.daily.len() as u64),
+            (
+                "not evaluated (too few days, or no previous period)".into(),
+                self.not_evaluated,
+            ),
+        ]
+    }
+}
+
+detector!(BudgetPace);
