@@ -494,6 +494,9 @@ fn fill_tool(
     span.tool_server = a
         .arc(&["mcp.server.name", "gen_ai.tool.server", "server.address"])
         .or_else(|| mcp.map(|m| Arc::from(m.0)));
+    // OpenInference `tool.parameters` is the tool's parameter *schema* (the same
+    // for every call), never the call's arguments: those are `input.value`
+    // (openinference spec/semantic_conventions.md).
     span.tool_args = a
         .get(&[
             "gen_ai.tool.call.arguments",
@@ -502,11 +505,10 @@ fn fill_tool(
             "ai.toolCall.input",
             "tool_arguments",
             "gen_ai.tool.args",
-            "tool.parameters",
             "traceloop.entity.input",
             "input.value",
         ])
-        .map(|v| compact_json(&as_json(v)))
+        .map(|v| compact_json(&unwrap_kwargs(as_json(v))))
         .or_else(|| input.map(|v| compact_json(&unwrap_tool_input(v))));
     span.tool_result = a
         .get(&[
@@ -609,6 +611,26 @@ fn unwrap_tool_input(v: &Value) -> Value {
     };
     match &v {
         Value::Object(m) if m.len() == 1 && m.contains_key("input") => m["input"].clone(),
+        _ => unwrap_kwargs(v),
+    }
+}
+
+/// traceloop-sdk's `traceloop.entity.input` wraps a call's arguments as
+/// `{"args": [...], "kwargs": {...}}`: the keyword arguments, else the one
+/// positional argument, are the call's arguments.
+fn unwrap_kwargs(v: Value) -> Value {
+    match &v {
+        Value::Object(m)
+            if m.contains_key("kwargs") && m.keys().all(|k| k == "args" || k == "kwargs") =>
+        {
+            let kwargs = m["kwargs"].as_object().filter(|k| !k.is_empty());
+            match (kwargs, m.get("args").and_then(Value::as_array)) {
+                (Some(k), _) => Value::Object(k.clone()),
+                (None, Some(args)) if args.len() == 1 => unwrap_tool_input(&args[0]),
+                (None, Some(args)) => Value::Array(args.clone()),
+                (None, None) => v,
+            }
+        }
         _ => v,
     }
 }
@@ -902,6 +924,39 @@ mod tests {
         assert_eq!(s.kind, Kind::Agent);
         assert_eq!(s.usage, Usage::default());
         assert_eq!(s.aggregated_usage.map(|u| u.input), Some(5000));
+    }
+
+    #[test]
+    fn openinference_tool_arguments_are_input_value_not_the_parameter_schema() {
+        let s = span_of(&[
+            ("openinference.span.kind", AnyValue::Str("TOOL".into())),
+            ("tool.name", AnyValue::Str("read_file".into())),
+            (
+                "tool.parameters",
+                AnyValue::Str(
+                    r#"{"type":"object","properties":{"path":{"type":"string"}}}"#.into(),
+                ),
+            ),
+            (
+                "input.value",
+                AnyValue::Str(r#"{"path": "CLAUDE.md"}"#.into()),
+            ),
+        ]);
+        assert_eq!(s.tool_args.as_deref(), Some(r#"{"path":"CLAUDE.md"}"#));
+    }
+
+    #[test]
+    fn traceloop_wrapped_arguments_are_unwrapped() {
+        let s = span_of(&[
+            ("traceloop.span.kind", AnyValue::Str("tool".into())),
+            ("traceloop.entity.name", AnyValue::Str("read_file".into())),
+            (
+                "traceloop.entity.input",
+                AnyValue::Str(r#"{"args": [], "kwargs": {"path": "a.md"}}"#.into()),
+            ),
+        ]);
+        assert_eq!(s.kind, Kind::Tool);
+        assert_eq!(s.tool_args.as_deref(), Some(r#"{"path":"a.md"}"#));
     }
 
     #[test]
