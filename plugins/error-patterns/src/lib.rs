@@ -37,26 +37,6 @@ struct ErrorPatterns {
     calls: HashMap<String, u64>,
 }
 
-/// A call's subject: `tool @ server` or the model (request, else response).
-fn subject(b: &Batch, row: u32) -> Option<(String, bool)> {
-    if b.is_tool(row) {
-        let tool = b.tool_name(row).unwrap_or("(unnamed tool)");
-        return Some(match b.tool_server(row) {
-            Some(s) => (format!("{tool} @ {s}"), true),
-            None => (tool.to_string(), true),
-        });
-    }
-    if b.is_llm(row) {
-        let model = b
-            .request_model(row)
-            .or_else(|| b.response_model(row))
-            .or_else(|| b.model(row))
-            .unwrap_or("(unknown model)");
-        return Some((model.to_string(), false));
-    }
-    None
-}
-
 /// A call is an error: status ERROR or `error.type` set (`failed`), a tool
 /// result marked as an error, or an HTTP status of 400 or more.
 fn is_error(b: &Batch, row: u32) -> bool {
@@ -137,7 +117,8 @@ impl ErrorPatterns {
             .find(|&r| {
                 b.start(r) > end
                     && !is_error(b, r)
-                    && subject_of(b, r).is_some_and(|(s, tool)| tool && s == subject)
+                    && b.call_group(r)
+                        .is_some_and(|(s, tool)| tool && s == subject)
             })
             .map(|r| b.start(r));
         let p = self.patterns.get_mut(key).expect("recorded");
@@ -197,10 +178,6 @@ impl ErrorPatterns {
     }
 }
 
-fn subject_of(b: &Batch, row: u32) -> Option<(String, bool)> {
-    subject(b, row)
-}
-
 impl Pattern {
     fn charge(&mut self, b: &Batch, row: u32) {
         let id = (b.trace(row).to_string(), b.span_id(row).to_string());
@@ -233,7 +210,7 @@ impl Detector for ErrorPatterns {
     fn observe(&mut self, b: &Batch) -> Vec<Finding> {
         for turn in b.turns() {
             for (at, &row) in turn.rows.iter().enumerate() {
-                let Some((subject, tool)) = subject(b, row) else {
+                let Some((subject, tool)) = b.call_group(row) else {
                     continue;
                 };
                 *self.calls.entry(subject.clone()).or_default() += 1;

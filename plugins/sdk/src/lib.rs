@@ -339,6 +339,28 @@ impl<'a> Batch<'a> {
     pub fn input_parts(&self, row: u32) -> Vec<InputPart> {
         self.texts.parts(row)
     }
+    /// What a call is grouped by in per-tool and per-model queries: `tool @
+    /// server` (or the tool) for a tool call, the model (request, else
+    /// response) for an LLM call; and whether it is a tool. `None` for other
+    /// spans. Reads fields `tool`, `model`, `models`.
+    pub fn call_group(&self, row: u32) -> Option<(String, bool)> {
+        if self.is_tool(row) {
+            let tool = self.tool_name(row).unwrap_or("(unnamed tool)");
+            return Some(match self.tool_server(row) {
+                Some(s) => (format!("{tool} @ {s}"), true),
+                None => (tool.to_string(), true),
+            });
+        }
+        if self.is_llm(row) {
+            let model = self
+                .request_model(row)
+                .or_else(|| self.response_model(row))
+                .or_else(|| self.model(row))
+                .unwrap_or("(unknown model)");
+            return Some((model.to_string(), false));
+        }
+        None
+    }
     /// input + output: the spec's total tokens of a call.
     pub fn total_tokens(&self, row: u32) -> u64 {
         self.input_tokens(row) + self.output_tokens(row)

@@ -35,26 +35,6 @@ fn percentile(sorted: &[f64], pct: f64) -> f64 {
 }
 
 impl TailLatency {
-    /// The group of a call: tool (and server), or the model (request, else response).
-    fn key(b: &Batch, row: u32) -> Option<(String, bool)> {
-        if b.is_tool(row) {
-            let tool = b.tool_name(row).unwrap_or("(unnamed tool)");
-            return Some(match b.tool_server(row) {
-                Some(s) => (format!("{tool} @ {s}"), true),
-                None => (tool.to_string(), true),
-            });
-        }
-        if b.is_llm(row) {
-            let model = b
-                .request_model(row)
-                .or_else(|| b.response_model(row))
-                .or_else(|| b.model(row))
-                .unwrap_or("(unknown model)");
-            return Some((model.to_string(), false));
-        }
-        None
-    }
-
     fn finding(&self, key: &str, g: &Group) -> Option<Finding> {
         let n = g.calls.len();
         if n < self.min_calls {
@@ -143,7 +123,7 @@ impl Detector for TailLatency {
 
     fn observe(&mut self, b: &Batch) -> Vec<Finding> {
         for row in 0..b.len() as u32 {
-            let Some((key, tool)) = Self::key(b, row) else {
+            let Some((key, tool)) = b.call_group(row) else {
                 continue;
             };
             let ms = b.end(row).saturating_sub(b.start(row)) as f64 / 1e6;
