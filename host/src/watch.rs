@@ -17,7 +17,8 @@
 use crate::engine::{self, Engine};
 use crate::ingest::{self, Reader};
 use crate::model::{Assembler, Span};
-use crate::rules::{RuleSet, Severity};
+use crate::report::FindingCore;
+use crate::rules::RuleSet;
 use crate::scan::{self, RuleRun, ScanError};
 use anyhow::Context as _;
 use notify::Watcher as _;
@@ -44,22 +45,21 @@ pub struct Options {
     pub live_view: bool,
 }
 
-/// One line of `--output`: a finding as it is now. A later line with the same
-/// `id` replaces an earlier one (a grouped finding that grew).
+/// One line of `--output`: a finding as it is now, in the report's shape, with
+/// an id. A later line with the same `id` replaces an earlier one (a grouped
+/// finding that grew).
 #[derive(Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct Emitted {
     pub id: String,
-    pub rule: String,
-    pub detector: String,
-    pub severity: Severity,
-    pub title: String,
-    pub message: String,
-    pub session: Option<String>,
-    pub trace_id: Option<String>,
-    pub spans: Vec<(String, String)>,
-    pub wasted_tokens: u64,
-    pub evidence: Vec<(String, String)>,
-    pub fix: String,
+    #[serde(flatten)]
+    pub finding: FindingCore,
+}
+
+impl std::ops::Deref for Emitted {
+    type Target = FindingCore;
+    fn deref(&self) -> &FindingCore {
+        &self.finding
+    }
 }
 
 fn finding_id(rule: &str, f: &engine::Finding) -> String {
@@ -81,21 +81,7 @@ fn finding_id(rule: &str, f: &engine::Finding) -> String {
 fn emitted(run: &RuleRun, f: &engine::Finding) -> Emitted {
     Emitted {
         id: finding_id(&run.rule.id, f),
-        rule: run.rule.id.clone(),
-        detector: run.plugin.meta.name.clone(),
-        severity: f.severity.map_or(run.rule.severity, Severity::from),
-        title: f.title.clone(),
-        message: f.message.clone(),
-        session: f.session.clone(),
-        trace_id: f.trace_id.clone(),
-        spans: f
-            .spans
-            .iter()
-            .map(|s| (s.trace_id.clone(), s.span_id.clone()))
-            .collect(),
-        wasted_tokens: f.waste.iter().fold(0u64, |a, c| a.saturating_add(c.tokens)),
-        evidence: f.evidence.clone(),
-        fix: f.fix.clone(),
+        finding: FindingCore::of(run, f.clone()),
     }
 }
 
@@ -107,19 +93,10 @@ fn engine_finding(title: String, message: String) -> Emitted {
         (&title, &message).hash(&mut h);
         h.finish()
     });
+    let fix = "Fix the file named above; the previous detector set keeps running.";
     Emitted {
         id,
-        rule: "engine".into(),
-        detector: "engine".into(),
-        severity: Severity::High,
-        title,
-        message,
-        session: None,
-        trace_id: None,
-        spans: Vec::new(),
-        wasted_tokens: 0,
-        evidence: Vec::new(),
-        fix: "Fix the file named above; the previous detector set keeps running.".into(),
+        finding: FindingCore::engine("engine", title, message, fix),
     }
 }
 

@@ -192,7 +192,7 @@ fn key(v: &Value) -> (String, Vec<String>, u64) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s[1].as_str().unwrap().to_string())
+        .map(|s| s["span_id"].as_str().unwrap().to_string())
         .collect();
     spans.sort();
     (
@@ -556,7 +556,12 @@ fn a_full_disk_costs_no_finding_and_leaves_no_torn_line() {
         .unwrap()
         .contains("cannot write findings")
     {
-        assert!(start.elapsed() < PATIENCE, "no disk-full error reported");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no disk-full error reported; stderr: {}; output: {:?}",
+            std::fs::read_to_string(&err).unwrap(),
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let whole = |text: &str| {

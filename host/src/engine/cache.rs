@@ -36,8 +36,14 @@ pub fn compile(
     // A cache that cannot be written is only slower, never wrong.
     if std::fs::create_dir_all(dir).is_ok() {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, &bytes).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
+        match std::fs::write(&tmp, &bytes) {
+            Ok(()) => {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+            // A full disk or a file-size limit: leave no partial file behind.
+            Err(_) => {
+                let _ = std::fs::remove_file(&tmp);
+            }
         }
     }
     // SAFETY: the bytes were just produced by this engine.

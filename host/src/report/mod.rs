@@ -88,14 +88,17 @@ impl PerMonth {
     }
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct SpanOut {
     pub trace_id: String,
     pub span_id: String,
 }
 
-#[derive(Serialize, Clone)]
-pub struct FindingOut {
+/// A finding as every output writes it (the JSON report, `watch --output`):
+/// what a rule's detector found, where, and what it wasted. Each output adds
+/// its own context around it (the report its share and cost, watch an id).
+#[derive(Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct FindingCore {
     pub rule: String,
     pub detector: String,
     pub severity: Severity,
@@ -106,22 +109,91 @@ pub struct FindingOut {
     pub spans: Vec<SpanOut>,
     pub wasted_tokens: u64,
     /// "input" or "output": which price the waste is paid at
-    pub waste_kind: &'static str,
-    pub share_pct: f64,
-    pub cost_usd: Option<f64>,
+    pub waste_kind: String,
     pub evidence: Vec<(String, String)>,
     pub fix: String,
     /// charged spans and their tokens
     pub waste: Vec<(SpanOut, u64)>,
     /// what the finding's instances have in common (WIT 0.2.0), when set
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
     /// time lost (tail latency), in seconds, when there is any: never tokens
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub wasted_seconds: f64,
     /// an alert reports a state (budget pace), with no waste
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub alert: bool,
+}
+
+impl FindingCore {
+    /// A detector's finding under its rule.
+    pub fn of(run: &crate::scan::RuleRun, f: crate::engine::Finding) -> Self {
+        FindingCore {
+            rule: run.rule.id.clone(),
+            detector: run.plugin.meta.name.clone(),
+            severity: f.severity.map_or(run.rule.severity, Severity::from),
+            wasted_tokens: f.waste.iter().fold(0u64, |a, c| a.saturating_add(c.tokens)),
+            waste_kind: if f.waste_kind.is_output() {
+                "output"
+            } else {
+                "input"
+            }
+            .into(),
+            spans: f.spans.iter().map(span_out).collect(),
+            waste: f
+                .waste
+                .iter()
+                .map(|c| (span_out(&c.span), c.tokens))
+                .collect(),
+            title: f.title,
+            message: f.message,
+            session: f.session,
+            trace_id: f.trace_id,
+            evidence: f.evidence,
+            fix: f.fix,
+            pattern: f.pattern,
+            wasted_seconds: f.waste_seconds,
+            alert: f.alert,
+        }
+    }
+
+    /// A finding of the engine itself (a detector stopped, a reload failed).
+    pub fn engine(rule: &str, title: String, message: String, fix: &str) -> Self {
+        FindingCore {
+            rule: rule.to_string(),
+            detector: "engine".into(),
+            severity: Severity::High,
+            title,
+            message,
+            session: None,
+            trace_id: None,
+            spans: Vec::new(),
+            wasted_tokens: 0,
+            waste_kind: "input".into(),
+            evidence: Vec::new(),
+            fix: fix.to_string(),
+            waste: Vec::new(),
+            pattern: None,
+            wasted_seconds: 0.0,
+            alert: false,
+        }
+    }
+}
+
+/// A finding in the report: the finding, its share of all tokens and its cost.
+#[derive(Serialize, Clone)]
+pub struct FindingOut {
+    #[serde(flatten)]
+    pub core: FindingCore,
+    pub share_pct: f64,
+    pub cost_usd: Option<f64>,
+}
+
+impl std::ops::Deref for FindingOut {
+    type Target = FindingCore;
+    fn deref(&self) -> &FindingCore {
+        &self.core
+    }
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -199,65 +271,35 @@ fn waste_cost(f: &crate::engine::Finding, o: &Outcome) -> Option<f64> {
 }
 
 fn finding_out(run: &crate::scan::RuleRun, f: crate::engine::Finding, o: &Outcome) -> FindingOut {
-    let tokens = f.waste.iter().fold(0u64, |a, c| a.saturating_add(c.tokens));
+    let cost_usd = waste_cost(&f, o);
+    let core = FindingCore::of(run, f);
     FindingOut {
-        rule: run.rule.id.clone(),
-        detector: run.plugin.meta.name.clone(),
-        severity: f.severity.map_or(run.rule.severity, Severity::from),
-        share_pct: pct(tokens, o.totals.total_tokens),
-        cost_usd: waste_cost(&f, o),
-        title: f.title,
-        message: f.message,
-        session: f.session,
-        trace_id: f.trace_id,
-        spans: f.spans.iter().map(span_out).collect(),
-        wasted_tokens: tokens,
-        waste_kind: if f.waste_kind.is_output() {
-            "output"
-        } else {
-            "input"
-        },
-        evidence: f.evidence,
-        fix: f.fix,
-        waste: f
-            .waste
-            .iter()
-            .map(|c| (span_out(&c.span), c.tokens))
-            .collect(),
-        pattern: f.pattern,
-        wasted_seconds: f.waste_seconds,
-        alert: f.alert,
+        share_pct: pct(core.wasted_tokens, o.totals.total_tokens),
+        cost_usd,
+        core,
     }
 }
 
 /// The `engine` finding that says a detector was stopped, and why.
 fn stopped_finding(run: &crate::scan::RuleRun, why: &str) -> FindingOut {
     let (name, version) = (&run.plugin.meta.name, &run.plugin.meta.version);
-    FindingOut {
-        rule: run.rule.id.clone(),
-        detector: "engine".into(),
-        severity: Severity::High,
-        title: format!("detector {name} {version} stopped"),
-        message: format!(
+    let mut core = FindingCore::engine(
+        &run.rule.id,
+        format!("detector {name} {version} stopped"),
+        format!(
             "The engine stopped detector {name} (rule `{}`, {}) — {why}. Its findings up to then are kept; the other detectors ran to the end.",
             run.rule.id, run.plugin.source
         ),
-        session: None,
-        trace_id: None,
-        spans: Vec::new(),
-        wasted_tokens: 0,
-        waste_kind: "input",
+        "Fix the detector, or raise its limits in the rule pack ([rule.limits] timeout_ms, memory_mb, fuel) if the work is legitimate.",
+    );
+    core.evidence = vec![
+        ("source".into(), run.plugin.source.clone()),
+        ("sha256".into(), run.plugin.hash.clone()),
+    ];
+    FindingOut {
+        core,
         share_pct: 0.0,
         cost_usd: None,
-        evidence: vec![
-            ("source".into(), run.plugin.source.clone()),
-            ("sha256".into(), run.plugin.hash.clone()),
-        ],
-        fix: "Fix the detector, or raise its limits in the rule pack ([rule.limits] timeout_ms, memory_mb, fuel) if the work is legitimate.".into(),
-        waste: Vec::new(),
-        pattern: None,
-        wasted_seconds: 0.0,
-        alert: false,
     }
 }
 
