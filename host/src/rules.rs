@@ -249,6 +249,9 @@ pub struct RuleSet {
     /// `[settings] max_record_mb` / `max_document_mb`, in bytes
     pub max_record: Option<usize>,
     pub max_document: Option<usize>,
+    /// daily token totals of an earlier report (`scan --baseline`), as
+    /// `YYYY-MM-DD=tokens`: given to detectors that declare `baseline_days`
+    pub baseline_days: Vec<String>,
 }
 
 /// Locations in one pack's text.
@@ -591,6 +594,7 @@ impl Rule {
         &self,
         plugin: &LoadedPlugin,
         bytes_per_token: Option<f64>,
+        baseline_days: &[String],
     ) -> Result<String, PackError> {
         let mut out = serde_json::Map::new();
         let declared = &plugin.meta.params;
@@ -624,12 +628,14 @@ impl Rule {
             let json = serde_json::to_value(v).map_err(|e| at.error(e.to_string()))?;
             out.insert(k.clone(), json);
         }
+        let declares = |name: &str| declared.iter().any(|p| p.name == name);
         if let Some(b) = bytes_per_token {
-            if declared.iter().any(|p| p.name == "bytes_per_token")
-                && !out.contains_key("bytes_per_token")
-            {
+            if declares("bytes_per_token") && !out.contains_key("bytes_per_token") {
                 out.insert("bytes_per_token".into(), serde_json::Value::from(b));
             }
+        }
+        if !baseline_days.is_empty() && declares("baseline_days") {
+            out.insert("baseline_days".into(), serde_json::json!(baseline_days));
         }
         Ok(serde_json::Value::Object(out).to_string())
     }

@@ -22,12 +22,15 @@ pub enum ScanError {
     Load(String),
     #[error("{0}")]
     Nothing(String),
+    /// a file named on the command line that is not what it should be
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl ScanError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            ScanError::Input(_) | ScanError::Nothing(_) => 2,
+            ScanError::Input(_) | ScanError::Nothing(_) | ScanError::Usage(_) => 2,
             ScanError::Pack(_) => 3,
             ScanError::Load(_) => 4,
         }
@@ -50,6 +53,9 @@ pub struct Options {
     pub open_spans: usize,
     /// keep the N costliest LLM calls with their input parts (`top`); 0: none
     pub costliest: usize,
+    /// an earlier JSON report whose daily totals stand for periods the input
+    /// does not hold (`--baseline`)
+    pub baseline: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -65,6 +71,7 @@ impl Default for Options {
             mapping_files: Vec::new(),
             open_spans: OPEN_BUDGET,
             costliest: 0,
+            baseline: None,
         }
     }
 }
@@ -206,7 +213,7 @@ pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError
                 p
             }
         };
-        let params = rule.params_json(&plugin, set.bytes_per_token)?;
+        let params = rule.params_json(&plugin, set.bytes_per_token, &set.baseline_days)?;
         let analyzer =
             engine
                 .analyzer(&plugin, &params, &rule.limits)
@@ -277,6 +284,28 @@ pub struct Totals {
     /// the time the input covers: the oldest span's start and the newest span's end
     pub first_start_ns: u64,
     pub last_end_ns: u64,
+    /// per UTC day (`YYYY-MM-DD`, the day a call starts): the LLM calls' tokens,
+    /// and their cost once priced (what `--baseline` reads back)
+    pub daily: std::collections::BTreeMap<String, Day>,
+}
+
+/// One UTC day's LLM calls.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Day {
+    pub llm_calls: u64,
+    pub tokens: u64,
+    pub cost_usd: Option<f64>,
+    /// usage by model, to price the day
+    #[serde(skip)]
+    pub by_model: std::collections::BTreeMap<String, crate::model::Usage>,
+}
+
+/// `2026-11-03`: the UTC day of a time.
+pub fn utc_day(ns: u64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)) {
+        Ok(t) => format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => "-".into(),
+    }
 }
 
 impl Totals {
@@ -399,6 +428,17 @@ pub fn survey(
                         m.output += sp.usage.output;
                         m.cache_read += sp.usage.cache_read;
                         m.cache_write += sp.usage.cache_write;
+                        let day = t.daily.entry(utc_day(sp.start_ns)).or_default();
+                        day.llm_calls += 1;
+                        day.tokens += sp.usage.input + sp.usage.output;
+                        let du = day
+                            .by_model
+                            .entry(sp.model.as_deref().unwrap_or("(unknown)").to_string())
+                            .or_default();
+                        du.input += sp.usage.input;
+                        du.output += sp.usage.output;
+                        du.cache_read += sp.usage.cache_read;
+                        du.cache_write += sp.usage.cache_write;
                         if let Some(usd) = sp.recorded_cost {
                             let r = t
                                 .recorded
@@ -550,7 +590,10 @@ impl<'a> Pipeline<'a> {
 
 /// A whole scan, from files to the outcome.
 pub fn run(opts: &Options) -> Result<Outcome, ScanError> {
-    let set = RuleSet::from_files(&opts.packs)?;
+    let mut set = RuleSet::from_files(&opts.packs)?;
+    if let Some(b) = &opts.baseline {
+        set.baseline_days = baseline_days(b)?;
+    }
     let outcome = run_set(&set, opts)?;
     understood(&outcome.read, &outcome.totals)?;
     Ok(outcome)
@@ -626,6 +669,22 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         costliest,
         bytes_per_token: set.bytes_per_token.unwrap_or(4.0),
     })
+}
+
+/// The daily totals of an earlier JSON report (`totals.daily`), as
+/// `YYYY-MM-DD=tokens`.
+fn baseline_days(path: &std::path::Path) -> Result<Vec<String>, ScanError> {
+    let bad = |why: String| ScanError::Usage(format!("--baseline {}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let report: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON report: {e}")))?;
+    let daily = report["totals"]["daily"].as_object().ok_or_else(|| {
+        bad("no totals.daily (a JSON report of tokenhound 0.1 or later, with --format json)".into())
+    })?;
+    Ok(daily
+        .iter()
+        .filter_map(|(day, d)| d["tokens"].as_u64().map(|t| format!("{day}={t}")))
+        .collect())
 }
 
 /// A scan that understood no LLM call would report a clean bill of health for

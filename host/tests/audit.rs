@@ -113,3 +113,64 @@ fn the_weekly_audit_pack_adds_tail_latency_and_error_patterns() {
     assert_eq!(ev["sessions"], "3");
     assert_eq!(ev["peak_hour_utc"], "04:00");
 }
+
+/// Last month's report stands for last month when this month's export does not
+/// hold it: its JSON carries per-day totals, and `--baseline` reads them back.
+#[test]
+fn a_baseline_report_gives_the_budget_alert_its_previous_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/builtin/budget-pace.jsonl");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap();
+    // 2026-11-01T00:00:00Z: October before it, November after.
+    let november = 1_793_491_200u64 * 1_000_000_000;
+    let write = |name: &str, keep: &dyn Fn(u64) -> bool| {
+        let part: Vec<&Value> = spans
+            .iter()
+            .filter(|s| keep(s["startTimeUnixNano"].as_str().unwrap().parse().unwrap()))
+            .collect();
+        let path = dir.path().join(name);
+        let line = json!({"resourceSpans": [{"scopeSpans": [{"spans": part}]}]});
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let october = write("october.jsonl", &|t| t < november);
+    let nov = write("november.jsonl", &|t| t >= november);
+    let pack = dir.path().join("pack.toml");
+    std::fs::write(
+        &pack,
+        "[pack]\nname = \"b\"\nversion = \"1\"\n[[rule]]\nid = \"budget-pace\"\ndetector = \"builtin:budget-pace\"\n",
+    )
+    .unwrap();
+    let pack = pack.to_str().unwrap();
+
+    let (_, last) = scan_json(&["--pack", pack, &october]);
+    let daily = last["totals"]["daily"].as_object().unwrap();
+    assert_eq!(daily.len(), 31);
+    assert_eq!(daily["2026-10-01"]["tokens"], 1000);
+    let baseline = dir.path().join("october.json");
+    std::fs::write(&baseline, last.to_string()).unwrap();
+
+    let (_, alone) = scan_json(&["--pack", pack, &nov]);
+    assert!(
+        findings(&alone, "budget-pace").is_empty(),
+        "no previous month: not judged"
+    );
+    let (_, r) = scan_json(&[
+        "--pack",
+        pack,
+        &nov,
+        "--baseline",
+        baseline.to_str().unwrap(),
+    ]);
+    let alert = findings(&r, "budget-pace");
+    assert_eq!(alert.len(), 1, "{r:#}");
+    assert_eq!(alert[0]["alert"], true);
+    assert!(alert[0]["title"]
+        .as_str()
+        .unwrap()
+        .contains("45% over last month's 31000"));
+}

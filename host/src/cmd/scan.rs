@@ -75,6 +75,10 @@ pub struct Args {
     /// it, an export in any order is read exactly.
     #[arg(long, default_value_t = scan::OPEN_BUDGET)]
     open_spans: usize,
+    /// An earlier JSON report: its daily totals stand for the previous period
+    /// when the exports do not hold it (budget-pace).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<u8, Failure> {
@@ -93,6 +97,7 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         open_spans: a.open_spans,
         progress: std::io::stderr().is_terminal(),
         costliest: 0,
+        baseline: a.baseline,
     };
     let mut outcome = scan::run(&opts)?;
     let report = crate::report::build(&mut outcome);

@@ -344,6 +344,12 @@ fn detector_summary(
 /// rest at list prices (cache reads and writes priced apart); models with no
 /// price are named.
 fn price_totals(totals: &mut Totals, prices: &Prices) {
+    for day in totals.daily.values_mut() {
+        day.cost_usd = day
+            .by_model
+            .iter()
+            .fold(None, |a, (m, u)| add_cost(a, prices.cost_of(m, u)));
+    }
     let models: Vec<(String, crate::model::Usage)> = totals
         .by_model
         .iter()

@@ -22,6 +22,25 @@ fn civil(day: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Day number since 1970-01-01 of a civil date (the inverse of `civil`).
+fn day_of(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2026-10-01=31000` (a baseline report's day and tokens).
+fn baseline_day(s: &str) -> Option<(i64, u64)> {
+    let (date, tokens) = s.split_once('=')?;
+    let mut parts = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
+    Some((day_of(y, m as u32, d as u32), tokens.trim().parse().ok()?))
+}
+
 fn days_in_month(y: i64, m: u32) -> i64 {
     match m {
         4 | 6 | 9 | 11 => 30,
@@ -66,8 +85,10 @@ struct BudgetPace {
     period: Period,
     over_pct: f64,
     min_days: i64,
-    /// the previous period's total from a baseline report, when the input lacks it
+    /// the previous period's total when the input lacks it (a parameter)
     baseline: u64,
+    /// daily totals of an earlier report (`scan --baseline`), by day number
+    baseline_days: BTreeMap<i64, u64>,
     daily: BTreeMap<i64, u64>,
     first_day: Option<i64>,
     last_end_ns: u64,
@@ -98,8 +119,15 @@ impl BudgetPace {
             return None;
         }
         let (prev_start, _) = self.period.of(start - 1);
+        let from_baseline = || {
+            let mut days = self.baseline_days.range(prev_start..start).peekable();
+            days.peek()?;
+            Some(days.map(|(_, t)| t).sum::<u64>())
+        };
         let previous = if first <= prev_start {
             self.sum(prev_start, start - 1)
+        } else if let Some(total) = from_baseline() {
+            total
         } else if self.baseline > 0 {
             self.baseline
         } else {
@@ -169,7 +197,8 @@ impl Detector for BudgetPace {
         .param(Param::text("period", "month", "month (UTC calendar month) or week (ISO week)"))
         .param(Param::number("over_pct", 20.0, "alert when the projection is more than this % over the previous period"))
         .param(Param::integer("min_days", 3, "days of the period elapsed before judging"))
-        .param(Param::integer("previous_total", 0, "the previous period's tokens when the input lacks it (set from --baseline); 0: none"))
+        .param(Param::integer("previous_total", 0, "the previous period's tokens when the input lacks it; 0: none"))
+        .param(Param::text_list("baseline_days", &[], "daily totals of an earlier report, YYYY-MM-DD=tokens (scan --baseline sets it)"))
         .needs(&[Field::Tokens])
     }
 
@@ -184,6 +213,14 @@ impl Detector for BudgetPace {
             over_pct: p.f64("over_pct"),
             min_days: p.u64("min_days").max(1) as i64,
             baseline: p.u64("previous_total"),
+            baseline_days: p
+                .strings("baseline_days")
+                .iter()
+                .map(|s| {
+                    baseline_day(s)
+                        .ok_or_else(|| format!("baseline_days: `{s}` is not YYYY-MM-DD=tokens"))
+                })
+                .collect::<Result<_, _>>()?,
             daily: BTreeMap::new(),
             first_day: None,
             last_end_ns: 0,
