@@ -4,6 +4,15 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::sync::Arc;
 
+impl Usage {
+    pub fn add(&mut self, o: &Usage) {
+        self.input += o.input;
+        self.output += o.output;
+        self.cache_read += o.cache_read;
+        self.cache_write += o.cache_write;
+    }
+}
+
 /// What a span is, after dialect normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -394,7 +403,7 @@ fn id_hash(id: &str) -> u64 {
 
 /// A span's identity. 64 bits keep the set small; two different spans of one
 /// export collide with a chance of about n²/2⁶⁵ (1e-7 for 1.4 M spans).
-fn span_key(trace_id: &str, span_id: &str) -> u64 {
+pub fn span_key(trace_id: &str, span_id: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
     (trace_id, span_id).hash(&mut h);

@@ -56,6 +56,9 @@ pub struct Options {
     /// an earlier JSON report whose daily totals stand for periods the input
     /// does not hold (`--baseline`)
     pub baseline: Option<PathBuf>,
+    /// `--since` / `--until`: what findings and totals count
+    pub since: Option<Bound>,
+    pub until: Option<Bound>,
 }
 
 impl Default for Options {
@@ -72,6 +75,8 @@ impl Default for Options {
             open_spans: OPEN_BUDGET,
             costliest: 0,
             baseline: None,
+            since: None,
+            until: None,
         }
     }
 }
@@ -345,6 +350,8 @@ pub struct Outcome {
     pub costliest: Vec<crate::costliest::Call>,
     /// bytes per content token (`[settings] bytes_per_token`, else 4)
     pub bytes_per_token: f64,
+    /// what findings and totals counted, when a window was asked for
+    pub window: Option<Window>,
 }
 
 /// Feed sessions to every rule, batch by batch, rules in parallel.
@@ -382,87 +389,182 @@ pub fn finish(runs: &mut [RuleRun]) {
     });
 }
 
-/// Add up totals of complete sessions.
-/// `seen` holds the sessions counted so far: a long session can reach the
-/// detectors in several parts and still counts once.
+/// Add up totals of complete sessions: of the spans inside the window, if
+/// there is one (the others are still analysed, as context, but not counted;
+/// their keys go to `outside`). `seen` holds the sessions counted so far: a
+/// long session can reach the detectors in several parts and still counts once.
 pub fn survey(
     sessions: &[model::Session],
     t: &mut Totals,
     seen: &mut rustc_hash::FxHashSet<Arc<str>>,
+    window: Option<&Window>,
+    outside: &mut rustc_hash::FxHashSet<u64>,
 ) {
     for s in sessions {
-        if seen.insert(s.id.clone()) {
-            t.sessions += 1;
-        }
+        let mut session_in = false;
         for tr in &s.traces {
-            t.traces += 1;
+            let mut trace_in = false;
             for sp in &tr.spans {
-                t.spans += 1;
-                if sp.start_ns > 0 {
-                    let first = if t.first_start_ns == 0 {
-                        sp.start_ns
-                    } else {
-                        t.first_start_ns
-                    };
-                    t.first_start_ns = first.min(sp.start_ns);
+                if window.is_some_and(|w| !w.contains(sp.start_ns)) {
+                    outside.insert(model::span_key(&sp.trace_id, &sp.span_id));
+                    continue;
                 }
-                t.last_end_ns = t.last_end_ns.max(sp.end_ns);
-                t.content_bytes += [&sp.input_text, &sp.output_text, &sp.tool_args]
-                    .iter()
-                    .map(|x| x.as_ref().map_or(0, |x| x.len() as u64))
-                    .sum::<u64>()
-                    + sp.tool_result_bytes().unwrap_or(0);
-                match sp.kind {
-                    Kind::Llm => {
-                        t.llm_calls += 1;
-                        t.content.llm_input_text += u64::from(sp.input_text.is_some());
-                        t.content.llm_output_text += u64::from(sp.output_text.is_some());
-                        t.input_tokens += sp.usage.input;
-                        t.output_tokens += sp.usage.output;
-                        t.cached_tokens += sp.usage.cache_read;
-                        let m = t
-                            .by_model
-                            .entry(sp.model.as_deref().unwrap_or("(unknown)").to_string())
-                            .or_default();
-                        m.input += sp.usage.input;
-                        m.output += sp.usage.output;
-                        m.cache_read += sp.usage.cache_read;
-                        m.cache_write += sp.usage.cache_write;
-                        let day = t.daily.entry(utc_day(sp.start_ns)).or_default();
-                        day.llm_calls += 1;
-                        day.tokens += sp.usage.input + sp.usage.output;
-                        let du = day
-                            .by_model
-                            .entry(sp.model.as_deref().unwrap_or("(unknown)").to_string())
-                            .or_default();
-                        du.input += sp.usage.input;
-                        du.output += sp.usage.output;
-                        du.cache_read += sp.usage.cache_read;
-                        du.cache_write += sp.usage.cache_write;
-                        if let Some(usd) = sp.recorded_cost {
-                            let r = t
-                                .recorded
-                                .entry(sp.model.as_deref().unwrap_or("(unknown)").to_string())
-                                .or_default();
-                            r.calls += 1;
-                            r.usd += usd;
-                            r.usage.input += sp.usage.input;
-                            r.usage.output += sp.usage.output;
-                            r.usage.cache_read += sp.usage.cache_read;
-                            r.usage.cache_write += sp.usage.cache_write;
-                        }
-                    }
-                    Kind::Tool => {
-                        t.tool_calls += 1;
-                        t.content.tool_arguments +=
-                            u64::from(sp.tool_args.is_some() || sp.resource_uri.is_some());
-                    }
-                    _ => {}
-                }
+                trace_in = true;
+                t.count(sp);
             }
+            t.traces += u64::from(trace_in);
+            session_in |= trace_in;
+        }
+        if session_in && seen.insert(s.id.clone()) {
+            t.sessions += 1;
         }
     }
     t.total_tokens = t.input_tokens + t.output_tokens;
+}
+
+impl Totals {
+    fn count(&mut self, sp: &model::Span) {
+        self.spans += 1;
+        if sp.start_ns > 0 {
+            let first = if self.first_start_ns == 0 {
+                sp.start_ns
+            } else {
+                self.first_start_ns
+            };
+            self.first_start_ns = first.min(sp.start_ns);
+        }
+        self.last_end_ns = self.last_end_ns.max(sp.end_ns);
+        self.content_bytes += [&sp.input_text, &sp.output_text, &sp.tool_args]
+            .iter()
+            .map(|x| x.as_ref().map_or(0, |x| x.len() as u64))
+            .sum::<u64>()
+            + sp.tool_result_bytes().unwrap_or(0);
+        match sp.kind {
+            Kind::Llm => self.count_llm(sp),
+            Kind::Tool => {
+                self.tool_calls += 1;
+                self.content.tool_arguments +=
+                    u64::from(sp.tool_args.is_some() || sp.resource_uri.is_some());
+            }
+            _ => {}
+        }
+    }
+
+    fn count_llm(&mut self, sp: &model::Span) {
+        let model = sp.model.as_deref().unwrap_or("(unknown)");
+        let u = &sp.usage;
+        self.llm_calls += 1;
+        self.content.llm_input_text += u64::from(sp.input_text.is_some());
+        self.content.llm_output_text += u64::from(sp.output_text.is_some());
+        self.input_tokens += u.input;
+        self.output_tokens += u.output;
+        self.cached_tokens += u.cache_read;
+        self.by_model.entry(model.to_string()).or_default().add(u);
+        let day = self.daily.entry(utc_day(sp.start_ns)).or_default();
+        day.llm_calls += 1;
+        day.tokens += u.input + u.output;
+        day.by_model.entry(model.to_string()).or_default().add(u);
+        if let Some(usd) = sp.recorded_cost {
+            let r = self.recorded.entry(model.to_string()).or_default();
+            r.calls += 1;
+            r.usd += usd;
+            r.usage.add(u);
+        }
+    }
+}
+
+/// The part of the input that findings and totals count (`--since`, `--until`):
+/// spans starting at or after `since` and before `until`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Window {
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+}
+
+impl Window {
+    pub fn contains(&self, ns: u64) -> bool {
+        self.since.is_none_or(|s| ns >= s) && self.until.is_none_or(|u| ns < u)
+    }
+}
+
+/// A window bound as given: a UTC date (`2026-11-01`) or a span back from the
+/// newest span's end (`7d`, `24h`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Bound {
+    Date(u64),
+    Back(u64),
+}
+
+impl std::str::FromStr for Bound {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let back = |n: &str, unit: u64| {
+            n.parse::<u64>()
+                .map(|n| Bound::Back(n.saturating_mul(unit)))
+                .map_err(|_| format!("`{s}`: expected a number before the unit"))
+        };
+        if let Some(n) = s.strip_suffix('d') {
+            return back(n, 86_400_000_000_000);
+        }
+        if let Some(n) = s.strip_suffix('h') {
+            return back(n, 3_600_000_000_000);
+        }
+        let bad = || format!("`{s}`: expected a date (2026-11-01, UTC) or a span back (7d, 24h)");
+        let mut parts = s.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+        let (Some(Some(y)), Some(Some(m)), Some(Some(d))) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let month = time::Month::try_from(m as u8).map_err(|_| bad())?;
+        let d = time::Date::from_calendar_date(y as i32, month, d as u8).map_err(|_| bad())?;
+        let ns = d.midnight().assume_utc().unix_timestamp_nanos();
+        u64::try_from(ns)
+            .map(Bound::Date)
+            .map_err(|_| format!("`{s}`: before 1970"))
+    }
+}
+
+/// The window the options ask for. A bound counted back from the newest span
+/// needs that span first: the exports are read once more, timestamps only.
+pub fn window(opts: &Options) -> Result<Option<Window>, ScanError> {
+    if opts.since.is_none() && opts.until.is_none() {
+        return Ok(None);
+    }
+    let relative = [&opts.since, &opts.until]
+        .iter()
+        .any(|b| matches!(b, Some(Bound::Back(_))));
+    let newest = if relative { newest_end(opts) } else { 0 };
+    Ok(Some(Window {
+        since: opts.since.as_ref().map(|b| b.at(newest)),
+        until: opts.until.as_ref().map(|b| b.at(newest)),
+    }))
+}
+
+/// The end of the span that ends last in the exports.
+fn newest_end(opts: &Options) -> u64 {
+    let mut reader = Reader::new(Keep {
+        input_text: false,
+        output_text: false,
+        tool_args: false,
+        tool_result: false,
+    });
+    reader.format = opts.input_format;
+    let files = reader.expand(&opts.inputs);
+    let mut newest = 0;
+    reader.read_all(&files, &mut |spans| {
+        newest = spans.iter().map(|s| s.end_ns).fold(newest, u64::max);
+    });
+    newest
+}
+
+impl Bound {
+    fn at(&self, newest_end: u64) -> u64 {
+        match self {
+            Bound::Date(ns) => *ns,
+            Bound::Back(d) => newest_end.saturating_sub(*d),
+        }
+    }
 }
 
 /// Spans held in open traces before the scan starts closing quiet ones.
@@ -484,6 +586,11 @@ pub struct Pipeline<'a> {
     pub open_budget: usize,
     /// the costliest LLM calls, when asked for (`top`)
     pub costliest: Option<crate::costliest::Costliest>,
+    /// what totals and findings count (`--since`, `--until`); spans outside
+    /// it are analysed as context only
+    pub window: Option<Window>,
+    /// spans analysed but outside the window
+    outside: rustc_hash::FxHashSet<u64>,
     sessions_seen: rustc_hash::FxHashSet<Arc<str>>,
 }
 
@@ -500,6 +607,8 @@ impl<'a> Pipeline<'a> {
             peak_open: 0,
             open_budget: OPEN_BUDGET,
             costliest: None,
+            window: None,
+            outside: Default::default(),
             sessions_seen: Default::default(),
         }
     }
@@ -546,12 +655,20 @@ impl<'a> Pipeline<'a> {
         if sessions.is_empty() {
             return;
         }
-        survey(&sessions, &mut self.totals, &mut self.sessions_seen);
+        let window = self.window;
+        survey(
+            &sessions,
+            &mut self.totals,
+            &mut self.sessions_seen,
+            window.as_ref(),
+            &mut self.outside,
+        );
         if let Some(c) = self.costliest.as_mut() {
             for s in &sessions {
                 let calls = s.traces.iter().flat_map(|t| &t.spans);
                 calls
                     .filter(|sp| sp.kind == Kind::Llm)
+                    .filter(|sp| window.is_none_or(|w| w.contains(sp.start_ns)))
                     .for_each(|sp| c.offer(sp, &s.id));
             }
         }
@@ -576,6 +693,10 @@ impl<'a> Pipeline<'a> {
     /// a span of the input and cannot exceed all the input's tokens and texts.
     fn check_charges(&mut self) {
         let all = self.totals.total_tokens + self.totals.content_bytes;
+        let outside = |s: &engine::SpanRef| {
+            self.outside
+                .contains(&model::span_key(&s.trace_id, &s.span_id))
+        };
         for run in self.runs.iter_mut() {
             for f in run.findings.list.iter_mut() {
                 let before = f.waste.len();
@@ -583,6 +704,17 @@ impl<'a> Pipeline<'a> {
                     c.tokens <= all && self.asm.knows(&c.span.trace_id, &c.span.span_id)
                 });
                 run.dropped_charges += (before - f.waste.len()) as u64;
+                // Outside the window: context, not counted.
+                f.waste.retain(|c| !outside(&c.span));
+            }
+            if self.window.is_some() {
+                // A finding with nothing in the window is not this window's.
+                run.findings.list.retain(|f| {
+                    !f.waste.is_empty()
+                        || f.alert
+                        || f.spans.is_empty()
+                        || f.spans.iter().any(|s| !outside(s))
+                });
             }
         }
     }
@@ -616,6 +748,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     let bytes = reader.bytes.clone();
     let mut pipe = Pipeline::new(&mut runs, opts.quiet_ns, opts.batch_spans);
     pipe.open_budget = opts.open_spans;
+    pipe.window = window(opts)?;
     if opts.costliest > 0 {
         let prices = crate::prices::Prices::with(&set.prices);
         pipe.costliest = Some(crate::costliest::Costliest::new(opts.costliest, prices));
@@ -654,6 +787,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         pipe.peak_open,
     );
     let read = reader.stats;
+    let window = pipe.window;
     let costliest = pipe
         .costliest
         .take()
@@ -668,6 +802,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         packs: set.packs,
         costliest,
         bytes_per_token: set.bytes_per_token.unwrap_or(4.0),
+        window,
     })
 }
 

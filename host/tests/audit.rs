@@ -174,3 +174,62 @@ fn a_baseline_report_gives_the_budget_alert_its_previous_month() {
         .unwrap()
         .contains("45% over last month's 31000"));
 }
+
+/// `--since`: findings and totals count the window only, but spans before it
+/// are still read as context: a re-read inside the window is found against a
+/// read before it, and a retry storm before the window is not counted.
+#[test]
+fn a_window_counts_only_its_spans_and_keeps_earlier_ones_as_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400_000_000_000u64;
+    let mut f = Fixture::new("0000000000000000000000000000c0d1");
+    let read = |f: &mut Fixture, trace: &str| {
+        f.turn(trace);
+        let a = f.agent(None, "coder", "s-window");
+        f.llm(&a, 1000, 10, None);
+        f.tool(
+            &a,
+            "read_file",
+            json!({"path": "CLAUDE.md"}),
+            Some(&"rules\n".repeat(200)),
+        );
+        f.llm(&a, 1000, 10, None);
+    };
+    read(&mut f, "0000000000000000000000000000c0d1"); // 2023-11-14: before the window
+    f.turn("0000000000000000000000000000c0d2");
+    let storm = f.agent(None, "coder", "s-storm");
+    for _ in 0..3 {
+        f.tool(&storm, "run_tests", json!({"suite": "all"}), None);
+        f.llm(&storm, 1000, 10, None);
+    }
+    f.clock += 2 * day; // 2023-11-16: inside
+    read(&mut f, "0000000000000000000000000000c0d3");
+    let path = dir.path().join("spans.jsonl");
+    f.write(&path);
+
+    let (_, all) = scan_json(&[path.to_str().unwrap()]);
+    assert_eq!(findings(&all, "retry-storm").len(), 1);
+    let (_, r) = scan_json(&["--since", "2023-11-15", path.to_str().unwrap()]);
+    assert_eq!(
+        r["totals"]["llm_calls"], 2,
+        "only the window's calls: {:#}",
+        r["totals"]
+    );
+    assert_eq!(r["totals"]["total_tokens"], 2020);
+    assert!(
+        findings(&r, "retry-storm").is_empty(),
+        "the storm is before the window"
+    );
+    let reread = findings(&r, "context-reread");
+    assert_eq!(reread.len(), 1, "found against the read before the window");
+    assert_eq!(reread[0]["wasted_tokens"], 300);
+    assert!(r["window"]["since"].as_u64().is_some());
+    let table = String::from_utf8(
+        tokenhound(&["scan", "--since", "2023-11-15", path.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    assert!(
+        table.contains("window: 2023-11-15 00:00 UTC to the end"),
+        "{table}"
+    );
+}

@@ -50,6 +50,7 @@ pub fn run(
     inputs: &[PathBuf],
     format: Option<ingest::InputFormat>,
     maps: ingest::mapping::Mappings,
+    window: Option<crate::scan::Window>,
 ) -> Result<Inspection, InputError> {
     let mut reader = Reader::new(Keep::ALL);
     reader.format = format;
@@ -73,12 +74,17 @@ pub fn run(
         reader.problem(crate::ingest::Problem::at(&n.origin, n.what));
     }
     reader.stats.problems += more;
+    let inside = |s: &&crate::model::Span| window.is_none_or(|w| w.contains(s.start_ns));
     for session in sessions {
-        out.sessions += 1;
+        let mut session_in = false;
         for t in session.traces {
-            out.traces += 1;
-            t.spans.iter().for_each(|s| out.count(s));
+            let before = out.spans;
+            t.spans.iter().filter(inside).for_each(|s| out.count(s));
+            let trace_in = out.spans > before;
+            out.traces += u64::from(trace_in);
+            session_in |= trace_in;
         }
+        out.sessions += u64::from(session_in);
     }
     out.total_tokens = out.input_tokens + out.output_tokens;
     out.say_which_detectors_can_run();
@@ -239,12 +245,25 @@ pub struct Args {
     input_format: Option<ingest::InputFormat>,
     #[arg(long)]
     mapping: Vec<PathBuf>,
+    /// Count spans from this UTC date (2026-11-01) or this far back from the newest (7d, 24h).
+    #[arg(long)]
+    since: Option<crate::scan::Bound>,
+    /// Count spans before this UTC date, or this far back from the newest span.
+    #[arg(long)]
+    until: Option<crate::scan::Bound>,
 }
 
 pub fn command(a: Args) -> Result<u8, super::Failure> {
     let maps = crate::scan::load_mappings(&a.mapping)?;
-    let r =
-        run(&a.exports, a.input_format, maps).map_err(|e| super::Failure::usage(e.to_string()))?;
+    let window = crate::scan::window(&crate::scan::Options {
+        inputs: a.exports.clone(),
+        input_format: a.input_format,
+        since: a.since,
+        until: a.until,
+        ..Default::default()
+    })?;
+    let r = run(&a.exports, a.input_format, maps, window)
+        .map_err(|e| super::Failure::usage(e.to_string()))?;
     super::write_out(None, &super::listing(a.format, &r, || r.to_text()))?;
     Ok(0)
 }

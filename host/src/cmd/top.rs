@@ -30,6 +30,13 @@ pub struct Args {
     input_format: Option<crate::ingest::InputFormat>,
     #[arg(long)]
     mapping: Vec<PathBuf>,
+    /// Count findings and totals from this UTC date (2026-11-01) or this far back
+    /// from the newest span (7d, 24h); earlier spans are still read as context.
+    #[arg(long)]
+    since: Option<scan::Bound>,
+    /// Count findings and totals before this UTC date, or this far back from the newest span.
+    #[arg(long)]
+    until: Option<scan::Bound>,
 }
 
 /// `top`'s JSON: `tokenhound.top/v1`.
@@ -73,6 +80,8 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         mapping_files: a.mapping,
         progress: std::io::stderr().is_terminal(),
         costliest: a.count,
+        since: a.since,
+        until: a.until,
         ..scan::Options::default()
     };
     let outcome = scan::run(&opts)?;
@@ -146,20 +155,6 @@ fn kind_text(k: PartKind) -> &'static str {
     }
 }
 
-fn utc(ns: u64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)) {
-        Ok(t) => format!(
-            "{}-{:02}-{:02} {:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute()
-        ),
-        Err(_) => "-".into(),
-    }
-}
-
 impl Top {
     pub fn to_text(&self) -> String {
         let mut o = String::new();
@@ -188,7 +183,7 @@ fn call_text(o: &mut String, rank: usize, c: &TopCall) {
         num(k.usage.input),
         num(k.usage.cache_read),
         num(k.usage.output),
-        utc(k.start_ns)
+        crate::report::utc_minute(k.start_ns)
     );
     let _ = writeln!(
         o,

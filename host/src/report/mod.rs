@@ -15,6 +15,10 @@ pub const SCHEMA: &str = "tokenhound.report/v1";
 
 #[derive(Serialize)]
 pub struct Report {
+    /// the window findings and totals count (`--since`, `--until`), in ns; spans
+    /// outside it were read as context only
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::scan::Window>,
     pub schema: &'static str,
     pub tokenhound: &'static str,
     pub packs: Vec<PackRef>,
@@ -414,6 +418,7 @@ pub fn build(o: &mut Outcome) -> Report {
         .iter()
         .fold(0u64, |a, d| a.saturating_add(d.wasted_tokens));
     Report {
+        window: o.window,
         schema: SCHEMA,
         tokenhound: env!("CARGO_PKG_VERSION"),
         packs: o
@@ -480,6 +485,21 @@ fn finding_text(out: &mut String, rank: usize, f: &FindingOut) {
         let _ = writeln!(out, "     evidence: {}", ev.join(" "));
     }
     let _ = writeln!(out, "     fix: {}", clean(&f.fix));
+}
+
+/// `2026-11-03 14:22 UTC`.
+pub fn utc_minute(ns: u64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)) {
+        Ok(t) => format!(
+            "{}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => "-".into(),
+    }
 }
 
 /// A count with thousands separators: 5,204,795.
@@ -593,6 +613,7 @@ impl Report {
             num(t.cached_tokens),
             num(t.output_tokens)
         );
+        self.window_line(out);
         self.cost_line(out);
         self.month_line(out);
         let i = &self.input;
@@ -646,9 +667,22 @@ impl Report {
         });
         let _ = writeln!(
             out,
-            "{money}{} wasted tokens per 30-day month, projected from the {:.1} days the input covers",
+            "{money}{} wasted tokens per 30-day month, projected from the {:.1} days counted",
             num(m.wasted_tokens),
             s.covered_days
+        );
+    }
+
+    fn window_line(&self, out: &mut String) {
+        let Some(w) = self.window else {
+            return;
+        };
+        let at = |ns: Option<u64>, open: &str| ns.map_or(open.to_string(), utc_minute);
+        let _ = writeln!(
+            out,
+            "window: {} to {}; findings and totals count it, spans outside were read as context",
+            at(w.since, "the start"),
+            at(w.until, "the end")
         );
     }
 
