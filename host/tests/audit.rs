@@ -233,3 +233,33 @@ fn a_window_counts_only_its_spans_and_keeps_earlier_ones_as_context() {
         "{table}"
     );
 }
+
+/// "$X / month reclaimable": every detector's waste over the days the input
+/// covers, scaled to 30 days, with a token two rules charge counted once.
+#[test]
+fn the_monthly_reclaimable_figure_counts_overlapping_tokens_once() {
+    let month = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/month.jsonl.gz");
+    let (_, r) = scan_json(&[
+        "--pack",
+        "builtin:default",
+        "--pack",
+        "builtin:weekly-audit",
+        month.to_str().unwrap(),
+    ]);
+    let s = &r["summary"];
+    let overlap = s["overlap_tokens"].as_u64().unwrap();
+    assert!(
+        overlap > 0,
+        "error-patterns and retry-storm charge some calls alike"
+    );
+    let days = s["covered_days"].as_f64().unwrap();
+    assert!(days > 29.0 && days < 31.0, "{days}");
+    let distinct = s["wasted_tokens"].as_u64().unwrap() - overlap;
+    let want = (distinct as f64 * 30.0 / days).round() as u64;
+    assert_eq!(s["per_month"]["wasted_tokens"], want);
+    let per_month_cost = s["per_month"]["cost_usd"].as_f64().unwrap();
+    let cost = s["cost_usd"].as_f64().unwrap() * 30.0 / days;
+    assert!(per_month_cost < cost, "the overlap's cost is taken out");
+    let table = String::from_utf8(tokenhound(&["scan", month.to_str().unwrap()]).stdout).unwrap();
+    assert!(table.contains("/ month reclaimable"), "{table}");
+}

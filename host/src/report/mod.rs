@@ -67,7 +67,8 @@ pub struct Summary {
     pub overlap_tokens: u64,
     pub overlap_pct: f64,
     pub cost_usd: Option<f64>,
-    /// all detectors' waste and cost per 30-day month: "$X / month reclaimable"
+    /// all detectors' waste and cost per 30-day month, the overlap counted
+    /// once: "$X / month reclaimable"
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_month: Option<PerMonth>,
     /// days the input covers (newest span end − oldest span start)
@@ -234,6 +235,20 @@ impl Overlaps {
             Some(x) => x.1 = x.1.saturating_add(c.tokens),
             None => e.push((rule, c.tokens)),
         }
+    }
+
+    /// What the overlap costs, at the input price of each span's trace model
+    /// (overlapping charges are re-sent context, paid as input).
+    fn cost(&self, o: &Outcome) -> Option<f64> {
+        self.0
+            .iter()
+            .filter(|(_, v)| v.len() > 1)
+            .fold(None, |cost, ((trace, _), v)| {
+                let extra = v.iter().fold(0u64, |a, x| a.saturating_add(x.1))
+                    - v.iter().map(|x| x.1).max().unwrap_or(0);
+                let price = o.trace_models.get(trace).and_then(|m| o.prices.of(m));
+                add_cost(cost, price.map(|p| extra as f64 * p.input / 1e6))
+            })
     }
 
     fn tokens(&self) -> u64 {
@@ -413,6 +428,7 @@ pub fn build(o: &mut Outcome) -> Report {
     price_totals(&mut totals, &o.prices);
     let total = totals.total_tokens;
     let overlap = overlaps.tokens();
+    let overlap_cost = overlaps.cost(o);
     let days = totals.covered_days();
     let wasted = detectors
         .iter()
@@ -438,9 +454,14 @@ pub fn build(o: &mut Outcome) -> Report {
             overlap_tokens: overlap,
             overlap_pct: pct(overlap, total),
             cost_usd: detectors.iter().fold(None, |a, d| add_cost(a, d.cost_usd)),
+            // Reclaimable: a token two rules charge is saved once, so the
+            // overlap and its cost are taken out.
             per_month: PerMonth::of(
-                wasted,
-                detectors.iter().fold(None, |a, d| add_cost(a, d.cost_usd)),
+                wasted.saturating_sub(overlap),
+                detectors
+                    .iter()
+                    .fold(None, |a, d| add_cost(a, d.cost_usd))
+                    .map(|c| (c - overlap_cost.unwrap_or(0.0)).max(0.0)),
                 days,
             ),
             covered_days: days,
@@ -667,7 +688,7 @@ impl Report {
         });
         let _ = writeln!(
             out,
-            "{money}{} wasted tokens per 30-day month, projected from the {:.1} days counted",
+            "{money}{} wasted tokens per 30-day month (tokens two rules charge counted once), projected from the {:.1} days counted",
             num(m.wasted_tokens),
             s.covered_days
         );
