@@ -664,3 +664,68 @@ fn the_budget_alert_appears_when_the_pace_crosses() {
     );
     w.stop();
 }
+
+/// error-patterns in `watch`: a signature is written once it has `min_count`
+/// errors and updated as it grows, its waste equal to a scan's at the end.
+#[test]
+fn an_error_pattern_appears_live_and_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_dir = dir.path().join("spans");
+    std::fs::create_dir(&spans_dir).unwrap();
+    let pack = dir.path().join("pack.toml");
+    std::fs::write(
+        &pack,
+        "[pack]\nname = \"e\"\nversion = \"1\"\n[[rule]]\nid = \"error-patterns\"\ndetector = \"builtin:error-patterns\"\n",
+    )
+    .unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/builtin/error-patterns.jsonl");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    // One line per turn of the 429 storm, in order.
+    let mut turns: Vec<(String, Vec<Value>)> = Vec::new();
+    for s in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap()
+    {
+        let t = s["traceId"].as_str().unwrap().to_string();
+        match turns.iter_mut().find(|(id, _)| *id == t) {
+            Some((_, v)) => v.push(s.clone()),
+            None => turns.push((t, vec![s.clone()])),
+        }
+    }
+    let lines: Vec<String> = turns
+        .iter()
+        .filter(|(t, _)| t.contains("e22e"))
+        .map(|(_, v)| json!({"resourceSpans": [{"scopeSpans": [{"spans": v}]}]}).to_string() + "\n")
+        .collect();
+    assert_eq!(lines.len(), 6);
+    let file = spans_dir.join("t.jsonl");
+    let w = Watch::start(
+        &spans_dir,
+        &dir.path().join("out.jsonl"),
+        &["--pack", pack.to_str().unwrap()],
+    );
+    append(&file, &lines[..4].concat());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        by_rule(&w.findings(), "error-patterns").is_empty(),
+        "under min_count"
+    );
+    append(&file, &lines[4]);
+    let f = w.wait_for("the pattern at five errors", |f| {
+        !by_rule(f, "error-patterns").is_empty()
+    });
+    assert_eq!(by_rule(&f, "error-patterns")[0]["wasted_tokens"], 4100);
+    append(&file, &lines[5]);
+    let f = w.wait_for("the pattern grown", |f| {
+        by_rule(f, "error-patterns")
+            .first()
+            .is_some_and(|p| p["wasted_tokens"] == 4920)
+    });
+    assert_eq!(
+        by_rule(&f, "error-patterns").len(),
+        1,
+        "one pattern, updated"
+    );
+    w.stop();
+}

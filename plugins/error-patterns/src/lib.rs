@@ -28,6 +28,11 @@ struct Pattern {
     /// LLM calls charged, by span id: each counts once per signature
     charged: HashMap<(String, String), u64>,
     charges: Vec<(SpanRef, u64)>,
+    /// charges already reported: a finding carries only the new ones, the host
+    /// adds them up (its group is the signature)
+    reported: usize,
+    /// errors at the last report, to report again only when it changed
+    reported_errors: u64,
 }
 
 struct ErrorPatterns {
@@ -129,6 +134,28 @@ impl ErrorPatterns {
         }
     }
 
+    /// The signatures at or over `min_count` that changed since they were last
+    /// reported (all of them at the end, when `every`), each with only its new
+    /// charges: in `watch` a pattern appears as soon as it has `min_count`
+    /// errors and grows after.
+    fn report(&mut self, every: bool) -> Vec<Finding> {
+        let min = self.min_count;
+        let due: Vec<String> = self
+            .patterns
+            .iter()
+            .filter(|(_, p)| p.errors >= min && (every || p.errors != p.reported_errors))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for key in due {
+            out.push(self.finding(&key, &self.patterns[&key]));
+            let p = self.patterns.get_mut(&key).expect("due");
+            p.reported = p.charges.len();
+            p.reported_errors = p.errors;
+        }
+        out
+    }
+
     fn finding(&self, key: &str, p: &Pattern) -> Finding {
         let calls = self
             .calls
@@ -170,8 +197,9 @@ impl ErrorPatterns {
         .evidence("last_seen", utc_text(p.last_ns))
         .evidence("peak_hour_utc", format!("{hour:02}:00"))
         .evidence("errors_at_peak_hour", at_hour)
-        .evidence("message", &p.raw_message);
-        for (span, tokens) in &p.charges {
+        .evidence("message", &p.raw_message)
+        .group(key);
+        for (span, tokens) in &p.charges[p.reported..] {
             f = f.charge(span.clone(), *tokens);
         }
         f
@@ -223,15 +251,12 @@ impl Detector for ErrorPatterns {
                 }
             }
         }
-        Vec::new()
+        self.report(false)
     }
 
     fn finish(&mut self) -> Vec<Finding> {
-        self.patterns
-            .iter()
-            .filter(|(_, p)| p.errors >= self.min_count)
-            .map(|(k, p)| self.finding(k, p))
-            .collect()
+        // The error rates move with every call: the last word at the end.
+        self.report(true)
     }
 
     fn counters(&self) -> Vec<(String, u64)> {
