@@ -263,3 +263,50 @@ fn the_monthly_reclaimable_figure_counts_overlapping_tokens_once() {
     let table = String::from_utf8(tokenhound(&["scan", month.to_str().unwrap()]).stdout).unwrap();
     assert!(table.contains("/ month reclaimable"), "{table}");
 }
+
+/// Reports lead with patterns: one offender with its instances, not ten copies
+/// of "gh_api called 5 times in a row".
+#[test]
+fn reports_group_findings_by_rule_and_pattern() {
+    let month = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/month.jsonl.gz");
+    let (_, r) = scan_json(&[month.to_str().unwrap()]);
+    let patterns = r["patterns"].as_array().unwrap();
+    let total: u64 = patterns
+        .iter()
+        .map(|p| p["wasted_tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, r["summary"]["wasted_tokens"].as_u64().unwrap());
+    let instances: u64 = patterns
+        .iter()
+        .map(|p| p["instances"].as_u64().unwrap())
+        .sum();
+    assert_eq!(instances as usize, r["findings"].as_array().unwrap().len());
+    let gh = patterns
+        .iter()
+        .find(|p| p["rule"] == "retry-storm" && p["pattern"] == "gh_api")
+        .expect("the gh_api storms are one pattern");
+    let members: Vec<&Value> = gh["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &r["findings"][i.as_u64().unwrap() as usize])
+        .collect();
+    assert_eq!(members.len() as u64, gh["instances"].as_u64().unwrap());
+    assert!(members
+        .iter()
+        .all(|f| f["title"].as_str().unwrap().starts_with("gh_api called")));
+    let sum: u64 = members
+        .iter()
+        .map(|f| f["wasted_tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(gh["wasted_tokens"], sum);
+    // Largest first.
+    let sizes: Vec<u64> = patterns
+        .iter()
+        .map(|p| p["wasted_tokens"].as_u64().unwrap())
+        .collect();
+    assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
+    let table = String::from_utf8(tokenhound(&["scan", month.to_str().unwrap()]).stdout).unwrap();
+    assert!(table.contains("Top patterns (of"), "{table}");
+    assert!(table.contains("retry-storm: gh_api —"), "{table}");
+}

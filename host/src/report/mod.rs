@@ -2,6 +2,7 @@
 //! it for a terminal and for Markdown.
 
 pub use crate::prices::{self, Prices};
+pub mod patterns;
 
 use crate::ingest::ReadStats;
 use crate::rules::Severity;
@@ -26,6 +27,8 @@ pub struct Report {
     pub totals: Totals,
     pub detectors: Vec<DetectorSummary>,
     pub summary: Summary,
+    /// findings grouped by rule and pattern, largest first
+    pub patterns: Vec<patterns::PatternOut>,
     pub findings: Vec<FindingOut>,
 }
 
@@ -430,6 +433,7 @@ pub fn build(o: &mut Outcome) -> Report {
     let overlap = overlaps.tokens();
     let overlap_cost = overlaps.cost(o);
     let days = totals.covered_days();
+    let sessions = totals.sessions;
     let wasted = detectors
         .iter()
         .fold(0u64, |a, d| a.saturating_add(d.wasted_tokens));
@@ -466,9 +470,42 @@ pub fn build(o: &mut Outcome) -> Report {
             ),
             covered_days: days,
         },
+        patterns: patterns::group(&findings, total, sessions, days),
         detectors,
         findings,
     }
+}
+
+/// One pattern: what it is, how widespread, what it costs, a typical instance, the fix.
+fn pattern_text(out: &mut String, rank: usize, p: &patterns::PatternOut) {
+    let waited = if p.wasted_seconds > 0.0 {
+        format!(", {:.1} s waited", p.wasted_seconds)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "{rank:>3}. [{}] {}: {} — {} in {}, {} ({:.1}% of sessions)",
+        p.severity,
+        p.rule,
+        clean(&p.pattern),
+        count(p.instances as u64, "instance"),
+        count(p.turns as u64, "turn"),
+        count(p.sessions as u64, "session"),
+        p.sessions_pct
+    );
+    let _ = writeln!(
+        out,
+        "     {} tokens ({:.2}%), {}{}{waited}; typical: {}",
+        num(p.wasted_tokens),
+        p.share_pct,
+        money(p.cost_usd),
+        p.per_month
+            .and_then(|m| m.cost_usd)
+            .map_or(String::new(), |c| format!(", ${c:.2} / month")),
+        clean(&p.typical)
+    );
+    let _ = writeln!(out, "     fix: {}", clean(&p.fix));
 }
 
 /// One finding of the terminal table: the line, its message, where, the
@@ -524,6 +561,11 @@ pub fn utc_minute(ns: u64) -> String {
 }
 
 /// A count with thousands separators: 5,204,795.
+/// Text for a Markdown table cell: escaped control codes and no bars.
+fn md(s: &str) -> String {
+    clean(s).replace('|', "\\|")
+}
+
 /// A cost per month, or `-` when unknown or not projected.
 fn monthly(m: Option<PerMonth>) -> String {
     m.and_then(|m| m.cost_usd)
@@ -813,6 +855,16 @@ impl Report {
                 let _ = writeln!(out, "{}: {}", d.rule, c.join(", "));
             }
         }
+        if !self.patterns.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nTop patterns (of {}):",
+                num(self.patterns.len() as u64)
+            );
+        }
+        for (i, p) in self.patterns.iter().take(top).enumerate() {
+            pattern_text(&mut out, i + 1, p);
+        }
         if !self.findings.is_empty() {
             let _ = writeln!(out, "\nTop findings (of {}):", self.findings.len());
         }
@@ -865,6 +917,33 @@ impl Report {
             num(s.overlap_tokens),
             s.overlap_pct
         );
+        if !self.patterns.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n## Top patterns (of {})\n\n| rule | pattern | instances | turns | sessions | wasted tokens | share | cost | cost / month | fix |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+                num(self.patterns.len() as u64)
+            );
+        }
+        for p in self.patterns.iter().take(top) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} ({:.1}%) | {} | {:.2}% | {} | {} | {} |",
+                p.rule,
+                md(&p.pattern),
+                p.instances,
+                p.turns,
+                p.sessions,
+                p.sessions_pct,
+                num(p.wasted_tokens),
+                p.share_pct,
+                money(p.cost_usd),
+                monthly(p.per_month),
+                md(&p.fix)
+            );
+        }
+        if !self.patterns.is_empty() {
+            out.push('\n');
+        }
         if !self.findings.is_empty() {
             out.push_str("## Top findings\n\n");
         }
