@@ -35,6 +35,9 @@ enum Command {
     /// The costliest LLM calls, each with its input by parts and the findings
     /// that charge it.
     Top(cmd::top::Args),
+    /// The Monday routine: the four detectors and the weekly audit's three, the
+    /// patterns, the costliest calls, and what changed since last week.
+    Audit(cmd::audit::Args),
     /// Run detector tests: fixtures next to NAME.expect.toml files.
     Test(cmd::test::Args),
     /// List the detectors: built in, from packs, from a plugins folder.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cmd::inspect::command(a),
         Command::Watch(a) => cmd::watch::run(a),
         Command::Top(a) => cmd::top::run(a),
+        Command::Audit(a) => cmd::audit::run(a),
         Command::Test(a) => cmd::test::command(a),
         Command::Detectors(a) => cmd::detectors::command(a),
         Command::New(a) => cmd::new::command(a),

@@ -813,6 +813,8 @@ fn baseline_days(path: &std::path::Path) -> Result<Vec<String>, ScanError> {
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let report: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON report: {e}")))?;
+    // An audit (`tokenhound audit --format json`) holds its report.
+    let report = report.get("report").unwrap_or(&report);
     let daily = report["totals"]["daily"].as_object().ok_or_else(|| {
         bad("no totals.daily (a JSON report of tokenhound 0.1 or later, with --format json)".into())
     })?;

@@ -310,3 +310,77 @@ fn reports_group_findings_by_rule_and_pattern() {
     assert!(table.contains("Top patterns (of"), "{table}");
     assert!(table.contains("retry-storm: gh_api —"), "{table}");
 }
+
+/// `tokenhound audit`: the Monday routine in one command, and what changed
+/// since last week's audit.
+#[test]
+fn the_monday_audit_lists_patterns_costliest_calls_and_changes_since_last_week() {
+    let dir = tempfile::tempdir().unwrap();
+    let month = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/month.jsonl.gz");
+    let last = dir.path().join("last.json");
+    let out = tokenhound(&[
+        "audit",
+        "--format",
+        "json",
+        "--output",
+        last.to_str().unwrap(),
+        month.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut j: Value = serde_json::from_str(&std::fs::read_to_string(&last).unwrap()).unwrap();
+    assert_eq!(j["schema"], "tokenhound.audit/v1");
+    assert_eq!(j["costliest"]["calls"].as_array().unwrap().len(), 14);
+    let rules: Vec<&str> = j["report"]["detectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["rule"].as_str().unwrap())
+        .collect();
+    for r in [
+        "retry-storm",
+        "context-reread",
+        "subagent-duplicate-context",
+        "filler-preamble",
+        "tail-latency",
+        "error-patterns",
+        "budget-pace",
+    ] {
+        assert!(rules.contains(&r), "{r} runs in the audit: {rules:?}");
+    }
+    // Last week had no gh_api storms and a pattern that is gone now.
+    let patterns = j["report"]["patterns"].as_array_mut().unwrap();
+    patterns.retain(|p| p["pattern"] != "gh_api");
+    patterns.push(json!({"rule": "retry-storm", "pattern": "old_tool", "wasted_tokens": 5}));
+    std::fs::write(&last, j.to_string()).unwrap();
+    let out = tokenhound(&[
+        "audit",
+        "--baseline",
+        last.to_str().unwrap(),
+        month.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(md.starts_with("# Weekly audit"), "{md}");
+    let changes = md
+        .split("## Since last week")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .nth(1)
+        .unwrap();
+    assert!(
+        changes.contains("new patterns: retry-storm: gh_api"),
+        "{changes}"
+    );
+    assert!(changes.contains("gone: retry-storm: old_tool"), "{changes}");
+    assert!(md.contains("## Top patterns"), "{md}");
+    assert!(md.contains("## The 14 costliest calls"), "{md}");
+}

@@ -2,6 +2,7 @@
 //! engine → rules → report). Each has its `Args` (parsed by clap in `main.rs`)
 //! and a `run` that returns the exit code or a [`Failure`] carrying one.
 
+pub mod audit;
 pub mod check;
 pub mod detectors;
 pub mod inspect;

@@ -48,7 +48,7 @@ pub struct Top {
 }
 
 #[derive(Serialize)]
-struct TopCall {
+pub struct TopCall {
     #[serde(flatten)]
     call: Call,
     /// content tokens of the captured input (its bytes / bytes per token)
@@ -84,8 +84,8 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         until: a.until,
         ..scan::Options::default()
     };
-    let outcome = scan::run(&opts)?;
-    let top = build(outcome);
+    let mut outcome = scan::run(&opts)?;
+    let top = build(&mut outcome);
     write_out(None, &listing(a.format, &top, || top.to_text()))?;
     Ok(0)
 }
@@ -94,9 +94,11 @@ fn content_tokens(bytes: u64, per: f64) -> u64 {
     (bytes as f64 / per).ceil() as u64
 }
 
-fn build(o: scan::Outcome) -> Top {
-    let mut charged: HashMap<(String, String), Vec<Charged>> = o
-        .costliest
+/// The costliest calls of a scan that kept them, with what charges them;
+/// call before `report::build` (which takes the findings).
+pub fn build(o: &mut scan::Outcome) -> Top {
+    let costliest = std::mem::take(&mut o.costliest);
+    let mut charged: HashMap<(String, String), Vec<Charged>> = costliest
         .iter()
         .map(|c| ((c.trace_id.clone(), c.span_id.clone()), Vec::new()))
         .collect();
@@ -115,8 +117,7 @@ fn build(o: scan::Outcome) -> Top {
         }
     }
     let per = o.bytes_per_token;
-    let calls = o
-        .costliest
+    let calls = costliest
         .into_iter()
         .map(|call| {
             let mut parts: Vec<Part> = call
@@ -156,6 +157,55 @@ fn kind_text(k: PartKind) -> &'static str {
 }
 
 impl Top {
+    pub fn calls_len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The calls as a Markdown table: cost, model, tokens, the largest part
+    /// of the input, what charges them.
+    pub fn to_markdown(&self) -> String {
+        let mut o = String::from(
+            "| # | cost | model | tokens | largest input part | charged by |\n|---:|---:|---|---:|---|---|\n",
+        );
+        for (i, c) in self.calls.iter().enumerate() {
+            let k = &c.call;
+            let part = c.parts.first().map_or("input not captured".into(), |p| {
+                let what = p
+                    .part
+                    .tool
+                    .as_deref()
+                    .or(p.part.file.as_deref())
+                    .unwrap_or(&p.part.role);
+                format!(
+                    "{} {} ({} tokens)",
+                    kind_text(p.part.kind),
+                    clean(what),
+                    num(p.tokens)
+                )
+            });
+            let by: Vec<String> = c
+                .findings
+                .iter()
+                .map(|f| format!("{} ({})", f.rule, num(f.tokens)))
+                .collect();
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} |",
+                i + 1,
+                k.cost_usd.map_or("-".into(), crate::report::usd),
+                clean(k.model.as_deref().unwrap_or("-")),
+                num(k.total_tokens),
+                part.replace('|', "\\|"),
+                if by.is_empty() {
+                    "-".into()
+                } else {
+                    by.join(", ")
+                }
+            );
+        }
+        o
+    }
+
     pub fn to_text(&self) -> String {
         let mut o = String::new();
         let _ = writeln!(

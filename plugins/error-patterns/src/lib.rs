@@ -60,7 +60,12 @@ fn signature(b: &Batch, row: u32, subject: &str, tool: bool) -> (String, String)
         .status_message(row)
         .or_else(|| b.exception_message(row))
         .unwrap_or("");
-    let key = format!("{kind} {subject} {error_type}: {}", normalise(raw));
+    let message = normalise(raw);
+    let key = if message.is_empty() {
+        format!("{kind} {subject} {error_type}")
+    } else {
+        format!("{kind} {subject} {error_type}: {message}")
+    };
     (key, raw.to_string())
 }
 

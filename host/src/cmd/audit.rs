@@ -1,0 +1,181 @@
+//! `tokenhound audit`: the Monday routine in one command. The four detectors
+//! and the weekly audit's three (tail latency, error patterns, budget pace),
+//! the patterns they found, the costliest calls with what was in their input,
+//! and, given last week's JSON report, what is new, what grew and what is gone.
+
+use super::{write_json, write_out, Failure};
+use crate::report::patterns::PatternOut;
+use crate::report::{clean, num, Report};
+use crate::scan;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Copy, Clone, clap::ValueEnum, PartialEq)]
+pub enum Format {
+    Markdown,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(required = true)]
+    exports: Vec<PathBuf>,
+    /// Count from this UTC date or this far back from the newest span (default: all).
+    #[arg(long)]
+    since: Option<scan::Bound>,
+    /// Last week's JSON audit or report: what changed since, and the previous
+    /// period for the budget alert.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Packs to run (default: builtin:default then builtin:weekly-audit).
+    #[arg(long = "pack", short = 'p')]
+    packs: Vec<PathBuf>,
+    /// How many costliest calls.
+    #[arg(short = 'n', long, default_value_t = 14)]
+    count: usize,
+    /// Patterns listed.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    #[arg(long, short = 'f', value_enum, default_value = "markdown")]
+    format: Format,
+    #[arg(long, short = 'o')]
+    output: Option<PathBuf>,
+}
+
+/// `tokenhound.audit/v1`: the report, the costliest calls, the changes.
+#[derive(Serialize)]
+struct Audit {
+    schema: &'static str,
+    report: Report,
+    costliest: super::top::Top,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since_last: Option<Changes>,
+}
+
+/// Patterns compared with the baseline's, by rule and pattern.
+#[derive(Serialize, Default)]
+struct Changes {
+    new: Vec<String>,
+    /// (pattern, tokens then, tokens now)
+    grown: Vec<(String, u64, u64)>,
+    gone: Vec<String>,
+}
+
+pub fn run(a: Args) -> Result<u8, Failure> {
+    let packs = if a.packs.is_empty() {
+        vec![
+            PathBuf::from("builtin:default"),
+            PathBuf::from("builtin:weekly-audit"),
+        ]
+    } else {
+        a.packs
+    };
+    let opts = scan::Options {
+        inputs: a.exports,
+        packs,
+        progress: std::io::stderr().is_terminal(),
+        costliest: a.count,
+        since: a.since,
+        baseline: a.baseline.clone(),
+        ..scan::Options::default()
+    };
+    let mut outcome = scan::run(&opts)?;
+    let costliest = super::top::build(&mut outcome);
+    let report = crate::report::build(&mut outcome);
+    let since_last = match &a.baseline {
+        Some(p) => Some(changes(&report.patterns, p)?),
+        None => None,
+    };
+    let audit = Audit {
+        schema: "tokenhound.audit/v1",
+        report,
+        costliest,
+        since_last,
+    };
+    match a.format {
+        Format::Json => write_json(a.output.as_deref(), &audit)?,
+        Format::Markdown => write_out(a.output.as_deref(), &audit.to_markdown(a.top))?,
+    }
+    Ok(0)
+}
+
+fn key(rule: &str, pattern: &str) -> String {
+    format!("{rule}: {pattern}")
+}
+
+/// What changed against the patterns of an earlier JSON report or audit.
+fn changes(now: &[PatternOut], baseline: &std::path::Path) -> Result<Changes, Failure> {
+    let bad = |why: String| Failure::usage(format!("--baseline {}: {why}", baseline.display()));
+    let text = std::fs::read_to_string(baseline).map_err(|e| bad(e.to_string()))?;
+    let then: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    // An audit holds its report; a scan's JSON is one.
+    let patterns = then.get("report").unwrap_or(&then)["patterns"].as_array();
+    let then: HashMap<String, u64> = patterns
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let k = key(p["rule"].as_str()?, p["pattern"].as_str()?);
+            Some((k, p["wasted_tokens"].as_u64()?))
+        })
+        .collect();
+    let mut c = Changes::default();
+    for p in now {
+        let k = key(&p.rule, &p.pattern);
+        match then.get(&k) {
+            None => c.new.push(k),
+            Some(&t) if p.wasted_tokens > t => c.grown.push((k, t, p.wasted_tokens)),
+            Some(_) => {}
+        }
+    }
+    let now_keys: std::collections::HashSet<String> =
+        now.iter().map(|p| key(&p.rule, &p.pattern)).collect();
+    c.gone = then.into_keys().filter(|k| !now_keys.contains(k)).collect();
+    c.gone.sort();
+    Ok(c)
+}
+
+impl Audit {
+    fn to_markdown(&self, top: usize) -> String {
+        let mut o = String::from("# Weekly audit\n\n");
+        if let Some(c) = &self.since_last {
+            o.push_str("## Since last week\n\n");
+            let list = |o: &mut String, what: &str, items: &[String]| {
+                if items.is_empty() {
+                    let _ = writeln!(o, "- {what}: none");
+                } else {
+                    let _ = writeln!(
+                        o,
+                        "- {what}: {}",
+                        items
+                            .iter()
+                            .map(|i| clean(i).into_owned())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                }
+            };
+            list(&mut o, "new patterns", &c.new);
+            let grown: Vec<String> = c
+                .grown
+                .iter()
+                .map(|(k, t, n)| format!("{k} ({} → {} tokens)", num(*t), num(*n)))
+                .collect();
+            list(&mut o, "grown", &grown);
+            list(&mut o, "gone", &c.gone);
+            o.push('\n');
+        }
+        let report = self.report.to_markdown(top);
+        o.push_str(report.trim_start_matches("# tokenhound report\n\n"));
+        let _ = writeln!(
+            o,
+            "\n## The {} costliest calls\n\n{}",
+            self.costliest.calls_len(),
+            self.costliest.to_markdown()
+        );
+        o
+    }
+}
