@@ -818,10 +818,20 @@ fn baseline_days(path: &std::path::Path) -> Result<Vec<String>, ScanError> {
     let daily = report["totals"]["daily"].as_object().ok_or_else(|| {
         bad("no totals.daily (a JSON report of tokenhound 0.1 or later, with --format json)".into())
     })?;
-    Ok(daily
+    let mut days: Vec<String> = daily
         .iter()
         .filter_map(|(day, d)| d["tokens"].as_u64().map(|t| format!("{day}={t}")))
-        .collect())
+        .collect();
+    // The days the report covers: a period it covers only in part (last week's
+    // report for last month) must not stand for the whole period.
+    let (first, last) = (
+        &report["totals"]["first_start_ns"],
+        &report["totals"]["last_end_ns"],
+    );
+    if let (Some(f), Some(l)) = (first.as_u64(), last.as_u64()) {
+        days.push(format!("covered={}..{}", utc_day(f), utc_day(l)));
+    }
+    Ok(days)
 }
 
 /// A scan that understood no LLM call would report a clean bill of health for

@@ -173,6 +173,27 @@ fn a_baseline_report_gives_the_budget_alert_its_previous_month() {
         .as_str()
         .unwrap()
         .contains("45% over last month's 31000"));
+
+    // Last week's report covers only part of October: it cannot stand for the
+    // month (its 12 days would make November look far over pace).
+    let twelve_days = 12 * 86_400 * 1_000_000_000;
+    let late = write("late-october.jsonl", &|t| {
+        t < november && t >= november - twelve_days
+    });
+    let (_, part) = scan_json(&["--pack", pack, &late]);
+    let partial = dir.path().join("late-october.json");
+    std::fs::write(&partial, part.to_string()).unwrap();
+    let (_, r) = scan_json(&[
+        "--pack",
+        pack,
+        &nov,
+        "--baseline",
+        partial.to_str().unwrap(),
+    ]);
+    assert!(
+        findings(&r, "budget-pace").is_empty(),
+        "a partial baseline is not a month"
+    );
 }
 
 /// `--since`: findings and totals count the window only, but spans before it

@@ -33,12 +33,26 @@ fn day_of(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// `2026-10-01=31000` (a baseline report's day and tokens).
-fn baseline_day(s: &str) -> Option<(i64, u64)> {
-    let (date, tokens) = s.split_once('=')?;
+fn date_day(date: &str) -> Option<i64> {
     let mut parts = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
     let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
-    Some((day_of(y, m as u32, d as u32), tokens.trim().parse().ok()?))
+    Some(day_of(y, m as u32, d as u32))
+}
+
+/// An entry of `baseline_days`: a day's tokens (`2026-10-01=31000`) or the
+/// days the baseline report covers (`covered=2026-10-01..2026-10-31`).
+enum Entry {
+    Day(i64, u64),
+    Covered(i64, i64),
+}
+
+fn baseline_entry(s: &str) -> Option<Entry> {
+    let (left, right) = s.split_once('=')?;
+    if left == "covered" {
+        let (a, b) = right.split_once("..")?;
+        return Some(Entry::Covered(date_day(a)?, date_day(b)?));
+    }
+    Some(Entry::Day(date_day(left)?, right.trim().parse().ok()?))
 }
 
 fn days_in_month(y: i64, m: u32) -> i64 {
@@ -89,6 +103,8 @@ struct BudgetPace {
     baseline: u64,
     /// daily totals of an earlier report (`scan --baseline`), by day number
     baseline_days: BTreeMap<i64, u64>,
+    /// the days that report covers: it stands only for periods it covers whole
+    baseline_covers: Option<(i64, i64)>,
     daily: BTreeMap<i64, u64>,
     first_day: Option<i64>,
     last_end_ns: u64,
@@ -120,9 +136,13 @@ impl BudgetPace {
         }
         let (prev_start, _) = self.period.of(start - 1);
         let from_baseline = || {
-            let mut days = self.baseline_days.range(prev_start..start).peekable();
-            days.peek()?;
-            Some(days.map(|(_, t)| t).sum::<u64>())
+            let (from, to) = self.baseline_covers?;
+            (from <= prev_start && to >= start - 1).then(|| {
+                self.baseline_days
+                    .range(prev_start..start)
+                    .map(|(_, t)| t)
+                    .sum()
+            })
         };
         let previous = if first <= prev_start {
             self.sum(prev_start, start - 1)
@@ -203,6 +223,21 @@ impl Detector for BudgetPace {
     }
 
     fn new(p: &Params) -> Result<Self, String> {
+        let mut days = BTreeMap::new();
+        let mut covers = None;
+        for s in p.strings("baseline_days") {
+            match baseline_entry(&s) {
+                Some(Entry::Day(d, t)) => {
+                    days.insert(d, t);
+                }
+                Some(Entry::Covered(a, b)) => covers = Some((a, b)),
+                None => {
+                    return Err(format!(
+                        "baseline_days: `{s}` is not YYYY-MM-DD=tokens or covered=DAY..DAY"
+                    ))
+                }
+            }
+        }
         let period = match p.str("period") {
             "month" => Period::Month,
             "week" => Period::Week,
@@ -213,14 +248,8 @@ impl Detector for BudgetPace {
             over_pct: p.f64("over_pct"),
             min_days: p.u64("min_days").max(1) as i64,
             baseline: p.u64("previous_total"),
-            baseline_days: p
-                .strings("baseline_days")
-                .iter()
-                .map(|s| {
-                    baseline_day(s)
-                        .ok_or_else(|| format!("baseline_days: `{s}` is not YYYY-MM-DD=tokens"))
-                })
-                .collect::<Result<_, _>>()?,
+            baseline_days: days,
+            baseline_covers: covers,
             daily: BTreeMap::new(),
             first_day: None,
             last_end_ns: 0,
