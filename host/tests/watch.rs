@@ -622,18 +622,8 @@ fn the_budget_alert_appears_when_the_pace_crosses() {
     let dir = tempfile::tempdir().unwrap();
     let spans_dir = dir.path().join("spans");
     std::fs::create_dir(&spans_dir).unwrap();
-    let pack = dir.path().join("pack.toml");
-    std::fs::write(
-        &pack,
-        "[pack]\nname = \"b\"\nversion = \"1\"\n[[rule]]\nid = \"budget-pace\"\ndetector = \"builtin:budget-pace\"\n",
-    )
-    .unwrap();
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/builtin/budget-pace.jsonl");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
-    let days: Vec<String> = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
-        .as_array()
-        .unwrap()
+    let pack = one_rule_pack(dir.path(), "budget-pace");
+    let days: Vec<String> = builtin_fixture_spans("budget-pace")
         .iter()
         .map(|s| json!({"resourceSpans": [{"scopeSpans": [{"spans": [s]}]}]}).to_string() + "\n")
         .collect();
@@ -672,21 +662,10 @@ fn an_error_pattern_appears_live_and_grows() {
     let dir = tempfile::tempdir().unwrap();
     let spans_dir = dir.path().join("spans");
     std::fs::create_dir(&spans_dir).unwrap();
-    let pack = dir.path().join("pack.toml");
-    std::fs::write(
-        &pack,
-        "[pack]\nname = \"e\"\nversion = \"1\"\n[[rule]]\nid = \"error-patterns\"\ndetector = \"builtin:error-patterns\"\n",
-    )
-    .unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/builtin/error-patterns.jsonl");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let pack = one_rule_pack(dir.path(), "error-patterns");
     // One line per turn of the 429 storm, in order.
     let mut turns: Vec<(String, Vec<Value>)> = Vec::new();
-    for s in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
-        .as_array()
-        .unwrap()
-    {
+    for s in &builtin_fixture_spans("error-patterns") {
         let t = s["traceId"].as_str().unwrap().to_string();
         match turns.iter_mut().find(|(id, _)| *id == t) {
             Some((_, v)) => v.push(s.clone()),

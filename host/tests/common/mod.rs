@@ -245,3 +245,36 @@ pub fn finding_keys(r: &Value) -> Vec<(String, Vec<String>, u64)> {
     v.sort();
     v
 }
+
+/// A pack in `dir` with one rule running a built-in detector.
+pub fn one_rule_pack(dir: &Path, rule: &str) -> std::path::PathBuf {
+    let p = dir.join("pack.toml");
+    let text = format!(
+        "[pack]\nname = \"one\"\nversion = \"1\"\n[[rule]]\nid = \"{rule}\"\ndetector = \"builtin:{rule}\"\n"
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The spans of a built-in detector's fixture (`tests/fixtures/builtin/NAME.jsonl`,
+/// one OTLP line).
+pub fn builtin_fixture_spans(name: &str) -> Vec<Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../tests/fixtures/builtin/{name}.jsonl"));
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Run tokenhound and require success, showing its stderr otherwise.
+pub fn tokenhound_ok(args: &[&str]) -> Output {
+    let out = tokenhound(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
