@@ -106,6 +106,9 @@ pub struct Span {
     /// from the built-in table.
     pub recorded_cost: Option<f64>,
     pub stop_reason: Option<Arc<str>>,
+    /// the provider's id of the response (`gen_ai.response.id`): two
+    /// instrumentations recording one request give two spans with one id
+    pub response_id: Option<Box<str>>,
     pub tool_name: Option<Arc<str>>,
     pub tool_server: Option<Arc<str>>,
     pub tool_args: Option<Box<str>>,
@@ -238,6 +241,46 @@ impl Trace {
             origin: first.origin.clone(),
             what,
         }
+    }
+
+    /// Two instrumentations on at once (an instrumentation and the SDK's own
+    /// spans) record one request twice, with one `gen_ai.response.id`, as
+    /// siblings or nested. One copy stays the call, taking the texts the other
+    /// captured (the copy with content is kept); the others become plain spans
+    /// whose usage is kept apart, never counted again. Returns how many.
+    pub fn merge_duplicate_calls(&mut self) -> usize {
+        let mut by_id: HashMap<&str, Vec<usize>> = HashMap::default();
+        for (i, s) in self.spans.iter().enumerate() {
+            if let (Kind::Llm, Some(id)) = (s.kind, s.response_id.as_deref()) {
+                by_id.entry(id).or_default().push(i);
+            }
+        }
+        let groups: Vec<Vec<usize>> = by_id.into_values().filter(|v| v.len() > 1).collect();
+        for group in &groups {
+            let content = |i: &usize| {
+                let s = &self.spans[*i];
+                (
+                    s.output_text.is_some(),
+                    s.input_text.is_some(),
+                    s.usage.input + s.usage.output,
+                )
+            };
+            let keep = *group
+                .iter()
+                .max_by_key(|i| content(i))
+                .expect("two or more");
+            for &i in group.iter().filter(|&&i| i != keep) {
+                let other = &mut self.spans[i];
+                other.kind = Kind::Other;
+                let usage = std::mem::take(&mut other.usage);
+                other.aggregated_usage = Some(usage);
+                let (input, output) = (other.input_text.take(), other.output_text.take());
+                let k = &mut self.spans[keep];
+                k.input_text = k.input_text.take().or(input);
+                k.output_text = k.output_text.take().or(output);
+            }
+        }
+        groups.iter().map(|g| g.len() - 1).sum()
     }
 
     /// An LLM span with an LLM span below it is a wrapper around the real call
@@ -594,6 +637,8 @@ impl Assembler {
                 self.note(&n.origin, n.what);
             }
             t.collapse_event_spans();
+            // Before wrappers: a nested copy must not make its twin a wrapper.
+            t.merge_duplicate_calls();
             t.demote_wrappers();
             traces.push(t);
         }
@@ -727,6 +772,37 @@ mod tests {
         ));
         let rest: usize = a.take_all().iter().map(|s| s.traces.len()).sum();
         assert_eq!(rest, 2, "t2 and the partial t1");
+    }
+
+    /// An instrumentation and the SDK's own spans on at once: one request, two
+    /// spans with one response id. Counted once, and the copy with the reply
+    /// text is the call (so a filler opener is still found).
+    #[test]
+    fn one_request_recorded_twice_is_one_call_with_the_content_of_either() {
+        for nested in [false, true] {
+            let mut a = Assembler::new(u64::MAX);
+            a.add(span("t", "root", None, Kind::Agent, 0));
+            let mut sdk = span("t", "sdk", Some("root"), Kind::Llm, 800);
+            sdk.response_id = Some("resp_1".into());
+            let parent = if nested { "sdk" } else { "root" };
+            let mut inst = span("t", "inst", Some(parent), Kind::Llm, 800);
+            inst.response_id = Some("resp_1".into());
+            inst.output_text = Some("You're absolutely right.".into());
+            a.add(sdk);
+            a.add(inst);
+            let s = a.take_all();
+            let calls: Vec<&Span> = s[0].traces[0]
+                .spans
+                .iter()
+                .filter(|s| s.kind == Kind::Llm)
+                .collect();
+            assert_eq!(calls.len(), 1, "nested: {nested}");
+            assert_eq!(calls[0].usage.input, 800);
+            assert_eq!(
+                calls[0].output_text.as_deref(),
+                Some("You're absolutely right.")
+            );
+        }
     }
 
     #[test]

@@ -421,6 +421,8 @@ pub fn normalise(
     }
     fill_errors_and_models(&mut span, &a, base.status_message, base.exception);
     if kind == Kind::Llm {
+        // OTel GenAI `gen_ai.response.id`; OpenLLMetry writes the same name.
+        span.response_id = a.str(&["gen_ai.response.id"]).map(Box::from);
         span.input_parts = super::parts::of(&a, base.input.as_ref());
         span.input_text =
             input_text(&a).or_else(|| base.input.as_ref().map(|v| messages_text(v).into()));
