@@ -874,6 +874,37 @@ impl Report {
         out
     }
 
+    /// The patterns as a Markdown table.
+    fn patterns_markdown(&self, out: &mut String, top: usize) {
+        if !self.patterns.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n## Top patterns (of {})\n\n| rule | pattern | instances | turns | sessions | wasted tokens | share | cost | cost / month | fix |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+                num(self.patterns.len() as u64)
+            );
+        }
+        for p in self.patterns.iter().take(top) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} ({:.1}%) | {} | {:.2}% | {} | {} | {} |",
+                p.rule,
+                md(&p.pattern),
+                p.instances,
+                p.turns,
+                p.sessions,
+                p.sessions_pct,
+                num(p.wasted_tokens),
+                p.share_pct,
+                money(p.cost_usd),
+                monthly(p.per_month),
+                md(&p.fix)
+            );
+        }
+        if !self.patterns.is_empty() {
+            out.push('\n');
+        }
+    }
+
     pub fn to_markdown(&self, top: usize) -> String {
         let mut out = String::from("# tokenhound report\n\n");
         let mut h = String::new();
@@ -917,33 +948,7 @@ impl Report {
             num(s.overlap_tokens),
             s.overlap_pct
         );
-        if !self.patterns.is_empty() {
-            let _ = writeln!(
-                out,
-                "\n## Top patterns (of {})\n\n| rule | pattern | instances | turns | sessions | wasted tokens | share | cost | cost / month | fix |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
-                num(self.patterns.len() as u64)
-            );
-        }
-        for p in self.patterns.iter().take(top) {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} ({:.1}%) | {} | {:.2}% | {} | {} | {} |",
-                p.rule,
-                md(&p.pattern),
-                p.instances,
-                p.turns,
-                p.sessions,
-                p.sessions_pct,
-                num(p.wasted_tokens),
-                p.share_pct,
-                money(p.cost_usd),
-                monthly(p.per_month),
-                md(&p.fix)
-            );
-        }
-        if !self.patterns.is_empty() {
-            out.push('\n');
-        }
+        self.patterns_markdown(&mut out, top);
         if !self.findings.is_empty() {
             out.push_str("## Top findings\n\n");
         }
