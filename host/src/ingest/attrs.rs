@@ -106,3 +106,14 @@ impl<'a> Attrs<'a> {
         self.span.iter().any(|kv| kv.key.starts_with(p))
     }
 }
+
+/// A value as JSON: a string that holds JSON (how most instrumentations
+/// write structured attributes) is parsed, anything else converted.
+pub fn as_json(v: &AnyValue) -> serde_json::Value {
+    match v {
+        AnyValue::Str(s) => {
+            serde_json::from_str(s).unwrap_or_else(|_| serde_json::Value::String(s.clone()))
+        }
+        other => other.to_json(),
+    }
+}

@@ -4,8 +4,9 @@
 //! This is where "what is an LLM call" and "what are its tokens" is decided, so
 //! the spec's counting rules live here, once, for every reader.
 
-use super::attrs::{AnyValue, Attrs, KeyValue};
+use super::attrs::{as_json, AnyValue, Attrs, KeyValue};
 use super::mapping::Mappings;
+use super::parts::Prompt;
 use crate::model::{Kind, Origin, Span, Usage};
 use serde_json::Value;
 use std::sync::Arc;
@@ -423,9 +424,10 @@ pub fn normalise(
     if kind == Kind::Llm {
         // OTel GenAI `gen_ai.response.id`; OpenLLMetry writes the same name.
         span.response_id = a.str(&["gen_ai.response.id"]).map(Box::from);
-        span.input_parts = super::parts::of(&a, base.input.as_ref());
-        span.input_text =
-            input_text(&a).or_else(|| base.input.as_ref().map(|v| messages_text(v).into()));
+        let prompt = Prompt::of(&a);
+        span.input_parts = super::parts::of(&a, &prompt, base.input.as_ref());
+        span.input_text = input_text(&a, &prompt)
+            .or_else(|| base.input.as_ref().map(|v| messages_text(v).into()));
         span.output_text =
             output_text(&a).or_else(|| base.output.as_ref().and_then(first_output_of_json));
     }
@@ -589,14 +591,6 @@ fn first_str(v: &AnyValue) -> Option<&str> {
     }
 }
 
-/// A structured value or a JSON string, as a JSON value.
-fn as_json(v: &AnyValue) -> Value {
-    match v {
-        AnyValue::Str(s) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
-        other => other.to_json(),
-    }
-}
-
 /// Arguments as compact JSON text, so equal arguments compare equal.
 fn compact_json(v: &Value) -> Box<str> {
     match v {
@@ -680,20 +674,20 @@ fn json_content_text(v: &Value) -> String {
 
 /// System instructions and every text and tool-result part of the input
 /// messages, joined with "\n" (spec: subagent-duplicate-context).
-fn input_text(a: &Attrs) -> Option<Box<str>> {
+fn input_text(a: &Attrs, prompt: &Prompt) -> Option<Box<str>> {
     let mut parts: Vec<String> = Vec::new();
     let mut captured = false;
-    if let Some(sys) = a.get(&["gen_ai.system_instructions"]) {
+    if let Some(sys) = &prompt.system {
         captured = true;
-        match as_json(sys) {
+        match sys {
             Value::Array(items) => parts.extend(items.iter().filter_map(part_text)),
-            Value::String(s) => parts.push(s),
+            Value::String(s) => parts.push(s.clone()),
             other => parts.push(other.to_string()),
         }
     }
-    if let Some(msgs) = a.get(&["gen_ai.input.messages", "ai.prompt.messages"]) {
+    if let Some(msgs) = &prompt.messages {
         captured = true;
-        parts.push(messages_text(&as_json(msgs)));
+        parts.push(messages_text(msgs));
     } else if let Some(t) = indexed_messages(a, "llm.input_messages.", ".message.content") {
         captured = true;
         parts.push(t);

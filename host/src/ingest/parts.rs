@@ -12,7 +12,7 @@
 //!   {name, arguments}}], tool_call_id}`;
 //! - OpenInference `llm.input_messages.{i}.message.role` / `.content`.
 
-use super::attrs::{AnyValue, Attrs};
+use super::attrs::{as_json, AnyValue, Attrs};
 use crate::model::{InputPart, PartKind};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -21,21 +21,39 @@ use std::sync::Arc;
 /// Argument keys that name the file or resource a tool read.
 const FILE_KEYS: [&str; 6] = ["path", "file_path", "filepath", "file", "filename", "uri"];
 
+/// An LLM call's captured system instructions and input messages, parsed
+/// once for both its input text (`dialect`) and its input parts.
+pub struct Prompt {
+    pub system: Option<Value>,
+    pub messages: Option<Value>,
+}
+
+impl Prompt {
+    pub fn of(a: &Attrs) -> Self {
+        Prompt {
+            system: a.get(&["gen_ai.system_instructions"]).map(as_json),
+            messages: a
+                .get(&["gen_ai.input.messages", "ai.prompt.messages"])
+                .map(as_json),
+        }
+    }
+}
+
 /// The input parts of an LLM call, where its input was captured.
-pub fn of(a: &Attrs, format_input: Option<&Value>) -> Option<Box<[InputPart]>> {
+pub fn of(a: &Attrs, prompt: &Prompt, format_input: Option<&Value>) -> Option<Box<[InputPart]>> {
     let mut p = Parts::default();
     let mut captured = false;
-    if let Some(sys) = a.get(&["gen_ai.system_instructions"]) {
+    if let Some(sys) = &prompt.system {
         captured = true;
-        let bytes = match json(sys) {
+        let bytes = match sys {
             Value::Array(items) => items.iter().map(|i| text_of(i).len() as u64).sum(),
-            other => text_of(&other).len() as u64,
+            other => text_of(other).len() as u64,
         };
         p.push(PartKind::System, "system", None, None, bytes);
     }
-    if let Some(msgs) = a.get(&["gen_ai.input.messages", "ai.prompt.messages"]) {
+    if let Some(msgs) = &prompt.messages {
         captured = true;
-        p.messages(&json(msgs));
+        p.messages(msgs);
     } else if p.indexed(a) {
         captured = true;
     } else if let Some(v) = format_input {
@@ -221,13 +239,6 @@ fn file_of(args: &Value) -> Option<Box<str>> {
         .map(Box::from)
 }
 
-fn json(v: &AnyValue) -> Value {
-    match v {
-        AnyValue::Str(s) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
-        other => other.to_json(),
-    }
-}
-
 fn text_len(v: &AnyValue) -> u64 {
     match v {
         AnyValue::Str(s) => s.len() as u64,
@@ -281,7 +292,7 @@ mod tests {
             span: &kv,
             resource: &[],
         };
-        let parts = of(&a, None).unwrap();
+        let parts = of(&a, &Prompt::of(&a), None).unwrap();
         let kinds: Vec<_> = parts.iter().map(|p| (p.kind, p.bytes)).collect();
         assert_eq!(
             kinds,
@@ -308,7 +319,7 @@ mod tests {
             span: &[],
             resource: &[],
         };
-        let parts = of(&a, Some(&input)).unwrap();
+        let parts = of(&a, &Prompt::of(&a), Some(&input)).unwrap();
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0].kind, PartKind::System);
         assert_eq!((parts[2].kind, parts[2].bytes), (PartKind::ToolResult, 5));
@@ -321,6 +332,6 @@ mod tests {
             span: &[],
             resource: &[],
         };
-        assert!(of(&a, None).is_none());
+        assert!(of(&a, &Prompt::of(&a), None).is_none());
     }
 }
