@@ -423,11 +423,22 @@ pub enum Added {
     Repeat,
 }
 
-/// `2500-01-01`, for messages.
-fn utc_date(ns: u64) -> String {
+/// Nanoseconds in a day.
+pub const DAY_NS: u64 = 86_400_000_000_000;
+
+/// `2026-11-03`: the UTC day of a time.
+pub fn utc_day(ns: u64) -> String {
     match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)) {
         Ok(t) => format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
-        Err(_) => format!("{ns} ns after 1970"),
+        Err(_) => "-".into(),
+    }
+}
+
+/// `2026-11-03 14:22 UTC`.
+pub fn utc_minute(ns: u64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)) {
+        Ok(t) => format!("{} {:02}:{:02} UTC", utc_day(ns), t.hour(), t.minute()),
+        Err(_) => "-".into(),
     }
 }
 
@@ -507,7 +518,7 @@ impl Assembler {
             let what = format!(
                 "span {} starts more than a year from now ({}): a clock or unit error? Analysed as given",
                 span.span_id,
-                utc_date(span.start_ns)
+                utc_day(span.start_ns)
             );
             self.note(&span.origin, what);
             return self.watermark;

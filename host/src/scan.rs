@@ -289,9 +289,21 @@ pub struct Totals {
     /// the time the input covers: the oldest span's start and the newest span's end
     pub first_start_ns: u64,
     pub last_end_ns: u64,
-    /// per UTC day (`YYYY-MM-DD`, the day a call starts): the LLM calls' tokens,
-    /// and their cost once priced (what `--baseline` reads back)
-    pub daily: std::collections::BTreeMap<String, Day>,
+    /// per UTC day (by day number; `YYYY-MM-DD` in JSON), the day a call starts:
+    /// the LLM calls' tokens, and their cost once priced (what `--baseline` reads back)
+    #[serde(serialize_with = "days_as_dates")]
+    pub daily: std::collections::BTreeMap<u64, Day>,
+}
+
+/// Day numbers become dates only when written: counting a call stays cheap.
+fn days_as_dates<S: serde::Serializer>(
+    days: &std::collections::BTreeMap<u64, Day>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        days.iter()
+            .map(|(d, v)| (model::utc_day(d * model::DAY_NS), v)),
+    )
 }
 
 /// One UTC day's LLM calls.
@@ -303,14 +315,6 @@ pub struct Day {
     /// usage by model, to price the day
     #[serde(skip)]
     pub by_model: std::collections::BTreeMap<String, crate::model::Usage>,
-}
-
-/// `2026-11-03`: the UTC day of a time.
-pub fn utc_day(ns: u64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)) {
-        Ok(t) => format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
-        Err(_) => "-".into(),
-    }
 }
 
 impl Totals {
@@ -460,7 +464,7 @@ impl Totals {
         self.output_tokens += u.output;
         self.cached_tokens += u.cache_read;
         self.by_model.entry(model.to_string()).or_default().add(u);
-        let day = self.daily.entry(utc_day(sp.start_ns)).or_default();
+        let day = self.daily.entry(sp.start_ns / model::DAY_NS).or_default();
         day.llm_calls += 1;
         day.tokens += u.input + u.output;
         day.by_model.entry(model.to_string()).or_default().add(u);
@@ -829,7 +833,11 @@ fn baseline_days(path: &std::path::Path) -> Result<Vec<String>, ScanError> {
         &report["totals"]["last_end_ns"],
     );
     if let (Some(f), Some(l)) = (first.as_u64(), last.as_u64()) {
-        days.push(format!("covered={}..{}", utc_day(f), utc_day(l)));
+        days.push(format!(
+            "covered={}..{}",
+            model::utc_day(f),
+            model::utc_day(l)
+        ));
     }
     Ok(days)
 }

@@ -196,15 +196,7 @@ fn a_window_counts_only_its_spans_and_keeps_earlier_ones_as_context() {
     let mut f = Fixture::new("0000000000000000000000000000c0d1");
     let read = |f: &mut Fixture, trace: &str| {
         f.turn(trace);
-        let a = f.agent(None, "coder", "s-window");
-        f.llm(&a, 1000, 10, None);
-        f.tool(
-            &a,
-            "read_file",
-            json!({"path": "CLAUDE.md"}),
-            Some(&"rules\n".repeat(200)),
-        );
-        f.llm(&a, 1000, 10, None);
+        f.read_turn("s-window");
     };
     read(&mut f, "0000000000000000000000000000c0d1"); // 2023-11-14: before the window
     f.turn("0000000000000000000000000000c0d2");

@@ -402,15 +402,7 @@ fn a_reload_loses_no_detector_state() {
     let read_turn = |trace: &str| {
         let mut f = Fixture::new(trace);
         f.clock += u64::from_str_radix(&trace[..4], 16).unwrap() * 1_000_000_000;
-        let a = f.agent(None, "coder", "s-reload");
-        f.llm(&a, 1000, 10, None);
-        f.tool(
-            &a,
-            "read_file",
-            json!({"path": "CLAUDE.md"}),
-            Some(&"rules\n".repeat(200)),
-        );
-        f.llm(&a, 1000, 10, None);
+        f.read_turn("s-reload");
         f.line() + "\n"
     };
     let file = spans.join("t.jsonl");

@@ -245,12 +245,8 @@ pub struct Args {
     input_format: Option<ingest::InputFormat>,
     #[arg(long)]
     mapping: Vec<PathBuf>,
-    /// Count spans from this UTC date (2026-11-01) or this far back from the newest (7d, 24h).
-    #[arg(long)]
-    since: Option<crate::scan::Bound>,
-    /// Count spans before this UTC date, or this far back from the newest span.
-    #[arg(long)]
-    until: Option<crate::scan::Bound>,
+    #[command(flatten)]
+    window: super::WindowArgs,
 }
 
 pub fn command(a: Args) -> Result<u8, super::Failure> {
@@ -258,8 +254,8 @@ pub fn command(a: Args) -> Result<u8, super::Failure> {
     let window = crate::scan::window(&crate::scan::Options {
         inputs: a.exports.clone(),
         input_format: a.input_format,
-        since: a.since,
-        until: a.until,
+        since: a.window.since,
+        until: a.window.until,
         ..Default::default()
     })?;
     let r = run(&a.exports, a.input_format, maps, window)

@@ -54,6 +54,18 @@ impl From<crate::scan::ScanError> for Failure {
     }
 }
 
+/// `--since` / `--until`, for the commands that read exports.
+#[derive(clap::Args)]
+pub struct WindowArgs {
+    /// Count from this UTC date (2026-11-01) or this far back from the newest
+    /// span (7d, 24h); earlier spans are still read as context.
+    #[arg(long)]
+    pub since: Option<crate::scan::Bound>,
+    /// Count before this UTC date, or this far back from the newest span.
+    #[arg(long)]
+    pub until: Option<crate::scan::Bound>,
+}
+
 /// Formats of the commands that list things (no Markdown rendering).
 #[derive(Copy, Clone, clap::ValueEnum, PartialEq)]
 pub enum ListFormat {

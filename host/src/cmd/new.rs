@@ -16,6 +16,7 @@ pub enum Lang {
 const SDK_LIB: &str = include_str!("../../../plugins/sdk/src/lib.rs");
 const SDK_PARAMS: &str = include_str!("../../../plugins/sdk/src/params.rs");
 const SDK_CHUNK: &str = include_str!("../../../plugins/sdk/src/chunk.rs");
+const SDK_DATE: &str = include_str!("../../../plugins/sdk/src/date.rs");
 const WIT: &str = include_str!("../../../wit/v0.2.0/detector.wit");
 
 const EXAMPLE: &str = r#"//! NAME: tool results so big that every later call pays for them again.
@@ -170,6 +171,7 @@ serde_json = "1"
     w("vendor/tokenhound-sdk/src/lib.rs", SDK_LIB)?;
     w("vendor/tokenhound-sdk/src/params.rs", SDK_PARAMS)?;
     w("vendor/tokenhound-sdk/src/chunk.rs", SDK_CHUNK)?;
+    w("vendor/tokenhound-sdk/src/date.rs", SDK_DATE)?;
     // The SDK reads the WIT from ../../wit/v0.2.0 (written above), relative to its own folder.
     w("src/lib.rs", &EXAMPLE.replace("NAME", name))?;
     w(

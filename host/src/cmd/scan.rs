@@ -79,13 +79,8 @@ pub struct Args {
     /// when the exports do not hold it (budget-pace).
     #[arg(long)]
     baseline: Option<PathBuf>,
-    /// Count findings and totals from this UTC date (2026-11-01) or this far back
-    /// from the newest span (7d, 24h); earlier spans are still read as context.
-    #[arg(long)]
-    since: Option<scan::Bound>,
-    /// Count findings and totals before this UTC date, or this far back from the newest span.
-    #[arg(long)]
-    until: Option<scan::Bound>,
+    #[command(flatten)]
+    window: super::WindowArgs,
 }
 
 pub fn run(a: Args) -> Result<u8, Failure> {
@@ -105,8 +100,8 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         progress: std::io::stderr().is_terminal(),
         costliest: 0,
         baseline: a.baseline,
-        since: a.since,
-        until: a.until,
+        since: a.window.since,
+        until: a.window.until,
     };
     let mut outcome = scan::run(&opts)?;
     let report = crate::report::build(&mut outcome);

@@ -30,13 +30,8 @@ pub struct Args {
     input_format: Option<crate::ingest::InputFormat>,
     #[arg(long)]
     mapping: Vec<PathBuf>,
-    /// Count findings and totals from this UTC date (2026-11-01) or this far back
-    /// from the newest span (7d, 24h); earlier spans are still read as context.
-    #[arg(long)]
-    since: Option<scan::Bound>,
-    /// Count findings and totals before this UTC date, or this far back from the newest span.
-    #[arg(long)]
-    until: Option<scan::Bound>,
+    #[command(flatten)]
+    window: super::WindowArgs,
 }
 
 /// `top`'s JSON: `tokenhound.top/v1`.
@@ -80,8 +75,8 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         mapping_files: a.mapping,
         progress: std::io::stderr().is_terminal(),
         costliest: a.count,
-        since: a.since,
-        until: a.until,
+        since: a.window.since,
+        until: a.window.until,
         ..scan::Options::default()
     };
     let mut outcome = scan::run(&opts)?;
@@ -233,7 +228,7 @@ fn call_text(o: &mut String, rank: usize, c: &TopCall) {
         num(k.usage.input),
         num(k.usage.cache_read),
         num(k.usage.output),
-        crate::report::utc_minute(k.start_ns)
+        crate::model::utc_minute(k.start_ns)
     );
     let _ = writeln!(
         o,

@@ -476,13 +476,18 @@ pub fn build(o: &mut Outcome) -> Report {
     }
 }
 
-/// One pattern: what it is, how widespread, what it costs, a typical instance, the fix.
-fn pattern_text(out: &mut String, rank: usize, p: &patterns::PatternOut) {
-    let waited = if p.wasted_seconds > 0.0 {
-        format!(", {:.1} s waited", p.wasted_seconds)
+/// `, 1.9 s waited` for a time waste, nothing otherwise.
+fn waited(seconds: f64) -> String {
+    if seconds > 0.0 {
+        format!(", {seconds:.1} s waited")
     } else {
         String::new()
-    };
+    }
+}
+
+/// One pattern: what it is, how widespread, what it costs, a typical instance, the fix.
+fn pattern_text(out: &mut String, rank: usize, p: &patterns::PatternOut) {
+    let waited = waited(p.wasted_seconds);
     let _ = writeln!(
         out,
         "{rank:>3}. [{}] {}: {} — {} in {}, {} ({:.1}% of sessions)",
@@ -511,11 +516,7 @@ fn pattern_text(out: &mut String, rank: usize, p: &patterns::PatternOut) {
 /// One finding of the terminal table: the line, its message, where, the
 /// evidence and the fix.
 fn finding_text(out: &mut String, rank: usize, f: &FindingOut) {
-    let waited = if f.wasted_seconds > 0.0 {
-        format!(", {:.1} s waited", f.wasted_seconds)
-    } else {
-        String::new()
-    };
+    let waited = waited(f.wasted_seconds);
     let _ = writeln!(
         out,
         "{rank:>3}. [{}] {}: {} — {} tokens ({:.2}%), {}{waited}",
@@ -545,21 +546,6 @@ fn finding_text(out: &mut String, rank: usize, f: &FindingOut) {
     let _ = writeln!(out, "     fix: {}", clean(&f.fix));
 }
 
-/// `2026-11-03 14:22 UTC`.
-pub fn utc_minute(ns: u64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)) {
-        Ok(t) => format!(
-            "{}-{:02}-{:02} {:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute()
-        ),
-        Err(_) => "-".into(),
-    }
-}
-
 /// A count with thousands separators: 5,204,795.
 /// Text for a Markdown table cell: escaped control codes and no bars.
 fn md(s: &str) -> String {
@@ -568,8 +554,7 @@ fn md(s: &str) -> String {
 
 /// A cost per month, or `-` when unknown or not projected.
 fn monthly(m: Option<PerMonth>) -> String {
-    m.and_then(|m| m.cost_usd)
-        .map_or("-".into(), |c| format!("${c:.2}"))
+    money(m.and_then(|m| m.cost_usd))
 }
 
 /// Dollars: cents for amounts of a dollar or more, else four significant
@@ -740,7 +725,8 @@ impl Report {
         let Some(w) = self.window else {
             return;
         };
-        let at = |ns: Option<u64>, open: &str| ns.map_or(open.to_string(), utc_minute);
+        let at =
+            |ns: Option<u64>, open: &str| ns.map_or(open.to_string(), crate::model::utc_minute);
         let _ = writeln!(
             out,
             "window: {} to {}; findings and totals count it, spans outside were read as context",

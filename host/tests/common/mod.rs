@@ -215,6 +215,20 @@ impl Fixture {
         )
     }
 
+    /// A turn of `session` that reads CLAUDE.md (1,200 bytes) between two LLM
+    /// calls: a second one in the session is a re-read.
+    pub fn read_turn(&mut self, session: &str) {
+        let a = self.agent(None, "coder", session);
+        self.llm(&a, 1000, 10, None);
+        self.tool(
+            &a,
+            "read_file",
+            json!({"path": "CLAUDE.md"}),
+            Some(&"rules\n".repeat(200)),
+        );
+        self.llm(&a, 1000, 10, None);
+    }
+
     /// One OTLP JSON line holding all spans.
     pub fn line(&self) -> String {
         json!({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": self.spans}]}]}).to_string()

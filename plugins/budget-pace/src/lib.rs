@@ -5,39 +5,8 @@
 //! `watch` it appears as soon as the running projection crosses.
 
 use std::collections::BTreeMap;
+use tokenhound_sdk::date::{civil, date, parse_date, DAY_NS};
 use tokenhound_sdk::*;
-
-const DAY_NS: u64 = 86_400_000_000_000;
-
-/// Civil date (year, month, day) of a day number since 1970-01-01.
-fn civil(day: i64) -> (i64, u32, u32) {
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Day number since 1970-01-01 of a civil date (the inverse of `civil`).
-fn day_of(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn date_day(date: &str) -> Option<i64> {
-    let mut parts = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
-    Some(day_of(y, m as u32, d as u32))
-}
 
 /// An entry of `baseline_days`: a day's tokens (`2026-10-01=31000`) or the
 /// days the baseline report covers (`covered=2026-10-01..2026-10-31`).
@@ -50,9 +19,9 @@ fn baseline_entry(s: &str) -> Option<Entry> {
     let (left, right) = s.split_once('=')?;
     if left == "covered" {
         let (a, b) = right.split_once("..")?;
-        return Some(Entry::Covered(date_day(a)?, date_day(b)?));
+        return Some(Entry::Covered(parse_date(a)?, parse_date(b)?));
     }
-    Some(Entry::Day(date_day(left)?, right.trim().parse().ok()?))
+    Some(Entry::Day(parse_date(left)?, right.trim().parse().ok()?))
 }
 
 fn days_in_month(y: i64, m: u32) -> i64 {
@@ -62,11 +31,6 @@ fn days_in_month(y: i64, m: u32) -> i64 {
         2 => 28,
         _ => 31,
     }
-}
-
-fn date(day: i64) -> String {
-    let (y, m, d) = civil(day);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -5,6 +5,7 @@
 //! handling the errors.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tokenhound_sdk::date::utc_text;
 use tokenhound_sdk::*;
 
 mod normalise;
@@ -67,27 +68,6 @@ fn signature(b: &Batch, row: u32, subject: &str, tool: bool) -> (String, String)
         format!("{kind} {subject} {error_type}: {message}")
     };
     (key, raw.to_string())
-}
-
-fn utc_text(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
 }
 
 impl ErrorPatterns {

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod chunk;
+pub mod date;
 mod params;
 
 pub use params::{Param, Params};

@@ -108,7 +108,7 @@ impl Detector for TailLatency {
     fn new(p: &Params) -> Result<Self, String> {
         let min_calls = p.u64("min_calls").max(1) as usize;
         let tail_ratio = p.f64("tail_ratio");
-        if !(tail_ratio > 0.0) {
+        if tail_ratio.is_nan() || tail_ratio <= 0.0 {
             return Err(format!("tail_ratio must be positive, got {tail_ratio}"));
         }
         Ok(TailLatency {
