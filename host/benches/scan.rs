@@ -29,6 +29,7 @@ fn main() {
             seed: 42,
             repeat,
             noise,
+            fix_day: None,
         })
         .unwrap();
         eprintln!("generated in {:.1}s", t.elapsed().as_secs_f64());

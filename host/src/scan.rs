@@ -293,6 +293,10 @@ pub struct Totals {
     /// the LLM calls' tokens, and their cost once priced (what `--baseline` reads back)
     #[serde(serialize_with = "days_as_dates")]
     pub daily: std::collections::BTreeMap<u64, Day>,
+    /// the day each counted LLM and tool call starts, by span key: a finding's waste is
+    /// dated by the calls it charges (the daily chart, `diff` by day)
+    #[serde(skip)]
+    pub call_days: rustc_hash::FxHashMap<u64, u64>,
 }
 
 /// Day numbers become dates only when written: counting a call stays cheap.
@@ -312,6 +316,9 @@ pub struct Day {
     pub llm_calls: u64,
     pub tokens: u64,
     pub cost_usd: Option<f64>,
+    /// wasted tokens charged to this day's calls, by rule (filled by the report)
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub waste: std::collections::BTreeMap<String, u64>,
     /// usage by model, to price the day
     #[serde(skip)]
     pub by_model: std::collections::BTreeMap<String, crate::model::Usage>,
@@ -446,12 +453,21 @@ impl Totals {
         match sp.kind {
             Kind::Llm => self.count_llm(sp),
             Kind::Tool => {
+                self.date(sp);
                 self.tool_calls += 1;
                 self.content.tool_arguments +=
                     u64::from(sp.tool_args.is_some() || sp.resource_uri.is_some());
             }
             _ => {}
         }
+    }
+
+    /// The call's UTC day number, noted for the findings that will charge it.
+    fn date(&mut self, sp: &model::Span) -> u64 {
+        let day = sp.start_ns / model::DAY_NS;
+        self.call_days
+            .insert(model::span_key(&sp.trace_id, &sp.span_id), day);
+        day
     }
 
     fn count_llm(&mut self, sp: &model::Span) {
@@ -464,7 +480,8 @@ impl Totals {
         self.output_tokens += u.output;
         self.cached_tokens += u.cache_read;
         self.by_model.entry(model.to_string()).or_default().add(u);
-        let day = self.daily.entry(sp.start_ns / model::DAY_NS).or_default();
+        let day_no = self.date(sp);
+        let day = self.daily.entry(day_no).or_default();
         day.llm_calls += 1;
         day.tokens += u.input + u.output;
         day.by_model.entry(model.to_string()).or_default().add(u);
@@ -786,7 +803,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     reader.stats.problems += pipe.more_problems;
     reader.stats.repeats(pipe.asm.take_repeats());
     let (totals, trace_models, peak_open) = (
-        pipe.totals.clone(),
+        std::mem::take(&mut pipe.totals),
         std::mem::take(&mut pipe.trace_models),
         pipe.peak_open,
     );

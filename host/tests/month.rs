@@ -15,6 +15,7 @@ fn month() -> (tempfile::TempDir, tokenhound_testgen::Truth, Value) {
         seed: 7,
         repeat: 1,
         noise: 2,
+        fix_day: None,
     };
     let truth = tokenhound_testgen::run(&args).unwrap();
     let (code, report) = scan_json(&[out.to_str().unwrap()]);
@@ -132,6 +133,7 @@ fn shuffled_lines_give_the_same_findings() {
         seed: 5,
         repeat: 1,
         noise: 0,
+        fix_day: None,
     };
     tokenhound_testgen::run(&args).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();

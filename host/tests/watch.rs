@@ -211,6 +211,7 @@ fn generated_month(dir: &Path, seed: u64) -> PathBuf {
         seed,
         repeat: 1,
         noise: 0,
+        fix_day: None,
     };
     tokenhound_testgen::run(&args).unwrap();
     month

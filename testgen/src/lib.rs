@@ -30,6 +30,11 @@ pub struct Args {
     /// Non-GenAI spans (HTTP, database, cache) per turn, as a real service emits.
     #[arg(long, default_value_t = 0)]
     pub noise: u32,
+    /// The retry storms' cause is fixed on this day of the month (1-31): from
+    /// its first turn on, the tool succeeds at the first call (a fix that
+    /// should show as a drop on that day).
+    #[arg(long)]
+    pub fix_day: Option<u32>,
 }
 
 /// What was injected, and the totals the shares are of.
@@ -121,6 +126,8 @@ struct Gen {
     truth: Truth,
     noise: u32,
     month: u32,
+    /// turns from this time on have no retry storm (`--fix-day`)
+    fixed_from: Option<u64>,
 }
 
 /// Per-turn state: trace id, session, the clock, the agent span.
@@ -513,7 +520,11 @@ impl Gen {
                 self.negative("retry-storm", "a single retry", vec![x, y]);
             }
             if storm_turns.contains(&turn_no) {
-                self.storm(&mut t, &session, n + turn_no);
+                if self.fixed_from.is_some_and(|f| t.now >= f) {
+                    self.fixed_call(&mut t, n + turn_no);
+                } else {
+                    self.storm(&mut t, &session, n + turn_no);
+                }
             }
             let calls = 4 + self.rng.usize(0..5);
             for _ in 0..calls {
@@ -527,16 +538,29 @@ impl Gen {
         now
     }
 
-    /// A retry storm: a failing tool retried, the whole context re-sent each time.
-    fn storm(&mut self, t: &mut Turn, session: &str, k: usize) {
-        let agent = t.agent.clone();
-        let (tool, n) = [
+    /// The tool of storm `k` and how many calls its storm makes.
+    fn storm_tool(k: usize) -> (&'static str, usize) {
+        [
             ("run_tests", 4),
             ("gh_api", 5),
             ("fetch_ci_status", 7),
             ("deploy_preview", 3),
             ("lint", 6),
-        ][k % 5];
+        ][k % 5]
+    }
+
+    /// After the fix: the storm's tool succeeds at the first call.
+    fn fixed_call(&mut self, t: &mut Turn, k: usize) {
+        let agent = t.agent.clone();
+        let (tool, _) = Self::storm_tool(k);
+        let args = json!({"attempt": 0, "suite": tool});
+        self.tool(t, &agent, tool, &args, Some("{\"ok\":true}"));
+    }
+
+    /// A retry storm: a failing tool retried, the whole context re-sent each time.
+    fn storm(&mut self, t: &mut Turn, session: &str, k: usize) {
+        let agent = t.agent.clone();
+        let (tool, n) = Self::storm_tool(k);
         let mut ids = Vec::new();
         let mut waste = 0;
         let client_side = k.is_multiple_of(13);
@@ -742,9 +766,13 @@ pub fn generate(args: &Args, out: &mut dyn Write) -> anyhow::Result<Truth> {
             truth: Truth::default(),
             noise: args.noise,
             month,
+            fixed_from: None,
         };
         let base = MONTH_START_NS + month as u64 * 31 * 86_400 * 1_000 * NS;
         let day = 86_400_000 * NS;
+        g.fixed_from = args
+            .fix_day
+            .map(|d| base + u64::from(d.clamp(1, 31) - 1) * day);
         for n in 0..70 {
             g.pr_review(n, base + (n as u64 * 10 * day) / 24);
         }

@@ -403,17 +403,40 @@ fn price_totals(totals: &mut Totals, prices: &Prices) {
     }
 }
 
+/// Each charge of a rule's findings on the day of the call it charges, so a
+/// fix shows as a drop on the day it shipped. Charges to spans that are
+/// neither LLM nor tool calls (a custom detector's choice) have no day.
+fn date_waste(
+    totals: &mut Totals,
+    call_days: &rustc_hash::FxHashMap<u64, u64>,
+    rule: &str,
+    findings: &[crate::engine::Finding],
+) {
+    for c in findings.iter().flat_map(|f| &f.waste) {
+        let key = crate::model::span_key(&c.span.trace_id, &c.span.span_id);
+        let Some(&d) = call_days.get(&key) else {
+            continue;
+        };
+        let day = totals.daily.entry(d).or_default();
+        let w = day.waste.entry(rule.to_string()).or_default();
+        *w = w.saturating_add(c.tokens);
+    }
+}
+
 /// Build the report, taking the findings out of the outcome (they can be many).
 pub fn build(o: &mut Outcome) -> Report {
     let mut detectors = Vec::new();
     let mut findings = Vec::new();
     let mut overlaps = Overlaps::default();
     let runs = std::mem::take(&mut o.runs);
+    let call_days = std::mem::take(&mut o.totals.call_days);
+    let mut totals = o.totals.clone();
     for (ri, mut run) in runs.into_iter().enumerate() {
         let list = std::mem::take(&mut run.findings.list);
         list.iter()
             .flat_map(|f| &f.waste)
             .for_each(|c| overlaps.charge(ri, c));
+        date_waste(&mut totals, &call_days, &run.rule.id, &list);
         let found: Vec<FindingOut> = list.into_iter().map(|f| finding_out(&run, f, o)).collect();
         detectors.push(detector_summary(&run, &found, o));
         findings.extend(found);
@@ -427,7 +450,6 @@ pub fn build(o: &mut Outcome) -> Report {
             .then(b.severity.cmp(&a.severity))
             .then(a.title.cmp(&b.title))
     });
-    let mut totals = o.totals.clone();
     price_totals(&mut totals, &o.prices);
     let total = totals.total_tokens;
     let overlap = overlaps.tokens();
