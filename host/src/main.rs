@@ -38,6 +38,9 @@ enum Command {
     /// The Monday routine: the four detectors and the weekly audit's three, the
     /// patterns, the costliest calls, and what changed since last week.
     Audit(cmd::audit::Args),
+    /// Compare two JSON reports: per detector and pattern, waste before and
+    /// after, new and gone patterns (exit 1 with --fail-on-growth when one grew).
+    Diff(cmd::diff::Args),
     /// Run detector tests: fixtures next to NAME.expect.toml files.
     Test(cmd::test::Args),
     /// List the detectors: built in, from packs, from a plugins folder.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Watch(a) => cmd::watch::run(a),
         Command::Top(a) => cmd::top::run(a),
         Command::Audit(a) => cmd::audit::run(a),
+        Command::Diff(a) => cmd::diff::run(a),
         Command::Test(a) => cmd::test::command(a),
         Command::Detectors(a) => cmd::detectors::command(a),
         Command::New(a) => cmd::new::command(a),

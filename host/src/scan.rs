@@ -37,6 +37,7 @@ impl ScanError {
     }
 }
 
+#[derive(Clone)]
 pub struct Options {
     pub inputs: Vec<PathBuf>,
     pub packs: Vec<PathBuf>,

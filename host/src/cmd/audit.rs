@@ -4,11 +4,10 @@
 //! and, given last week's JSON report, what is new, what grew and what is gone.
 
 use super::{write_json, write_out, Failure};
-use crate::report::patterns::PatternOut;
-use crate::report::{clean, num, Report};
+use crate::report::diff::{self, Change, Side};
+use crate::report::{clean, Report};
 use crate::scan;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -55,13 +54,20 @@ struct Audit {
     since_last: Option<Changes>,
 }
 
-/// Patterns compared with the baseline's, by rule and pattern.
+/// Patterns compared with the baseline's, by rule and pattern, as shares of
+/// all tokens (`tokenhound diff` over the two reports).
 #[derive(Serialize, Default)]
 struct Changes {
     new: Vec<String>,
-    /// (pattern, tokens then, tokens now)
-    grown: Vec<(String, u64, u64)>,
+    grown: Vec<Grown>,
     gone: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Grown {
+    pattern: String,
+    share_pct_then: f64,
+    share_pct_now: f64,
 }
 
 pub fn run(a: Args) -> Result<u8, Failure> {
@@ -86,7 +92,7 @@ pub fn run(a: Args) -> Result<u8, Failure> {
     let costliest = super::top::build(&mut outcome);
     let report = crate::report::build(&mut outcome);
     let since_last = match &a.baseline {
-        Some(p) => Some(changes(&report.patterns, p)?),
+        Some(p) => Some(changes(&report, p)?),
         None => None,
     };
     let audit = Audit {
@@ -102,39 +108,27 @@ pub fn run(a: Args) -> Result<u8, Failure> {
     Ok(0)
 }
 
-fn key(rule: &str, pattern: &str) -> String {
-    format!("{rule}: {pattern}")
-}
-
 /// What changed against the patterns of an earlier JSON report or audit.
-fn changes(now: &[PatternOut], baseline: &std::path::Path) -> Result<Changes, Failure> {
+fn changes(now: &Report, baseline: &std::path::Path) -> Result<Changes, Failure> {
     let bad = |why: String| Failure::usage(format!("--baseline {}: {why}", baseline.display()));
     let text = std::fs::read_to_string(baseline).map_err(|e| bad(e.to_string()))?;
-    let then: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    // An audit holds its report; a scan's JSON is one.
-    let patterns = then.get("report").unwrap_or(&then)["patterns"].as_array();
-    let then: HashMap<String, u64> = patterns
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            let k = key(p["rule"].as_str()?, p["pattern"].as_str()?);
-            Some((k, p["wasted_tokens"].as_u64()?))
-        })
-        .collect();
+    let then = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let then = Side::from_json(then).map_err(bad)?;
+    let d = diff::compare(("last week", then), ("now", Side::of(now)));
     let mut c = Changes::default();
-    for p in now {
-        let k = key(&p.rule, &p.pattern);
-        match then.get(&k) {
-            None => c.new.push(k),
-            Some(&t) if p.wasted_tokens > t => c.grown.push((k, t, p.wasted_tokens)),
-            Some(_) => {}
+    for r in d.patterns {
+        let share = |f: &Option<diff::Figures>| f.as_ref().map_or(0.0, |f| f.share_pct);
+        match r.change {
+            Change::New => c.new.push(r.name()),
+            Change::Gone => c.gone.push(r.name()),
+            Change::Grown => c.grown.push(Grown {
+                pattern: r.name(),
+                share_pct_then: share(&r.before),
+                share_pct_now: share(&r.after),
+            }),
+            Change::Shrunk | Change::Same => {}
         }
     }
-    let now_keys: std::collections::HashSet<String> =
-        now.iter().map(|p| key(&p.rule, &p.pattern)).collect();
-    c.gone = then.into_keys().filter(|k| !now_keys.contains(k)).collect();
-    c.gone.sort();
     Ok(c)
 }
 
@@ -162,7 +156,12 @@ impl Audit {
             let grown: Vec<String> = c
                 .grown
                 .iter()
-                .map(|(k, t, n)| format!("{k} ({} → {} tokens)", num(*t), num(*n)))
+                .map(|g| {
+                    format!(
+                        "{} ({:.2}% → {:.2}% of all tokens)",
+                        g.pattern, g.share_pct_then, g.share_pct_now
+                    )
+                })
                 .collect();
             list(&mut o, "grown", &grown);
             list(&mut o, "gone", &c.gone);

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod check;
 pub mod detectors;
+pub mod diff;
 pub mod inspect;
 pub mod new;
 pub mod scan;

@@ -81,6 +81,11 @@ pub struct Args {
     baseline: Option<PathBuf>,
     #[command(flatten)]
     window: super::WindowArgs,
+    /// Compare before and after this UTC date (or this far back from the
+    /// newest span) inside the exports: the diff of the two halves, each
+    /// scanned as a window (the other half read as context).
+    #[arg(long, value_name = "DATE")]
+    split_at: Option<scan::Bound>,
 }
 
 pub fn run(a: Args) -> Result<u8, Failure> {
@@ -103,6 +108,9 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         since: a.window.since,
         until: a.window.until,
     };
+    if let Some(at) = a.split_at {
+        return split(&opts, at, &a.format, a.output.as_deref(), a.top);
+    }
     let mut outcome = scan::run(&opts)?;
     let report = crate::report::build(&mut outcome);
     drop(outcome);
@@ -114,4 +122,38 @@ pub fn run(a: Args) -> Result<u8, Failure> {
     }
     let fail = matches!((a.fail_on.threshold(), report.worst()), (Some(t), Some(w)) if w >= t);
     Ok(u8::from(fail))
+}
+
+/// `--split-at`: the exports scanned twice, before and after the date, and
+/// the two reports compared as `tokenhound diff` compares files.
+fn split(
+    opts: &scan::Options,
+    at: scan::Bound,
+    format: &Format,
+    out: Option<&std::path::Path>,
+    top: usize,
+) -> Result<u8, Failure> {
+    let half = |since, until, label: String| -> Result<_, Failure> {
+        let o = scan::Options {
+            since,
+            until,
+            ..opts.clone()
+        };
+        let report = crate::report::build(&mut scan::run(&o)?);
+        Ok((label, crate::report::diff::Side::of(&report)))
+    };
+    let before = half(
+        opts.since.clone(),
+        Some(at.clone()),
+        "before the split".into(),
+    )?;
+    let after = half(Some(at), opts.until.clone(), "from the split on".into())?;
+    let d = crate::report::diff::compare((&before.0, before.1), (&after.0, after.1));
+    let format = match format {
+        Format::Json => super::diff::Format::Json,
+        Format::Table => super::diff::Format::Table,
+        Format::Markdown => super::diff::Format::Markdown,
+    };
+    super::diff::show(&d, format, out, top)?;
+    Ok(0)
 }

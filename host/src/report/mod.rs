@@ -2,6 +2,7 @@
 //! it for a terminal and for Markdown.
 
 pub use crate::prices::{self, Prices};
+pub mod diff;
 pub mod patterns;
 
 use crate::ingest::ReadStats;
@@ -79,7 +80,7 @@ pub struct Summary {
 }
 
 /// A figure projected to a 30-day month.
-#[derive(Serialize, Clone, Copy, Debug)]
+#[derive(Serialize, serde::Deserialize, Clone, Copy, Debug)]
 pub struct PerMonth {
     pub wasted_tokens: u64,
     pub cost_usd: Option<f64>,
@@ -570,7 +571,7 @@ fn finding_text(out: &mut String, rank: usize, f: &FindingOut) {
 
 /// A count with thousands separators: 5,204,795.
 /// Text for a Markdown table cell: escaped control codes and no bars.
-fn md(s: &str) -> String {
+pub(crate) fn md(s: &str) -> String {
     clean(s).replace('|', "\\|")
 }
 

@@ -1,0 +1,153 @@
+//! Reports people act on: proof that a fix worked (`scan --split-at`, `diff`,
+//! the waste dated by day) on a generated month whose retry storms are fixed
+//! on day 9, and the HTML report rendered in a real browser.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A generated month (October 2026) whose retry storms end on day 9.
+fn fixed_month(dir: &Path) -> PathBuf {
+    let out = dir.join("month-fixed-day9.jsonl.gz");
+    tokenhound_testgen::run(&tokenhound_testgen::Args {
+        out: out.clone(),
+        truth: None,
+        seed: 11,
+        repeat: 1,
+        noise: 0,
+        fix_day: Some(9),
+    })
+    .unwrap();
+    out
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            let n = match r["pattern"].as_str() {
+                Some(p) => format!("{}: {p}", r["rule"].as_str().unwrap()),
+                None => r["rule"].as_str().unwrap().to_string(),
+            };
+            n == name
+        })
+        .unwrap_or_else(|| panic!("no row {name} in {rows:#}"))
+}
+
+#[test]
+fn the_daily_waste_drops_to_zero_on_the_day_the_retry_storms_were_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let month = fixed_month(dir.path());
+    let (_, r) = scan_json(&[month.to_str().unwrap()]);
+    let daily = r["totals"]["daily"].as_object().unwrap();
+    let storm = |day: &str| daily[day]["waste"]["retry-storm"].as_u64().unwrap_or(0);
+    let before: u64 = daily
+        .keys()
+        .filter(|d| d.as_str() < "2026-10-09")
+        .map(|d| storm(d))
+        .sum();
+    let after: u64 = daily
+        .keys()
+        .filter(|d| d.as_str() >= "2026-10-09")
+        .map(|d| storm(d))
+        .sum();
+    assert!(before > 100_000, "storms before the fix: {before}");
+    assert_eq!(after, 0, "no storm from day 9 on");
+    // Every wasted token is on some day.
+    let dated: u64 = daily
+        .values()
+        .flat_map(|d| d["waste"].as_object().into_iter().flatten())
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(dated, r["summary"]["wasted_tokens"].as_u64().unwrap());
+}
+
+#[test]
+fn split_at_the_fix_shows_the_retry_storms_gone_and_the_other_detectors_still_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let month = fixed_month(dir.path());
+    let out = tokenhound_ok(&[
+        "scan",
+        "--format",
+        "json",
+        "--split-at",
+        "2026-10-09",
+        month.to_str().unwrap(),
+    ]);
+    let d = json_of(&out);
+    assert_eq!(d["schema"], "tokenhound.diff/v1");
+    let storm = row(&d["detectors"], "retry-storm");
+    assert!(storm["before"]["share_pct"].as_f64().unwrap() > 5.0);
+    assert_eq!(storm["after"]["wasted_tokens"], 0);
+    assert_eq!(storm["change_pct"].as_f64().unwrap().round(), -100.0);
+    for rule in [
+        "context-reread",
+        "subagent-duplicate-context",
+        "filler-preamble",
+    ] {
+        assert!(
+            row(&d["detectors"], rule)["after"]["share_pct"]
+                .as_f64()
+                .unwrap()
+                > 3.0,
+            "{rule} is not what was fixed"
+        );
+    }
+    let gone: Vec<&Value> = d["patterns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["change"] == "gone")
+        .collect();
+    assert!(!gone.is_empty() && gone.iter().all(|p| p["rule"] == "retry-storm"));
+}
+
+#[test]
+fn diff_of_two_reports_gates_ci_on_a_pattern_that_grew() {
+    let dir = tempfile::tempdir().unwrap();
+    let month = fixed_month(dir.path());
+    let m = month.to_str().unwrap();
+    let (before, after) = (
+        dir.path().join("before.json"),
+        dir.path().join("after.json"),
+    );
+    let (b, a) = (before.to_str().unwrap(), after.to_str().unwrap());
+    tokenhound_ok(&["scan", "-f", "json", "-o", b, "--until", "2026-10-09", m]);
+    tokenhound_ok(&["scan", "-f", "json", "-o", a, "--since", "2026-10-09", m]);
+
+    let fixed = tokenhound(&["diff", "--fail-on-growth", "100", b, a]);
+    assert_eq!(
+        fixed.status.code(),
+        Some(0),
+        "the fix made nothing grow 100%"
+    );
+    let table = String::from_utf8_lossy(&fixed.stdout);
+    assert!(table.contains("gone   retry-storm: gh_api"), "{table}");
+
+    // Read backwards, the storms are a new pattern: CI fails and says which.
+    let regressed = tokenhound(&["diff", "--fail-on-growth", "100", a, b]);
+    assert_eq!(regressed.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&regressed.stderr);
+    assert!(err.contains("retry-storm: gh_api (new)"), "{err}");
+}
+
+#[test]
+fn diff_of_a_file_that_is_not_a_report_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("spans.json");
+    std::fs::write(&bad, r#"{"resourceSpans": []}"#).unwrap();
+    let out = tokenhound(&["diff", bad.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spans.json") && err.contains("not a tokenhound JSON report"),
+        "{err}"
+    );
+}
