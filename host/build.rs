@@ -123,13 +123,23 @@ fn optional_tools() {
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rustc-check-cfg=cfg(missing_componentize_py)");
+    println!("cargo::rustc-check-cfg=cfg(missing_chromium)");
     let have = |tool: &str| {
         Command::new(tool)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if std::env::var_os("CI").is_none() && !have("componentize-py") {
+    let ci = std::env::var_os("CI").is_some();
+    if !ci && !have("componentize-py") {
         println!("cargo::rustc-cfg=missing_componentize_py");
+    }
+    // The HTML report's test renders it in a real browser (Debian's chromium).
+    if !ci
+        && !["chromium", "chromium-browser", "google-chrome"]
+            .iter()
+            .any(|b| have(b))
+    {
+        println!("cargo::rustc-cfg=missing_chromium");
     }
 }

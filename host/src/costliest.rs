@@ -147,3 +147,92 @@ mod tests {
         assert_eq!(ids, ["b", "d", "f"]);
     }
 }
+
+/// `top`'s JSON: `tokenhound.top/v1`.
+#[derive(serde::Serialize)]
+pub struct Top {
+    pub schema: &'static str,
+    pub llm_calls: u64,
+    pub calls: Vec<TopCall>,
+}
+
+#[derive(serde::Serialize)]
+pub struct TopCall {
+    #[serde(flatten)]
+    pub call: Call,
+    /// content tokens of the captured input (its bytes / bytes per token)
+    pub input_content_tokens: u64,
+    pub parts: Vec<Part>,
+    pub findings: Vec<Charged>,
+}
+
+#[derive(serde::Serialize)]
+pub struct Part {
+    #[serde(flatten)]
+    pub part: InputPart,
+    pub tokens: u64,
+}
+
+/// A finding that charges tokens to the call.
+#[derive(serde::Serialize, Clone)]
+pub struct Charged {
+    pub rule: String,
+    pub title: String,
+    pub tokens: u64,
+}
+
+fn content_tokens(bytes: u64, per: f64) -> u64 {
+    (bytes as f64 / per).ceil() as u64
+}
+
+/// The costliest calls of a scan that kept them, with what charges them;
+/// call before `report::build` (which takes the findings).
+pub fn build(o: &mut crate::scan::Outcome) -> Top {
+    let costliest = std::mem::take(&mut o.costliest);
+    let mut charged: std::collections::HashMap<(String, String), Vec<Charged>> = costliest
+        .iter()
+        .map(|c| ((c.trace_id.clone(), c.span_id.clone()), Vec::new()))
+        .collect();
+    for run in &o.runs {
+        for f in &run.findings.list {
+            for c in &f.waste {
+                let key = (c.span.trace_id.clone(), c.span.span_id.clone());
+                if let Some(list) = charged.get_mut(&key) {
+                    list.push(Charged {
+                        rule: run.rule.id.clone(),
+                        title: f.title.clone(),
+                        tokens: c.tokens,
+                    });
+                }
+            }
+        }
+    }
+    let per = o.bytes_per_token;
+    let calls = costliest
+        .into_iter()
+        .map(|call| {
+            let mut parts: Vec<Part> = call
+                .parts
+                .iter()
+                .map(|p| Part {
+                    part: p.clone(),
+                    tokens: content_tokens(p.bytes, per),
+                })
+                .collect();
+            parts.sort_by_key(|p| std::cmp::Reverse(p.part.bytes));
+            let bytes: u64 = call.parts.iter().map(|p| p.bytes).sum();
+            let key = (call.trace_id.clone(), call.span_id.clone());
+            TopCall {
+                input_content_tokens: content_tokens(bytes, per),
+                findings: charged.remove(&key).unwrap_or_default(),
+                parts,
+                call,
+            }
+        })
+        .collect();
+    Top {
+        schema: "tokenhound.top/v1",
+        llm_calls: o.totals.llm_calls,
+        calls,
+    }
+}

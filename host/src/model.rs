@@ -45,6 +45,19 @@ pub enum PartKind {
     Other,
 }
 
+impl PartKind {
+    /// The kind as a person reads it.
+    pub fn label(self) -> &'static str {
+        match self {
+            PartKind::System => "system",
+            PartKind::Message => "message",
+            PartKind::ToolCall => "tool call",
+            PartKind::ToolResult => "tool result",
+            PartKind::Other => "other",
+        }
+    }
+}
+
 /// One part of an LLM call's input, by size (no text is kept: only what makes
 /// a prompt big, for the costliest-calls breakdown).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]

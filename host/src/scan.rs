@@ -364,6 +364,8 @@ pub struct Outcome {
     pub bytes_per_token: f64,
     /// what findings and totals counted, when a window was asked for
     pub window: Option<Window>,
+    /// `--baseline`'s days, `YYYY-MM-DD=tokens` (and `covered=…`)
+    pub baseline_days: Vec<String>,
 }
 
 /// Feed sessions to every rule, batch by batch, rules in parallel.
@@ -825,6 +827,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         costliest,
         bytes_per_token: set.bytes_per_token.unwrap_or(4.0),
         window,
+        baseline_days: set.baseline_days.clone(),
     })
 }
 

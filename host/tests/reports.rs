@@ -151,3 +151,116 @@ fn diff_of_a_file_that_is_not_a_report_names_the_file() {
         "{err}"
     );
 }
+
+/// `scan --format html` of the fixed month with the weekly audit's detectors.
+fn html_report(dir: &Path) -> (PathBuf, Value) {
+    let month = fixed_month(dir);
+    let m = month.to_str().unwrap();
+    let html = dir.join("report.html");
+    let packs = ["-p", "builtin:default", "-p", "builtin:weekly-audit"];
+    let mut args = vec!["scan", "-f", "html", "-o", html.to_str().unwrap()];
+    args.extend(packs);
+    args.push(m);
+    tokenhound_ok(&args);
+    let mut json = vec!["scan", "-f", "json"];
+    json.extend(packs);
+    json.push(m);
+    (html, json_of(&tokenhound_ok(&json)))
+}
+
+#[test]
+fn the_html_report_is_one_offline_file_with_every_finding_reachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (html, r) = html_report(dir.path());
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>"));
+    // Nothing to fetch: no script, no link, no source, the policy forbids the rest.
+    for banned in ["<script", "<link", " src=", "href=", "https://"] {
+        assert!(!page.contains(banned), "the page has {banned}");
+    }
+    assert!(page.contains("default-src 'none'"));
+    // The headline, the charts with axis titles and a legend entry per detector.
+    assert!(page.contains("/ month</b>"), "the reclaimable figure");
+    assert!(page.contains("wasted tokens per UTC day") && page.contains("UTC day"));
+    assert!(page.contains(">Oct 1<"), "dates on the axis");
+    assert!(page.contains("tokens since the 1st (cumulative)"));
+    for d in r["detectors"].as_array().unwrap() {
+        if d["wasted_tokens"].as_u64().unwrap() > 0 {
+            let rule = d["rule"].as_str().unwrap();
+            assert!(
+                page.contains(&format!("></i>{rule}</span>")),
+                "{rule} in the legend"
+            );
+        }
+    }
+    // Every finding is reachable: its spans are listed under its pattern.
+    for f in r["findings"].as_array().unwrap() {
+        for s in f["spans"].as_array().unwrap() {
+            let id = s["span_id"].as_str().unwrap();
+            assert!(
+                page.contains(id),
+                "span {id} of {} is in the page",
+                f["title"]
+            );
+        }
+    }
+    assert!(page.contains("The 14 costliest calls"));
+}
+
+/// Which browser is installed, if any.
+fn browser() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+/// Rendered by headless Chromium without a console message (a blocked fetch
+/// or a script error would log one), and a screenshot kept for a person to
+/// look at: target/tmp/screenshots/report.png. `.ci/run` installs chromium;
+/// elsewhere, without it, this test is reported as ignored (host/build.rs).
+#[test]
+#[cfg_attr(
+    missing_chromium,
+    ignore = "chromium is not installed (apt-get install chromium)"
+)]
+fn the_html_report_renders_in_headless_chromium_without_console_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (html, _) = html_report(dir.path());
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let png = shots.join("report.png");
+    let _ = std::fs::remove_file(&png);
+    let bin = browser().expect("a chromium binary on PATH");
+    let out = std::process::Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,2600",
+        ])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("run chromium");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(
+        console.is_empty(),
+        "console messages:\n{}",
+        console.join("\n")
+    );
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 20_000,
+        "a screenshot of a rendered page ({size} bytes)\n{log}"
+    );
+    eprintln!("screenshot: {}", png.display());
+}

@@ -49,7 +49,7 @@ pub struct Args {
 struct Audit {
     schema: &'static str,
     report: Report,
-    costliest: super::top::Top,
+    costliest: crate::costliest::Top,
     #[serde(skip_serializing_if = "Option::is_none")]
     since_last: Option<Changes>,
 }
@@ -89,7 +89,7 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         ..scan::Options::default()
     };
     let mut outcome = scan::run(&opts)?;
-    let costliest = super::top::build(&mut outcome);
+    let costliest = crate::costliest::build(&mut outcome);
     let report = crate::report::build(&mut outcome);
     let since_last = match &a.baseline {
         Some(p) => Some(changes(&report, p)?),

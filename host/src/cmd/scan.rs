@@ -12,6 +12,8 @@ pub enum Format {
     Table,
     Json,
     Markdown,
+    /// one self-contained page with charts (opens from disk, no network)
+    Html,
 }
 
 #[derive(Copy, Clone, clap::ValueEnum)]
@@ -103,7 +105,8 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         mapping_files: a.mapping,
         open_spans: a.open_spans,
         progress: std::io::stderr().is_terminal(),
-        costliest: 0,
+        // The HTML report shows the costliest calls with their input.
+        costliest: if a.format == Format::Html { 14 } else { 0 },
         baseline: a.baseline,
         since: a.window.since,
         until: a.window.until,
@@ -112,6 +115,7 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         return split(&opts, at, &a.format, a.output.as_deref(), a.top);
     }
     let mut outcome = scan::run(&opts)?;
+    let top = crate::costliest::build(&mut outcome);
     let report = crate::report::build(&mut outcome);
     drop(outcome);
     let out = a.output.as_deref();
@@ -119,6 +123,14 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         Format::Json => write_json(out, &report)?,
         Format::Table => write_out(out, &report.to_table(a.top))?,
         Format::Markdown => write_out(out, &report.to_markdown(a.top))?,
+        Format::Html => {
+            let extras = crate::report::html::Extras {
+                title: "tokenhound report",
+                costliest: Some(&top),
+                ..Default::default()
+            };
+            write_out(out, &crate::report::html::page(&report, &extras))?
+        }
     }
     let fail = matches!((a.fail_on.threshold(), report.worst()), (Some(t), Some(w)) if w >= t);
     Ok(u8::from(fail))
@@ -153,6 +165,11 @@ fn split(
         Format::Json => super::diff::Format::Json,
         Format::Table => super::diff::Format::Table,
         Format::Markdown => super::diff::Format::Markdown,
+        Format::Html => {
+            return Err(Failure::usage(
+                "--split-at writes a table, Markdown or JSON (a diff has no HTML form yet)",
+            ))
+        }
     };
     super::diff::show(&d, format, out, top)?;
     Ok(0)

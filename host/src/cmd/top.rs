@@ -4,12 +4,9 @@
 //! they read), largest first, and the findings that charge tokens to it.
 
 use super::{listing, write_out, Failure, ListFormat};
-use crate::costliest::Call;
-use crate::model::{InputPart, PartKind};
+use crate::costliest::{Top, TopCall};
 use crate::report::{clean, num};
 use crate::scan;
-use serde::Serialize;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -34,39 +31,6 @@ pub struct Args {
     window: super::WindowArgs,
 }
 
-/// `top`'s JSON: `tokenhound.top/v1`.
-#[derive(Serialize)]
-pub struct Top {
-    schema: &'static str,
-    llm_calls: u64,
-    calls: Vec<TopCall>,
-}
-
-#[derive(Serialize)]
-pub struct TopCall {
-    #[serde(flatten)]
-    call: Call,
-    /// content tokens of the captured input (its bytes / bytes per token)
-    input_content_tokens: u64,
-    parts: Vec<Part>,
-    findings: Vec<Charged>,
-}
-
-#[derive(Serialize)]
-struct Part {
-    #[serde(flatten)]
-    part: InputPart,
-    tokens: u64,
-}
-
-/// A finding that charges tokens to the call.
-#[derive(Serialize, Clone)]
-struct Charged {
-    rule: String,
-    title: String,
-    tokens: u64,
-}
-
 pub fn run(a: Args) -> Result<u8, Failure> {
     let opts = scan::Options {
         inputs: a.exports,
@@ -80,75 +44,9 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         ..scan::Options::default()
     };
     let mut outcome = scan::run(&opts)?;
-    let top = build(&mut outcome);
+    let top = crate::costliest::build(&mut outcome);
     write_out(None, &listing(a.format, &top, || top.to_text()))?;
     Ok(0)
-}
-
-fn content_tokens(bytes: u64, per: f64) -> u64 {
-    (bytes as f64 / per).ceil() as u64
-}
-
-/// The costliest calls of a scan that kept them, with what charges them;
-/// call before `report::build` (which takes the findings).
-pub fn build(o: &mut scan::Outcome) -> Top {
-    let costliest = std::mem::take(&mut o.costliest);
-    let mut charged: HashMap<(String, String), Vec<Charged>> = costliest
-        .iter()
-        .map(|c| ((c.trace_id.clone(), c.span_id.clone()), Vec::new()))
-        .collect();
-    for run in &o.runs {
-        for f in &run.findings.list {
-            for c in &f.waste {
-                let key = (c.span.trace_id.clone(), c.span.span_id.clone());
-                if let Some(list) = charged.get_mut(&key) {
-                    list.push(Charged {
-                        rule: run.rule.id.clone(),
-                        title: f.title.clone(),
-                        tokens: c.tokens,
-                    });
-                }
-            }
-        }
-    }
-    let per = o.bytes_per_token;
-    let calls = costliest
-        .into_iter()
-        .map(|call| {
-            let mut parts: Vec<Part> = call
-                .parts
-                .iter()
-                .map(|p| Part {
-                    part: p.clone(),
-                    tokens: content_tokens(p.bytes, per),
-                })
-                .collect();
-            parts.sort_by_key(|p| std::cmp::Reverse(p.part.bytes));
-            let bytes: u64 = call.parts.iter().map(|p| p.bytes).sum();
-            let key = (call.trace_id.clone(), call.span_id.clone());
-            TopCall {
-                input_content_tokens: content_tokens(bytes, per),
-                findings: charged.remove(&key).unwrap_or_default(),
-                parts,
-                call,
-            }
-        })
-        .collect();
-    Top {
-        schema: "tokenhound.top/v1",
-        llm_calls: o.totals.llm_calls,
-        calls,
-    }
-}
-
-fn kind_text(k: PartKind) -> &'static str {
-    match k {
-        PartKind::System => "system",
-        PartKind::Message => "message",
-        PartKind::ToolCall => "tool call",
-        PartKind::ToolResult => "tool result",
-        PartKind::Other => "other",
-    }
 }
 
 impl Top {
@@ -173,7 +71,7 @@ impl Top {
                     .unwrap_or(&p.part.role);
                 format!(
                     "{} {} ({} tokens)",
-                    kind_text(p.part.kind),
+                    p.part.kind.label(),
                     clean(what),
                     num(p.tokens)
                 )
@@ -264,7 +162,7 @@ fn call_text(o: &mut String, rank: usize, c: &TopCall) {
         let _ = writeln!(
             o,
             "       {:<12} {:<36} {:>10} B {:>8} tok",
-            kind_text(p.part.kind),
+            p.part.kind.label(),
             what,
             num(p.part.bytes),
             num(p.tokens)

@@ -3,6 +3,7 @@
 
 pub use crate::prices::{self, Prices};
 pub mod diff;
+pub mod html;
 pub mod patterns;
 
 use crate::ingest::ReadStats;
@@ -26,6 +27,9 @@ pub struct Report {
     pub packs: Vec<PackRef>,
     pub input: ReadStats,
     pub totals: Totals,
+    /// the previous period's daily tokens from `--baseline`, by UTC date
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub baseline_daily: std::collections::BTreeMap<String, u64>,
     pub detectors: Vec<DetectorSummary>,
     pub summary: Summary,
     /// findings grouped by rule and pattern, largest first
@@ -474,6 +478,12 @@ pub fn build(o: &mut Outcome) -> Report {
             .collect(),
         input: o.read.clone(),
         totals,
+        baseline_daily: o
+            .baseline_days
+            .iter()
+            .filter_map(|d| d.split_once('='))
+            .filter_map(|(day, n)| Some((day.to_string(), n.parse().ok()?)))
+            .collect(),
         summary: Summary {
             findings: findings.len(),
             wasted_tokens: wasted,
@@ -511,16 +521,24 @@ fn waited(seconds: f64) -> String {
 /// One pattern: what it is, how widespread, what it costs, a typical instance, the fix.
 fn pattern_text(out: &mut String, rank: usize, p: &patterns::PatternOut) {
     let waited = waited(p.wasted_seconds);
+    // A finding over many sessions (an error signature) names none.
+    let spread = if p.sessions == 0 {
+        String::new()
+    } else {
+        format!(
+            " in {}, {} ({:.1}% of sessions)",
+            count(p.turns as u64, "turn"),
+            count(p.sessions as u64, "session"),
+            p.sessions_pct
+        )
+    };
     let _ = writeln!(
         out,
-        "{rank:>3}. [{}] {}: {} — {} in {}, {} ({:.1}% of sessions)",
+        "{rank:>3}. [{}] {}: {} — {}{spread}",
         p.severity,
         p.rule,
         clean(&p.pattern),
         count(p.instances as u64, "instance"),
-        count(p.turns as u64, "turn"),
-        count(p.sessions as u64, "session"),
-        p.sessions_pct
     );
     let _ = writeln!(
         out,
