@@ -16,6 +16,8 @@ use std::path::PathBuf;
 pub enum Format {
     Markdown,
     Json,
+    /// one self-contained page with charts
+    Html,
 }
 
 #[derive(clap::Args)]
@@ -104,8 +106,18 @@ pub fn run(a: Args) -> Result<u8, Failure> {
     match a.format {
         Format::Json => write_json(a.output.as_deref(), &audit)?,
         Format::Markdown => write_out(a.output.as_deref(), &audit.to_markdown(a.top))?,
+        Format::Html => write_out(a.output.as_deref(), &audit.to_html())?,
     }
     Ok(0)
+}
+
+impl Grown {
+    fn text(&self) -> String {
+        format!(
+            "{} ({:.2}% → {:.2}% of all tokens)",
+            self.pattern, self.share_pct_then, self.share_pct_now
+        )
+    }
 }
 
 /// What changed against the patterns of an earlier JSON report or audit.
@@ -133,6 +145,23 @@ fn changes(now: &Report, baseline: &std::path::Path) -> Result<Changes, Failure>
 }
 
 impl Audit {
+    fn to_html(&self) -> String {
+        let since_last = self.since_last.as_ref().map_or(Vec::new(), |c| {
+            let grown = c.grown.iter().map(Grown::text).collect();
+            vec![
+                ("new patterns", c.new.clone()),
+                ("grown", grown),
+                ("gone", c.gone.clone()),
+            ]
+        });
+        let extras = crate::report::html::Extras {
+            title: "Weekly audit",
+            costliest: Some(&self.costliest),
+            since_last,
+        };
+        crate::report::html::page(&self.report, &extras)
+    }
+
     fn to_markdown(&self, top: usize) -> String {
         let mut o = String::from("# Weekly audit\n\n");
         if let Some(c) = &self.since_last {
@@ -153,16 +182,7 @@ impl Audit {
                 }
             };
             list(&mut o, "new patterns", &c.new);
-            let grown: Vec<String> = c
-                .grown
-                .iter()
-                .map(|g| {
-                    format!(
-                        "{} ({:.2}% → {:.2}% of all tokens)",
-                        g.pattern, g.share_pct_then, g.share_pct_now
-                    )
-                })
-                .collect();
+            let grown: Vec<String> = c.grown.iter().map(Grown::text).collect();
             list(&mut o, "grown", &grown);
             list(&mut o, "gone", &c.gone);
             o.push('\n');

@@ -242,6 +242,14 @@ fn legend(o: &mut String, this: &str, prev: Option<&str>, projected: f64) {
         items.push(("#9aa3af", "", p.to_string()));
         items.push(("#d55e00", "6 4", format!("{p} + 20% (alert)")));
     }
+    // A white ground, so the legend reads over the lines it names.
+    let _ = write!(
+        o,
+        "<rect x='{}' y='{}' width='250' height='{}' fill='#fff' fill-opacity='0.9'/>",
+        LEFT + 8.0,
+        TOP + 2.0,
+        items.len() as f64 * 18.0 + 4.0
+    );
     for (i, (c, dash, label)) in items.iter().enumerate() {
         let yy = TOP + 12.0 + i as f64 * 18.0;
         let _ = write!(
