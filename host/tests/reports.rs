@@ -264,3 +264,34 @@ fn the_html_report_renders_in_headless_chromium_without_console_errors() {
     );
     eprintln!("screenshot: {}", png.display());
 }
+
+/// The example month in a terminal: one screen, led by its four offenders with
+/// their share of sessions and $ / month; the filler openers folded into one line.
+#[test]
+fn the_example_month_fits_one_screen_led_by_its_patterns() {
+    let month = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/month.jsonl.gz");
+    let out = tokenhound_ok(&["scan", month.to_str().unwrap()]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.lines().count() <= 40,
+        "{} lines:\n{table}",
+        table.lines().count()
+    );
+    for p in [
+        "context-reread: CLAUDE.md —",
+        "retry-storm: gh_api —",
+        "subagent-duplicate-context: pr-reviewer —",
+        "retry-storm: deploy_preview —",
+    ] {
+        let at = table.find(p).unwrap_or_else(|| panic!("{p} in {table}"));
+        let two = table[at..].lines().take(2).collect::<String>();
+        assert!(
+            two.contains("% of sessions)") && two.contains("/ month"),
+            "{two}"
+        );
+    }
+    assert!(
+        table.contains("+ filler-preamble: 10 more patterns"),
+        "{table}"
+    );
+}

@@ -54,9 +54,13 @@ pub struct Args {
     /// Exit 1 when a finding has this severity or higher.
     #[arg(long, value_enum, default_value = "never")]
     fail_on: FailOn,
-    /// Findings shown in the table and Markdown (JSON lists all).
+    /// Patterns shown in the table and Markdown, and findings in Markdown
+    /// (JSON and HTML list all).
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Findings listed one by one in the table, largest first.
+    #[arg(long, default_value_t = 0)]
+    findings: usize,
     /// Do not read or write the compiled-plugin cache.
     #[arg(long)]
     no_cache: bool,
@@ -121,7 +125,7 @@ pub fn run(a: Args) -> Result<u8, Failure> {
     let out = a.output.as_deref();
     match a.format {
         Format::Json => write_json(out, &report)?,
-        Format::Table => write_out(out, &report.to_table(a.top))?,
+        Format::Table => write_out(out, &report.to_table(a.top, a.findings))?,
         Format::Markdown => write_out(out, &report.to_markdown(a.top))?,
         Format::Html => {
             let extras = crate::report::html::Extras {

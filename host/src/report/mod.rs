@@ -824,8 +824,9 @@ impl Report {
         }
     }
 
-    /// The terminal table: a summary per detector, then the top findings.
-    pub fn to_table(&self, top: usize) -> String {
+    /// The terminal table: a summary per detector, the patterns, and the
+    /// `findings` largest findings.
+    pub fn to_table(&self, top: usize, findings: usize) -> String {
         let mut out = String::new();
         self.header(&mut out);
         out.push('\n');
@@ -870,35 +871,76 @@ impl Report {
             money(s.cost_usd),
             monthly(s.per_month)
         );
-        let _ = writeln!(
-            out,
-            "overlap: {} tokens ({:.2}% of all tokens) are counted by more than one detector; the sum of shares includes them once per detector.",
-            num(s.overlap_tokens),
-            s.overlap_pct
-        );
+        if s.overlap_tokens > 0 {
+            let _ = writeln!(
+                out,
+                "overlap: {} tokens ({:.2}% of all tokens) are counted by more than one detector; the sum of shares includes them once per detector.",
+                num(s.overlap_tokens),
+                s.overlap_pct
+            );
+        }
         for d in &self.detectors {
             let c = counter_text(&d.counters);
             if !c.is_empty() {
                 let _ = writeln!(out, "{}: {}", d.rule, c.join(", "));
             }
         }
-        if !self.patterns.is_empty() {
-            let _ = writeln!(
-                out,
-                "\nTop patterns (of {}):",
-                num(self.patterns.len() as u64)
-            );
-        }
-        for (i, p) in self.patterns.iter().take(top).enumerate() {
-            pattern_text(&mut out, i + 1, p);
-        }
-        if !self.findings.is_empty() {
+        self.patterns_text(&mut out, top);
+        if findings > 0 && !self.findings.is_empty() {
             let _ = writeln!(out, "\nTop findings (of {}):", self.findings.len());
         }
-        for (i, f) in self.findings.iter().take(top).enumerate() {
+        for (i, f) in self.findings.iter().take(findings).enumerate() {
             finding_text(&mut out, i + 1, f);
         }
         out
+    }
+
+    /// The patterns that matter, one by one (the first three, then those of
+    /// 1% of all tokens or more, at most `top`); the rest folded per rule in
+    /// one line each, so a month's report fits a screen.
+    fn patterns_text(&self, out: &mut String, top: usize) {
+        if self.patterns.is_empty() {
+            return;
+        }
+        let shown = self
+            .patterns
+            .iter()
+            .enumerate()
+            .take_while(|(i, p)| *i < top && (*i < 3 || p.share_pct >= 1.0))
+            .count();
+        let _ = writeln!(
+            out,
+            "\nTop patterns (of {}; every finding is in --format json and html):",
+            num(self.patterns.len() as u64)
+        );
+        for (i, p) in self.patterns.iter().take(shown).enumerate() {
+            pattern_text(out, i + 1, p);
+        }
+        let mut folded: Vec<(&str, Vec<&patterns::PatternOut>)> = Vec::new();
+        for p in &self.patterns[shown..] {
+            match folded.iter_mut().find(|(r, _)| *r == p.rule) {
+                Some((_, v)) => v.push(p),
+                None => folded.push((&p.rule, vec![p])),
+            }
+        }
+        for (rule, ps) in folded {
+            let tokens = ps
+                .iter()
+                .fold(0u64, |a, p| a.saturating_add(p.wasted_tokens));
+            let month = ps.iter().fold(None, |a, p| {
+                add_cost(a, p.per_month.and_then(|m| m.cost_usd))
+            });
+            let _ = writeln!(
+                out,
+                "   + {rule}: {} more pattern{}, {} tokens ({:.2}%){}; largest: {}",
+                num(ps.len() as u64),
+                if ps.len() == 1 { "" } else { "s" },
+                num(tokens),
+                pct(tokens, self.totals.total_tokens),
+                month.map_or(String::new(), |c| format!(", ${c:.2} / month")),
+                clean(&ps[0].pattern)
+            );
+        }
     }
 
     /// The patterns as a Markdown table.
