@@ -117,6 +117,11 @@ impl BudgetPace {
         } else {
             return None;
         };
+        // A previous period without a single LLM call (the agent was not
+        // running yet) is nothing to be on pace against: any use is "∞% over".
+        if previous == 0 {
+            return None;
+        }
         let limit = previous as f64 * (1.0 + self.over_pct / 100.0);
         let project = |to: i64| self.sum(start, to) as f64 * len as f64 / (to - start + 1) as f64;
         let crossed = (start + self.min_days - 1..=newest).find(|&d| project(d) > limit);
@@ -246,7 +251,7 @@ impl Detector for BudgetPace {
         vec![
             ("days with LLM calls".into(), self.daily.len() as u64),
             (
-                "not evaluated (too few days, or no previous period)".into(),
+                "not evaluated (too few days, or no previous period with LLM calls)".into(),
                 self.not_evaluated,
             ),
         ]
