@@ -137,7 +137,11 @@ fn headline(o: &mut String, r: &Report, title: &str) {
         num(t.spans)
     );
     let cost = t.cost_usd.map_or("unknown".into(), usd);
-    let month = s.per_month.and_then(|m| m.cost_usd).map_or("–".into(), usd);
+    let month = match s.per_month {
+        _ if s.wasted_tokens == 0 => usd(0.0),
+        Some(m) => m.cost_usd.map_or("–".into(), usd),
+        None => "–".into(),
+    };
     let _ = write!(
         o,
         r#"<div class=cards>
@@ -203,6 +207,10 @@ fn daily(o: &mut String, r: &Report) {
                 .collect(),
         })
         .collect();
+    if series.is_empty() {
+        o.push_str("<h2>Waste per day</h2><p class=ok>No waste found.</p>");
+        return;
+    }
     o.push_str("<h2>Waste per day</h2><div class=chart>");
     chart::stacked(o, &bars, "wasted tokens per UTC day");
     o.push_str("<div class=legend>");
@@ -457,7 +465,7 @@ fn pace(o: &mut String, r: &Report) {
     };
     let month = |d: &str| d.get(..7).unwrap_or("").to_string();
     let this = month(&last);
-    let prev = by_day.keys().rev().map(|d| month(d)).find(|m| *m < this);
+    let prev = month_before(&this).filter(|m| by_day.keys().any(|d| d.starts_with(m.as_str())));
     let cumulative = |m: &str| -> Vec<(u32, u64)> {
         let mut sum = 0;
         by_day
@@ -492,6 +500,17 @@ fn pace(o: &mut String, r: &Report) {
             sev = f.severity
         );
     }
+}
+
+/// `2026-02` for `2026-03`, `2025-12` for `2026-01`.
+fn month_before(month: &str) -> Option<String> {
+    let y: i32 = month.get(..4)?.parse().ok()?;
+    let m: u32 = month.get(5..7)?.parse().ok()?;
+    Some(if m == 1 {
+        format!("{}-12", y - 1)
+    } else {
+        format!("{y}-{:02}", m - 1)
+    })
 }
 
 /// A detector's findings as a table: title, then each evidence key a column.

@@ -214,6 +214,16 @@ pub fn pace(
         );
     }
     line(o, now, "#0072b2", this);
+    // A dot per day with calls, so a month of one day still shows.
+    for &(d, v) in now {
+        let _ = write!(
+            o,
+            "<circle cx='{:.1}' cy='{:.1}' r='3' fill='#0072b2'><title>{this}-{d:02}: {} tokens so far</title></circle>",
+            x(f64::from(d)),
+            y(v as f64),
+            num(v)
+        );
+    }
     if let Some(&(d, t)) = now.last() {
         let _ = write!(
             o,
