@@ -184,6 +184,18 @@ fn the_html_report_is_one_offline_file_with_every_finding_reachable() {
     assert!(page.contains("wasted tokens per UTC day") && page.contains("UTC day"));
     assert!(page.contains(">Oct 1<"), "dates on the axis");
     assert!(page.contains("tokens since the 1st (cumulative)"));
+    // The drop on day 9: the chart's retry-storm bars are all before it.
+    let storm_days: Vec<&str> = page
+        .split("<title>")
+        .skip(1)
+        .filter(|t| t[11..].starts_with("retry-storm:"))
+        .map(|t| &t[..10])
+        .collect();
+    assert!(!storm_days.is_empty(), "retry-storm bars in the chart");
+    assert!(
+        storm_days.iter().all(|d| *d < "2026-10-09"),
+        "{storm_days:?}"
+    );
     for d in r["detectors"].as_array().unwrap() {
         if d["wasted_tokens"].as_u64().unwrap() > 0 {
             let rule = d["rule"].as_str().unwrap();
