@@ -283,17 +283,43 @@ impl Trace {
                 .max_by_key(|i| content(i))
                 .expect("two or more");
             for &i in group.iter().filter(|&&i| i != keep) {
-                let other = &mut self.spans[i];
-                other.kind = Kind::Other;
-                let usage = std::mem::take(&mut other.usage);
-                other.aggregated_usage = Some(usage);
-                let (input, output) = (other.input_text.take(), other.output_text.take());
-                let k = &mut self.spans[keep];
-                k.input_text = k.input_text.take().or(input);
-                k.output_text = k.output_text.take().or(output);
+                self.absorb(keep, i, true);
             }
         }
         groups.iter().map(|g| g.len() - 1).sum()
+    }
+
+    /// The LLM span `copy` records the same request as `keep` (another
+    /// instrumentation of it): `keep` takes what only the copy has (texts,
+    /// input parts, the model and, with `usage`, the recorded cost and a usage
+    /// field it did not record) and the copy becomes a plain span whose usage
+    /// is kept apart, never counted.
+    fn absorb(&mut self, keep: usize, copy: usize, usage: bool) {
+        let c = &mut self.spans[copy];
+        c.kind = Kind::Other;
+        let theirs = std::mem::take(&mut c.usage);
+        if theirs != Usage::default() {
+            c.aggregated_usage = Some(theirs);
+        }
+        let input = c.input_text.take();
+        let output = c.output_text.take();
+        let parts = c.input_parts.take();
+        let (cost, model) = (c.recorded_cost, c.model.clone());
+        let k = &mut self.spans[keep];
+        k.input_text = k.input_text.take().or(input);
+        k.output_text = k.output_text.take().or(output);
+        k.input_parts = k.input_parts.take().or(parts);
+        k.model = k.model.take().or(model);
+        if usage {
+            k.recorded_cost = k.recorded_cost.or(cost);
+            // One request's counts agree where both copies recorded them; a
+            // field one did not record (0) is taken from the other.
+            let u = &mut k.usage;
+            u.input = u.input.max(theirs.input);
+            u.output = u.output.max(theirs.output);
+            u.cache_read = u.cache_read.max(theirs.cache_read);
+            u.cache_write = u.cache_write.max(theirs.cache_write);
+        }
     }
 
     /// An LLM span with an LLM span below it is a wrapper around the real call
@@ -312,14 +338,50 @@ impl Trace {
                 p = self.spans[i].parent_id.as_deref();
             }
         }
+        let single = self.single_wrappers(&index, &wrapper);
+        drop(index);
+        for (w, leaf) in single {
+            // A wrapper's usage may sum more than this call (Agno's nest
+            // agent-level aggregates): only its texts are taken.
+            self.absorb(leaf, w, false);
+        }
         for (s, w) in self.spans.iter_mut().zip(wrapper) {
-            if w {
+            if w && s.kind == Kind::Llm {
                 s.kind = Kind::Other;
                 if s.usage != Usage::default() {
                     s.aggregated_usage = Some(std::mem::take(&mut s.usage));
                 }
             }
         }
+    }
+
+    /// Wrappers with exactly one LLM call below them, with that call: the call
+    /// recorded by a second instrumentation (OpenInference's span around the
+    /// Anthropic SDK's own), whose texts the call takes when the inner copy
+    /// records metadata only.
+    fn single_wrappers(
+        &self,
+        index: &HashMap<&str, usize>,
+        wrapper: &[bool],
+    ) -> Vec<(usize, usize)> {
+        let mut leaves: HashMap<usize, Vec<usize>> = HashMap::default();
+        for (i, s) in self.spans.iter().enumerate() {
+            if s.kind != Kind::Llm || wrapper[i] {
+                continue;
+            }
+            let mut p = s.parent_id.as_deref();
+            while let Some(&w) = p.and_then(|p| index.get(p)) {
+                if wrapper[w] {
+                    leaves.entry(w).or_default().push(i);
+                }
+                p = self.spans[w].parent_id.as_deref();
+            }
+        }
+        leaves
+            .into_iter()
+            .filter(|(_, l)| l.len() == 1)
+            .map(|(w, l)| (w, l[0]))
+            .collect()
     }
 
     /// Event-style instrumentations (BeeAI's) emit one span per event of a call:

@@ -193,7 +193,10 @@ fn usage_of(a: &Attrs) -> Option<Usage> {
         "ai.usage.cachedInputTokens",
         "gen_ai.usage.input_token_details.cache_read",
     ]);
+    // OTel GenAI renamed cache_creation to cache_write (2026; the Anthropic
+    // SDK's own spans write the new name): both are read.
     let cache_write = a.u64(&[
+        "gen_ai.usage.cache_write.input_tokens",
         "gen_ai.usage.cache_creation.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
         "llm.token_count.prompt_details.cache_write",
@@ -210,6 +213,9 @@ fn usage_of(a: &Attrs) -> Option<Usage> {
     })
 }
 
+/// The modalities of OTel GenAI's per-modality token counts.
+const MODALITIES: &[&str] = &["text.", "image.", "audio.", "video.", "document."];
+
 /// Keys that look like token usage: the ones understood above, and a check for
 /// the others, so `inspect` can show what was not understood.
 pub fn understood_usage_key(k: &str) -> bool {
@@ -220,8 +226,10 @@ pub fn understood_usage_key(k: &str) -> bool {
         "gen_ai.usage.completion_tokens",
         "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.cache_write.input_tokens",
         "gen_ai.usage.cache_creation.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
+        "gen_ai.usage.reasoning.output_tokens",
         "gen_ai.usage.input_token_details.cache_read",
         "gen_ai.usage.input_token_details.cache_creation",
         "llm.token_count.prompt",
@@ -243,6 +251,11 @@ pub fn understood_usage_key(k: &str) -> bool {
     KNOWN.contains(&k)
         // breakdowns already inside input / output (pydantic-ai, OpenInference)
         || k.starts_with("gen_ai.usage.details.")
+        // OTel GenAI modality breakdowns (gen_ai.usage.text.input_tokens,
+        // .image.cache_read.input_tokens, …): parts of input / output
+        || MODALITIES
+            .iter()
+            .any(|m| k.strip_prefix("gen_ai.usage.").is_some_and(|r| r.starts_with(m)))
         || k.starts_with("llm.token_count.prompt_details.")
         || k.starts_with("llm.token_count.completion_details.")
         || k.ends_with("_cost")
@@ -893,6 +906,31 @@ mod tests {
             (s.usage.input, s.usage.output, s.usage.cache_read),
             (1000, 50, 800)
         );
+    }
+
+    #[test]
+    fn the_2026_genai_usage_names_are_read_and_breakdowns_never_added() {
+        let attrs = [
+            ("gen_ai.operation.name", AnyValue::Str("chat".into())),
+            ("gen_ai.usage.input_tokens", AnyValue::Int(1200)),
+            ("gen_ai.usage.output_tokens", AnyValue::Int(50)),
+            ("gen_ai.usage.cache_write.input_tokens", AnyValue::Int(600)),
+            ("gen_ai.usage.reasoning.output_tokens", AnyValue::Int(30)),
+            ("gen_ai.usage.text.input_tokens", AnyValue::Int(1000)),
+            ("gen_ai.usage.image.input_tokens", AnyValue::Int(200)),
+            (
+                "gen_ai.usage.text.cache_read.input_tokens",
+                AnyValue::Int(0),
+            ),
+        ];
+        let s = span_of(&attrs);
+        assert_eq!(
+            (s.usage.input, s.usage.output, s.usage.cache_write),
+            (1200, 50, 600)
+        );
+        for (k, _) in &attrs[1..] {
+            assert!(understood_usage_key(k), "{k} is understood");
+        }
     }
 
     #[test]

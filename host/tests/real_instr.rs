@@ -1,0 +1,94 @@
+//! Spans written by the real instrumentation libraries (OTel GenAI's
+//! openai-v2 and util-genai, OpenInference, OpenLLMetry / traceloop-sdk, the
+//! Anthropic SDK's own spans, two of them at once), recorded against a fake
+//! model by tests/real-instr/record-all.sh: tokenhound reads exactly the calls,
+//! tokens and tool calls the fake server served, and finds the planted retry
+//! storm, re-read and filler opener in every one.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/real-instr");
+    let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    all.sort();
+    all
+}
+
+fn served(spans: &Path) -> Value {
+    let p = spans.with_extension("served.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+#[test]
+fn every_instrumentation_is_read_as_the_fake_model_served_it() {
+    let all = fixtures();
+    assert!(all.len() >= 5, "recordings: {all:?}");
+    for f in all {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let truth = served(&f);
+        let (_, r) = scan_json(&[f.to_str().unwrap()]);
+        let t = &r["totals"];
+        let read = |k: &str| t[k].as_u64().unwrap();
+        assert_eq!(r["input"]["problems"], 0, "{name}");
+        assert_eq!(read("llm_calls"), truth["llm_calls"], "{name}: LLM calls");
+        assert_eq!(read("input_tokens"), truth["input_tokens"], "{name}: input");
+        assert_eq!(
+            read("output_tokens"),
+            truth["output_tokens"],
+            "{name}: output"
+        );
+        let cache_read = match name.as_str() {
+            // opentelemetry-instrumentation-openai-v2 2.4b0 on util-genai 1.1b0
+            // writes no gen_ai.usage.cache_read.input_tokens (the spans hold
+            // none; its legacy path did): nothing to read.
+            "otel-openai-v2.jsonl" => 0,
+            _ => truth["cache_read"].as_u64().unwrap(),
+        };
+        assert_eq!(read("cached_tokens"), cache_read, "{name}: cache reads");
+        let writes: u64 = t["by_model"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|u| u["cache_write"].as_u64().unwrap())
+            .sum();
+        assert_eq!(writes, truth["cache_write"], "{name}: cache writes");
+        assert_eq!(
+            read("tool_calls"),
+            truth["tool_calls_requested"],
+            "{name}: one tool span per tool call"
+        );
+        assert_eq!(read("sessions"), 1, "{name}: one session");
+    }
+}
+
+#[test]
+fn every_instrumentation_shows_the_planted_storm_reread_and_filler() {
+    for f in fixtures() {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let (_, r) = scan_json(&[f.to_str().unwrap()]);
+        let storm = findings(&r, "retry-storm");
+        assert_eq!(storm.len(), 1, "{name}: {storm:#?}");
+        assert!(
+            storm[0]["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("run_tests called 3"),
+            "{name}"
+        );
+        let reread = findings(&r, "context-reread");
+        assert_eq!(reread.len(), 1, "{name}: {reread:#?}");
+        assert!(
+            reread[0]["title"].as_str().unwrap().contains("CLAUDE.md"),
+            "{name}"
+        );
+        let filler = findings(&r, "filler-preamble");
+        assert_eq!(filler.len(), 1, "{name}: the opener of the one answer");
+    }
+}

@@ -1,0 +1,279 @@
+"""Record spans from real instrumentation libraries against the fake model.
+
+    python record.py SCENARIO OUT.jsonl
+
+Runs one agent loop (fake_model.SCRIPT: a read of CLAUDE.md, run_tests three
+times with two failures, CLAUDE.md again, a filler answer) through the real
+OpenAI or Anthropic Python SDK, instrumented as SCENARIO says, and writes the
+spans as OTLP JSON lines (what the OTel Collector's file exporter writes) to
+OUT.jsonl, and what the fake server served to OUT.served.json.
+
+The tool and agent spans are written by each convention's own library, as an
+agent framework on it would: opentelemetry-util-genai (the OTel GenAI
+conventions), openinference-instrumentation's OITracer decorators, and
+traceloop-sdk's @agent / @tool decorators.
+"""
+
+import json
+import os
+import sys
+
+import fake_model
+
+SESSION = "session-real-instr-1"
+SYSTEM = "You fix flaky tests. Read CLAUDE.md before you change anything."
+USER = "The unit suite fails now and then. Fix it."
+CLAUDE_MD = "# CLAUDE.md\n\n" + "".join(
+    f"- Rule {i}: keep changes small and run the unit suite before proposing one.\n" for i in range(28)
+)
+
+
+class ToolError(Exception):
+    pass
+
+
+ATTEMPTS = {"run_tests": 0}
+
+
+def run_tool(name, args):
+    """The tools: CLAUDE.md, and a test run that fails twice."""
+    if name == "read_file":
+        return CLAUDE_MD
+    if name == "run_tests":
+        ATTEMPTS["run_tests"] += 1
+        if ATTEMPTS["run_tests"] <= 2:
+            raise ToolError("connection reset by peer (request 7f3a9c)")
+        return "42 passed"
+    raise ToolError(f"no tool {name}")
+
+
+TOOL_SCHEMAS = {
+    "read_file": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+    "run_tests": {"type": "object", "properties": {"suite": {"type": "string"}}, "required": ["suite"]},
+}
+
+
+def exporter_to(path):
+    """A span exporter writing OTLP JSON lines, one ExportTraceServiceRequest per batch."""
+    from google.protobuf.json_format import MessageToJson
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class JsonLines(SpanExporter):
+        def __init__(self):
+            self.f = open(path, "w")
+
+        def export(self, spans):
+            msg = encode_spans(spans)
+            self.f.write(MessageToJson(msg, indent=None) + "\n")
+            self.f.flush()
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self):
+            self.f.close()
+
+    return JsonLines()
+
+
+def provider(path):
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    tp = TracerProvider(resource=Resource.create({"service.name": "flaky-fixer"}))
+    tp.add_span_processor(SimpleSpanProcessor(exporter_to(path)))
+    trace.set_tracer_provider(tp)
+    return tp
+
+
+# The agent loops, one per SDK: `tool(name, args, call_id)` runs a tool in the
+# scenario's tool span and returns (text, ok).
+
+
+def openai_loop(base, tool):
+    import openai
+
+    client = openai.OpenAI(base_url=base + "/v1", api_key="sk-fake", max_retries=0)
+    tools = [{"type": "function", "function": {"name": n, "parameters": s}} for n, s in TOOL_SCHEMAS.items()]
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
+    while True:
+        r = client.chat.completions.create(model="gpt-4o", messages=messages, tools=tools)
+        m = r.choices[0].message
+        if not m.tool_calls:
+            return m.content
+        messages.append(m.model_dump(exclude_none=True))
+        for tc in m.tool_calls:
+            text, _ = tool(tc.function.name, json.loads(tc.function.arguments), tc.id)
+            messages.append({"role": "tool", "tool_call_id": tc.id, "content": text})
+
+
+def anthropic_loop(base, tool, **client_options):
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=base, api_key="sk-ant-fake", max_retries=0, **client_options)
+    tools = [{"name": n, "input_schema": s} for n, s in TOOL_SCHEMAS.items()]
+    messages = [{"role": "user", "content": USER}]
+    while True:
+        r = client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=1024, system=SYSTEM, messages=messages, tools=tools
+        )
+        uses = [c for c in r.content if c.type == "tool_use"]
+        if not uses:
+            return r.content[0].text
+        messages.append({"role": "assistant", "content": [c.model_dump(exclude_none=True) for c in r.content]})
+        results = []
+        for u in uses:
+            text, ok = tool(u.name, u.input, u.id)
+            results.append({"type": "tool_result", "tool_use_id": u.id, "content": text, "is_error": not ok})
+        messages.append({"role": "user", "content": results})
+
+
+# The conventions' own libraries for agent and tool spans.
+
+
+def otel_genai(tp, loop):
+    """opentelemetry-util-genai: invoke_agent and execute_tool spans (OTel GenAI)."""
+    from opentelemetry.util.genai.handler import TelemetryHandler
+
+    handler = TelemetryHandler(tracer_provider=tp)
+
+    def tool(name, args, call_id):
+        try:
+            with handler.tool(name) as inv:
+                inv.tool_call_id = call_id
+                inv.arguments = args
+                result = run_tool(name, args)
+                inv.tool_result = result
+            return result, True
+        except ToolError as e:
+            return f"error: {e}", False
+
+    try:
+        agent = handler.invoke_local_agent(agent_name="flaky-fixer", conversation_id=SESSION)
+    except TypeError:
+        # util-genai before 1.2 (what openai-v2 2.4b0 runs on): set on the invocation.
+        agent = handler.invoke_local_agent(agent_name="flaky-fixer")
+        agent.conversation_id = SESSION
+    with agent:
+        return loop(tool)
+
+
+def openinference(tp, loop):
+    """OpenInference: an AGENT span and TOOL spans from OITracer's decorators, in a session."""
+    from openinference.instrumentation import OITracer, TraceConfig, using_session
+
+    tracer = OITracer(tp.get_tracer("flaky-fixer"), config=TraceConfig())
+
+    @tracer.tool(name="read_file", description="Read a file")
+    def read_file(path):
+        return run_tool("read_file", {"path": path})
+
+    @tracer.tool(name="run_tests", description="Run a test suite")
+    def run_tests(suite):
+        return run_tool("run_tests", {"suite": suite})
+
+    fns = {"read_file": read_file, "run_tests": run_tests}
+
+    def tool(name, args, call_id):
+        try:
+            return fns[name](**args), True
+        except ToolError as e:
+            return f"error: {e}", False
+
+    @tracer.agent(name="flaky-fixer")
+    def agent(task):
+        return loop(tool)
+
+    with using_session(SESSION):
+        return agent(USER)
+
+
+def traceloop(tp_path, loop):
+    """OpenLLMetry: traceloop-sdk's @agent and @tool, which also instruments the SDKs."""
+    from traceloop.sdk import Traceloop
+    from traceloop.sdk.decorators import agent, tool as tl_tool
+
+    Traceloop.init(app_name="flaky-fixer", exporter=exporter_to(tp_path), disable_batch=True, telemetry_enabled=False)
+    Traceloop.set_association_properties({"session_id": SESSION})
+
+    @tl_tool(name="read_file")
+    def read_file(path):
+        return run_tool("read_file", {"path": path})
+
+    @tl_tool(name="run_tests")
+    def run_tests(suite):
+        return run_tool("run_tests", {"suite": suite})
+
+    fns = {"read_file": read_file, "run_tests": run_tests}
+
+    def tool(name, args, call_id):
+        try:
+            return fns[name](**args), True
+        except ToolError as e:
+            return f"error: {e}", False
+
+    @agent(name="flaky-fixer")
+    def run():
+        return loop(tool)
+
+    return run()
+
+
+def main(scenario, out):
+    # Content capture on, as a team that wants the re-read found would set it.
+    os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_ONLY"
+    os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
+    os.environ["TRACELOOP_TRACE_CONTENT"] = "true"
+    base, served, server = fake_model.serve()
+    oai = lambda tool: openai_loop(base, tool)  # noqa: E731
+    no_sdk_spans = {"open_telemetry": False}
+    if scenario == "otel-openai-v2":
+        tp = provider(out)
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=tp)
+        otel_genai(tp, oai)
+    elif scenario == "openinference-openai":
+        tp = provider(out)
+        from openinference.instrumentation.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=tp)
+        openinference(tp, oai)
+    elif scenario == "openllmetry-openai":
+        traceloop(out, oai)
+    elif scenario == "anthropic-sdk":
+        # The Anthropic SDK's own spans (on whenever a tracer provider is set).
+        tp = provider(out)
+        opts = {"open_telemetry": {"traces": {"content_mode": "content"}, "conversation_id": SESSION}}
+        otel_genai(tp, lambda tool: anthropic_loop(base, tool, **opts))
+    elif scenario == "openinference-anthropic-and-sdk":
+        # Two instrumentations of one request: OpenInference's and the SDK's own.
+        tp = provider(out)
+        from openinference.instrumentation.anthropic import AnthropicInstrumentor
+
+        AnthropicInstrumentor().instrument(tracer_provider=tp)
+        openinference(tp, lambda tool: anthropic_loop(base, tool))
+    elif scenario == "openinference-anthropic":
+        tp = provider(out)
+        from openinference.instrumentation.anthropic import AnthropicInstrumentor
+
+        AnthropicInstrumentor().instrument(tracer_provider=tp)
+        openinference(tp, lambda tool: anthropic_loop(base, tool, **no_sdk_spans))
+    elif scenario == "openllmetry-anthropic":
+        traceloop(out, lambda tool: anthropic_loop(base, tool, **no_sdk_spans))
+    else:
+        sys.exit(f"unknown scenario {scenario}")
+    from opentelemetry import trace
+
+    tp = trace.get_tracer_provider()
+    if hasattr(tp, "shutdown"):
+        tp.force_flush()
+        tp.shutdown()
+    server.shutdown()
+    with open(out.removesuffix(".jsonl") + ".served.json", "w") as f:
+        json.dump(served.truth(), f, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
