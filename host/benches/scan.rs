@@ -30,6 +30,7 @@ fn main() {
             repeat,
             noise,
             fix_day: None,
+            audit: false,
         })
         .unwrap();
         eprintln!("generated in {:.1}s", t.elapsed().as_secs_f64());

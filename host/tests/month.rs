@@ -16,6 +16,7 @@ fn month() -> (tempfile::TempDir, tokenhound_testgen::Truth, Value) {
         repeat: 1,
         noise: 2,
         fix_day: None,
+        audit: false,
     };
     let truth = tokenhound_testgen::run(&args).unwrap();
     let (code, report) = scan_json(&[out.to_str().unwrap()]);
@@ -134,6 +135,7 @@ fn shuffled_lines_give_the_same_findings() {
         repeat: 1,
         noise: 0,
         fix_day: None,
+        audit: false,
     };
     tokenhound_testgen::run(&args).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
@@ -150,4 +152,88 @@ fn shuffled_lines_give_the_same_findings() {
         finding_keys(&a) == finding_keys(&b),
         "shuffled export gives other findings"
     );
+}
+
+/// The weekly audit's saved queries on a generated month with their scenarios
+/// (a heavy tool tail, a model slow only sometimes, rate-limit bursts at 14:00
+/// whose messages differ in ids only): exactly the findings and figures the
+/// generator computed from what it wrote, and no negative reported.
+#[test]
+fn the_saved_queries_match_the_generated_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("month-audit.jsonl.gz");
+    let truth = tokenhound_testgen::run(&tokenhound_testgen::Args {
+        out: out.clone(),
+        truth: None,
+        seed: 13,
+        repeat: 1,
+        noise: 0,
+        fix_day: None,
+        audit: true,
+    })
+    .unwrap();
+    let packs = ["-p", "builtin:default", "-p", "builtin:weekly-audit"];
+    let (_, r) = scan_json(&[&packs[..], &[out.to_str().unwrap()]].concat());
+    let ev = |f: &Value, k: &str| -> String {
+        let e = f["evidence"].as_array().unwrap();
+        let pair = e
+            .iter()
+            .find(|p| p[0] == k)
+            .unwrap_or_else(|| panic!("{k}"));
+        pair[1].as_str().unwrap().to_string()
+    };
+    let by_pattern = |rule: &str, p: &str| -> Value {
+        let found = findings(&r, rule);
+        let f = found.iter().find(|f| f["pattern"] == p);
+        (*f.unwrap_or_else(|| panic!("{rule}: no finding {p}: {found:#?}"))).clone()
+    };
+
+    assert_eq!(findings(&r, "tail-latency").len(), truth.latency.len());
+    assert!(truth.latency.len() >= 2, "a tool and a model with a tail");
+    for t in &truth.latency {
+        let f = by_pattern("tail-latency", &t.group);
+        assert_eq!(ev(&f, "calls"), t.calls.to_string(), "{}", t.group);
+        assert_eq!(ev(&f, "p50_ms"), format!("{:.1}", t.p50_ms));
+        assert_eq!(ev(&f, "p95_ms"), format!("{:.1}", t.p95_ms));
+        assert_eq!(ev(&f, "p99_ms"), format!("{:.1}", t.p99_ms));
+        let secs = f["wasted_seconds"].as_f64().unwrap();
+        assert!((secs - t.tail_seconds).abs() < 1e-6, "{}: {secs}", t.group);
+        assert_eq!(f["wasted_tokens"], 0, "time, never tokens");
+    }
+
+    assert_eq!(
+        findings(&r, "error-patterns").len(),
+        truth.error_patterns.len()
+    );
+    for t in &truth.error_patterns {
+        let f = by_pattern("error-patterns", &t.signature);
+        assert_eq!(ev(&f, "errors"), t.errors.to_string(), "{}", t.signature);
+        assert_eq!(f["wasted_tokens"], t.wasted_tokens, "{}", t.signature);
+        assert_eq!(
+            ev(&f, "peak_hour_utc"),
+            format!("{:02}:00", t.peak_hour_utc)
+        );
+    }
+    let rate_limited = truth
+        .error_patterns
+        .iter()
+        .find(|t| t.signature.starts_with("tool web_search rate_limit_error"))
+        .expect("the bursts are one signature");
+    assert_eq!((rate_limited.errors, rate_limited.peak_hour_utc), (15, 14));
+
+    for n in truth
+        .negatives
+        .iter()
+        .filter(|n| n.detector == "tail-latency" || n.detector == "error-patterns")
+    {
+        for f in findings(&r, &n.detector) {
+            let named = span_ids(f);
+            assert!(
+                n.spans.iter().all(|s| !named.contains(s)),
+                "{}: {} reported",
+                n.detector,
+                n.what
+            );
+        }
+    }
 }

@@ -17,6 +17,7 @@ fn fixed_month(dir: &Path) -> PathBuf {
         repeat: 1,
         noise: 0,
         fix_day: Some(9),
+        audit: false,
     })
     .unwrap();
     out

@@ -212,6 +212,7 @@ fn generated_month(dir: &Path, seed: u64) -> PathBuf {
         repeat: 1,
         noise: 0,
         fix_day: None,
+        audit: false,
     };
     tokenhound_testgen::run(&args).unwrap();
     month

@@ -9,6 +9,8 @@
 //! of them wasted by retry storms, re-read context, duplicated sub-agent context
 //! and filler openers. `--repeat` and `--noise` scale it up for benchmarks.
 
+mod audit;
+
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -35,6 +37,11 @@ pub struct Args {
     /// should show as a drop on that day).
     #[arg(long)]
     pub fix_day: Option<u32>,
+    /// Add the weekly audit's scenarios: a tool with a heavy latency tail, a
+    /// model slow only sometimes, rate-limit bursts at a peak hour, and their
+    /// negatives (their truth is in `latency` and `error_patterns`).
+    #[arg(long)]
+    pub audit: bool,
 }
 
 /// What was injected, and the totals the shares are of.
@@ -51,6 +58,10 @@ pub struct Truth {
     pub wasted: std::collections::BTreeMap<String, u64>,
     pub instances: Vec<Instance>,
     pub negatives: Vec<Negative>,
+    /// tail-latency findings (spec section 5), computed from the calls written
+    pub latency: Vec<audit::Latency>,
+    /// error-patterns findings (spec section 6), computed from the calls written
+    pub error_patterns: Vec<audit::ErrorPattern>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -91,6 +102,8 @@ struct Span {
     start: u64,
     end: u64,
     error: bool,
+    /// the status message of a failed span
+    message: Option<String>,
     attrs: Vec<Value>,
 }
 
@@ -113,6 +126,9 @@ impl Span {
             "attributes": self.attrs,
             "status": {"code": if self.error { 2 } else { 0 }},
         });
+        if let Some(m) = &self.message {
+            v["status"]["message"] = Value::String(m.clone());
+        }
         if let Some(p) = &self.parent {
             v["parentSpanId"] = Value::String(p.clone());
         }
@@ -128,6 +144,13 @@ struct Gen {
     month: u32,
     /// turns from this time on have no retry storm (`--fix-day`)
     fixed_from: Option<u64>,
+    /// every LLM and tool call written, for the audit's truth
+    calls: Vec<audit::Call>,
+    /// the next tool call's or LLM call's duration, when a scenario sets it
+    tool_ms: Option<u64>,
+    llm_ms: Option<u64>,
+    /// the next failing tool call's error type, message and normalised message
+    tool_error: Option<(String, String, String)>,
 }
 
 /// Per-turn state: trace id, session, the clock, the agent span.
@@ -199,6 +222,7 @@ impl Gen {
             start,
             end: start + dur_ms * NS,
             error: false,
+            message: None,
             attrs: Vec::new(),
         }
     }
@@ -223,7 +247,7 @@ impl Gen {
         input_parts: Option<(&str, &str)>,
     ) -> (String, u64) {
         let output = ctoks(output_text.len()) + extra_output;
-        let dur = 400 + output * 12;
+        let dur = self.llm_ms.take().unwrap_or(400 + output * 12);
         let mut sp = self.span(t, Some(parent), &format!("chat {model}"), 3, t.now, dur);
         sp.attrs.push(s("gen_ai.operation.name", "chat"));
         sp.attrs.push(s("gen_ai.provider.name", "anthropic"));
@@ -253,6 +277,7 @@ impl Gen {
         ));
         Self::session_attr(t, &mut sp.attrs);
         t.now = sp.end + 5 * NS;
+        self.record(&sp, model, input + output, None);
         self.truth.llm_calls += 1;
         self.truth.input_tokens += input;
         self.truth.output_tokens += output;
@@ -268,7 +293,10 @@ impl Gen {
         args: &Value,
         result: Option<&str>,
     ) -> String {
-        let dur = 30 + self.rng.u64(0..200);
+        let dur = match self.tool_ms.take() {
+            Some(ms) => ms,
+            None => 30 + self.rng.u64(0..200),
+        };
         let mut sp = self.span(
             t,
             Some(parent),
@@ -283,15 +311,23 @@ impl Gen {
             .push(s("gen_ai.tool.call.id", format!("call_{}", self.hex(12))));
         sp.attrs
             .push(s("gen_ai.tool.call.arguments", args.to_string()));
+        let mut normalised = None;
         match result {
             Some(r) => sp.attrs.push(s("gen_ai.tool.call.result", r)),
             None => {
+                let (ty, message, norm) = match self.tool_error.take() {
+                    Some((ty, m, n)) => (ty, Some(m), Some(n)),
+                    None => ("TimeoutError".to_string(), None, None),
+                };
                 sp.error = true;
-                sp.attrs.push(s("error.type", "TimeoutError"));
+                sp.attrs.push(s("error.type", ty.as_str()));
+                sp.message = message;
+                normalised = norm;
             }
         }
         Self::session_attr(t, &mut sp.attrs);
         t.now = sp.end + 3 * NS;
+        self.record(&sp, tool, 0, normalised);
         self.truth.tool_calls += 1;
         self.push(sp)
     }
@@ -345,6 +381,23 @@ impl Gen {
             let extra = self.rng.u64(0..40);
             self.llm(t, parent, MODEL, input, 0, answer, extra, None);
         }
+    }
+
+    /// Note a call for the audit's truth.
+    fn record(&mut self, sp: &Span, group: &str, tokens: u64, normalised: Option<String>) {
+        let error_type = sp.attrs.iter().find(|a| a["key"] == "error.type");
+        self.calls.push(audit::Call {
+            trace: sp.trace.clone(),
+            group: group.to_string(),
+            tool: sp.name.starts_with("execute_tool"),
+            start: sp.start,
+            end: sp.end,
+            failed: sp.error,
+            error_type: error_type
+                .and_then(|a| a["value"]["stringValue"].as_str().map(String::from)),
+            normalised,
+            tokens,
+        });
     }
 
     fn instance(
@@ -759,6 +812,7 @@ fn diff_text(seed: usize, bytes: usize) -> String {
 /// Write the month(s) and return the truth.
 pub fn generate(args: &Args, out: &mut dyn Write) -> anyhow::Result<Truth> {
     let mut truth = Truth::default();
+    let mut calls = Vec::new();
     for month in 0..args.repeat {
         let mut g = Gen {
             rng: fastrand::Rng::with_seed(args.seed.wrapping_add(month as u64 * 7919)),
@@ -767,6 +821,10 @@ pub fn generate(args: &Args, out: &mut dyn Write) -> anyhow::Result<Truth> {
             noise: args.noise,
             month,
             fixed_from: None,
+            calls: Vec::new(),
+            tool_ms: None,
+            llm_ms: None,
+            tool_error: None,
         };
         let base = MONTH_START_NS + month as u64 * 31 * 86_400 * 1_000 * NS;
         let day = 86_400_000 * NS;
@@ -782,11 +840,18 @@ pub fn generate(args: &Args, out: &mut dyn Write) -> anyhow::Result<Truth> {
         for n in 0..60 {
             g.slack(n, base + (n as u64 * day) / 2 + day / 5);
         }
+        if args.audit {
+            g.audit_scenarios(base);
+        }
         g.truth.spans = g.spans.len() as u64;
         write_lines(&mut g.spans, &mut g.rng, out)?;
+        calls.append(&mut g.calls);
         merge(&mut truth, g.truth);
     }
     truth.total_tokens = truth.input_tokens + truth.output_tokens;
+    // The saved queries group across the whole input, months included.
+    truth.latency = audit::latency_truth(&calls);
+    truth.error_patterns = audit::error_truth(&calls);
     Ok(truth)
 }
 
