@@ -128,7 +128,7 @@ impl Gen {
         );
         // Rate-limit bursts on every other session: web_search fails, the agent
         // spends an LLM call on it, and the retry succeeds.
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             let id = self.hex(12);
             let wait = 5 + n % 20;
             self.tool_error = Some((
