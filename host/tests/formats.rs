@@ -725,3 +725,177 @@ fn phoenix_span_dataframe_jsonl_with_flat_columns() {
         "phoenix",
     );
 }
+
+/// The 2026 GenAI conventions, as opentelemetry-util-genai 1.3 and the
+/// Anthropic SDK write them: an inference span named `gen_ai.client.inference`
+/// with no operation attribute, cache writes under `cache_write`, modality and
+/// reasoning breakdowns never added again, reasoning / blob / uri / server tool
+/// parts in the messages, tool arguments as a structured value or a JSON
+/// string, an `invoke_agent` span without usage, MCP `tools/call` spans failing
+/// with `error.type = tool_error`.
+#[test]
+fn the_2026_genai_conventions_are_read() {
+    let attr = |k: &str, v: serde_json::Value| serde_json::json!({"key": k, "value": v});
+    let s = |v: &str| serde_json::json!({"stringValue": v});
+    let n = |v: u64| serde_json::json!({"intValue": v.to_string()});
+    let mut clock = 1_790_000_000_000_000_000u64;
+    let mut spans = Vec::new();
+    let mut span =
+        |id: u32, parent: Option<u32>, name: &str, attrs: Vec<serde_json::Value>, error: bool| {
+            clock += 1_000_000;
+            let mut sp = serde_json::json!({
+                "traceId": "0000000000000000000000000000c026", "spanId": format!("{id:016x}"),
+                "name": name, "startTimeUnixNano": clock.to_string(),
+                "endTimeUnixNano": (clock + 500_000).to_string(), "attributes": attrs,
+                "status": {"code": if error { 2 } else { 0 }},
+            });
+            if let Some(p) = parent {
+                sp["parentSpanId"] = serde_json::json!(format!("{p:016x}"));
+            }
+            spans.push(sp);
+        };
+    span(
+        1,
+        None,
+        "invoke_agent coder",
+        vec![
+            attr("gen_ai.operation.name", s("invoke_agent")),
+            attr("gen_ai.agent.name", s("coder")),
+            attr("gen_ai.conversation.id", s("s-2026")),
+        ],
+        false,
+    );
+    let input = serde_json::json!([
+        {"role": "user", "parts": [
+            {"type": "text", "content": "fix it"},
+            {"type": "blob", "modality": "image", "mime_type": "image/png", "content": "iVBORw0KGgo="},
+            {"type": "uri", "modality": "document", "uri": "https://example.test/spec.pdf"}]},
+        {"role": "assistant", "parts": [
+            {"type": "reasoning", "content": "The test is flaky."},
+            {"type": "server_tool_call", "id": "ws1", "name": "web_search", "server_tool_call": {"query": "flaky"}}]},
+    ]).to_string();
+    let output = serde_json::json!([{"role": "assistant", "parts": [
+        {"type": "reasoning", "content": "Let me answer."},
+        {"type": "text", "content": "You're absolutely right, the fixture is the cause.\n\nUse a fresh temp dir per test."}]}]).to_string();
+    for (id, write) in [(2u32, 600u64), (4, 0), (6, 0)] {
+        span(
+            id,
+            Some(1),
+            "gen_ai.client.inference",
+            vec![
+                attr("gen_ai.provider.name", s("anthropic")),
+                attr("gen_ai.request.model", s("claude-sonnet-4-5")),
+                attr("gen_ai.usage.input_tokens", n(1200)),
+                attr("gen_ai.usage.output_tokens", n(40)),
+                attr("gen_ai.usage.cache_write.input_tokens", n(write)),
+                attr(
+                    "gen_ai.usage.cache_read.input_tokens",
+                    n(if write > 0 { 0 } else { 600 }),
+                ),
+                attr("gen_ai.usage.reasoning.output_tokens", n(12)),
+                attr("gen_ai.usage.text.input_tokens", n(1100)),
+                attr("gen_ai.usage.image.input_tokens", n(100)),
+                attr("gen_ai.input.messages", s(&input)),
+                attr("gen_ai.output.messages", s(&output)),
+            ],
+            false,
+        );
+        if id == 6 {
+            continue;
+        }
+        // The same file read as a structured value, then as a JSON string.
+        let args = if id == 2 {
+            serde_json::json!({"kvlistValue": {"values": [{"key": "path", "value": {"stringValue": "CLAUDE.md"}}]}})
+        } else {
+            s(r#"{"path": "CLAUDE.md"}"#)
+        };
+        span(
+            id + 1,
+            Some(1),
+            "execute_tool read_file",
+            vec![
+                attr("gen_ai.operation.name", s("execute_tool")),
+                attr("gen_ai.tool.name", s("read_file")),
+                attr("gen_ai.tool.call.arguments", args),
+                attr(
+                    "gen_ai.tool.call.result",
+                    s(&"- rule: small diffs\n".repeat(60)),
+                ),
+            ],
+            false,
+        );
+    }
+    for id in 10..13u32 {
+        span(
+            id,
+            Some(1),
+            "tools/call deploy",
+            vec![
+                attr("mcp.method.name", s("tools/call")),
+                attr("gen_ai.tool.name", s("deploy")),
+                attr("error.type", s("tool_error")),
+            ],
+            true,
+        );
+        span(
+            id + 10,
+            Some(1),
+            "gen_ai.client.inference",
+            vec![
+                attr("gen_ai.request.model", s("claude-sonnet-4-5")),
+                attr("gen_ai.usage.input_tokens", n(900)),
+                attr("gen_ai.usage.output_tokens", n(5)),
+            ],
+            false,
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("genai-2026.jsonl");
+    let line = serde_json::json!({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]});
+    std::fs::write(&path, line.to_string() + "\n").unwrap();
+
+    let (_, r) = scan_json(&[path.to_str().unwrap()]);
+    let t = &r["totals"];
+    assert_eq!(r["input"]["problems"], 0);
+    assert_eq!(t["llm_calls"], 6, "three inference spans and three more");
+    assert_eq!(
+        t["input_tokens"],
+        3 * 1200 + 3 * 900,
+        "breakdowns not added again"
+    );
+    assert_eq!(
+        t["output_tokens"],
+        3 * 40 + 3 * 5,
+        "reasoning is inside output"
+    );
+    assert_eq!(t["by_model"]["claude-sonnet-4-5"]["cache_write"], 600);
+    assert_eq!(t["tool_calls"], 5);
+    assert_eq!(
+        findings(&r, "context-reread").len(),
+        1,
+        "structured and string arguments are one file"
+    );
+    assert_eq!(
+        findings(&r, "filler-preamble").len(),
+        3,
+        "the text part, not the reasoning, opens"
+    );
+    let storm = findings(&r, "retry-storm");
+    assert_eq!(storm.len(), 1, "{storm:#?}");
+    assert!(
+        storm[0]["message"].as_str().unwrap().contains("(3 failed)"),
+        "{:#}",
+        storm[0]
+    );
+
+    // The input's parts, for `top`: the server tool call by name, the URI named.
+    let out = tokenhound(&["top", "-n", "1", "--format", "json", path.to_str().unwrap()]);
+    let top: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let parts = top["calls"][0]["parts"].to_string();
+    for want in [
+        r#""kind":"tool-call","role":"assistant","tokens":5,"tool":"web_search""#,
+        r#""file":"https://example.test/spec.pdf""#,
+    ] {
+        assert!(parts.contains(want), "{want} in {parts}");
+    }
+}

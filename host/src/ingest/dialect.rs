@@ -118,7 +118,9 @@ fn kind_of(a: &Attrs, base: &Base) -> Kind {
     }
     // Span names follow "{operation} {target}" when the attribute is missing.
     let first = base.name.split(' ').next().unwrap_or("");
-    if LLM_OPERATIONS.contains(&first) {
+    // `gen_ai.client.inference`: the GenAI conventions' name for an inference
+    // span whose operation is not known.
+    if LLM_OPERATIONS.contains(&first) || first == "gen_ai.client.inference" {
         return Kind::Llm;
     }
     if first == "execute_tool" || first == "tools/call" || base.name.starts_with("running tool") {
@@ -794,8 +796,11 @@ fn message_text(m: &Value) -> String {
 /// The text of one message part that counts as input content.
 fn part_text(p: &Value) -> Option<String> {
     match p.get("type").and_then(Value::as_str) {
-        Some("text") | Some("input_text") | Some("output_text") => {
-            p.get("content").or_else(|| p.get("text")).map(value_text)
+        // Earlier reasoning and compaction summaries are re-sent as text too.
+        Some("text") | Some("input_text") | Some("output_text") | Some("reasoning")
+        | Some("compaction") => p.get("content").or_else(|| p.get("text")).map(value_text),
+        Some("server_tool_call_response") => {
+            p.get("server_tool_call_response").map(json_content_text)
         }
         Some("tool_call_response") | Some("tool_result") | Some("tool-result") => p
             .get("response")

@@ -135,8 +135,41 @@ impl Parts {
         }
     }
 
+    /// One part of an OTel GenAI message. The part types are those of the
+    /// conventions' message models (semantic-conventions-genai
+    /// docs/gen-ai/non-normative/models.py, as opentelemetry-util-genai 1.3
+    /// writes them): text, reasoning, compaction, tool_call,
+    /// tool_call_response, server_tool_call(_response), blob, file, uri.
     fn otel_part(&mut self, role: &str, part: &Value) {
         match part.get("type").and_then(Value::as_str) {
+            // Earlier reasoning and a compaction summary are re-sent text.
+            Some("reasoning") | Some("compaction") => {
+                let bytes = part.get("content").map_or(0, |c| text_of(c).len() as u64);
+                self.push(PartKind::Message, role, None, None, bytes);
+            }
+            // Run by the provider: `name` and the call's own payload.
+            Some("server_tool_call") => self.call(
+                role,
+                part.get("id"),
+                part.get("name"),
+                part.get("server_tool_call"),
+            ),
+            Some("server_tool_call_response") => {
+                let id = part.get("id").and_then(Value::as_str);
+                let body = part.get("server_tool_call_response");
+                let bytes = body.map_or(0, |r| text_of(r).len() as u64);
+                self.result(role, id, None, bytes);
+            }
+            // Inline data (base64 in JSON), or a reference to a file or URI:
+            // the reference is named, its size is not known here.
+            Some("blob") | Some("file") | Some("uri") => {
+                let name = ["uri", "file_id"]
+                    .iter()
+                    .find_map(|k| part.get(*k).and_then(Value::as_str))
+                    .map(Box::from);
+                let bytes = part.get("content").map_or(0, |c| text_of(c).len() as u64);
+                self.push(PartKind::Other, role, None, name, bytes);
+            }
             Some("text") => {
                 let kind = if role == "system" {
                     PartKind::System
