@@ -70,6 +70,7 @@ fn every_instrumentation_is_read_as_the_fake_model_served_it() {
 
 #[test]
 fn every_instrumentation_shows_the_planted_storm_reread_and_filler() {
+    let mut reread_waste: std::collections::BTreeMap<String, Value> = Default::default();
     for f in fixtures() {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let (_, r) = scan_json(&[f.to_str().unwrap()]);
@@ -88,7 +89,12 @@ fn every_instrumentation_shows_the_planted_storm_reread_and_filler() {
             reread[0]["title"].as_str().unwrap().contains("CLAUDE.md"),
             "{name}"
         );
+        reread_waste.insert(name.clone(), reread[0]["wasted_tokens"].clone());
         let filler = findings(&r, "filler-preamble");
         assert_eq!(filler.len(), 1, "{name}: the opener of the one answer");
     }
+    // The file's own size, whatever wraps it (traceloop-sdk JSON-encodes it).
+    let sizes: std::collections::BTreeSet<String> =
+        reread_waste.values().map(|v| v.to_string()).collect();
+    assert_eq!(sizes.len(), 1, "{reread_waste:#?}");
 }

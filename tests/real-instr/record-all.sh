@@ -6,15 +6,26 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$here/../fixtures/real-instr"
 venv="${1:-${TMPDIR:-/tmp}/tokenhound-real-instr}"
+# traceloop-sdk needs a virtualenv of its own (see requirements-traceloop.txt).
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+[ -x "$venv-traceloop/bin/python" ] || python3 -m venv "$venv-traceloop"
 "$venv/bin/pip" install --quiet -r "$here/requirements.txt"
+"$venv-traceloop/bin/pip" install --quiet --no-deps -r "$here/requirements-traceloop.txt"
 mkdir -p "$out"
-for s in otel-openai-v2 openinference-openai openllmetry-openai anthropic-sdk \
-         openinference-anthropic openinference-anthropic-and-sdk openllmetry-anthropic; do
-    echo "recording $s"
-    (cd "$here" && "$venv/bin/python" record.py "$s" "$out/$s.jsonl")
+record() {
+    echo "recording $2"
+    (cd "$here" && "$1/bin/python" -W ignore record.py "$2" "$out/$2.jsonl")
+}
+for s in otel-openai-v2 openinference-openai anthropic-sdk openinference-anthropic \
+         openinference-anthropic-and-sdk; do
+    record "$venv" "$s"
+done
+for s in openllmetry-openai openllmetry-anthropic; do
+    record "$venv-traceloop" "$s"
 done
 {
     echo "Recorded $(date -u +%Y-%m-%d) by tests/real-instr/record-all.sh with:"
-    "$venv/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry|openinference|traceloop)'
+    "$venv/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry|openinference)'
+    echo "and for the openllmetry-* recordings:"
+    "$venv-traceloop/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-(sdk|instrumentation-(openai|anthropic))|traceloop)'
 } > "$out/VERSIONS.txt"

@@ -649,9 +649,19 @@ fn unwrap_kwargs(v: Value) -> Value {
 /// The content text of a captured value: a string as it is, a structure as compact JSON.
 fn content_text(v: &AnyValue) -> Box<str> {
     match v {
-        AnyValue::Str(s) => s.as_str().into(),
+        AnyValue::Str(s) => unquote(s).map_or_else(|| s.as_str().into(), Box::from),
         other => other.to_json().to_string().into(),
     }
+}
+
+/// A result that is one JSON-encoded string (traceloop-sdk's @tool writes
+/// `traceloop.entity.output` as `json.dumps(result)`): the string it encodes,
+/// so its size and text are the tool's, not the encoding's.
+fn unquote(s: &str) -> Option<String> {
+    if s.len() < 2 || !s.starts_with('"') || !s.ends_with('"') {
+        return None;
+    }
+    serde_json::from_str::<String>(s).ok()
 }
 
 fn value_text(v: &Value) -> String {
