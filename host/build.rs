@@ -124,6 +124,7 @@ fn optional_tools() {
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rustc-check-cfg=cfg(missing_componentize_py)");
     println!("cargo::rustc-check-cfg=cfg(missing_chromium)");
+    println!("cargo::rustc-check-cfg=cfg(missing_otel_exporters)");
     let have = |tool: &str| {
         Command::new(tool)
             .arg("--version")

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod location;
 pub mod model;
 pub mod prices;
+pub mod receive;
 pub mod report;
 pub mod rules;
 pub mod scan;

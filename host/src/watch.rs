@@ -43,6 +43,11 @@ pub struct Options {
     /// stop after this long (tests, benchmarks); None: until Ctrl-C / SIGTERM
     pub run_for: Option<Duration>,
     pub live_view: bool,
+    /// receive OTLP/HTTP and OTLP/gRPC here (spooled in the first directory)
+    pub listen: Option<std::net::SocketAddr>,
+    pub grpc: Option<std::net::SocketAddr>,
+    /// spool bytes not yet read above which requests are refused (retry later)
+    pub max_pending: u64,
 }
 
 /// One line of `--output`: a finding as it is now, in the report's shape, with
@@ -129,6 +134,8 @@ struct Follower {
     known: HashMap<u64, Progress>,
     /// compressed files already handled, by path and size
     done_compressed: HashSet<(PathBuf, u64)>,
+    /// the receiver's spool and where its reading is reported (backpressure)
+    spool: Option<(PathBuf, Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 impl Follower {
@@ -170,6 +177,7 @@ impl Follower {
         let key = fingerprint(&first);
         let p = self.known.get(&key).copied().unwrap_or_default();
         let len = f.metadata()?.len();
+        self.report_read(path, p.offset);
         if len <= p.offset {
             return Ok(None);
         }
@@ -189,7 +197,17 @@ impl Follower {
                 lines: p.lines + lines,
             },
         );
+        self.report_read(path, p.offset + buf.len() as u64);
         Ok(Some((path.to_path_buf(), p.lines + 1, buf)))
+    }
+
+    /// How far the receiver's spool has been read, for its backpressure.
+    fn report_read(&self, path: &Path, offset: u64) {
+        if let Some((spool, read)) = &self.spool {
+            if spool == path {
+                read.store(offset, Ordering::Release);
+            }
+        }
     }
 
     fn poll_compressed(&mut self, path: &Path) -> std::io::Result<Option<(PathBuf, u64, Vec<u8>)>> {
@@ -513,6 +531,7 @@ impl Live {
                 dirs: dirs.to_vec(),
                 known: HashMap::new(),
                 done_compressed: HashSet::new(),
+                spool: None,
             },
             reader: Reader::new(crate::model::Keep::ALL),
             asm: Assembler::new(u64::MAX),
@@ -627,6 +646,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let mut config = Config::new(&opts.packs, opts.plugins.as_deref());
     let (_watcher, rx) = start_watcher(&opts.dirs, &config)?;
     let mut live = Live::new(&opts.dirs, runs);
+    live.follower.spool = receive(opts)?;
     let mut totals = Totals::default();
     let started = Instant::now();
     let mut reload_due: Option<Instant> = None;
@@ -684,6 +704,28 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// Start the OTLP receiver when asked; its spool (in the first directory) and
+/// the counter the watch reports its reading to.
+fn receive(opts: &Options) -> anyhow::Result<Option<(PathBuf, Arc<std::sync::atomic::AtomicU64>)>> {
+    if opts.listen.is_none() && opts.grpc.is_none() {
+        return Ok(None);
+    }
+    let dir = opts
+        .dirs
+        .first()
+        .context("a directory for the receiver's spool")?;
+    let spool = crate::receive::Spool::open(dir, opts.max_pending)?;
+    let out = (spool.path().to_path_buf(), spool.read.clone());
+    let r = crate::receive::start(spool, opts.listen, opts.grpc)?;
+    if let Some(a) = r.http {
+        eprintln!("tokenhound watch: receiving OTLP/HTTP on http://{a}/v1/traces");
+    }
+    if let Some(a) = r.grpc {
+        eprintln!("tokenhound watch: receiving OTLP/gRPC on {a}");
+    }
+    Ok(Some(out))
 }
 
 type Events = mpsc::Receiver<notify::Result<notify::Event>>;

@@ -8,103 +8,9 @@ use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
-
-/// Upper bound for waiting on the watcher; a safety net so a broken watcher
-/// fails the test instead of hanging it, not a speed requirement.
-const PATIENCE: Duration = Duration::from_secs(120);
-
-struct Watch {
-    child: Child,
-    out: PathBuf,
-}
-
-impl Watch {
-    fn start(dir: &Path, out: &Path, extra: &[&str]) -> Watch {
-        let mut args: Vec<String> = vec![
-            "watch".into(),
-            dir.display().to_string(),
-            "--output".into(),
-            out.display().to_string(),
-            "--quiet-secs".into(),
-            "60".into(),
-            "--grace-secs".into(),
-            "0.3".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(BIN)
-            .args(&args)
-            .env("TOKENHOUND_CACHE_DIR", cache_dir())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        Watch {
-            child,
-            out: out.to_path_buf(),
-        }
-    }
-
-    /// The findings written so far, the latest version of each id.
-    fn findings(&self) -> BTreeMap<String, Value> {
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        let mut m = BTreeMap::new();
-        for l in text.lines() {
-            if let Ok(v) = serde_json::from_str::<Value>(l) {
-                m.insert(v["id"].as_str().unwrap().to_string(), v);
-            }
-        }
-        m
-    }
-
-    fn raw_lines(&self) -> usize {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    }
-
-    fn wait_for(
-        &self,
-        what: &str,
-        ok: impl Fn(&BTreeMap<String, Value>) -> bool,
-    ) -> BTreeMap<String, Value> {
-        let start = std::time::Instant::now();
-        loop {
-            let f = self.findings();
-            if ok(&f) {
-                return f;
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "watch never got to: {what}; findings: {f:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn stop(mut self) {
-        // SIGTERM: a clean stop.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-/// A failing test must not leave its watcher running.
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn by_rule<'a>(f: &'a BTreeMap<String, Value>, rule: &str) -> Vec<&'a Value> {
     f.values().filter(|v| v["rule"] == rule).collect()
@@ -185,37 +91,6 @@ fn rotation_and_compressed_copies_lose_and_repeat_nothing() {
     assert_eq!(w.findings(), f, "the compressed copy was not read again");
     assert_eq!(w.raw_lines(), 8, "4 storms and 4 filler replies, each once");
     w.stop();
-}
-
-fn key(v: &Value) -> (String, Vec<String>, u64) {
-    let mut spans: Vec<String> = v["spans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["span_id"].as_str().unwrap().to_string())
-        .collect();
-    spans.sort();
-    (
-        v["rule"].as_str().unwrap().to_string(),
-        spans,
-        v["wasted_tokens"].as_u64().unwrap(),
-    )
-}
-
-/// A generated month (one turn per few lines, as an exporter writes) in `dir`.
-fn generated_month(dir: &Path, seed: u64) -> PathBuf {
-    let month = dir.join("month.jsonl");
-    let args = tokenhound_testgen::Args {
-        out: month.clone(),
-        truth: None,
-        seed,
-        repeat: 1,
-        noise: 0,
-        fix_day: None,
-        audit: false,
-    };
-    tokenhound_testgen::run(&args).unwrap();
-    month
 }
 
 #[test]

@@ -27,6 +27,18 @@ pub struct Args {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     run_for_secs: Option<f64>,
+    /// Receive OTLP/HTTP (POST /v1/traces, protobuf or JSON, gzip) on this port
+    /// or address (a port alone binds 127.0.0.1); spans are spooled to
+    /// DIR/tokenhound-received.jsonl before the reply.
+    #[arg(long, value_name = "ADDR", value_parser = crate::receive::address)]
+    listen: Option<std::net::SocketAddr>,
+    /// Receive OTLP/gRPC on this port or address (a port alone binds 127.0.0.1).
+    #[arg(long, value_name = "ADDR", value_parser = crate::receive::address)]
+    grpc: Option<std::net::SocketAddr>,
+    /// Refuse requests (HTTP 429, gRPC RESOURCE_EXHAUSTED; exporters retry)
+    /// while more than this many MB of received spans are not yet read.
+    #[arg(long, default_value_t = 64.0)]
+    max_pending_mb: f64,
 }
 
 pub fn run(a: Args) -> Result<u8, Failure> {
@@ -44,6 +56,9 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         cache_dir: crate::scan::default_cache_dir(),
         run_for: a.run_for_secs.map(|s| Duration::from_secs_f64(s.max(0.0))),
         live_view: live,
+        listen: a.listen,
+        grpc: a.grpc,
+        max_pending: (a.max_pending_mb.max(0.0) * 1_048_576.0) as u64,
     };
     crate::watch::run(&opts)
         .map(|_| 0)
