@@ -31,6 +31,7 @@ fn main() {
             noise,
             fix_day: None,
             audit: false,
+            growth: 0.0,
         })
         .unwrap();
         eprintln!("generated in {:.1}s", t.elapsed().as_secs_f64());

@@ -221,6 +221,7 @@ fn month_and_twin(dir: &std::path::Path, dialect: &str) -> (String, String) {
         noise: 1,
         fix_day: None,
         audit: false,
+        growth: 0.0,
     })
     .unwrap();
     let text = std::fs::read_to_string(&otel).unwrap();

@@ -438,6 +438,7 @@ fn generated_month_in_other_formats_gives_the_same_findings() {
         noise: 0,
         fix_day: None,
         audit: false,
+        growth: 0.0,
     };
     tokenhound_testgen::run(&args).unwrap();
     let text = std::fs::read_to_string(&json_path).unwrap();

@@ -17,6 +17,7 @@ fn month() -> (tempfile::TempDir, tokenhound_testgen::Truth, Value) {
         noise: 2,
         fix_day: None,
         audit: false,
+        growth: 0.0,
     };
     let truth = tokenhound_testgen::run(&args).unwrap();
     let (code, report) = scan_json(&[out.to_str().unwrap()]);
@@ -136,6 +137,7 @@ fn shuffled_lines_give_the_same_findings() {
         noise: 0,
         fix_day: None,
         audit: false,
+        growth: 0.0,
     };
     tokenhound_testgen::run(&args).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
@@ -170,6 +172,7 @@ fn the_saved_queries_match_the_generated_truth() {
         noise: 0,
         fix_day: None,
         audit: true,
+        growth: 0.0,
     })
     .unwrap();
     let packs = ["-p", "builtin:default", "-p", "builtin:weekly-audit"];
@@ -235,5 +238,49 @@ fn the_saved_queries_match_the_generated_truth() {
                 n.what
             );
         }
+    }
+}
+
+/// budget-pace on two generated months: alike (on pace, no alert), and the
+/// second 35% busier (an alert with the figures and the crossing day the
+/// generator computed from what it wrote).
+#[test]
+fn the_budget_alert_matches_the_generated_truth() {
+    for growth in [0.0, 35.0] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("two-months.jsonl.gz");
+        let truth = tokenhound_testgen::run(&tokenhound_testgen::Args {
+            out: out.clone(),
+            truth: None,
+            seed: 17,
+            repeat: 2,
+            noise: 0,
+            fix_day: None,
+            audit: false,
+            growth,
+        })
+        .unwrap();
+        let b = truth.budget.expect("November is judged against October");
+        let packs = ["-p", "builtin:default", "-p", "builtin:weekly-audit"];
+        let (_, r) = scan_json(&[&packs[..], &[out.to_str().unwrap()]].concat());
+        let alerts = findings(&r, "budget-pace");
+        assert_eq!(!alerts.is_empty(), b.alert, "growth {growth}: {alerts:#?}");
+        if growth == 0.0 {
+            assert!(!b.alert, "a month like the last is on pace");
+            continue;
+        }
+        let ev = |k: &str| -> String {
+            let e = alerts[0]["evidence"].as_array().unwrap();
+            e.iter().find(|p| p[0] == k).unwrap()[1]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(ev("previous_total"), b.previous_total.to_string());
+        assert_eq!(ev("tokens_so_far"), b.tokens_so_far.to_string());
+        assert_eq!(ev("projection"), format!("{:.0}", b.projection));
+        assert_eq!(ev("days_elapsed"), b.days_elapsed.to_string());
+        assert_eq!(Some(ev("crossed_on")), b.crossed_on);
+        assert_eq!(alerts[0]["wasted_tokens"], 0, "an alert, not a waste");
     }
 }

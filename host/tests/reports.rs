@@ -18,6 +18,7 @@ fn fixed_month(dir: &Path) -> PathBuf {
         noise: 0,
         fix_day: Some(9),
         audit: false,
+        growth: 0.0,
     })
     .unwrap();
     out

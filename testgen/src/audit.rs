@@ -51,6 +51,19 @@ pub struct ErrorPattern {
     pub peak_hour_utc: u32,
 }
 
+/// budget-pace's evaluation of the month holding the newest span (spec
+/// section 7, default parameters: calendar months, min_days 3, over_pct 20).
+#[derive(Serialize, Debug, Clone)]
+pub struct Budget {
+    pub alert: bool,
+    pub days_elapsed: i64,
+    pub tokens_so_far: u64,
+    pub projection: f64,
+    pub previous_total: u64,
+    /// the first day the running projection crossed, when it alerts
+    pub crossed_on: Option<String>,
+}
+
 /// A rate-limit message: a request id and a wait that differ every time.
 const RATE_LIMIT: &str = "Rate limit exceeded for request req_{id}; retry in {n} seconds";
 const RATE_LIMIT_NORMALISED: &str = "Rate limit exceeded for request req_<hex>; retry in # seconds";
@@ -287,4 +300,47 @@ pub fn error_truth(calls: &[Call]) -> Vec<ErrorPattern> {
             }
         })
         .collect()
+}
+
+const DAY_NS: u64 = 86_400_000_000_000;
+
+/// The calendar date of a UTC day number.
+fn date(day: i64) -> time::Date {
+    time::Date::from_julian_day(2_440_588 + day as i32).expect("a day of this era")
+}
+
+/// budget-pace's truth: daily LLM tokens (input + output, on the day a call
+/// starts), the current month's projection against the previous month's total.
+pub fn budget_truth(calls: &[Call], first_start: u64, newest_end: u64) -> Option<Budget> {
+    let day = |ns: u64| (ns / DAY_NS) as i64;
+    let mut daily: BTreeMap<i64, u64> = BTreeMap::new();
+    for c in calls.iter().filter(|c| !c.tool) {
+        *daily.entry(day(c.start)).or_default() += c.tokens;
+    }
+    let newest = day(newest_end);
+    let nd = date(newest);
+    let start = newest - i64::from(nd.day()) + 1;
+    let len = i64::from(nd.month().length(nd.year()));
+    let elapsed = newest - start + 1;
+    let prev_start = (start - 1) - i64::from(date(start - 1).day()) + 1;
+    if elapsed < 3 || day(first_start) > prev_start {
+        return None;
+    }
+    let sum = |a: i64, b: i64| daily.range(a..=b).map(|(_, t)| *t).sum::<u64>();
+    let previous = sum(prev_start, start - 1);
+    if previous == 0 {
+        return None;
+    }
+    let limit = previous as f64 * 1.2;
+    let project = |to: i64| sum(start, to) as f64 * len as f64 / (to - start + 1) as f64;
+    let alert = project(newest) > limit;
+    let crossed = (start + 2..=newest).find(|&d| project(d) > limit);
+    Some(Budget {
+        alert,
+        days_elapsed: elapsed,
+        tokens_so_far: sum(start, newest),
+        projection: project(newest),
+        previous_total: previous,
+        crossed_on: crossed.filter(|_| alert).map(|d| date(d).to_string()),
+    })
 }

@@ -42,6 +42,11 @@ pub struct Args {
     /// negatives (their truth is in `latency` and `error_patterns`).
     #[arg(long)]
     pub audit: bool,
+    /// Each month after the first has this many percent more sessions of every
+    /// kind than the one before (with --repeat 2 or more: a budget alert); 0:
+    /// every month alike (on pace, no alert).
+    #[arg(long, default_value_t = 0.0)]
+    pub growth: f64,
 }
 
 /// What was injected, and the totals the shares are of.
@@ -62,6 +67,8 @@ pub struct Truth {
     pub latency: Vec<audit::Latency>,
     /// error-patterns findings (spec section 6), computed from the calls written
     pub error_patterns: Vec<audit::ErrorPattern>,
+    /// budget-pace's evaluation of the last month (spec section 7), when it has one
+    pub budget: Option<audit::Budget>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -813,6 +820,7 @@ fn diff_text(seed: usize, bytes: usize) -> String {
 pub fn generate(args: &Args, out: &mut dyn Write) -> anyhow::Result<Truth> {
     let mut truth = Truth::default();
     let mut calls = Vec::new();
+    let (mut first_start, mut last_end) = (u64::MAX, 0);
     for month in 0..args.repeat {
         let mut g = Gen {
             rng: fastrand::Rng::with_seed(args.seed.wrapping_add(month as u64 * 7919)),
@@ -831,19 +839,25 @@ pub fn generate(args: &Args, out: &mut dyn Write) -> anyhow::Result<Truth> {
         g.fixed_from = args
             .fix_day
             .map(|d| base + u64::from(d.clamp(1, 31) - 1) * day);
-        for n in 0..70 {
-            g.pr_review(n, base + (n as u64 * 10 * day) / 24);
+        // Sessions spread over the same days whatever their number (--growth).
+        let scale = (1.0 + args.growth / 100.0).powi(month as i32);
+        let count = |base_count: u64| ((base_count as f64 * scale).round() as u64).max(1);
+        let (prs, logs, slacks) = (count(70), count(20), count(60));
+        for n in 0..prs {
+            g.pr_review(n as usize, base + (n * 10 * day * 70 / prs) / 24);
         }
-        for n in 0..20 {
-            g.changelog(n, base + n as u64 * day + day / 3);
+        for n in 0..logs {
+            g.changelog(n as usize, base + n * day * 20 / logs + day / 3);
         }
-        for n in 0..60 {
-            g.slack(n, base + (n as u64 * day) / 2 + day / 5);
+        for n in 0..slacks {
+            g.slack(n as usize, base + (n * day * 60 / slacks) / 2 + day / 5);
         }
         if args.audit {
             g.audit_scenarios(base);
         }
         g.truth.spans = g.spans.len() as u64;
+        first_start = first_start.min(g.spans.iter().map(|s| s.start).min().unwrap_or(u64::MAX));
+        last_end = last_end.max(g.spans.iter().map(|s| s.end).max().unwrap_or(0));
         write_lines(&mut g.spans, &mut g.rng, out)?;
         calls.append(&mut g.calls);
         merge(&mut truth, g.truth);
@@ -852,6 +866,7 @@ pub fn generate(args: &Args, out: &mut dyn Write) -> anyhow::Result<Truth> {
     // The saved queries group across the whole input, months included.
     truth.latency = audit::latency_truth(&calls);
     truth.error_patterns = audit::error_truth(&calls);
+    truth.budget = audit::budget_truth(&calls, first_start, last_end);
     Ok(truth)
 }
 

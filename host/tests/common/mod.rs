@@ -417,6 +417,7 @@ pub fn generated_month(dir: &Path, seed: u64) -> PathBuf {
         noise: 0,
         fix_day: None,
         audit: false,
+        growth: 0.0,
     };
     tokenhound_testgen::run(&args).unwrap();
     month
