@@ -56,36 +56,29 @@ pub fn run(
     reader.format = format;
     reader.maps = std::sync::Arc::new(maps);
     let files = reader.expand(inputs);
-    let mut asm = Assembler::new(u64::MAX);
-    // Nothing is closed early here (an infinite quiet time), so no span is late.
-    reader.read_all(&files, &mut |spans| {
-        for s in spans {
-            let _ = asm.add(s);
-        }
-    });
-    reader.stats.repeats(asm.take_repeats());
     let mut out = Inspection {
         schema: "tokenhound.inspect/v1",
         ..Inspection::default()
     };
-    let sessions = asm.take_all();
+    // Streamed as a scan streams: complete traces are counted and let go, so
+    // memory holds the open traces only, whatever the input's size.
+    let mut asm = Assembler::new(crate::scan::Options::default().quiet_ns);
+    let mut seen = rustc_hash::FxHashSet::default();
+    reader.read_all(&files, &mut |spans| {
+        for s in spans {
+            let _ = asm.add(s);
+        }
+        if asm.open_spans() > crate::scan::OPEN_BUDGET {
+            out.tally(asm.take_quiet(), window, &mut seen);
+        }
+    });
+    out.tally(asm.take_all(), window, &mut seen);
+    reader.stats.repeats(asm.take_repeats());
     let (notes, more) = asm.take_notes();
     for n in notes {
         reader.problem(crate::ingest::Problem::at(&n.origin, n.what));
     }
     reader.stats.problems += more;
-    let inside = |s: &&crate::model::Span| window.is_none_or(|w| w.contains(s.start_ns));
-    for session in sessions {
-        let mut session_in = false;
-        for t in session.traces {
-            let before = out.spans;
-            t.spans.iter().filter(inside).for_each(|s| out.count(s));
-            let trace_in = out.spans > before;
-            out.traces += u64::from(trace_in);
-            session_in |= trace_in;
-        }
-        out.sessions += u64::from(session_in);
-    }
     out.total_tokens = out.input_tokens + out.output_tokens;
     out.say_which_detectors_can_run();
     out.input = reader.stats;
@@ -93,6 +86,30 @@ pub fn run(
 }
 
 impl Inspection {
+    /// Count complete sessions: their spans inside the window; a session that
+    /// arrives in parts counts once.
+    fn tally(
+        &mut self,
+        sessions: Vec<crate::model::Session>,
+        window: Option<crate::scan::Window>,
+        seen: &mut rustc_hash::FxHashSet<std::sync::Arc<str>>,
+    ) {
+        let inside = |s: &&crate::model::Span| window.is_none_or(|w| w.contains(s.start_ns));
+        for session in sessions {
+            let mut session_in = false;
+            for t in session.traces {
+                let before = self.spans;
+                t.spans.iter().filter(inside).for_each(|s| self.count(s));
+                let trace_in = self.spans > before;
+                self.traces += u64::from(trace_in);
+                session_in |= trace_in;
+            }
+            if session_in && seen.insert(session.id.clone()) {
+                self.sessions += 1;
+            }
+        }
+    }
+
     fn count(&mut self, s: &crate::model::Span) {
         self.spans += 1;
         if let Some(u) = s.aggregated_usage {
