@@ -1,0 +1,233 @@
+//! Cost grows linearly with the work, in every dimension: spans/s and peak
+//! memory of `scan` (release binary, default pack) on
+//!
+//! - the generated month at 1×, 2× and 4× (read from stdin, as a pipe),
+//! - the 4× spans as one very long session (every conversation id made one),
+//! - the same spans in 2,000 small files of a folder,
+//! - gzip and zstd copies of the 1× month.
+//!
+//! `cargo bench --bench linear` (env: BENCH_REPEAT, the 1× size in months, default
+//! 2; BENCH_NOISE, ordinary spans per turn, default 40). All runs in one process,
+//! one after another, so their ratios compare.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn env_or(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One scan: wall seconds, peak RSS in MB, spans counted.
+struct Run {
+    secs: f64,
+    peak_mb: f64,
+    spans: u64,
+}
+
+/// Scan `input` (a path, or `-` with `stdin` fed from these files in turn).
+fn scan(bin: &str, cache: &Path, input: &str, stdin: &[PathBuf]) -> Run {
+    let t = Instant::now();
+    let mut child = Command::new(bin)
+        .args(["scan", "--format", "json", input])
+        .env("TOKENHOUND_CACHE_DIR", cache)
+        .stdin(if stdin.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let feeder = child.stdin.take().map(|mut w| {
+        let files = stdin.to_vec();
+        std::thread::spawn(move || {
+            for f in files {
+                let mut r = std::fs::File::open(f).unwrap();
+                std::io::copy(&mut r, &mut w).unwrap();
+            }
+        })
+    });
+    let pid = child.id();
+    let mut peak_kib = 0u64;
+    let out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::BufReader::new(out), &mut s).unwrap();
+        s
+    });
+    while child.try_wait().unwrap().is_none() {
+        peak_kib = peak_kib.max(vm_hwm_kib(pid).unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    if let Some(f) = feeder {
+        f.join().unwrap();
+    }
+    let report: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    Run {
+        secs: t.elapsed().as_secs_f64(),
+        peak_mb: peak_kib as f64 / 1024.0,
+        spans: report["totals"]["spans"].as_u64().unwrap(),
+    }
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn generate(path: &Path, seed: u64, repeat: u32, noise: u32) {
+    if !path.exists() {
+        tokenhound_testgen::run(&tokenhound_testgen::Args {
+            out: path.to_path_buf(),
+            truth: None,
+            seed,
+            repeat,
+            noise,
+            fix_day: None,
+            audit: false,
+            growth: 0.0,
+        })
+        .unwrap();
+    }
+}
+
+/// The same spans with every conversation id replaced by one: a single session.
+fn one_session(from: &[PathBuf], to: &Path) {
+    if to.exists() {
+        return;
+    }
+    let mut w = std::io::BufWriter::new(std::fs::File::create(to).unwrap());
+    let lines = from
+        .iter()
+        .flat_map(|f| std::io::BufReader::new(std::fs::File::open(f).unwrap()).lines());
+    for line in lines {
+        let line = line.unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        for rs in v["resourceSpans"].as_array_mut().unwrap() {
+            for ss in rs["scopeSpans"].as_array_mut().unwrap() {
+                for s in ss["spans"].as_array_mut().unwrap() {
+                    let attrs = s["attributes"].as_array_mut().unwrap();
+                    if !attrs.iter().any(|a| a["key"] == "gen_ai.conversation.id") {
+                        attrs.push(
+                            serde_json::json!({"key": "gen_ai.conversation.id", "value": {}}),
+                        );
+                    }
+                    for a in attrs.iter_mut() {
+                        if a["key"] == "gen_ai.conversation.id" {
+                            a["value"] = serde_json::json!({"stringValue": "one-long-session"});
+                        }
+                    }
+                }
+            }
+        }
+        serde_json::to_writer(&mut w, &v).unwrap();
+        w.write_all(b"\n").unwrap();
+    }
+}
+
+/// The lines of `from` spread over `n` files in a folder.
+fn small_files(from: &Path, dir: &Path, n: usize) {
+    if dir.exists() {
+        return;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let text = std::fs::read_to_string(from).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let per = lines.len().div_ceil(n);
+    for (i, chunk) in lines.chunks(per.max(1)).enumerate() {
+        std::fs::write(
+            dir.join(format!("part-{i:05}.jsonl")),
+            chunk.join("\n") + "\n",
+        )
+        .unwrap();
+    }
+}
+
+fn compressed(from: &Path, dir: &Path) -> (PathBuf, PathBuf) {
+    let gz = dir.join("month.jsonl.gz");
+    let zst = dir.join("month.jsonl.zst");
+    if !gz.exists() {
+        let mut e = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
+        std::io::copy(&mut std::fs::File::open(from).unwrap(), &mut e).unwrap();
+        e.finish().unwrap();
+    }
+    if !zst.exists() {
+        let data = std::fs::read(from).unwrap();
+        let c = ruzstd::encoding::compress_to_vec(
+            &data[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        std::fs::write(&zst, c).unwrap();
+    }
+    (gz, zst)
+}
+
+fn main() {
+    let bin = env!("CARGO_BIN_EXE_tokenhound");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-linear");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cache = dir.join("cache");
+    let (repeat, noise) = (env_or("BENCH_REPEAT", 2), env_or("BENCH_NOISE", 40));
+    // Four distinct months (other seeds, other ids), to make 1×, 2× and 4×.
+    let months: Vec<PathBuf> = (0..4)
+        .map(|k| {
+            let p = dir.join(format!("month-{k}-r{repeat}-n{noise}.jsonl"));
+            generate(&p, 100 + k as u64, repeat, noise);
+            p
+        })
+        .collect();
+    let base = &months[0];
+    let long = dir.join(format!("one-session-r{repeat}-n{noise}.jsonl"));
+    one_session(&months, &long);
+    let files = dir.join(format!("files-r{repeat}-n{noise}"));
+    small_files(base, &files, 2000);
+    let (gz, zst) = compressed(base, &dir);
+
+    let _ = scan(bin, &cache, base.to_str().unwrap(), &[]); // warm caches
+    let runs: Vec<(String, Run)> = vec![
+        ("1× (stdin)".into(), scan(bin, &cache, "-", &months[..1])),
+        ("2× (stdin)".into(), scan(bin, &cache, "-", &months[..2])),
+        ("4× (stdin)".into(), scan(bin, &cache, "-", &months[..4])),
+        (
+            "4× as one long session".into(),
+            scan(bin, &cache, long.to_str().unwrap(), &[]),
+        ),
+        (
+            "1× in 2,000 files".into(),
+            scan(bin, &cache, files.to_str().unwrap(), &[]),
+        ),
+        (
+            "1× gzip".into(),
+            scan(bin, &cache, gz.to_str().unwrap(), &[]),
+        ),
+        (
+            "1× zstd".into(),
+            scan(bin, &cache, zst.to_str().unwrap(), &[]),
+        ),
+    ];
+    let first = runs[0].1.spans as f64 / runs[0].1.secs;
+    println!(
+        "{:<26} {:>10} {:>8} {:>12} {:>9} {:>9}",
+        "input", "spans", "wall s", "spans/s", "vs 1×", "peak MB"
+    );
+    for (name, r) in &runs {
+        let rate = r.spans as f64 / r.secs;
+        println!(
+            "{name:<26} {:>10} {:>8.2} {:>12.0} {:>8.2}× {:>9.0}",
+            r.spans,
+            r.secs,
+            rate,
+            rate / first,
+            r.peak_mb
+        );
+    }
+}
