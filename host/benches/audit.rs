@@ -45,14 +45,9 @@ fn main() {
     let file = dir.join(format!("month-r{repeat}-n{noise}.jsonl"));
     if !file.exists() {
         tokenhound_testgen::run(&tokenhound_testgen::Args {
-            out: file.clone(),
-            truth: None,
-            seed: 42,
             repeat,
             noise,
-            fix_day: None,
-            audit: false,
-            growth: 0.0,
+            ..tokenhound_testgen::Args::month(file.clone(), 42)
         })
         .unwrap();
     }

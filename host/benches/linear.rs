@@ -84,14 +84,9 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 fn generate(path: &Path, seed: u64, repeat: u32, noise: u32) {
     if !path.exists() {
         tokenhound_testgen::run(&tokenhound_testgen::Args {
-            out: path.to_path_buf(),
-            truth: None,
-            seed,
             repeat,
             noise,
-            fix_day: None,
-            audit: false,
-            growth: 0.0,
+            ..tokenhound_testgen::Args::month(path.to_path_buf(), seed)
         })
         .unwrap();
     }

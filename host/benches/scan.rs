@@ -24,14 +24,9 @@ fn main() {
     if !file.exists() {
         let t = Instant::now();
         tokenhound_testgen::run(&tokenhound_testgen::Args {
-            out: file.clone(),
-            truth: None,
-            seed: 42,
             repeat,
             noise,
-            fix_day: None,
-            audit: false,
-            growth: 0.0,
+            ..tokenhound_testgen::Args::month(file.clone(), 42)
         })
         .unwrap();
         eprintln!("generated in {:.1}s", t.elapsed().as_secs_f64());

@@ -214,14 +214,8 @@ fn openllmetry(s: &Value, agent: Option<&str>) -> Value {
 fn month_and_twin(dir: &std::path::Path, dialect: &str) -> (String, String) {
     let otel = dir.join("month.jsonl");
     tokenhound_testgen::run(&tokenhound_testgen::Args {
-        out: otel.clone(),
-        truth: None,
-        seed: 21,
-        repeat: 1,
         noise: 1,
-        fix_day: None,
-        audit: false,
-        growth: 0.0,
+        ..tokenhound_testgen::Args::month(otel.clone(), 21)
     })
     .unwrap();
     let text = std::fs::read_to_string(&otel).unwrap();

@@ -430,16 +430,7 @@ fn helicone_requests() {
 fn generated_month_in_other_formats_gives_the_same_findings() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("month.jsonl");
-    let args = tokenhound_testgen::Args {
-        out: json_path.clone(),
-        truth: None,
-        seed: 3,
-        repeat: 1,
-        noise: 0,
-        fix_day: None,
-        audit: false,
-        growth: 0.0,
-    };
+    let args = tokenhound_testgen::Args::month(json_path.clone(), 3);
     tokenhound_testgen::run(&args).unwrap();
     let text = std::fs::read_to_string(&json_path).unwrap();
 

@@ -10,14 +10,8 @@ fn month() -> (tempfile::TempDir, tokenhound_testgen::Truth, Value) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("month.jsonl.gz");
     let args = tokenhound_testgen::Args {
-        out: out.clone(),
-        truth: None,
-        seed: 7,
-        repeat: 1,
         noise: 2,
-        fix_day: None,
-        audit: false,
-        growth: 0.0,
+        ..tokenhound_testgen::Args::month(out.clone(), 7)
     };
     let truth = tokenhound_testgen::run(&args).unwrap();
     let (code, report) = scan_json(&[out.to_str().unwrap()]);
@@ -129,16 +123,7 @@ fn every_instance_found_and_no_negative() {
 fn shuffled_lines_give_the_same_findings() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("month.jsonl");
-    let args = tokenhound_testgen::Args {
-        out: out.clone(),
-        truth: None,
-        seed: 5,
-        repeat: 1,
-        noise: 0,
-        fix_day: None,
-        audit: false,
-        growth: 0.0,
-    };
+    let args = tokenhound_testgen::Args::month(out.clone(), 5);
     tokenhound_testgen::run(&args).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
@@ -165,26 +150,13 @@ fn the_saved_queries_match_the_generated_truth() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("month-audit.jsonl.gz");
     let truth = tokenhound_testgen::run(&tokenhound_testgen::Args {
-        out: out.clone(),
-        truth: None,
-        seed: 13,
-        repeat: 1,
-        noise: 0,
-        fix_day: None,
         audit: true,
-        growth: 0.0,
+        ..tokenhound_testgen::Args::month(out.clone(), 13)
     })
     .unwrap();
     let packs = ["-p", "builtin:default", "-p", "builtin:weekly-audit"];
     let (_, r) = scan_json(&[&packs[..], &[out.to_str().unwrap()]].concat());
-    let ev = |f: &Value, k: &str| -> String {
-        let e = f["evidence"].as_array().unwrap();
-        let pair = e
-            .iter()
-            .find(|p| p[0] == k)
-            .unwrap_or_else(|| panic!("{k}"));
-        pair[1].as_str().unwrap().to_string()
-    };
+    let ev = evidence;
     let by_pattern = |rule: &str, p: &str| -> Value {
         let found = findings(&r, rule);
         let f = found.iter().find(|f| f["pattern"] == p);
@@ -269,13 +241,7 @@ fn the_budget_alert_matches_the_generated_truth() {
             assert!(!b.alert, "a month like the last is on pace");
             continue;
         }
-        let ev = |k: &str| -> String {
-            let e = alerts[0]["evidence"].as_array().unwrap();
-            e.iter().find(|p| p[0] == k).unwrap()[1]
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
+        let ev = |k: &str| evidence(alerts[0], k);
         assert_eq!(ev("previous_total"), b.previous_total.to_string());
         assert_eq!(ev("tokens_so_far"), b.tokens_so_far.to_string());
         assert_eq!(ev("projection"), format!("{:.0}", b.projection));

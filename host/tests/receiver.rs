@@ -96,17 +96,7 @@ fn received_spans_give_the_findings_of_a_scan_and_survive_kill_9() {
     w.kill9();
     let w = start(&spans, &out, port, &[]);
     post_all(port, &lines[half..]);
-    let n = want.len();
-    let f = w.wait_for("all findings", |f| {
-        f.len() >= n && f.values().filter(|v| v["rule"] == "context-reread").count() == 70
-    });
-    w.stop();
-    let mut got: Vec<_> = f.values().map(key).collect();
-    got.sort();
-    assert!(
-        got == want,
-        "received spans give other findings than a scan"
-    );
+    assert_watch_gives(w, &want, "received spans");
 }
 
 #[test]
@@ -223,15 +213,5 @@ fn the_otel_python_exporters_send_a_month_over_http_and_grpc() {
         String::from_utf8_lossy(&sent.stdout),
         String::from_utf8_lossy(&sent.stderr)
     );
-    let n = want.len();
-    let f = w.wait_for("all findings", |f| {
-        f.len() >= n && f.values().filter(|v| v["rule"] == "context-reread").count() == 70
-    });
-    w.stop();
-    let mut got: Vec<_> = f.values().map(key).collect();
-    got.sort();
-    assert!(
-        got == want,
-        "spans sent by the OTel exporters give other findings than a scan"
-    );
+    assert_watch_gives(w, &want, "spans sent by the OTel exporters");
 }

@@ -11,14 +11,8 @@ use std::path::{Path, PathBuf};
 fn fixed_month(dir: &Path) -> PathBuf {
     let out = dir.join("month-fixed-day9.jsonl.gz");
     tokenhound_testgen::run(&tokenhound_testgen::Args {
-        out: out.clone(),
-        truth: None,
-        seed: 11,
-        repeat: 1,
-        noise: 0,
         fix_day: Some(9),
-        audit: false,
-        growth: 0.0,
+        ..tokenhound_testgen::Args::month(out.clone(), 11)
     })
     .unwrap();
     out

@@ -131,6 +131,31 @@ def anthropic_loop(base, tool, **client_options):
 
 # The conventions' own libraries for agent and tool spans.
 
+DESCRIPTIONS = {"read_file": "Read a file", "run_tests": "Run a test suite"}
+
+
+def decorated_tools(decorate):
+    """The two tools, each wrapped by a library's tool decorator (`decorate(name)`);
+    returns `tool(name, args, call_id)` running one in its span."""
+
+    @decorate("read_file")
+    def read_file(path):
+        return run_tool("read_file", {"path": path})
+
+    @decorate("run_tests")
+    def run_tests(suite):
+        return run_tool("run_tests", {"suite": suite})
+
+    fns = {"read_file": read_file, "run_tests": run_tests}
+
+    def tool(name, args, call_id):
+        try:
+            return fns[name](**args), True
+        except ToolError as e:
+            return f"error: {e}", False
+
+    return tool
+
 
 def otel_genai(tp, loop):
     """opentelemetry-util-genai: invoke_agent and execute_tool spans (OTel GenAI)."""
@@ -164,22 +189,7 @@ def openinference(tp, loop):
     from openinference.instrumentation import OITracer, TraceConfig, using_session
 
     tracer = OITracer(tp.get_tracer("flaky-fixer"), config=TraceConfig())
-
-    @tracer.tool(name="read_file", description="Read a file")
-    def read_file(path):
-        return run_tool("read_file", {"path": path})
-
-    @tracer.tool(name="run_tests", description="Run a test suite")
-    def run_tests(suite):
-        return run_tool("run_tests", {"suite": suite})
-
-    fns = {"read_file": read_file, "run_tests": run_tests}
-
-    def tool(name, args, call_id):
-        try:
-            return fns[name](**args), True
-        except ToolError as e:
-            return f"error: {e}", False
+    tool = decorated_tools(lambda name: tracer.tool(name=name, description=DESCRIPTIONS[name]))
 
     @tracer.agent(name="flaky-fixer")
     def agent(task):
@@ -197,21 +207,7 @@ def traceloop(tp_path, loop):
     Traceloop.init(app_name="flaky-fixer", exporter=exporter_to(tp_path), disable_batch=True, telemetry_enabled=False)
     Traceloop.set_association_properties({"session_id": SESSION})
 
-    @tl_tool(name="read_file")
-    def read_file(path):
-        return run_tool("read_file", {"path": path})
-
-    @tl_tool(name="run_tests")
-    def run_tests(suite):
-        return run_tool("run_tests", {"suite": suite})
-
-    fns = {"read_file": read_file, "run_tests": run_tests}
-
-    def tool(name, args, call_id):
-        try:
-            return fns[name](**args), True
-        except ToolError as e:
-            return f"error: {e}", False
+    tool = decorated_tools(lambda name: tl_tool(name=name))
 
     @agent(name="flaky-fixer")
     def run():

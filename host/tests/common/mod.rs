@@ -409,16 +409,27 @@ pub fn key(v: &Value) -> (String, Vec<String>, u64) {
 /// A generated month (one turn per few lines, as an exporter writes) in `dir`.
 pub fn generated_month(dir: &Path, seed: u64) -> PathBuf {
     let month = dir.join("month.jsonl");
-    let args = tokenhound_testgen::Args {
-        out: month.clone(),
-        truth: None,
-        seed,
-        repeat: 1,
-        noise: 0,
-        fix_day: None,
-        audit: false,
-        growth: 0.0,
-    };
-    tokenhound_testgen::run(&args).unwrap();
+    tokenhound_testgen::run(&tokenhound_testgen::Args::month(month.clone(), seed)).unwrap();
     month
+}
+
+/// A finding's evidence value for `key`.
+pub fn evidence(f: &Value, key: &str) -> String {
+    let e = f["evidence"].as_array().expect("evidence");
+    let pair = e.iter().find(|p| p[0] == key);
+    let pair = pair.unwrap_or_else(|| panic!("no evidence {key} in {f:#}"));
+    pair[1].as_str().unwrap().to_string()
+}
+
+/// Wait until a watch has written the generated month's findings (`want`, from
+/// a scan; 70 re-reads in a generated month), stop it, and require them equal.
+pub fn assert_watch_gives(w: Watch, want: &[(String, Vec<String>, u64)], what: &str) {
+    let n = want.len();
+    let f = w.wait_for("all findings", |f| {
+        f.len() >= n && f.values().filter(|v| v["rule"] == "context-reread").count() == 70
+    });
+    w.stop();
+    let mut got: Vec<_> = f.values().map(key).collect();
+    got.sort();
+    assert!(got == want, "{what} give other findings than a scan");
 }
