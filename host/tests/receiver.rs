@@ -164,6 +164,66 @@ fn a_receiver_behind_answers_429_with_retry_after_and_loses_nothing() {
     );
 }
 
+/// gRPC's answer to a full queue is RESOURCE_EXHAUSTED, which exporters retry.
+#[test]
+fn a_grpc_receiver_behind_answers_resource_exhausted() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let month = generated_month(dir.path(), 15);
+    let text = std::fs::read_to_string(&month).unwrap();
+    let requests: Vec<ExportTraceServiceRequest> = text
+        .lines()
+        .take(40)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (http, grpc) = (free_port(), free_port());
+    let g = grpc.to_string();
+    let w = start(
+        dir.path(),
+        &dir.path().join("f.jsonl"),
+        http,
+        &["--grpc", &g, "--max-pending-mb", "0"],
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let codes: Vec<tonic::Code> = rt.block_on(async {
+        let client = TraceServiceClient::connect(format!("http://127.0.0.1:{grpc}"))
+            .await
+            .unwrap();
+        let calls = requests.into_iter().map(|r| {
+            let mut c = client.clone();
+            tokio::spawn(async move {
+                c.export(r)
+                    .await
+                    .map_or_else(|e| e.code(), |_| tonic::Code::Ok)
+            })
+        });
+        let mut out = Vec::new();
+        for c in calls.collect::<Vec<_>>() {
+            out.push(c.await.unwrap());
+        }
+        out
+    });
+    w.stop();
+    assert!(codes.contains(&tonic::Code::ResourceExhausted), "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .all(|c| matches!(c, tonic::Code::Ok | tonic::Code::ResourceExhausted)),
+        "{codes:?}"
+    );
+    let spool = std::fs::read_to_string(dir.path().join("tokenhound-received.jsonl")).unwrap();
+    let ok = codes.iter().filter(|c| **c == tonic::Code::Ok).count();
+    assert_eq!(
+        spool.lines().count(),
+        ok,
+        "each accepted request spooled once"
+    );
+}
+
 #[test]
 fn what_is_not_otlp_is_refused_for_good() {
     let dir = tempfile::tempdir().unwrap();
