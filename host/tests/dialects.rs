@@ -1,8 +1,9 @@
 //! The generated month rewritten in each dialect the way its instrumentation
 //! writes it (attribute for attribute as in the recordings of
 //! tests/fixtures/real-instr: OpenInference 0.1.66's LLM, TOOL and AGENT spans,
-//! traceloop-sdk 0.62.4's @tool and @agent spans) gives the same findings as the
-//! OTel GenAI original: the same rules, spans and wasted tokens.
+//! traceloop-sdk 0.62.4's @tool and @agent spans; the Vercel AI SDK's spans as
+//! its telemetry documentation lists them) gives the same findings as the OTel
+//! GenAI original: the same rules, spans and wasted tokens.
 
 mod common;
 use common::*;
@@ -210,6 +211,75 @@ fn openllmetry(s: &Value, agent: Option<&str>) -> Value {
     out
 }
 
+/// One OTel GenAI span as the Vercel AI SDK (v5) writes it with
+/// `experimental_telemetry` on: an agent turn is the `ai.generateText` span of
+/// a multi-step call (its functionId the agent's name), each LLM call its
+/// `ai.generateText.doGenerate` step (ai.* and the gen_ai.* the SDK adds), each
+/// tool an `ai.toolCall` span; the session in the telemetry metadata.
+fn vercel(s: &Value) -> Value {
+    let a = attrs_of(s);
+    let mut out = s.clone();
+    let mut attrs: Vec<Value> = Vec::new();
+    if let Some(c) = text(&a, "gen_ai.conversation.id") {
+        attrs.push(kv("ai.telemetry.metadata.sessionId", json!(c)));
+    }
+    match text(&a, "gen_ai.operation.name").as_deref() {
+        Some("chat") => {
+            let model = text(&a, "gen_ai.response.model").unwrap();
+            let (i, o) = (
+                int(&a, "gen_ai.usage.input_tokens").unwrap(),
+                int(&a, "gen_ai.usage.output_tokens").unwrap(),
+            );
+            out["name"] = json!("ai.generateText.doGenerate");
+            attrs.push(kv("operation.name", json!("ai.generateText.doGenerate")));
+            attrs.push(kv("ai.operationId", json!("ai.generateText.doGenerate")));
+            attrs.push(kv("ai.model.id", json!(model)));
+            attrs.push(kv("ai.model.provider", json!("anthropic.messages")));
+            attrs.push(kv("ai.usage.inputTokens", json!(i)));
+            attrs.push(kv("ai.usage.outputTokens", json!(o)));
+            if let Some(c) = int(&a, "gen_ai.usage.cache_read.input_tokens") {
+                attrs.push(kv("ai.usage.cachedInputTokens", json!(c)));
+            }
+            if let Some(t) = text(&a, "gen_ai.output.messages").and_then(|m| first_text(&m)) {
+                attrs.push(kv("ai.response.text", json!(t)));
+            }
+            attrs.push(kv("ai.response.finishReason", json!("stop")));
+            attrs.push(kv("gen_ai.system", json!("anthropic.messages")));
+            attrs.push(kv("gen_ai.request.model", json!(model)));
+            attrs.push(kv("gen_ai.response.model", json!(model)));
+            attrs.push(kv("gen_ai.usage.input_tokens", json!(i)));
+            attrs.push(kv("gen_ai.usage.output_tokens", json!(o)));
+        }
+        Some("execute_tool") => {
+            out["name"] = json!("ai.toolCall");
+            attrs.push(kv("operation.name", json!("ai.toolCall")));
+            attrs.push(kv("ai.operationId", json!("ai.toolCall")));
+            attrs.push(kv("ai.toolCall.name", json!(text(&a, "gen_ai.tool.name"))));
+            attrs.push(kv("ai.toolCall.id", json!(text(&a, "gen_ai.tool.call.id"))));
+            attrs.push(kv(
+                "ai.toolCall.args",
+                json!(text(&a, "gen_ai.tool.call.arguments")),
+            ));
+            match text(&a, "gen_ai.tool.call.result") {
+                Some(r) => attrs.push(kv("ai.toolCall.result", json!(r))),
+                None => failed(&mut out, &text(&a, "error.type").unwrap()),
+            }
+        }
+        Some("invoke_agent") => {
+            out["name"] = json!("ai.generateText");
+            attrs.push(kv("operation.name", json!("ai.generateText")));
+            attrs.push(kv("ai.operationId", json!("ai.generateText")));
+            attrs.push(kv(
+                "ai.telemetry.functionId",
+                json!(text(&a, "gen_ai.agent.name")),
+            ));
+        }
+        _ => return s.clone(),
+    }
+    out["attributes"] = Value::Array(attrs);
+    out
+}
+
 /// The generated month (with ordinary service spans), and its twin in a dialect.
 fn month_and_twin(dir: &std::path::Path, dialect: &str) -> (String, String) {
     let otel = dir.join("month.jsonl");
@@ -245,6 +315,7 @@ fn month_and_twin(dir: &std::path::Path, dialect: &str) -> (String, String) {
                 .cloned();
             *s = match dialect {
                 "openinference" => openinference(s),
+                "vercel-ai" => vercel(s),
                 _ => openllmetry(s, parent.as_deref()),
             };
         }
@@ -264,6 +335,18 @@ fn text_of_agent(s: &Value) -> Option<String> {
 }
 
 fn same_findings(dialect: &str) {
+    same_findings_of(
+        dialect,
+        &[
+            "retry-storm",
+            "context-reread",
+            "subagent-duplicate-context",
+            "filler-preamble",
+        ],
+    );
+}
+
+fn same_findings_of(dialect: &str, rules: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let (otel, twin) = month_and_twin(dir.path(), dialect);
     let (_, a) = scan_json(&[&otel]);
@@ -280,12 +363,7 @@ fn same_findings(dialect: &str) {
     }
     let (want, got) = (finding_keys(&a), finding_keys(&b));
     assert!(want.len() > 1000);
-    for rule in [
-        "retry-storm",
-        "context-reread",
-        "subagent-duplicate-context",
-        "filler-preamble",
-    ] {
+    for &rule in rules {
         let of = |v: &[(String, Vec<String>, u64)]| {
             v.iter()
                 .filter(|f| f.0 == rule)
@@ -310,4 +388,15 @@ fn the_month_in_openinference_gives_the_same_findings() {
 #[test]
 fn the_month_in_openllmetry_gives_the_same_findings() {
     same_findings("openllmetry");
+}
+
+/// The AI SDK writes no agent name a detector can group sub-agents by (its
+/// functionId names the call site, not an agent): sub-agent duplication is not
+/// compared; the other three are.
+#[test]
+fn the_month_in_the_vercel_ai_sdk_gives_the_same_findings() {
+    same_findings_of(
+        "vercel-ai",
+        &["retry-storm", "context-reread", "filler-preamble"],
+    );
 }
