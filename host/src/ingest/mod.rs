@@ -494,7 +494,20 @@ impl Reader {
         };
         let mut r = decompress(&name, raw, self.bytes.clone())?;
         self.stats.files += 1;
-        let head = r.fill_buf().map_err(io)?.to_vec();
+        let mut head = r.fill_buf().map_err(io)?.to_vec();
+        if !head.is_empty() && !head.contains(&b'\n') {
+            // A pipe hands over what it has (64 KiB): read on to the first
+            // line's end, or a partial first line makes a stream of lines look
+            // like one document, read whole into memory.
+            let mut first = Vec::new();
+            (&mut r)
+                .take(self.max_record as u64)
+                .read_until(b'\n', &mut first)
+                .map_err(io)?;
+            head.clone_from(&first);
+            let rest = std::io::Cursor::new(first).chain(r);
+            r = Box::new(std::io::BufReader::with_capacity(1 << 20, rest));
+        }
         if head.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
