@@ -891,3 +891,45 @@ fn the_2026_genai_conventions_are_read() {
         assert!(parts.contains(want), "{want} in {parts}");
     }
 }
+
+/// A folder of many small files (read several at once) gives the report one
+/// file of the same lines gives, problems located in the right files.
+#[test]
+fn a_folder_of_small_files_reads_as_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let month = dir.path().join("month.jsonl");
+    tokenhound_testgen::run(&tokenhound_testgen::Args::month(month.clone(), 8)).unwrap();
+    let text = std::fs::read_to_string(&month).unwrap();
+    let parts = dir.path().join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, chunk) in lines.chunks(2).enumerate() {
+        std::fs::write(
+            parts.join(format!("p{i:04}.jsonl")),
+            chunk.join("\n") + "\n",
+        )
+        .unwrap();
+    }
+    // Two broken files among them, each a problem naming itself.
+    std::fs::write(parts.join("p0003-bad.jsonl"), "{\"resourceSpans\": [\n").unwrap();
+    std::fs::write(parts.join("p0050-bad.jsonl"), "not json\n").unwrap();
+    let (_, one) = scan_json(&[month.to_str().unwrap()]);
+    let (_, many) = scan_json(&[parts.to_str().unwrap()]);
+    assert_eq!(finding_keys(&many), finding_keys(&one));
+    assert_eq!(many["totals"]["spans"], one["totals"]["spans"]);
+    assert_eq!(
+        many["input"]["files"].as_u64().unwrap(),
+        lines.len().div_ceil(2) as u64 + 1
+    );
+    assert_eq!(many["input"]["problems"], 2);
+    let first: Vec<String> = many["input"]["first_problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["file"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        first[0].ends_with("p0003-bad.jsonl") && first[1].ends_with("p0050-bad.jsonl"),
+        "{first:?}"
+    );
+}

@@ -168,6 +168,36 @@ impl ReadStats {
             self.first_problems.push(p);
         }
     }
+
+    /// Add what another reader counted (a file read beside this one).
+    fn merge(&mut self, o: ReadStats) {
+        self.files += o.files;
+        self.records += o.records;
+        self.spans += o.spans;
+        self.skipped_files += o.skipped_files;
+        self.repeated_spans += o.repeated_spans;
+        self.problems += o.problems - o.first_problems.len() as u64;
+        for p in o.first_problems {
+            self.problem(p);
+        }
+        let add = |to: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>| {
+            for (k, v) in from {
+                *to.entry(k).or_default() += v;
+            }
+        };
+        add(&mut self.formats, o.formats);
+        add(&mut self.dialects, o.dialects);
+        add(&mut self.unknown_usage, o.unknown_usage);
+        add(&mut self.repeated_in, o.repeated_in);
+    }
+}
+
+/// Small files read at once, at most (their spans are held until handed on).
+const SMALL_FILES_AT_ONCE: usize = 64;
+
+/// A file under 1 MiB (stdin never is: its size is unknown).
+fn is_small(p: &Path) -> bool {
+    p.as_os_str() != "-" && std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() < 1 << 20)
 }
 
 /// The files behind the arguments: files as given, folders walked in name order
@@ -441,20 +471,69 @@ impl Reader {
 
     /// Read every file; a file that cannot be read (or whose end cannot) costs
     /// only itself: it is a problem naming the file, and the rest is read.
+    ///
+    /// A file is parsed in blocks split across the cores, but a small file is
+    /// one block: runs of small files are read several at once, each by a
+    /// reader of its own, and handed on in file order.
     pub fn read_all(&mut self, files: &[PathBuf], sink: &mut dyn FnMut(Vec<Span>)) {
-        for f in files {
-            if let Err(e) = self.read_file(f, sink) {
-                if matches!(e, InputError::UnknownFormat { .. }) {
-                    self.stats.files -= 1; // counted when opened, but nothing was read
-                }
-                self.stats.skipped_files += 1;
-                self.stats.problem(Problem {
-                    file: e.path().into(),
-                    line: 0,
-                    reason: e.reason(),
-                });
+        let mut i = 0;
+        while i < files.len() {
+            let run = files[i..]
+                .iter()
+                .take(SMALL_FILES_AT_ONCE)
+                .take_while(|f| is_small(f))
+                .count();
+            if run < 2 {
+                let r = self.read_file(&files[i], sink);
+                self.after(r);
+                i += 1;
+                continue;
             }
+            let read: Vec<(Reader, Vec<Vec<Span>>, Result<(), InputError>)> = files[i..i + run]
+                .par_iter()
+                .map(|f| {
+                    let mut r = self.fork();
+                    let mut blocks = Vec::new();
+                    let done = r.read_file(f, &mut |s| blocks.push(s));
+                    (r, blocks, done)
+                })
+                .collect();
+            for (r, blocks, done) in read {
+                self.stats.merge(r.stats);
+                blocks.into_iter().for_each(&mut *sink);
+                self.after(done);
+            }
+            i += run;
         }
+    }
+
+    /// A reader with the same settings and counters of its own.
+    fn fork(&self) -> Reader {
+        Reader {
+            keep: self.keep,
+            maps: self.maps.clone(),
+            format: self.format,
+            stats: ReadStats::default(),
+            bytes: self.bytes.clone(),
+            max_record: self.max_record,
+            max_document: self.max_document,
+        }
+    }
+
+    /// A file that failed is a skipped file and a problem naming it.
+    fn after(&mut self, done: Result<(), InputError>) {
+        let Err(e) = done else {
+            return;
+        };
+        if matches!(e, InputError::UnknownFormat { .. }) {
+            self.stats.files -= 1; // counted when opened, but nothing was read
+        }
+        self.stats.skipped_files += 1;
+        self.stats.problem(Problem {
+            file: e.path().into(),
+            line: 0,
+            reason: e.reason(),
+        });
     }
 
     fn count_format(&mut self, name: &str, records: u64) {
