@@ -192,6 +192,13 @@ impl ReadStats {
     }
 }
 
+/// A file read beside others: what it counted, its spans, how it ended.
+struct ReadAside {
+    stats: ReadStats,
+    blocks: Vec<Vec<Span>>,
+    done: Result<(), InputError>,
+}
+
 /// Small files read at once, at most (their spans are held until handed on).
 const SMALL_FILES_AT_ONCE: usize = 64;
 
@@ -489,19 +496,23 @@ impl Reader {
                 i += 1;
                 continue;
             }
-            let read: Vec<(Reader, Vec<Vec<Span>>, Result<(), InputError>)> = files[i..i + run]
+            let read: Vec<ReadAside> = files[i..i + run]
                 .par_iter()
                 .map(|f| {
                     let mut r = self.fork();
                     let mut blocks = Vec::new();
                     let done = r.read_file(f, &mut |s| blocks.push(s));
-                    (r, blocks, done)
+                    ReadAside {
+                        stats: r.stats,
+                        blocks,
+                        done,
+                    }
                 })
                 .collect();
-            for (r, blocks, done) in read {
+            for r in read {
                 self.stats.merge(r.stats);
-                blocks.into_iter().for_each(&mut *sink);
-                self.after(done);
+                r.blocks.into_iter().for_each(&mut *sink);
+                self.after(r.done);
             }
             i += run;
         }
