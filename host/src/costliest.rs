@@ -189,15 +189,15 @@ fn content_tokens(bytes: u64, per: f64) -> u64 {
 /// call before `report::build` (which takes the findings).
 pub fn build(o: &mut crate::scan::Outcome) -> Top {
     let costliest = std::mem::take(&mut o.costliest);
-    let mut charged: std::collections::HashMap<(String, String), Vec<Charged>> = costliest
+    let key = crate::model::span_key;
+    let mut charged: rustc_hash::FxHashMap<u64, Vec<Charged>> = costliest
         .iter()
-        .map(|c| ((c.trace_id.clone(), c.span_id.clone()), Vec::new()))
+        .map(|c| (key(&c.trace_id, &c.span_id), Vec::new()))
         .collect();
     for run in &o.runs {
         for f in &run.findings.list {
             for c in &f.waste {
-                let key = (c.span.trace_id.clone(), c.span.span_id.clone());
-                if let Some(list) = charged.get_mut(&key) {
+                if let Some(list) = charged.get_mut(&key(&c.span.trace_id, &c.span.span_id)) {
                     list.push(Charged {
                         rule: run.rule.id.clone(),
                         title: f.title.clone(),
@@ -221,10 +221,10 @@ pub fn build(o: &mut crate::scan::Outcome) -> Top {
                 .collect();
             parts.sort_by_key(|p| std::cmp::Reverse(p.part.bytes));
             let bytes: u64 = call.parts.iter().map(|p| p.bytes).sum();
-            let key = (call.trace_id.clone(), call.span_id.clone());
+            let charges = charged.remove(&key(&call.trace_id, &call.span_id));
             TopCall {
                 input_content_tokens: content_tokens(bytes, per),
-                findings: charged.remove(&key).unwrap_or_default(),
+                findings: charges.unwrap_or_default(),
                 parts,
                 call,
             }

@@ -338,15 +338,7 @@ fn the_monday_audit_lists_patterns_costliest_calls_and_changes_since_last_week()
         .iter()
         .map(|d| d["rule"].as_str().unwrap())
         .collect();
-    for r in [
-        "retry-storm",
-        "context-reread",
-        "subagent-duplicate-context",
-        "filler-preamble",
-        "tail-latency",
-        "error-patterns",
-        "budget-pace",
-    ] {
+    for r in tokenhound::builtin::NAMES {
         assert!(rules.contains(&r), "{r} runs in the audit: {rules:?}");
     }
     // Last week had no gh_api storms and a pattern that is gone now.

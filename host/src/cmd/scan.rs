@@ -119,7 +119,8 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         return split(&opts, at, &a.format, a.output.as_deref(), a.top);
     }
     let mut outcome = scan::run(&opts)?;
-    let top = crate::costliest::build(&mut outcome);
+    // Only the HTML report shows the costliest calls (the others kept none).
+    let top = (a.format == Format::Html).then(|| crate::costliest::build(&mut outcome));
     let report = crate::report::build(&mut outcome);
     drop(outcome);
     let out = a.output.as_deref();
@@ -130,7 +131,7 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         Format::Html => {
             let extras = crate::report::html::Extras {
                 title: "tokenhound report",
-                costliest: Some(&top),
+                costliest: top.as_ref(),
                 ..Default::default()
             };
             write_out(out, &crate::report::html::page(&report, &extras))?

@@ -9,7 +9,7 @@
 
 use super::{clean, md, num, usd};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// The schema id of `diff --format json`.
@@ -58,17 +58,14 @@ pub struct Figures {
     pub share_pct: f64,
     pub cost_usd: Option<f64>,
     pub per_month: Option<super::PerMonth>,
-    #[serde(skip_serializing)]
-    pub instances: Option<usize>,
 }
 
 impl Side {
     /// A JSON report, or an audit holding one.
-    pub fn from_json(v: serde_json::Value) -> Result<Self, String> {
-        let v = match v.get("report") {
-            Some(r) => r.clone(),
-            None => v,
-        };
+    pub fn from_json(mut v: serde_json::Value) -> Result<Self, String> {
+        if let Some(r) = v.get_mut("report") {
+            v = r.take();
+        }
         if v.get("schema").and_then(|s| s.as_str()) != Some(super::SCHEMA) {
             return Err(format!(
                 "not a tokenhound JSON report (schema {}); write one with `tokenhound scan --format json`",
@@ -78,10 +75,60 @@ impl Side {
         serde_json::from_value(v).map_err(|e| format!("not a report tokenhound can read: {e}"))
     }
 
-    /// The side of a report built in this run.
-    pub fn of(report: &super::Report) -> Self {
-        let v = serde_json::to_value(report).expect("a report serialises");
-        Self::from_json(v).expect("a report of this version reads back")
+    /// The side of a report built in this run: the fields the JSON would
+    /// carry, without writing its findings out and reading them back.
+    pub fn of(r: &super::Report) -> Self {
+        let t = &r.totals;
+        let figures = |rule: &str, pattern: Option<&str>, tokens, share, cost, month| Figures {
+            rule: rule.to_string(),
+            pattern: pattern.map(String::from),
+            wasted_tokens: tokens,
+            share_pct: share,
+            cost_usd: cost,
+            per_month: month,
+        };
+        Side {
+            totals: SideTotals {
+                total_tokens: t.total_tokens,
+                cost_usd: t.cost_usd,
+                first_start_ns: t.first_start_ns,
+                last_end_ns: t.last_end_ns,
+            },
+            summary: SideSummary {
+                wasted_tokens: r.summary.wasted_tokens,
+                covered_days: r.summary.covered_days,
+                per_month: r.summary.per_month,
+            },
+            detectors: r
+                .detectors
+                .iter()
+                .map(|d| {
+                    figures(
+                        &d.rule,
+                        None,
+                        d.wasted_tokens,
+                        d.share_pct,
+                        d.cost_usd,
+                        d.per_month,
+                    )
+                })
+                .collect(),
+            patterns: r
+                .patterns
+                .iter()
+                .map(|p| {
+                    let (tokens, share) = (p.wasted_tokens, p.share_pct);
+                    figures(
+                        &p.rule,
+                        Some(&p.pattern),
+                        tokens,
+                        share,
+                        p.cost_usd,
+                        p.per_month,
+                    )
+                })
+                .collect(),
+        }
     }
 }
 
@@ -204,9 +251,12 @@ pub struct Diff {
 
 /// Compare two sides, matching detectors by rule and patterns by rule and pattern.
 pub fn compare(before: (&str, Side), after: (&str, Side)) -> Diff {
-    let (bl, b) = before;
-    let (al, a) = after;
-    let mut patterns = rows(b.patterns.clone(), a.patterns.clone());
+    let (bl, mut b) = before;
+    let (al, mut a) = after;
+    let mut patterns = rows(
+        std::mem::take(&mut b.patterns),
+        std::mem::take(&mut a.patterns),
+    );
     patterns.sort_by(|x, y| {
         let big = |r: &Row| Row::share(&r.before).max(Row::share(&r.after));
         big(y).total_cmp(&big(x)).then(x.name().cmp(&y.name()))
@@ -222,19 +272,26 @@ pub fn compare(before: (&str, Side), after: (&str, Side)) -> Diff {
 
 /// Rows matched by rule and pattern, in the order first seen (after, then before).
 fn rows(before: Vec<Figures>, after: Vec<Figures>) -> Vec<Row> {
-    let key = |f: &Figures| (f.rule.clone(), f.pattern.clone());
-    let mut then: BTreeMap<(String, Option<String>), Figures> =
-        before.iter().map(|f| (key(f), f.clone())).collect();
-    let mut out: Vec<Row> = Vec::new();
-    for f in after {
-        let b = then.remove(&key(&f));
-        out.push(Row::compare(b, Some(f)));
-    }
-    for f in before {
-        if let Some(b) = then.remove(&key(&f)) {
-            out.push(Row::compare(Some(b), None));
-        }
-    }
+    let index: HashMap<(String, Option<String>), usize> = before
+        .iter()
+        .enumerate()
+        .map(|(i, f)| ((f.rule.clone(), f.pattern.clone()), i))
+        .collect();
+    let mut then: Vec<Option<Figures>> = before.into_iter().map(Some).collect();
+    let mut out: Vec<Row> = after
+        .into_iter()
+        .map(|f| {
+            let b = index
+                .get(&(f.rule.clone(), f.pattern.clone()))
+                .and_then(|&i| then[i].take());
+            Row::compare(b, Some(f))
+        })
+        .collect();
+    out.extend(
+        then.into_iter()
+            .flatten()
+            .map(|b| Row::compare(Some(b), None)),
+    );
     out
 }
 
