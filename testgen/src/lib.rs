@@ -356,6 +356,12 @@ impl Gen {
         self.push(sp)
     }
 
+    /// A `read_file` tool call of `path` under the turn's agent, returning `body`.
+    fn read_file(&mut self, t: &mut Turn, path: &str, body: &str) -> String {
+        let agent = t.agent.clone();
+        self.tool(t, &agent, "read_file", &json!({"path": path}), Some(body))
+    }
+
     /// A normal LLM call: small, sometimes opening with filler (the injected
     /// waste), sometimes with a filler phrase later in the text (a negative).
     fn chat(&mut self, t: &mut Turn, parent: &str, session: &str) {
@@ -537,13 +543,7 @@ impl Gen {
             let mut t = self.begin(Some(&session), "pr-reviewer", now);
             let agent = t.agent.clone();
             // CLAUDE.md every turn: the first read is work, the rest are re-reads.
-            let id = self.tool(
-                &mut t,
-                &agent,
-                "read_file",
-                &json!({"path": "CLAUDE.md"}),
-                Some(&claude_md),
-            );
+            let id = self.read_file(&mut t, "CLAUDE.md", &claude_md);
             if turn_no > 0 {
                 rereads.push(id);
             }
@@ -555,13 +555,7 @@ impl Gen {
                 let mut ids = Vec::new();
                 for f in ["src/lib.rs", "src/main.rs", "src/config.rs", "tests/api.rs"] {
                     let body = format!("// {f}\n{}", "fn placeholder() {}\n".repeat(20));
-                    ids.push(self.tool(
-                        &mut t,
-                        &agent,
-                        "read_file",
-                        &json!({"path": f}),
-                        Some(&body),
-                    ));
+                    ids.push(self.read_file(&mut t, f, &body));
                 }
                 self.negative(
                     "retry-storm",
@@ -754,13 +748,7 @@ impl Gen {
             let agent = t.agent.clone();
             if turn_no == 0 {
                 let body = "## Unreleased\n- fix: webhook retries\n".repeat(40);
-                let id = self.tool(
-                    &mut t,
-                    &agent,
-                    "read_file",
-                    &json!({"path": "CHANGELOG.md"}),
-                    Some(&body),
-                );
+                let id = self.read_file(&mut t, "CHANGELOG.md", &body);
                 self.negative(
                     "context-reread",
                     "a file read once in its session",
@@ -786,13 +774,7 @@ impl Gen {
         let sid = session.clone().unwrap_or_else(|| t.trace.clone());
         let agent = t.agent.clone();
         // The same CLAUDE.md as the reviews, but in another session: not a re-read.
-        let id = self.tool(
-            &mut t,
-            &agent,
-            "read_file",
-            &json!({"path": "CLAUDE.md"}),
-            Some(&claude_md(3000)),
-        );
+        let id = self.read_file(&mut t, "CLAUDE.md", &claude_md(3000));
         self.negative("context-reread", "same path in another session", vec![id]);
         for _ in 0..(5 + self.rng.usize(0..5)) {
             self.chat(&mut t, &agent, &sid);
