@@ -69,6 +69,18 @@ pub struct InputPart {
     pub bytes: u64,
 }
 
+impl InputPart {
+    /// Its tool and file, as a person names the part (`read_file CLAUDE.md`);
+    /// none for a part that has neither (a message, the system instructions).
+    pub fn named(&self) -> Option<String> {
+        let what: Vec<&str> = [self.tool.as_deref(), self.file.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!what.is_empty()).then(|| what.join(" "))
+    }
+}
+
 /// Where a record came from, for located errors.
 #[derive(Clone, Debug, Default)]
 pub struct Origin {

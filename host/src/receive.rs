@@ -272,17 +272,11 @@ async fn serve_grpc(l: std::net::TcpListener, spool: Arc<Spool>) -> anyhow::Resu
     let svc = TraceServiceServer::new(Grpc(spool))
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .max_decoding_message_size(64 << 20);
-    let incoming = tokio_stream_of(tokio::net::TcpListener::from_std(l)?);
+    let incoming =
+        tokio_stream::wrappers::TcpListenerStream::new(tokio::net::TcpListener::from_std(l)?);
     tonic::transport::Server::builder()
         .add_service(svc)
         .serve_with_incoming(incoming)
         .await?;
     Ok(())
-}
-
-/// A listener as the stream of connections tonic serves.
-fn tokio_stream_of(
-    l: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    tokio_stream::wrappers::TcpListenerStream::new(l)
 }

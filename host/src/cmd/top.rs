@@ -148,17 +148,8 @@ fn call_text(o: &mut String, rank: usize, c: &TopCall) {
         );
     }
     for p in c.parts.iter().take(8) {
-        let what = [p.part.tool.as_deref(), p.part.file.as_deref()]
-            .into_iter()
-            .flatten()
-            .map(|s| clean(s).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let what = if what.is_empty() {
-            clean(&p.part.role).into_owned()
-        } else {
-            what
-        };
+        let what = p.part.named().unwrap_or_else(|| p.part.role.to_string());
+        let what = clean(&what);
         let _ = writeln!(
             o,
             "       {:<12} {:<36} {:>10} B {:>8} tok",

@@ -442,15 +442,10 @@ fn parts(o: &mut String, c: &crate::costliest::TopCall) {
 }
 
 fn part_name(p: &crate::costliest::Part) -> String {
-    let what = [p.part.tool.as_deref(), p.part.file.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if what.is_empty() {
-        format!("{} ({})", p.part.kind.label(), p.part.role)
-    } else {
-        format!("{} {what}", p.part.kind.label())
+    let kind = p.part.kind.label();
+    match p.part.named() {
+        Some(what) => format!("{kind} {what}"),
+        None => format!("{kind} ({})", p.part.role),
     }
 }
 
