@@ -75,6 +75,9 @@ impl Spool {
 
     /// Append one request as an OTLP JSON line, synced before returning.
     fn append(&self, mut line: Vec<u8>) -> Result<(), Refusal> {
+        // Checked under the lock: requests arriving together must not all see
+        // the spool as it was before any of them was written.
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let pending = self
             .written
             .load(Ordering::Acquire)
@@ -83,7 +86,6 @@ impl Spool {
             return Err(Refusal::Busy);
         }
         line.push(b'\n');
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         f.write_all(&line)
             .and_then(|_| f.sync_data())
             .map_err(Refusal::Io)?;
