@@ -608,6 +608,8 @@ pub struct Pipeline<'a> {
     pub peak_open: usize,
     /// spans held open before quiet traces are closed early
     pub open_budget: usize,
+    /// the budget was passed: quiet traces are closed as they become quiet
+    closing: bool,
     /// the costliest LLM calls, when asked for (`top`)
     pub costliest: Option<crate::costliest::Costliest>,
     /// what totals and findings count (`--since`, `--until`); spans outside
@@ -630,6 +632,7 @@ impl<'a> Pipeline<'a> {
             batch_spans,
             peak_open: 0,
             open_budget: OPEN_BUDGET,
+            closing: false,
             costliest: None,
             window: None,
             outside: Default::default(),
@@ -659,8 +662,12 @@ impl<'a> Pipeline<'a> {
         self.take_notes();
         self.peak_open = self.peak_open.max(self.asm.open_traces());
         // Below the budget nothing is closed early, so an export in any order is
-        // read exactly; above it, quiet traces go to the detectors to bound memory.
-        if self.asm.open_spans() > self.open_budget {
+        // read exactly. Once past it, quiet traces go to the detectors as they
+        // become quiet: closing them only when the budget is crossed again would
+        // send them in bursts of the whole budget, and reading would stall while
+        // a burst is analysed.
+        self.closing |= self.asm.open_spans() > self.open_budget;
+        if self.closing {
             let done = self.asm.take_quiet();
             self.take_notes();
             self.analyse(done);
