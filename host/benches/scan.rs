@@ -1,10 +1,13 @@
 //! Scan benchmark: a month of 1.4 M spans (the story's size, with the non-GenAI
 //! spans a real service emits), scanned with the default pack by the release
-//! binary. Reports spans/s, MB/s, wall time and peak memory against the file size.
+//! binary, alternated with DuckDB loading the same file and running the four
+//! queries. Reports the median wall time, spans/s, MB/s, peak memory and the
+//! ratio to DuckDB; every timed run's findings must equal a reference run's.
 //!
-//! `cargo bench --bench scan` (env: BENCH_REPEAT, BENCH_NOISE to change the size).
+//! `cargo bench --bench scan` (env: BENCH_REPEAT, BENCH_NOISE to change the
+//! size, BENCH_ROUNDS for the number of alternations, 3).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -33,19 +36,93 @@ fn main() {
     }
     let size = std::fs::metadata(&file).unwrap().len();
     let cache = dir.join("cache");
-    // Warm the compiled-plugin cache so the figure is the scan itself.
-    let _ = Command::new(bin)
-        .args(["scan", "--format", "json", "-o", "/dev/null"])
+    // The reference (which also warms the compiled-plugin cache, so the timed
+    // figures are the scan itself): the same scan holding every span open, so
+    // no trace is analysed early. The timed runs must find exactly what it finds.
+    let reference = dir.join("reference.json");
+    let ok = Command::new(bin)
+        .args([
+            "scan",
+            "--format",
+            "json",
+            "--open-spans",
+            "100000000",
+            "-o",
+        ])
+        .arg(&reference)
         .arg(&file)
         .env("TOKENHOUND_CACHE_DIR", &cache)
-        .env("BENCH_WARM", "1")
-        .output();
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let want = findings_of(&reference);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    // tokenhound and DuckDB alternated, so a busy moment of a shared machine
+    // falls on both.
+    let (mut ours, mut theirs, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
+    let report = dir.join("report.json");
+    for _ in 0..rounds {
+        let (secs, peak) = timed_scan(bin, &file, &cache, &report);
+        assert!(
+            findings_of(&report) == want,
+            "the timed scan's findings differ from the reference run's ({})",
+            reference.display()
+        );
+        ours.push(secs);
+        peaks.push(peak);
+        theirs.extend(duckdb(&file));
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let spans = report["totals"]["spans"].as_u64().unwrap();
+    let secs = median(&mut ours);
+    let peak = peaks.iter().copied().fold(0.0, f64::max);
+    println!(
+        "file: {} ({:.0} MB), {} spans",
+        file.display(),
+        size as f64 / 1e6,
+        spans
+    );
+    println!(
+        "scan: median {secs:.2} s of {ours:.2?}, {:.0} spans/s, {:.0} MB/s; findings equal the reference run's",
+        spans as f64 / secs,
+        size as f64 / 1e6 / secs
+    );
+    println!(
+        "peak memory: {:.0} MB at most ({:.1}% of the file)",
+        peak / 1e6,
+        peak * 100.0 / size as f64
+    );
+    if theirs.is_empty() {
+        println!("duckdb: not measured (pip install duckdb to compare)");
+    } else {
+        let duck = median(&mut theirs);
+        println!(
+            "duckdb: median {duck:.2} s of {theirs:.2?}  →  tokenhound is {:.1}× faster",
+            duck / secs
+        );
+    }
+    for d in report["detectors"].as_array().unwrap() {
+        println!(
+            "  {:<28} {:>6} findings {:>6.2}%",
+            d["rule"].as_str().unwrap(),
+            d["findings"],
+            d["share_pct"].as_f64().unwrap()
+        );
+    }
+}
+
+/// One timed scan: wall seconds and peak resident bytes.
+fn timed_scan(bin: &str, file: &Path, cache: &Path, report: &Path) -> (f64, f64) {
     let t = Instant::now();
     let mut child = Command::new(bin)
         .args(["scan", "--format", "json", "-o"])
-        .arg(dir.join("report.json"))
-        .arg(&file)
-        .env("TOKENHOUND_CACHE_DIR", &cache)
+        .arg(report)
+        .arg(file)
+        .env("TOKENHOUND_CACHE_DIR", cache)
         .spawn()
         .unwrap();
     // VmHWM only grows: the last reading before exit is the peak.
@@ -59,49 +136,35 @@ fn main() {
     };
     let secs = t.elapsed().as_secs_f64();
     assert!(status.success());
-    let peak = peak_kib * 1024;
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
-    let spans = report["totals"]["spans"].as_u64().unwrap();
-    println!(
-        "file: {} ({:.0} MB), {} spans",
-        file.display(),
-        size as f64 / 1e6,
-        spans
-    );
-    println!(
-        "scan: {secs:.2} s, {:.0} spans/s, {:.0} MB/s",
-        spans as f64 / secs,
-        size as f64 / 1e6 / secs
-    );
-    println!(
-        "peak memory: {:.0} MB ({:.1}% of the file)",
-        peak as f64 / 1e6,
-        peak as f64 * 100.0 / size as f64
-    );
-    // The baseline, in the same run: DuckDB loading the file and running the
-    // four queries (only where the duckdb Python package is installed).
+    (secs, (peak_kib * 1024) as f64)
+}
+
+/// DuckDB loading the file and running the four queries (only where the
+/// duckdb Python package is installed): its wall seconds.
+fn duckdb(file: &Path) -> Option<f64> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/duckdb_queries.py");
-    match Command::new("python3").arg(script).arg(&file).output() {
-        Ok(o) if o.status.success() => {
-            let line = String::from_utf8_lossy(&o.stdout).trim().to_string();
-            let duck: f64 = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(f64::NAN);
-            println!("{line}  →  tokenhound is {:.1}× faster", duck / secs);
-        }
-        _ => println!("duckdb: not measured (pip install duckdb to compare)"),
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(file)
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        return None;
     }
-    for d in report["detectors"].as_array().unwrap() {
-        println!(
-            "  {:<28} {:>6} findings {:>6.2}%",
-            d["rule"].as_str().unwrap(),
-            d["findings"],
-            d["share_pct"].as_f64().unwrap()
-        );
-    }
+    let line = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    println!("  {line}");
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A report's findings, as written.
+fn findings_of(report: &Path) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    v["findings"].clone()
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
 }
 
 /// Peak resident memory of a running process (Linux).

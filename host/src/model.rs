@@ -620,6 +620,7 @@ impl Assembler {
             return Added::Repeat;
         }
         let clock = self.check_clock(&mut span);
+        let now = std::time::Instant::now();
         self.watermark = self.watermark.max(clock);
         let late = if self.closed.contains(&id_hash(&span.trace_id)) {
             Added::Late {
@@ -630,19 +631,22 @@ impl Assembler {
         } else {
             Added::New
         };
-        let o = self
-            .open
-            .entry(span.trace_id.clone())
-            .or_insert_with(|| Open {
+        // Looked up before inserting: the entry API would copy the trace id of
+        // every span, and all but the first of a trace's spans find it open.
+        if !self.open.contains_key(&span.trace_id) {
+            let open = Open {
                 trace: Trace {
                     id: span.trace_id.clone(),
                     spans: Vec::new(),
                 },
                 has_root: false,
                 last_end: 0,
-                last_seen: std::time::Instant::now(),
-            });
-        o.last_seen = std::time::Instant::now();
+                last_seen: now,
+            };
+            self.open.insert(span.trace_id.clone(), open);
+        }
+        let o = self.open.get_mut(&span.trace_id).expect("inserted above");
+        o.last_seen = now;
         o.has_root |= span.parent_id.is_none();
         o.last_end = o.last_end.max(span.end_ns);
         o.trace.spans.push(span);
