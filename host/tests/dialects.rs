@@ -1,9 +1,11 @@
 //! The generated month rewritten in each dialect the way its instrumentation
 //! writes it (attribute for attribute as in the recordings of
 //! tests/fixtures/real-instr: OpenInference 0.1.66's LLM, TOOL and AGENT spans,
-//! traceloop-sdk 0.62.4's @tool and @agent spans; the Vercel AI SDK's spans as
-//! its telemetry documentation lists them) gives the same findings as the OTel
-//! GenAI original: the same rules, spans and wasted tokens.
+//! traceloop-sdk 0.62.4's @tool and @agent spans, the LangSmith 0.15.1 and
+//! Langfuse 5.0.4 SDKs' runs and observations, pydantic-ai 2.68's spans; the
+//! Vercel AI SDK's spans as its telemetry documentation lists them) gives the
+//! same findings as the OTel GenAI original: the same rules, spans and wasted
+//! tokens.
 
 mod common;
 use common::*;
@@ -30,6 +32,7 @@ fn int(a: &BTreeMap<String, Value>, k: &str) -> Option<u64> {
 fn kv(k: &str, v: Value) -> Value {
     let value = match v {
         Value::String(s) => json!({"stringValue": s}),
+        Value::Number(n) if n.is_f64() => json!({"doubleValue": n}),
         Value::Number(n) => json!({"intValue": n.to_string()}),
         other => other,
     };
@@ -280,6 +283,296 @@ fn vercel(s: &Value) -> Value {
     out
 }
 
+/// The system and user texts of an OTel GenAI LLM span, as chat messages.
+fn chat_messages(a: &BTreeMap<String, Value>) -> Vec<Value> {
+    let mut messages = Vec::new();
+    if let Some(sys) = text(a, "gen_ai.system_instructions") {
+        let v: Value = serde_json::from_str(&sys).unwrap();
+        messages.push(json!({"role": "system", "content": v[0]["content"]}));
+    }
+    if let Some(user) = text(a, "gen_ai.input.messages").and_then(|m| first_text(&m)) {
+        messages.push(json!({"role": "user", "content": user}));
+    }
+    messages
+}
+
+/// One OTel GenAI span as the LangSmith SDK (0.15.1) writes it in OpenTelemetry
+/// mode, as in tests/fixtures/real-instr/langsmith-anthropic.jsonl: runs from
+/// `wrap_anthropic` and `@traceable`, the thread id in every run's metadata,
+/// the cache details as `str()` of a Python dict, a tool's inputs and its output
+/// wrapped as `{"output": …}`; an agent is a chain run marked as LangSmith's
+/// coding-agent metadata marks it (`ls_agent_type` root or subagent).
+fn langsmith(s: &Value, parent_agent: Option<&str>) -> Value {
+    let a = attrs_of(s);
+    let mut out = s.clone();
+    let mut attrs: Vec<Value> = Vec::new();
+    let run = |attrs: &mut Vec<Value>, kind: &str, name: &str| {
+        attrs.push(kv("langsmith.span.kind", json!(kind)));
+        attrs.push(kv("langsmith.trace.name", json!(name)));
+        attrs.push(kv("langsmith.trace.session_name", json!("default")));
+        attrs.push(kv("langsmith.metadata.ls_method", json!("traceable")));
+    };
+    match text(&a, "gen_ai.operation.name").as_deref() {
+        Some("chat") => {
+            let model = text(&a, "gen_ai.response.model").unwrap();
+            let (i, o) = (
+                int(&a, "gen_ai.usage.input_tokens").unwrap(),
+                int(&a, "gen_ai.usage.output_tokens").unwrap(),
+            );
+            out["name"] = json!("ChatAnthropic");
+            run(&mut attrs, "llm", "ChatAnthropic");
+            attrs.push(kv("gen_ai.operation.name", json!("chat")));
+            attrs.push(kv("gen_ai.system", json!("anthropic")));
+            attrs.push(kv("langsmith.metadata.ls_provider", json!("anthropic")));
+            attrs.push(kv("langsmith.metadata.ls_model_name", json!(model)));
+            attrs.push(kv("gen_ai.request.model", json!(model)));
+            let prompt = json!({"max_tokens": 1024, "messages": chat_messages(&a), "model": model});
+            attrs.push(kv("gen_ai.prompt", json!(prompt.to_string())));
+            attrs.push(kv("gen_ai.usage.input_tokens", json!(i)));
+            attrs.push(kv("gen_ai.usage.output_tokens", json!(o)));
+            attrs.push(kv("gen_ai.usage.total_tokens", json!(i + o)));
+            attrs.push(kv("gen_ai.response.model", json!(model)));
+            let details = match int(&a, "gen_ai.usage.cache_read.input_tokens") {
+                Some(c) => format!("{{'cache_read': {c}}}"),
+                None => "{}".to_string(),
+            };
+            attrs.push(kv("gen_ai.usage.input_token_details", json!(details)));
+            let answer = text(&a, "gen_ai.output.messages").and_then(|m| first_text(&m));
+            let completion = json!({"content": [{"citations": null, "text": answer, "type": "text"}],
+                "model": model, "role": "assistant", "stop_reason": "end_turn"});
+            attrs.push(kv("gen_ai.completion", json!(completion.to_string())));
+        }
+        Some("execute_tool") => {
+            let tool = text(&a, "gen_ai.tool.name").unwrap();
+            out["name"] = json!(tool);
+            run(&mut attrs, "tool", &tool);
+            attrs.push(kv("gen_ai.operation.name", json!("execute_tool")));
+            attrs.push(kv("gen_ai.system", json!("langchain")));
+            attrs.push(kv("gen_ai.tool.name", json!(tool)));
+            let args: Value =
+                serde_json::from_str(&text(&a, "gen_ai.tool.call.arguments").unwrap()).unwrap();
+            attrs.push(kv("gen_ai.prompt", json!(args.to_string())));
+            let result = text(&a, "gen_ai.tool.call.result");
+            attrs.push(kv(
+                "gen_ai.completion",
+                json!(json!({"output": result}).to_string()),
+            ));
+            if result.is_none() {
+                failed(&mut out, &text(&a, "error.type").unwrap());
+            }
+        }
+        Some("invoke_agent") => {
+            let name = text(&a, "gen_ai.agent.name").unwrap();
+            out["name"] = json!(name);
+            run(&mut attrs, "chain", &name);
+            attrs.push(kv("gen_ai.operation.name", json!("chain")));
+            attrs.push(kv("gen_ai.system", json!("langchain")));
+            let role = if parent_agent.is_some() {
+                "subagent"
+            } else {
+                "root"
+            };
+            attrs.push(kv("langsmith.metadata.ls_agent_type", json!(role)));
+        }
+        _ => return s.clone(),
+    }
+    if let Some(c) = text(&a, "gen_ai.conversation.id") {
+        attrs.push(kv("langsmith.metadata.session_id", json!(c)));
+    }
+    out["attributes"] = Value::Array(attrs);
+    out
+}
+
+/// One OTel GenAI span as the Langfuse SDK (5.0.4) writes it, as in
+/// tests/fixtures/real-instr/langfuse-openai.jsonl: generations from its
+/// OpenAI drop-in (the provider's usage object as given), `@observe` tools
+/// and agents (arguments wrapped as `{"args", "kwargs"}`), `session.id` on
+/// every observation; a failed observation has level ERROR and a status message.
+fn langfuse(s: &Value) -> Value {
+    let a = attrs_of(s);
+    let mut out = s.clone();
+    let mut attrs: Vec<Value> = Vec::new();
+    let observation = |attrs: &mut Vec<Value>, ty: &str| {
+        attrs.push(kv("langfuse.observation.type", json!(ty)));
+    };
+    match text(&a, "gen_ai.operation.name").as_deref() {
+        Some("chat") => {
+            let model = text(&a, "gen_ai.response.model").unwrap();
+            let (i, o) = (
+                int(&a, "gen_ai.usage.input_tokens").unwrap(),
+                int(&a, "gen_ai.usage.output_tokens").unwrap(),
+            );
+            out["name"] = json!("OpenAI-generation");
+            observation(&mut attrs, "generation");
+            attrs.push(kv("langfuse.observation.model.name", json!(model)));
+            let input = json!({"messages": chat_messages(&a), "model": model});
+            attrs.push(kv("langfuse.observation.input", json!(py_dumps(&input))));
+            let answer = text(&a, "gen_ai.output.messages").and_then(|m| first_text(&m));
+            let output = json!({"role": "assistant", "content": answer});
+            attrs.push(kv("langfuse.observation.output", json!(py_dumps(&output))));
+            let cached = int(&a, "gen_ai.usage.cache_read.input_tokens").unwrap_or(0);
+            let usage = json!({"completion_tokens": o, "prompt_tokens": i, "total_tokens": i + o,
+                "completion_tokens_details": null, "prompt_tokens_details": {"cached_tokens": cached}});
+            attrs.push(kv(
+                "langfuse.observation.usage_details",
+                json!(py_dumps(&usage)),
+            ));
+        }
+        Some("execute_tool") => {
+            let tool = text(&a, "gen_ai.tool.name").unwrap();
+            out["name"] = json!(tool);
+            observation(&mut attrs, "tool");
+            let args: Value =
+                serde_json::from_str(&text(&a, "gen_ai.tool.call.arguments").unwrap()).unwrap();
+            attrs.push(kv(
+                "langfuse.observation.input",
+                json!(py_dumps(&json!({"args": [], "kwargs": args}))),
+            ));
+            match text(&a, "gen_ai.tool.call.result") {
+                Some(r) => attrs.push(kv("langfuse.observation.output", json!(r))),
+                None => {
+                    let message = "tool call failed";
+                    out["status"] = json!({"code": 2, "message": message});
+                    attrs.push(kv("langfuse.observation.level", json!("ERROR")));
+                    attrs.push(kv("langfuse.observation.status_message", json!(message)));
+                }
+            }
+        }
+        Some("invoke_agent") => {
+            out["name"] = json!(text(&a, "gen_ai.agent.name"));
+            observation(&mut attrs, "agent");
+            attrs.push(kv(
+                "langfuse.observation.input",
+                json!(r#"{"args": [], "kwargs": {}}"#),
+            ));
+        }
+        _ => return s.clone(),
+    }
+    if let Some(c) = text(&a, "gen_ai.conversation.id") {
+        attrs.push(kv("session.id", json!(c)));
+    }
+    out["attributes"] = Value::Array(attrs);
+    out
+}
+
+/// One OTel GenAI span as pydantic-ai (2.68, instrumentation format 5) writes
+/// it, as in tests/fixtures/real-instr/pydantic-ai-openai.jsonl: the GenAI
+/// names plus its own (`logfire.msg`, `logfire.json_schema`, `operation.cost`),
+/// a failed tool handed back with ModelRetry (status ERROR, an exception event,
+/// the retry message as the result), and the agent run's total of the calls
+/// under it as `gen_ai.aggregated_usage.*`.
+fn pydantic_ai(s: &Value, aggregate: Option<&(u64, u64, u64)>) -> Value {
+    let a = attrs_of(s);
+    let mut out = s.clone();
+    let mut attrs: Vec<Value> = s["attributes"].as_array().unwrap().clone();
+    let schema = |props: &[&str]| {
+        let p: serde_json::Map<String, Value> = props
+            .iter()
+            .map(|k| (k.to_string(), json!({"type": "object"})))
+            .collect();
+        json!({"type": "object", "properties": p}).to_string()
+    };
+    match text(&a, "gen_ai.operation.name").as_deref() {
+        Some("chat") => {
+            attrs.push(kv("gen_ai.system", json!("anthropic")));
+            attrs.push(kv("operation.cost", json!(0.0032)));
+            attrs.push(kv(
+                "logfire.json_schema",
+                json!(schema(&["gen_ai.input.messages", "gen_ai.output.messages"])),
+            ));
+            if let Some(c) = int(&a, "gen_ai.usage.cache_read.input_tokens") {
+                attrs.push(kv("gen_ai.usage.details.cache_read_tokens", json!(c)));
+                attrs.push(kv("pydantic_ai.cache.established_tokens", json!(c)));
+            }
+        }
+        Some("execute_tool") => {
+            let tool = text(&a, "gen_ai.tool.name").unwrap();
+            attrs.push(kv("logfire.msg", json!(format!("running tool: {tool}"))));
+            attrs.push(kv(
+                "logfire.json_schema",
+                json!(schema(&[
+                    "gen_ai.tool.call.arguments",
+                    "gen_ai.tool.call.result"
+                ])),
+            ));
+            if text(&a, "gen_ai.tool.call.result").is_none() {
+                let ty = text(&a, "error.type").unwrap();
+                attrs.retain(|kv| kv["key"] != "error.type");
+                attrs.push(kv("gen_ai.tool.call.result", json!("tool call failed")));
+                attrs.push(kv("pydantic_ai.tool.retry.cause", json!("model_retry")));
+                failed(&mut out, &ty);
+            }
+        }
+        Some("invoke_agent") => {
+            let name = text(&a, "gen_ai.agent.name").unwrap();
+            attrs.push(kv("agent_name", json!(name)));
+            attrs.push(kv("logfire.msg", json!(format!("{name} run"))));
+            if let Some((i, o, c)) = aggregate {
+                attrs.push(kv("gen_ai.aggregated_usage.input_tokens", json!(i)));
+                attrs.push(kv("gen_ai.aggregated_usage.output_tokens", json!(o)));
+                attrs.push(kv(
+                    "gen_ai.aggregated_usage.cache_read.input_tokens",
+                    json!(c),
+                ));
+            }
+        }
+        _ => return s.clone(),
+    }
+    out["attributes"] = Value::Array(attrs);
+    out
+}
+
+/// For each agent span, the usage (input, output, cache reads) of the LLM
+/// calls under it, however deep: what pydantic-ai's agent run reports again.
+fn agent_totals(text: &str) -> BTreeMap<String, (u64, u64, u64)> {
+    let mut parent: BTreeMap<String, String> = BTreeMap::new();
+    let mut calls: Vec<(String, (u64, u64, u64))> = Vec::new();
+    let mut agents: std::collections::BTreeSet<String> = Default::default();
+    for line in text.lines() {
+        let doc: Value = serde_json::from_str(line).unwrap();
+        for s in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap()
+        {
+            let id = s["spanId"].as_str().unwrap().to_string();
+            if let Some(p) = s["parentSpanId"].as_str().filter(|p| !p.is_empty()) {
+                parent.insert(id.clone(), p.to_string());
+            }
+            let a = attrs_of(s);
+            match text_of_op(&a).as_deref() {
+                Some("invoke_agent") => {
+                    agents.insert(id);
+                }
+                Some("chat") => calls.push((
+                    id,
+                    (
+                        int(&a, "gen_ai.usage.input_tokens").unwrap(),
+                        int(&a, "gen_ai.usage.output_tokens").unwrap(),
+                        int(&a, "gen_ai.usage.cache_read.input_tokens").unwrap_or(0),
+                    ),
+                )),
+                _ => {}
+            }
+        }
+    }
+    let mut totals: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for (id, (i, o, c)) in calls {
+        let mut at = parent.get(&id);
+        while let Some(p) = at {
+            if agents.contains(p) {
+                let t = totals.entry(p.clone()).or_default();
+                *t = (t.0 + i, t.1 + o, t.2 + c);
+            }
+            at = parent.get(p);
+        }
+    }
+    totals
+}
+
+fn text_of_op(a: &BTreeMap<String, Value>) -> Option<String> {
+    text(a, "gen_ai.operation.name")
+}
+
 /// The generated month (with ordinary service spans), and its twin in a dialect.
 fn month_and_twin(dir: &std::path::Path, dialect: &str) -> (String, String) {
     let otel = dir.join("month.jsonl");
@@ -302,6 +595,7 @@ fn month_and_twin(dir: &std::path::Path, dialect: &str) -> (String, String) {
             }
         }
     }
+    let totals = agent_totals(&text);
     let mut out = String::new();
     for line in text.lines() {
         let mut doc: Value = serde_json::from_str(line).unwrap();
@@ -313,9 +607,13 @@ fn month_and_twin(dir: &std::path::Path, dialect: &str) -> (String, String) {
                 .as_str()
                 .and_then(|p| agents.get(p))
                 .cloned();
+            let id = s["spanId"].as_str().unwrap().to_string();
             *s = match dialect {
                 "openinference" => openinference(s),
                 "vercel-ai" => vercel(s),
+                "langsmith" => langsmith(s, parent.as_deref()),
+                "langfuse" => langfuse(s),
+                "logfire" => pydantic_ai(s, totals.get(&id)),
                 _ => openllmetry(s, parent.as_deref()),
             };
         }
@@ -399,4 +697,21 @@ fn the_month_in_the_vercel_ai_sdk_gives_the_same_findings() {
         "vercel-ai",
         &["retry-storm", "context-reread", "filler-preamble"],
     );
+}
+
+#[test]
+fn the_month_in_langsmith_gives_the_same_findings() {
+    same_findings("langsmith");
+}
+
+#[test]
+fn the_month_in_langfuse_gives_the_same_findings() {
+    same_findings("langfuse");
+}
+
+/// pydantic-ai's spans are OTel GenAI's with its own additions (inspect names
+/// them `logfire`): the agent run's aggregate must not be counted again.
+#[test]
+fn the_month_in_pydantic_ai_gives_the_same_findings() {
+    same_findings("logfire");
 }

@@ -9,8 +9,10 @@ venv="${1:-${TMPDIR:-/tmp}/tokenhound-real-instr}"
 # traceloop-sdk needs a virtualenv of its own (see requirements-traceloop.txt).
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 [ -x "$venv-traceloop/bin/python" ] || python3 -m venv "$venv-traceloop"
+[ -x "$venv-frameworks/bin/python" ] || python3 -m venv "$venv-frameworks"
 "$venv/bin/pip" install --quiet -r "$here/requirements.txt"
 "$venv-traceloop/bin/pip" install --quiet --no-deps -r "$here/requirements-traceloop.txt"
+"$venv-frameworks/bin/pip" install --quiet -r "$here/requirements-frameworks.txt"
 mkdir -p "$out"
 record() {
     echo "recording $2"
@@ -23,9 +25,14 @@ done
 for s in openllmetry-openai openllmetry-anthropic; do
     record "$venv-traceloop" "$s"
 done
+for s in langsmith-openai langsmith-anthropic langfuse-openai pydantic-ai-openai; do
+    record "$venv-frameworks" "$s"
+done
 {
     echo "Recorded $(date -u +%Y-%m-%d) by tests/real-instr/record-all.sh with:"
     "$venv/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry|openinference)'
     echo "and for the openllmetry-* recordings:"
     "$venv-traceloop/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-(sdk|instrumentation-(openai|anthropic))|traceloop)'
+    echo "and for the langsmith-*, langfuse-* and pydantic-ai-* recordings:"
+    "$venv-frameworks/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-sdk|langsmith|langfuse|pydantic-ai)'
 } > "$out/VERSIONS.txt"

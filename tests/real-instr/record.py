@@ -91,10 +91,10 @@ def provider(path):
 # scenario's tool span and returns (text, ok).
 
 
-def openai_loop(base, tool):
+def openai_loop(base, tool, wrap=lambda c: c):
     import openai
 
-    client = openai.OpenAI(base_url=base + "/v1", api_key="sk-fake", max_retries=0)
+    client = wrap(openai.OpenAI(base_url=base + "/v1", api_key="sk-fake", max_retries=0))
     tools = [{"type": "function", "function": {"name": n, "parameters": s}} for n, s in TOOL_SCHEMAS.items()]
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
     while True:
@@ -108,10 +108,10 @@ def openai_loop(base, tool):
             messages.append({"role": "tool", "tool_call_id": tc.id, "content": text})
 
 
-def anthropic_loop(base, tool, **client_options):
+def anthropic_loop(base, tool, wrap=lambda c: c, **client_options):
     import anthropic
 
-    client = anthropic.Anthropic(base_url=base, api_key="sk-ant-fake", max_retries=0, **client_options)
+    client = wrap(anthropic.Anthropic(base_url=base, api_key="sk-ant-fake", max_retries=0, **client_options))
     tools = [{"name": n, "input_schema": s} for n, s in TOOL_SCHEMAS.items()]
     messages = [{"role": "user", "content": USER}]
     while True:
@@ -216,6 +216,80 @@ def traceloop(tp_path, loop):
     return run()
 
 
+def langsmith(loop, wrap):
+    """LangSmith's SDK in OpenTelemetry mode: `wrap` (wrap_openai or
+    wrap_anthropic) traces the model calls, @traceable the agent and its tools;
+    the session is the thread metadata LangSmith groups conversations by."""
+    from langsmith import Client, traceable, tracing_context
+
+    client = Client(tracing_mode="otel", api_key="lsv2-fake")
+    tool = decorated_tools(lambda name: traceable(run_type="tool", name=name))
+
+    @traceable(run_type="chain", name="flaky-fixer")
+    def agent(task):
+        return loop(tool, wrap)
+
+    with tracing_context(client=client, enabled=True, metadata={"session_id": SESSION}):
+        result = agent(USER)
+    client.flush()
+    return result
+
+
+def pydantic_ai(tp, base):
+    """pydantic-ai's own instrumentation (the spans Logfire shows): its Agent
+    runs the loop, calling the fake OpenAI model and the two tools; a failed
+    test run is handed back to the model with ModelRetry, as its docs advise."""
+    from pydantic_ai import Agent, ModelRetry
+    from pydantic_ai.models.instrumented import InstrumentationSettings
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(base_url=base + "/v1", api_key="sk-fake"))
+    agent = Agent(
+        model,
+        name="flaky-fixer",
+        system_prompt=SYSTEM,
+        retries=3,
+    )
+    Agent.instrument_all(InstrumentationSettings(tracer_provider=tp, include_content=True))
+
+    def call(name, args):
+        try:
+            return run_tool(name, args)
+        except ToolError as e:
+            raise ModelRetry(str(e)) from e
+
+    @agent.tool_plain
+    def read_file(path: str) -> str:
+        return call("read_file", {"path": path})
+
+    @agent.tool_plain
+    def run_tests(suite: str) -> str:
+        return call("run_tests", {"suite": suite})
+
+    return agent.run_sync(USER, metadata={"session_id": SESSION}).output
+
+
+def langfuse(tp, base):
+    """The Langfuse SDK (OpenTelemetry-based since v3): its OpenAI drop-in
+    records the generations, @observe the agent and its tools, and
+    propagate_attributes the session."""
+    from langfuse import Langfuse, observe, propagate_attributes
+    from langfuse.openai import openai as lf_openai
+
+    client = Langfuse(public_key="pk-lf-fake", secret_key="sk-lf-fake", host=base, tracer_provider=tp)
+    tool = decorated_tools(lambda name: observe(name=name, as_type="tool"))
+
+    @observe(name="flaky-fixer", as_type="agent")
+    def agent(task):
+        return openai_loop(base, tool, lambda _: lf_openai.OpenAI(base_url=base + "/v1", api_key="sk-fake", max_retries=0))
+
+    with propagate_attributes(session_id=SESSION):
+        result = agent(USER)
+    client.flush()
+    return result
+
+
 def main(scenario, out):
     # Content capture on, as a team that wants the re-read found would set it.
     os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_ONLY"
@@ -258,6 +332,20 @@ def main(scenario, out):
         openinference(tp, lambda tool: anthropic_loop(base, tool, **no_sdk_spans))
     elif scenario == "openllmetry-anthropic":
         traceloop(out, lambda tool: anthropic_loop(base, tool, **no_sdk_spans))
+    elif scenario == "langfuse-openai":
+        langfuse(provider(out), base)
+    elif scenario == "pydantic-ai-openai":
+        pydantic_ai(provider(out), base)
+    elif scenario == "langsmith-openai":
+        provider(out)
+        from langsmith.wrappers import wrap_openai
+
+        langsmith(lambda tool, wrap: openai_loop(base, tool, wrap), wrap_openai)
+    elif scenario == "langsmith-anthropic":
+        provider(out)
+        from langsmith.wrappers import wrap_anthropic
+
+        langsmith(lambda tool, wrap: anthropic_loop(base, tool, wrap, **no_sdk_spans), wrap_anthropic)
     else:
         sys.exit(f"unknown scenario {scenario}")
     from opentelemetry import trace

@@ -89,6 +89,11 @@ fn kind_of(a: &Attrs, base: &Base) -> Kind {
             return Kind::Agent;
         }
     }
+    // LangSmith runs an agent as a chain; its coding-agent metadata contract
+    // marks a turn's top run `root` and a sub-agent's `subagent`.
+    if let Some("root" | "subagent") = a.str(&["langsmith.metadata.ls_agent_type"]) {
+        return Kind::Agent;
+    }
     for key in [
         "openinference.span.kind",
         "langfuse.observation.type",
@@ -207,12 +212,72 @@ fn usage_of(a: &Attrs) -> Option<Usage> {
     if input.is_none() && output.is_none() {
         return None;
     }
+    let details = || token_details(a);
     Some(Usage {
         input: input.unwrap_or(0),
         output: output.unwrap_or(0),
-        cache_read: cache_read.unwrap_or(0),
-        cache_write: cache_write.unwrap_or(0),
+        cache_read: cache_read
+            .or_else(|| details().and_then(|d| d.0))
+            .unwrap_or(0),
+        cache_write: cache_write
+            .or_else(|| details().and_then(|d| d.1))
+            .unwrap_or(0),
     })
+}
+
+/// pydantic-ai writes an agent run's total as `gen_ai.aggregated_usage.*`
+/// (its `invoke_agent` span; recorded from pydantic-ai 2.68): the usage of
+/// the calls under it again, kept apart and never added.
+fn aggregated_of(a: &Attrs) -> Option<Usage> {
+    let n = |k: &str| a.u64(&[k]);
+    let input = n("gen_ai.aggregated_usage.input_tokens");
+    let output = n("gen_ai.aggregated_usage.output_tokens");
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    Some(Usage {
+        input: input.unwrap_or(0),
+        output: output.unwrap_or(0),
+        cache_read: n("gen_ai.aggregated_usage.cache_read.input_tokens").unwrap_or(0),
+        cache_write: n("gen_ai.aggregated_usage.cache_write.input_tokens").unwrap_or(0),
+    })
+}
+
+/// Cache reads and writes from LangSmith's token details: its OTel exporter
+/// writes `gen_ai.usage.input_token_details` as `str()` of a Python dict
+/// (`{'cache_read': 1024, 'cache_creation': 600}`: LangChain's
+/// `InputTokenDetails`); `langsmith.metadata.usage_metadata` holds the same as
+/// JSON when the SDK wrappers record it.
+fn token_details(a: &Attrs) -> Option<(Option<u64>, Option<u64>)> {
+    let from_json = |d: &Value| {
+        let n = |k: &str| d.get(k).and_then(Value::as_u64);
+        Some((n("cache_read"), n("cache_creation")))
+    };
+    if let Some(s) = a.str(&["gen_ai.usage.input_token_details"]) {
+        if let Some(d) = python_literal_json(s) {
+            return from_json(&d);
+        }
+    }
+    let meta: Value = serde_json::from_str(a.str(&["langsmith.metadata.usage_metadata"])?).ok()?;
+    from_json(meta.get("input_token_details")?)
+}
+
+/// A Python literal of a dict of numbers (`str()` of a dict) as JSON: quotes,
+/// `None`, `True` and `False` rewritten. Keys and values holding quotes are not
+/// expected (token-detail names and counts); such a text gives `None`.
+fn python_literal_json(s: &str) -> Option<Value> {
+    if let Ok(v) = serde_json::from_str(s) {
+        return Some(v);
+    }
+    if s.contains('"') {
+        return None;
+    }
+    let json = s
+        .replace('\'', "\"")
+        .replace("None", "null")
+        .replace("True", "true")
+        .replace("False", "false");
+    serde_json::from_str(&json).ok()
 }
 
 /// The modalities of OTel GenAI's per-modality token counts.
@@ -234,6 +299,9 @@ pub fn understood_usage_key(k: &str) -> bool {
         "gen_ai.usage.reasoning.output_tokens",
         "gen_ai.usage.input_token_details.cache_read",
         "gen_ai.usage.input_token_details.cache_creation",
+        // LangSmith: dicts of details inside input / output (read above)
+        "gen_ai.usage.input_token_details",
+        "gen_ai.usage.output_token_details",
         "llm.token_count.prompt",
         "llm.token_count.completion",
         "llm.token_count.total",
@@ -253,6 +321,10 @@ pub fn understood_usage_key(k: &str) -> bool {
     KNOWN.contains(&k)
         // breakdowns already inside input / output (pydantic-ai, OpenInference)
         || k.starts_with("gen_ai.usage.details.")
+        // pydantic-ai: an agent run's total (read apart) and cache figures
+        // that are parts of input
+        || k.starts_with("gen_ai.aggregated_usage.")
+        || k.starts_with("pydantic_ai.cache.")
         // OTel GenAI modality breakdowns (gen_ai.usage.text.input_tokens,
         // .image.cache_read.input_tokens, …): parts of input / output
         || MODALITIES
@@ -395,6 +467,7 @@ pub fn normalise(
         span: attrs_list,
         resource,
     };
+    let base = langfuse_otel(base, &a);
     let kind = kind_of(&a, &base);
     let usage = base.usage.or_else(|| usage_of(&a));
     let mut span = Span {
@@ -424,7 +497,8 @@ pub fn normalise(
     match (kind, usage) {
         (Kind::Llm, Some(u)) => span.usage = u,
         (_, Some(u)) if u != Usage::default() => span.aggregated_usage = Some(u),
-        _ => {}
+        (Kind::Llm, None) => {}
+        (_, _) => span.aggregated_usage = aggregated_of(&a),
     }
     if kind == Kind::Tool {
         fill_tool(
@@ -449,6 +523,70 @@ pub fn normalise(
     Ok(span)
 }
 
+/// The Langfuse SDK (OpenTelemetry-based from v3) writes an observation's
+/// payloads and figures as `langfuse.observation.*` attributes (langfuse
+/// `_client/attributes.py`; recorded from langfuse 5.0.4): the fields its API
+/// export holds, read the same way. Its `@observe` wraps a function's
+/// arguments as `{"args": [...], "kwargs": {...}}`, like traceloop-sdk.
+fn langfuse_otel(mut base: Base, a: &Attrs) -> Base {
+    if !a.has_prefix("langfuse.observation.") {
+        return base;
+    }
+    let json = |k: &str| a.get(&[k]).map(as_json);
+    base.input = base.input.or_else(|| json("langfuse.observation.input"));
+    base.output = base.output.or_else(|| json("langfuse.observation.output"));
+    base.model = base.model.or_else(|| {
+        a.str(&["langfuse.observation.model.name"])
+            .map(String::from)
+    });
+    if base.usage.is_none() {
+        if let Some(Value::Object(d)) = json("langfuse.observation.usage_details") {
+            base.usage = langfuse_usage_details(&d);
+        }
+    }
+    base
+}
+
+/// `langfuse.observation.usage_details` holds what the SDK was given:
+/// Langfuse's own keys (`input`, `output`, `input_cache_read`, … as its API
+/// export holds them) or a provider's usage object as it came (the OpenAI
+/// drop-in passes OpenAI's: `prompt_tokens`, cache reads inside, counted in
+/// `prompt_tokens_details.cached_tokens`; Anthropic's `input_tokens` leaves
+/// its `cache_read_input_tokens` and `cache_creation_input_tokens` out, while
+/// OpenAI's Responses `input_tokens` holds `input_tokens_details.cached_tokens`).
+fn langfuse_usage_details(d: &serde_json::Map<String, Value>) -> Option<Usage> {
+    let n = |k: &str| d.get(k).and_then(Value::as_u64);
+    let inner = |k: &str, sub: &str| d.get(k).and_then(|x| x.get(sub)).and_then(Value::as_u64);
+    if let Some(prompt) = n("prompt_tokens") {
+        return Some(Usage {
+            input: prompt,
+            output: n("completion_tokens").unwrap_or(0),
+            cache_read: inner("prompt_tokens_details", "cached_tokens").unwrap_or(0),
+            cache_write: 0,
+        });
+    }
+    if let Some(input) = n("input_tokens") {
+        let (read, write) = match inner("input_tokens_details", "cached_tokens") {
+            Some(cached) => (cached, 0),
+            None => (
+                n("cache_read_input_tokens").unwrap_or(0),
+                n("cache_creation_input_tokens").unwrap_or(0),
+            ),
+        };
+        let apart = d.contains_key("cache_read_input_tokens")
+            || d.contains_key("cache_creation_input_tokens");
+        return Some(Usage {
+            input: if apart { input + read + write } else { input },
+            output: n("output_tokens").unwrap_or(0),
+            cache_read: read,
+            cache_write: write,
+        });
+    }
+    let mut wrapped = serde_json::Map::new();
+    wrapped.insert("usageDetails".into(), Value::Object(d.clone()));
+    super::records::langfuse_usage(&wrapped)
+}
+
 /// The session a span names: the format's own, else the conventions' ids
 /// (OTel GenAI `gen_ai.conversation.id`, `session.id`, Langfuse, Vercel, OpenLLMetry,
 /// LangSmith, Google ADK), on the span or its resource.
@@ -460,7 +598,11 @@ fn session_of(a: &Attrs, stated: Option<&str>) -> Option<Arc<str>> {
             "langfuse.session.id",
             "ai.telemetry.metadata.sessionId",
             "traceloop.association.properties.session_id",
+            // LangSmith threads: any of three metadata keys (LangSmith "Configure
+            // threads"); `langsmith.trace.session_id` is the *project*, not read
             "langsmith.metadata.session_id",
+            "langsmith.metadata.thread_id",
+            "langsmith.metadata.conversation_id",
             "gcp.vertex.agent.session_id",
         ])
         .or_else(|| {
@@ -509,7 +651,13 @@ fn fill_tool(
                 .map(Arc::from)
         })
         .or_else(|| a.arc(&["traceloop.entity.name"]))
-        .or_else(|| tool_from_name(name).map(Arc::from));
+        .or_else(|| tool_from_name(name).map(Arc::from))
+        // a Langfuse `tool` observation is named after its tool (`@observe`)
+        .or_else(|| {
+            a.str(&["langfuse.observation.type"])
+                .filter(|t| *t == "tool")
+                .map(|_| Arc::from(name))
+        });
     span.tool_server = a
         .arc(&["mcp.server.name", "gen_ai.tool.server", "server.address"])
         .or_else(|| mcp.map(|m| Arc::from(m.0)));
@@ -526,6 +674,8 @@ fn fill_tool(
             "gen_ai.tool.args",
             "traceloop.entity.input",
             "input.value",
+            // LangSmith's OTel exporter: a run's inputs (a tool's bound arguments)
+            "gen_ai.prompt",
         ])
         .map(|v| compact_json(&unwrap_kwargs(as_json(v))))
         .or_else(|| input.map(|v| compact_json(&unwrap_tool_input(v))));
@@ -541,6 +691,7 @@ fn fill_tool(
             "output.value",
         ])
         .map(content_text)
+        .or_else(|| a.get(&["gen_ai.completion"]).and_then(langsmith_output))
         .or_else(|| output.map(|v| json_content_text(v).into()));
     span.tool_result_size = a.u64(&[super::mapping::RESULT_SIZE]);
     span.resource_uri = a.str(&["mcp.resource.uri"]).map(Box::from);
@@ -643,6 +794,23 @@ fn unwrap_kwargs(v: Value) -> Value {
             }
         }
         _ => v,
+    }
+}
+
+/// LangSmith's OTel exporter writes a run's outputs as `gen_ai.completion`, a
+/// value that is not a dict wrapped as `{"output": value}` (langsmith
+/// `run_helpers`): the value itself is the tool's result.
+/// A failed run's is `{"output": null}`: no result.
+fn langsmith_output(v: &AnyValue) -> Option<Box<str>> {
+    match as_json(v) {
+        Value::Object(mut m) if m.len() == 1 && m.contains_key("output") => {
+            match m.remove("output") {
+                Some(Value::String(s)) => Some(s.into()),
+                Some(Value::Null) | None => None,
+                Some(other) => Some(other.to_string().into()),
+            }
+        }
+        _ => Some(content_text(v)),
     }
 }
 
@@ -766,7 +934,7 @@ fn indexed_messages(a: &Attrs, prefix: &str, suffix: &str) -> Option<String> {
 /// The text of a message list, in any of the shapes exporters use: the OTel parts
 /// format, `{role, content}` with string or part-list content, or a bare string.
 fn messages_text(v: &Value) -> String {
-    match v {
+    match &*super::parts::request_messages(v) {
         Value::Array(msgs) => msgs
             .iter()
             .map(message_text)
@@ -946,6 +1114,81 @@ mod tests {
         for (k, _) in &attrs[1..] {
             assert!(understood_usage_key(k), "{k} is understood");
         }
+    }
+
+    #[test]
+    fn langsmith_cache_details_written_as_a_python_dict_are_read() {
+        let s = span_of(&[
+            ("langsmith.span.kind", AnyValue::Str("llm".into())),
+            ("gen_ai.operation.name", AnyValue::Str("chat".into())),
+            ("gen_ai.usage.input_tokens", AnyValue::Int(1900)),
+            ("gen_ai.usage.output_tokens", AnyValue::Int(20)),
+            (
+                "gen_ai.usage.input_token_details",
+                AnyValue::Str("{'cache_read': 1024, 'cache_creation': 600}".into()),
+            ),
+        ]);
+        let u = s.usage;
+        assert_eq!((u.input, u.cache_read, u.cache_write), (1900, 1024, 600));
+        assert!(
+            python_literal_json("{'a': \"b\"}").is_none(),
+            "quotes inside"
+        );
+    }
+
+    #[test]
+    fn a_langsmith_tool_run_gives_its_inputs_and_unwrapped_output() {
+        let s = span_of(&[
+            ("langsmith.span.kind", AnyValue::Str("tool".into())),
+            (
+                "gen_ai.operation.name",
+                AnyValue::Str("execute_tool".into()),
+            ),
+            ("gen_ai.tool.name", AnyValue::Str("read_file".into())),
+            (
+                "gen_ai.prompt",
+                AnyValue::Str(r#"{"path":"CLAUDE.md"}"#.into()),
+            ),
+            (
+                "gen_ai.completion",
+                AnyValue::Str(r##"{"output":"# rules"}"##.into()),
+            ),
+        ]);
+        assert_eq!(s.tool_args.as_deref(), Some(r#"{"path":"CLAUDE.md"}"#));
+        assert_eq!(s.tool_result.as_deref(), Some("# rules"));
+    }
+
+    #[test]
+    fn langfuse_usage_details_are_read_in_each_shape_the_sdk_passes_on() {
+        let usage = |details: &str| {
+            let s = span_of(&[
+                (
+                    "langfuse.observation.type",
+                    AnyValue::Str("generation".into()),
+                ),
+                (
+                    "langfuse.observation.usage_details",
+                    AnyValue::Str(details.into()),
+                ),
+            ]);
+            assert_eq!(s.kind, Kind::Llm);
+            let u = s.usage;
+            (u.input, u.output, u.cache_read, u.cache_write)
+        };
+        // OpenAI chat, as the Langfuse OpenAI drop-in records it
+        let openai = r#"{"prompt_tokens": 1900, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 1024}}"#;
+        assert_eq!(usage(openai), (1900, 20, 1024, 0));
+        // Anthropic: cache apart from input_tokens
+        let anthropic = r#"{"input_tokens": 276, "output_tokens": 20, "cache_read_input_tokens": 1024, "cache_creation_input_tokens": 600}"#;
+        assert_eq!(usage(anthropic), (1900, 20, 1024, 600));
+        // OpenAI Responses: cache inside input_tokens
+        let responses = r#"{"input_tokens": 1900, "output_tokens": 20, "input_tokens_details": {"cached_tokens": 1024}}"#;
+        assert_eq!(usage(responses), (1900, 20, 1024, 0));
+        // Langfuse's own keys: cache reads apart, added back
+        assert_eq!(
+            usage(r#"{"input": 876, "input_cache_read": 1024, "output": 20}"#),
+            (1900, 20, 1024, 0)
+        );
     }
 
     #[test]

@@ -63,6 +63,28 @@ pub fn of(a: &Attrs, prompt: &Prompt, format_input: Option<&Value>) -> Option<Bo
     captured.then(|| p.parts.into_boxed_slice())
 }
 
+/// A chat request body as LangSmith and Langfuse record a call's inputs
+/// (`{"model", "messages": [...], "system"?, "tools"?, …}`, as in the
+/// langsmith-* and langfuse-* recordings): its messages, an Anthropic-style
+/// `system` first. Anything else is taken as messages already.
+pub fn request_messages(v: &Value) -> std::borrow::Cow<'_, Value> {
+    use std::borrow::Cow;
+    let Value::Object(m) = v else {
+        return Cow::Borrowed(v);
+    };
+    match m.get("messages") {
+        Some(Value::Array(msgs)) if !m.contains_key("role") => {
+            let mut all = Vec::with_capacity(msgs.len() + 1);
+            if let Some(sys) = m.get("system").filter(|s| !s.is_null()) {
+                all.push(serde_json::json!({"role": "system", "content": sys}));
+            }
+            all.extend(msgs.iter().cloned());
+            Cow::Owned(Value::Array(all))
+        }
+        _ => Cow::Borrowed(v),
+    }
+}
+
 /// A tool call's tool and the file its arguments name.
 type Call = (Option<Arc<str>>, Option<Box<str>>);
 
@@ -92,7 +114,7 @@ impl Parts {
     }
 
     fn messages(&mut self, v: &Value) {
-        match v {
+        match &*request_messages(v) {
             Value::Array(msgs) => msgs.iter().for_each(|m| self.message(m)),
             Value::Object(_) => self.message(v),
             Value::String(s) => self.push(PartKind::Message, "user", None, None, s.len() as u64),
