@@ -4,7 +4,9 @@
 //! - the generated month at 1×, 2× and 4× (read from stdin, as a pipe),
 //! - the 4× spans as one very long session (every conversation id made one),
 //! - the same spans in 2,000 small files of a folder,
-//! - gzip and zstd copies of the 1× month.
+//! - gzip and zstd copies of the 1× month,
+//! - 100,000 turns of one long-lived agent as one session, against the same
+//!   turns in their sessions (BENCH_LONG_TURNS to change the number).
 //!
 //! `cargo bench --bench linear` (env: BENCH_REPEAT, the 1× size in months, default
 //! 2; BENCH_NOISE, ordinary spans per turn, default 40). All runs in one process,
@@ -186,6 +188,13 @@ fn main() {
     let files = dir.join(format!("files-r{repeat}-n{noise}"));
     small_files(base, &files, 2000);
     let (gz, zst) = compressed(base, &dir);
+    // A long-lived agent: BENCH_LONG_TURNS (100,000) turns in one
+    // conversation, against the same turns in the generator's sessions.
+    let turns = env_or("BENCH_LONG_TURNS", 100_000);
+    let many = dir.join(format!("turns-{turns}.jsonl"));
+    generate(&many, 7, turns.div_ceil(TURNS_PER_MONTH), 0);
+    let one = dir.join(format!("turns-{turns}-one-session.jsonl"));
+    one_session(std::slice::from_ref(&many), &one);
 
     let _ = scan(bin, &cache, base.to_str().unwrap(), &[]); // warm caches
     let runs: Vec<(String, Run)> = vec![
@@ -208,21 +217,37 @@ fn main() {
             "1× zstd".into(),
             scan(bin, &cache, zst.to_str().unwrap(), &[]),
         ),
+        (
+            format!("{turns} turns, sessions"),
+            scan(bin, &cache, many.to_str().unwrap(), &[]),
+        ),
+        (
+            format!("{turns} turns, one session"),
+            scan(bin, &cache, one.to_str().unwrap(), &[]),
+        ),
     ];
-    let first = runs[0].1.spans as f64 / runs[0].1.secs;
+    let rate = |r: &Run| r.spans as f64 / r.secs;
+    let first = rate(&runs[0].1);
     println!(
         "{:<26} {:>10} {:>8} {:>12} {:>9} {:>9}",
         "input", "spans", "wall s", "spans/s", "vs 1×", "peak MB"
     );
     for (name, r) in &runs {
-        let rate = r.spans as f64 / r.secs;
         println!(
             "{name:<26} {:>10} {:>8.2} {:>12.0} {:>8.2}× {:>9.0}",
             r.spans,
             r.secs,
-            rate,
-            rate / first,
+            rate(r),
+            rate(r) / first,
             r.peak_mb
         );
     }
+    let (sessions, long) = (&runs[runs.len() - 2].1, &runs[runs.len() - 1].1);
+    println!(
+        "{turns} turns in one session: {:.2}× the spans/s of the same turns in their sessions",
+        rate(long) / rate(sessions)
+    );
 }
+
+/// Turns (traces) in one generated month.
+const TURNS_PER_MONTH: u32 = 1_100;

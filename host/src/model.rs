@@ -131,6 +131,9 @@ pub struct Span {
     /// from the built-in table.
     pub recorded_cost: Option<f64>,
     pub stop_reason: Option<Arc<str>>,
+    /// the instrumentation scope that recorded it (OTLP): one library never
+    /// records one request twice, two may
+    pub scope: Option<Arc<str>>,
     /// the provider's id of the response (`gen_ai.response.id`): two
     /// instrumentations recording one request give two spans with one id
     pub response_id: Option<Box<str>>,
@@ -269,8 +272,8 @@ impl Trace {
     }
 
     /// Two instrumentations on at once (an instrumentation and the SDK's own
-    /// spans) record one request twice, with one `gen_ai.response.id`, as
-    /// siblings or nested. One copy stays the call, taking the texts the other
+    /// spans) record one request twice, with one `gen_ai.response.id` (or
+    /// none: see [`Trace::same_requests`]), as siblings or nested. One copy stays the call, taking the texts the other
     /// captured (the copy with content is kept); the others become plain spans
     /// whose usage is kept apart, never counted again. Returns how many.
     pub fn merge_duplicate_calls(&mut self) -> usize {
@@ -280,7 +283,8 @@ impl Trace {
                 by_id.entry(id).or_default().push(i);
             }
         }
-        let groups: Vec<Vec<usize>> = by_id.into_values().filter(|v| v.len() > 1).collect();
+        let mut groups: Vec<Vec<usize>> = by_id.into_values().filter(|v| v.len() > 1).collect();
+        groups.extend(self.same_requests());
         for group in &groups {
             let content = |i: &usize| {
                 let s = &self.spans[*i];
@@ -299,6 +303,56 @@ impl Trace {
             }
         }
         groups.iter().map(|g| g.len() - 1).sum()
+    }
+
+    /// Copies of one request where no response id was recorded: sibling LLM
+    /// calls (one parent) recorded by two libraries (instrumentation scopes)
+    /// that started and ended within [`SAME_REQUEST_NS`] of each other with the
+    /// same token counts, and the same model and input text where both recorded
+    /// them. Two requests an agent really sent at once come from one library
+    /// and differ in at least one of these (the answer's length, if nothing else).
+    fn same_requests(&self) -> Vec<Vec<usize>> {
+        type Key<'a> = (Option<&'a str>, u64, u64);
+        let mut by_shape: HashMap<Key, Vec<usize>> = HashMap::default();
+        for (i, s) in self.spans.iter().enumerate() {
+            let counted = s.usage.input + s.usage.output > 0;
+            if s.kind == Kind::Llm && s.response_id.is_none() && counted {
+                let key = (s.parent_id.as_deref(), s.usage.input, s.usage.output);
+                by_shape.entry(key).or_default().push(i);
+            }
+        }
+        let mut groups = Vec::new();
+        for mut rows in by_shape.into_values().filter(|v| v.len() > 1) {
+            rows.sort_by_key(|&i| (self.spans[i].start_ns, i));
+            let mut group = vec![rows[0]];
+            for &i in &rows[1..] {
+                if self.same_request(group[0], i) {
+                    group.push(i);
+                } else {
+                    groups.extend((group.len() > 1).then_some(group));
+                    group = vec![i];
+                }
+            }
+            groups.extend((group.len() > 1).then_some(group));
+        }
+        groups
+    }
+
+    fn same_request(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (&self.spans[a], &self.spans[b]);
+        let near = |x: u64, y: u64| x.abs_diff(y) <= SAME_REQUEST_NS;
+        let agree = |x: Option<&str>, y: Option<&str>| x.zip(y).is_none_or(|(x, y)| x == y);
+        // Two libraries recorded them: two scopes, else (formats without
+        // scopes) two span names.
+        let two_sources = match (&a.scope, &b.scope) {
+            (Some(x), Some(y)) => x != y,
+            _ => a.name != b.name,
+        };
+        two_sources
+            && near(a.start_ns, b.start_ns)
+            && near(a.end_ns, b.end_ns)
+            && agree(a.model.as_deref(), b.model.as_deref())
+            && agree(a.input_text.as_deref(), b.input_text.as_deref())
     }
 
     /// The LLM span `copy` records the same request as `keep` (another
@@ -509,6 +563,11 @@ pub enum Added {
     /// (see [`Assembler::take_repeats`])
     Repeat,
 }
+
+/// Two instrumentations of one request open and close their spans around the
+/// same call: within this of each other (their own overhead, well under the
+/// round trip of any model call).
+const SAME_REQUEST_NS: u64 = 50_000_000;
 
 /// Nanoseconds in a day.
 pub const DAY_NS: u64 = 86_400_000_000_000;
@@ -823,6 +882,43 @@ mod tests {
             },
             ..Span::default()
         }
+    }
+
+    /// Sibling copies of one request without a response id are one call;
+    /// requests sent at once that differ in time, counts or input are not.
+    #[test]
+    fn identical_sibling_requests_are_one_call_and_different_ones_stay_apart() {
+        let calls = |spans: Vec<Span>| {
+            let mut a = Assembler::new(u64::MAX);
+            a.add(span("t", "root", None, Kind::Agent, 0));
+            spans.into_iter().for_each(|s| {
+                a.add(s);
+            });
+            let s = a.take_all();
+            let spans = &s[0].traces[0].spans;
+            spans.iter().filter(|s| s.kind == Kind::Llm).count()
+        };
+        let copy = |id: &str| Span {
+            scope: Some(Arc::from(id)),
+            ..span("t", id, Some("root"), Kind::Llm, 500)
+        };
+        assert_eq!(calls(vec![copy("a"), copy("b")]), 1, "one request twice");
+        let one_library = Span {
+            scope: Some(Arc::from("a")),
+            ..copy("b")
+        };
+        assert_eq!(calls(vec![copy("a"), one_library]), 2, "one library");
+        let mut later = copy("b");
+        later.start_ns += 2 * SAME_REQUEST_NS;
+        later.end_ns += 2 * SAME_REQUEST_NS;
+        assert_eq!(calls(vec![copy("a"), later]), 2, "one after the other");
+        let mut longer = copy("b");
+        longer.usage.output = 7;
+        assert_eq!(calls(vec![copy("a"), longer]), 2, "another answer");
+        let (mut x, mut y) = (copy("a"), copy("b"));
+        x.input_text = Some("review diff 1".into());
+        y.input_text = Some("review diff 2".into());
+        assert_eq!(calls(vec![x, y]), 2, "another input");
     }
 
     /// Only leaf LLM calls carry usage: a wrapper's is kept apart.

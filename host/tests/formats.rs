@@ -546,6 +546,9 @@ fn proto_of(doc: &Value) -> tokenhound::ingest::proto::TracesData {
                     .unwrap()
                     .iter()
                     .map(|ss| ScopeSpans {
+                        scope: ss["scope"]["name"]
+                            .as_str()
+                            .map(|name| Scope { name: name.into() }),
                         spans: ss["spans"]
                             .as_array()
                             .unwrap()

@@ -99,3 +99,64 @@ fn every_instrumentation_shows_the_planted_storm_reread_and_filler() {
         reread_waste.values().map(|v| v.to_string()).collect();
     assert_eq!(sizes.len(), 1, "{reread_waste:#?}");
 }
+
+/// The two copies of each request in the recording with OpenInference and the
+/// Anthropic SDK's own spans, rewritten as siblings (one parent) and without
+/// `gen_ai.response.id`: identical requests are still one call each, and the
+/// content of the copy that captured it is kept.
+#[test]
+fn two_copies_of_a_request_without_a_response_id_are_one_call() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/real-instr");
+    let recording = dir.join("openinference-anthropic-and-sdk.jsonl");
+    let text = std::fs::read_to_string(&recording).unwrap();
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // parent of each span, to lift the inner copy up beside the outer one
+    let mut parent = std::collections::BTreeMap::new();
+    for doc in lines.iter_mut() {
+        each_span(doc, &mut |s| {
+            parent.insert(
+                s["spanId"].as_str().unwrap().to_string(),
+                s["parentSpanId"].as_str().unwrap_or("").to_string(),
+            );
+        });
+    }
+    let mut lifted = 0;
+    for doc in lines.iter_mut() {
+        each_span(doc, &mut |s| {
+            s["attributes"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|kv| kv["key"] != "gen_ai.response.id");
+            if s["name"] == "anthropic.messages.create" {
+                let p = s["parentSpanId"].as_str().unwrap().to_string();
+                s["parentSpanId"] = Value::from(parent[&p].clone());
+                lifted += 1;
+            }
+        });
+    }
+    assert_eq!(lifted, 6);
+    let tmp = tempfile::tempdir().unwrap();
+    let siblings = tmp.path().join("siblings.jsonl");
+    let out: Vec<String> = lines.iter().map(Value::to_string).collect();
+    std::fs::write(&siblings, out.join("\n") + "\n").unwrap();
+    let truth = served(&recording);
+    let (_, r) = scan_json(&[siblings.to_str().unwrap()]);
+    assert_eq!(r["totals"]["llm_calls"], truth["llm_calls"]);
+    assert_eq!(r["totals"]["input_tokens"], truth["input_tokens"]);
+    assert_eq!(findings(&r, "filler-preamble").len(), 1, "the content kept");
+}
+
+fn each_span(doc: &mut Value, f: &mut impl FnMut(&mut Value)) {
+    for rs in doc["resourceSpans"].as_array_mut().unwrap() {
+        for ss in rs["scopeSpans"].as_array_mut().unwrap() {
+            ss["spans"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .for_each(&mut *f);
+        }
+    }
+}

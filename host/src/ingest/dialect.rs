@@ -36,6 +36,8 @@ pub struct Base {
     /// the format's own input / output payloads (Langfuse, Helicone)
     pub input: Option<Value>,
     pub output: Option<Value>,
+    /// the instrumentation scope that recorded the span (OTLP)
+    pub scope: Option<Arc<str>>,
 }
 
 /// Dialect families, for `inspect`.
@@ -471,6 +473,7 @@ pub fn normalise(
     let kind = kind_of(&a, &base);
     let usage = base.usage.or_else(|| usage_of(&a));
     let mut span = Span {
+        scope: base.scope.clone(),
         parent_id: base.parent_id.filter(|p| !p.is_empty()).map(Into::into),
         name: Arc::from(base.name.as_str()),
         kind,

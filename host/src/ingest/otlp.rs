@@ -10,6 +10,7 @@ use crate::model::{Origin, Span};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::sync::Arc;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,8 +36,25 @@ struct Resource {
 
 #[derive(Deserialize)]
 struct ScopeSpans<'a> {
+    #[serde(default)]
+    scope: Option<Scope>,
     #[serde(borrow, default)]
     spans: Vec<&'a RawValue>,
+}
+
+/// The instrumentation scope: which library recorded the spans.
+#[derive(Deserialize)]
+struct Scope {
+    #[serde(default)]
+    name: String,
+}
+
+impl Scope {
+    fn name(scope: Option<&Scope>) -> Option<Arc<str>> {
+        scope
+            .filter(|s| !s.name.is_empty())
+            .map(|s| Arc::from(s.name.as_str()))
+    }
 }
 
 /// The same document with spans parsed in one go: the fast path, taken when
@@ -59,6 +77,8 @@ struct FastResourceSpans {
 
 #[derive(Deserialize)]
 struct FastScopeSpans {
+    #[serde(default)]
+    scope: Option<Scope>,
     #[serde(default)]
     spans: Vec<OtlpSpan>,
 }
@@ -314,8 +334,9 @@ pub fn parse_traces_data(
         for rs in doc.resource_spans {
             let resource = rs.resource.unwrap_or_default().attributes;
             for ss in rs.scope_spans {
+                let scope = Scope::name(ss.scope.as_ref());
                 for s in ss.spans {
-                    match normalise_seen(s, &resource, origin, maps, seen) {
+                    match normalise_seen(s, scope.clone(), &resource, origin, maps, seen) {
                         Ok(span) => out.push(span),
                         Err(reason) => {
                             problems.push(Problem::at(origin, format!("span skipped: {reason}")))
@@ -339,6 +360,7 @@ pub fn parse_traces_data(
     for rs in doc.resource_spans {
         let resource = rs.resource.unwrap_or_default().attributes;
         for ss in rs.scope_spans {
+            let scope = Scope::name(ss.scope.as_ref());
             for raw in &ss.spans {
                 // Locate the span itself, for documents that span many lines.
                 let here = || {
@@ -352,12 +374,13 @@ pub fn parse_traces_data(
                 };
                 match serde_json::from_str::<OtlpSpan>(raw.get()) {
                     Err(e) => problems.push(Problem::at(&here(), format!("span skipped: {e}"))),
-                    Ok(s) => match normalise_seen(s, &resource, origin, maps, seen) {
-                        Ok(span) => out.push(span),
-                        Err(reason) => {
-                            problems.push(Problem::at(&here(), format!("span skipped: {reason}")))
+                    Ok(s) => {
+                        match normalise_seen(s, scope.clone(), &resource, origin, maps, seen) {
+                            Ok(span) => out.push(span),
+                            Err(reason) => problems
+                                .push(Problem::at(&here(), format!("span skipped: {reason}"))),
                         }
-                    },
+                    }
                 }
             }
         }
@@ -374,17 +397,19 @@ pub fn looks_like(text: &[u8]) -> bool {
 
 fn normalise_seen(
     s: OtlpSpan,
+    scope: Option<Arc<str>>,
     resource: &[KeyValue],
     origin: &Origin,
     maps: &Mappings,
     seen: &mut super::Seen,
 ) -> Result<Span, String> {
     seen.spans(&s.attributes, maps);
-    normalise(s, resource, origin, maps)
+    normalise(s, scope, resource, origin, maps)
 }
 
 fn normalise(
     mut s: OtlpSpan,
+    scope: Option<Arc<str>>,
     resource: &[KeyValue],
     origin: &Origin,
     maps: &Mappings,
@@ -397,6 +422,7 @@ fn normalise(
     }
     let exception = s.exception();
     let base = Base {
+        scope,
         trace_id: s.trace_id,
         span_id: s.span_id,
         parent_id: Some(s.parent_span_id),

@@ -32,8 +32,17 @@ pub struct Resource {
 
 #[derive(Clone, PartialEq, Message)]
 pub struct ScopeSpans {
+    #[prost(message, optional, tag = "1")]
+    pub scope: Option<Scope>,
     #[prost(message, repeated, tag = "2")]
     pub spans: Vec<PSpan>,
+}
+
+/// The instrumentation scope: which library recorded the spans.
+#[derive(Clone, PartialEq, Message)]
+pub struct Scope {
+    #[prost(string, tag = "1")]
+    pub name: String,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -215,8 +224,13 @@ pub fn parse(
             .map(|r| attrs(&r.attributes))
             .unwrap_or_default();
         for ss in &rs.scope_spans {
+            let scope = ss
+                .scope
+                .as_ref()
+                .map(|sc| std::sync::Arc::from(sc.name.as_str()));
             for s in &ss.spans {
                 let base = Base {
+                    scope: scope.clone(),
                     trace_id: hex(&s.trace_id),
                     span_id: hex(&s.span_id),
                     parent_id: Some(hex(&s.parent_span_id)),

@@ -291,6 +291,7 @@ fn langfuse(v: &Value, session: Option<&str>) -> Result<Record, String> {
     };
     let level = str_of(o, &["level"]).unwrap_or("");
     let base = Base {
+        scope: None,
         trace_id: str_of(o, &["traceId", "trace_id"])
             .unwrap_or("")
             .to_string(),
@@ -474,6 +475,7 @@ fn helicone(v: &Value) -> Result<Record, String> {
     };
     let status = num_of(o, &["response_status", "status"]).unwrap_or(200);
     let base = Base {
+        scope: None,
         // A Helicone session is a conversation: its requests form one trace per request.
         trace_id: request_id.clone(),
         span_id: request_id,
