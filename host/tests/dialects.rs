@@ -65,6 +65,31 @@ fn failed(s: &mut Value, ty: &str) {
         kv("exception.type", json!(ty)), kv("exception.message", json!("tool call failed"))]}]);
 }
 
+/// A span rewritten by `write`, which sets its name and pushes its new
+/// attributes; the span as it was where `write` declines it (returns false).
+fn rewrite(
+    s: &Value,
+    write: impl FnOnce(&BTreeMap<String, Value>, &mut Value, &mut Vec<Value>) -> bool,
+) -> Value {
+    let a = attrs_of(s);
+    let mut out = s.clone();
+    let mut attrs = Vec::new();
+    if !write(&a, &mut out, &mut attrs) {
+        return s.clone();
+    }
+    out["attributes"] = Value::Array(attrs);
+    out
+}
+
+/// An LLM span's response model, input and output tokens.
+fn model_and_usage(a: &BTreeMap<String, Value>) -> (String, u64, u64) {
+    (
+        text(a, "gen_ai.response.model").unwrap(),
+        int(a, "gen_ai.usage.input_tokens").unwrap(),
+        int(a, "gen_ai.usage.output_tokens").unwrap(),
+    )
+}
+
 /// The first text of an OTel GenAI messages attribute.
 fn first_text(messages: &str) -> Option<String> {
     let v: Value = serde_json::from_str(messages).ok()?;
@@ -77,141 +102,136 @@ fn first_text(messages: &str) -> Option<String> {
 
 /// One OTel GenAI span as OpenInference writes it.
 fn openinference(s: &Value) -> Value {
-    let a = attrs_of(s);
-    let mut out = s.clone();
-    let mut attrs: Vec<Value> = Vec::new();
-    if let Some(c) = text(&a, "gen_ai.conversation.id") {
-        attrs.push(kv("session.id", json!(c)));
-    }
-    match text(&a, "gen_ai.operation.name").as_deref() {
-        Some("chat") => {
-            out["name"] = json!("Messages");
-            attrs.push(kv("openinference.span.kind", json!("LLM")));
-            attrs.push(kv("llm.system", json!("anthropic")));
-            attrs.push(kv(
-                "llm.model_name",
-                json!(text(&a, "gen_ai.response.model")),
-            ));
-            let (i, o) = (
-                int(&a, "gen_ai.usage.input_tokens").unwrap(),
-                int(&a, "gen_ai.usage.output_tokens").unwrap(),
-            );
-            attrs.push(kv("llm.token_count.prompt", json!(i)));
-            attrs.push(kv("llm.token_count.completion", json!(o)));
-            attrs.push(kv("llm.token_count.total", json!(i + o)));
-            if let Some(c) = int(&a, "gen_ai.usage.cache_read.input_tokens") {
-                attrs.push(kv("llm.token_count.prompt_details.cache_read", json!(c)));
-            }
-            let mut n = 0;
-            if let Some(sys) = text(&a, "gen_ai.system_instructions") {
-                let v: Value = serde_json::from_str(&sys).unwrap();
-                attrs.push(kv("llm.input_messages.0.message.role", json!("system")));
-                attrs.push(kv(
-                    "llm.input_messages.0.message.content",
-                    v[0]["content"].clone(),
-                ));
-                n = 1;
-            }
-            if let Some(user) = text(&a, "gen_ai.input.messages").and_then(|m| first_text(&m)) {
-                attrs.push(kv(
-                    &format!("llm.input_messages.{n}.message.role"),
-                    json!("user"),
-                ));
-                attrs.push(kv(
-                    &format!("llm.input_messages.{n}.message.content"),
-                    json!(user),
-                ));
-            }
-            if let Some(t) = text(&a, "gen_ai.output.messages").and_then(|m| first_text(&m)) {
-                attrs.push(kv("llm.output_messages.0.message.role", json!("assistant")));
-                attrs.push(kv("llm.output_messages.0.message.content", json!(t)));
-            }
+    rewrite(s, |a, out, attrs| {
+        if let Some(c) = text(a, "gen_ai.conversation.id") {
+            attrs.push(kv("session.id", json!(c)));
         }
-        Some("execute_tool") => {
-            let tool = text(&a, "gen_ai.tool.name").unwrap();
-            out["name"] = json!(tool);
-            attrs.push(kv("openinference.span.kind", json!("TOOL")));
-            attrs.push(kv("tool.name", json!(tool)));
-            // The schema: the same for every call, never the arguments.
-            attrs.push(kv(
-                "tool.parameters",
-                json!(format!(r#"{{"type": "object", "title": "{tool}"}}"#)),
-            ));
-            let args: Value =
-                serde_json::from_str(&text(&a, "gen_ai.tool.call.arguments").unwrap()).unwrap();
-            attrs.push(kv("input.value", json!(py_dumps(&args))));
-            attrs.push(kv("input.mime_type", json!("application/json")));
-            match text(&a, "gen_ai.tool.call.result") {
-                Some(r) => {
-                    attrs.push(kv("output.value", json!(r)));
-                    attrs.push(kv("output.mime_type", json!("text/plain")));
+        match text(a, "gen_ai.operation.name").as_deref() {
+            Some("chat") => {
+                out["name"] = json!("Messages");
+                attrs.push(kv("openinference.span.kind", json!("LLM")));
+                attrs.push(kv("llm.system", json!("anthropic")));
+                attrs.push(kv(
+                    "llm.model_name",
+                    json!(text(a, "gen_ai.response.model")),
+                ));
+                let (_, i, o) = model_and_usage(a);
+                attrs.push(kv("llm.token_count.prompt", json!(i)));
+                attrs.push(kv("llm.token_count.completion", json!(o)));
+                attrs.push(kv("llm.token_count.total", json!(i + o)));
+                if let Some(c) = int(a, "gen_ai.usage.cache_read.input_tokens") {
+                    attrs.push(kv("llm.token_count.prompt_details.cache_read", json!(c)));
                 }
-                None => failed(&mut out, &text(&a, "error.type").unwrap()),
+                let mut n = 0;
+                if let Some(sys) = text(a, "gen_ai.system_instructions") {
+                    let v: Value = serde_json::from_str(&sys).unwrap();
+                    attrs.push(kv("llm.input_messages.0.message.role", json!("system")));
+                    attrs.push(kv(
+                        "llm.input_messages.0.message.content",
+                        v[0]["content"].clone(),
+                    ));
+                    n = 1;
+                }
+                if let Some(user) = text(a, "gen_ai.input.messages").and_then(|m| first_text(&m)) {
+                    attrs.push(kv(
+                        &format!("llm.input_messages.{n}.message.role"),
+                        json!("user"),
+                    ));
+                    attrs.push(kv(
+                        &format!("llm.input_messages.{n}.message.content"),
+                        json!(user),
+                    ));
+                }
+                if let Some(t) = text(a, "gen_ai.output.messages").and_then(|m| first_text(&m)) {
+                    attrs.push(kv("llm.output_messages.0.message.role", json!("assistant")));
+                    attrs.push(kv("llm.output_messages.0.message.content", json!(t)));
+                }
             }
+            Some("execute_tool") => {
+                let tool = text(a, "gen_ai.tool.name").unwrap();
+                out["name"] = json!(tool);
+                attrs.push(kv("openinference.span.kind", json!("TOOL")));
+                attrs.push(kv("tool.name", json!(tool)));
+                // The schema: the same for every call, never the arguments.
+                attrs.push(kv(
+                    "tool.parameters",
+                    json!(format!(r#"{{"type": "object", "title": "{tool}"}}"#)),
+                ));
+                let args: Value =
+                    serde_json::from_str(&text(a, "gen_ai.tool.call.arguments").unwrap()).unwrap();
+                attrs.push(kv("input.value", json!(py_dumps(&args))));
+                attrs.push(kv("input.mime_type", json!("application/json")));
+                match text(a, "gen_ai.tool.call.result") {
+                    Some(r) => {
+                        attrs.push(kv("output.value", json!(r)));
+                        attrs.push(kv("output.mime_type", json!("text/plain")));
+                    }
+                    None => failed(out, &text(a, "error.type").unwrap()),
+                }
+            }
+            Some("invoke_agent") => {
+                out["name"] = json!(text(a, "gen_ai.agent.name"));
+                attrs.push(kv("openinference.span.kind", json!("AGENT")));
+            }
+            _ => return false,
         }
-        Some("invoke_agent") => {
-            out["name"] = json!(text(&a, "gen_ai.agent.name"));
-            attrs.push(kv("openinference.span.kind", json!("AGENT")));
-        }
-        _ => return s.clone(),
-    }
-    out["attributes"] = Value::Array(attrs);
-    out
+        true
+    })
 }
 
 /// One OTel GenAI span as traceloop-sdk 0.62.4 writes it: its LLM spans
 /// already carry the gen_ai.* names; tools and agents are its decorators'.
 fn openllmetry(s: &Value, agent: Option<&str>) -> Value {
-    let a = attrs_of(s);
-    let mut out = s.clone();
-    let mut attrs: Vec<Value> = Vec::new();
-    if let Some(c) = text(&a, "gen_ai.conversation.id") {
-        attrs.push(kv("traceloop.association.properties.session_id", json!(c)));
-    }
-    if let Some(g) = agent {
-        attrs.push(kv("gen_ai.agent.name", json!(g)));
-    }
-    match text(&a, "gen_ai.operation.name").as_deref() {
-        Some("chat") => {
-            out["name"] = json!("anthropic.chat");
-            let keep = s["attributes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|kv| kv["key"] != "gen_ai.conversation.id");
-            attrs.extend(keep.cloned());
+    rewrite(s, |a, out, attrs| {
+        if let Some(c) = text(a, "gen_ai.conversation.id") {
+            attrs.push(kv("traceloop.association.properties.session_id", json!(c)));
         }
-        Some("execute_tool") => {
-            let tool = text(&a, "gen_ai.tool.name").unwrap();
-            out["name"] = json!(format!("{tool}.tool"));
-            attrs.push(kv("traceloop.span.kind", json!("tool")));
-            attrs.push(kv("traceloop.entity.name", json!(tool)));
-            attrs.push(kv("gen_ai.tool.name", json!(tool)));
-            let args: Value =
-                serde_json::from_str(&text(&a, "gen_ai.tool.call.arguments").unwrap()).unwrap();
-            attrs.push(kv(
-                "traceloop.entity.input",
-                json!(py_dumps(&json!({"args": [], "kwargs": args}))),
-            ));
-            match text(&a, "gen_ai.tool.call.result") {
-                Some(r) => attrs.push(kv("traceloop.entity.output", json!(json!(r).to_string()))),
-                None => failed(&mut out, &text(&a, "error.type").unwrap()),
+        if let Some(g) = agent {
+            attrs.push(kv("gen_ai.agent.name", json!(g)));
+        }
+        match text(a, "gen_ai.operation.name").as_deref() {
+            Some("chat") => {
+                out["name"] = json!("anthropic.chat");
+                let keep = s["attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|kv| kv["key"] != "gen_ai.conversation.id");
+                attrs.extend(keep.cloned());
             }
+            Some("execute_tool") => {
+                let tool = text(a, "gen_ai.tool.name").unwrap();
+                out["name"] = json!(format!("{tool}.tool"));
+                attrs.push(kv("traceloop.span.kind", json!("tool")));
+                attrs.push(kv("traceloop.entity.name", json!(tool)));
+                attrs.push(kv("gen_ai.tool.name", json!(tool)));
+                let args: Value =
+                    serde_json::from_str(&text(a, "gen_ai.tool.call.arguments").unwrap()).unwrap();
+                attrs.push(kv(
+                    "traceloop.entity.input",
+                    json!(py_dumps(&json!({"args": [], "kwargs": args}))),
+                ));
+                match text(a, "gen_ai.tool.call.result") {
+                    Some(r) => {
+                        attrs.push(kv("traceloop.entity.output", json!(json!(r).to_string())))
+                    }
+                    None => failed(out, &text(a, "error.type").unwrap()),
+                }
+            }
+            Some("invoke_agent") => {
+                let name = text(a, "gen_ai.agent.name").unwrap();
+                out["name"] = json!(format!("{name}.agent"));
+                attrs.push(kv("traceloop.span.kind", json!("agent")));
+                attrs.push(kv("traceloop.entity.name", json!(name)));
+                attrs.push(kv(
+                    "traceloop.entity.input",
+                    json!(r#"{"args": [], "kwargs": {}}"#),
+                ));
+            }
+            _ => return false,
         }
-        Some("invoke_agent") => {
-            let name = text(&a, "gen_ai.agent.name").unwrap();
-            out["name"] = json!(format!("{name}.agent"));
-            attrs.push(kv("traceloop.span.kind", json!("agent")));
-            attrs.push(kv("traceloop.entity.name", json!(name)));
-            attrs.push(kv(
-                "traceloop.entity.input",
-                json!(r#"{"args": [], "kwargs": {}}"#),
-            ));
-        }
-        _ => return s.clone(),
-    }
-    out["attributes"] = Value::Array(attrs);
-    out
+        true
+    })
 }
 
 /// One OTel GenAI span as the Vercel AI SDK (v5) writes it with
@@ -220,67 +240,61 @@ fn openllmetry(s: &Value, agent: Option<&str>) -> Value {
 /// `ai.generateText.doGenerate` step (ai.* and the gen_ai.* the SDK adds), each
 /// tool an `ai.toolCall` span; the session in the telemetry metadata.
 fn vercel(s: &Value) -> Value {
-    let a = attrs_of(s);
-    let mut out = s.clone();
-    let mut attrs: Vec<Value> = Vec::new();
-    if let Some(c) = text(&a, "gen_ai.conversation.id") {
-        attrs.push(kv("ai.telemetry.metadata.sessionId", json!(c)));
-    }
-    match text(&a, "gen_ai.operation.name").as_deref() {
-        Some("chat") => {
-            let model = text(&a, "gen_ai.response.model").unwrap();
-            let (i, o) = (
-                int(&a, "gen_ai.usage.input_tokens").unwrap(),
-                int(&a, "gen_ai.usage.output_tokens").unwrap(),
-            );
-            out["name"] = json!("ai.generateText.doGenerate");
-            attrs.push(kv("operation.name", json!("ai.generateText.doGenerate")));
-            attrs.push(kv("ai.operationId", json!("ai.generateText.doGenerate")));
-            attrs.push(kv("ai.model.id", json!(model)));
-            attrs.push(kv("ai.model.provider", json!("anthropic.messages")));
-            attrs.push(kv("ai.usage.inputTokens", json!(i)));
-            attrs.push(kv("ai.usage.outputTokens", json!(o)));
-            if let Some(c) = int(&a, "gen_ai.usage.cache_read.input_tokens") {
-                attrs.push(kv("ai.usage.cachedInputTokens", json!(c)));
-            }
-            if let Some(t) = text(&a, "gen_ai.output.messages").and_then(|m| first_text(&m)) {
-                attrs.push(kv("ai.response.text", json!(t)));
-            }
-            attrs.push(kv("ai.response.finishReason", json!("stop")));
-            attrs.push(kv("gen_ai.system", json!("anthropic.messages")));
-            attrs.push(kv("gen_ai.request.model", json!(model)));
-            attrs.push(kv("gen_ai.response.model", json!(model)));
-            attrs.push(kv("gen_ai.usage.input_tokens", json!(i)));
-            attrs.push(kv("gen_ai.usage.output_tokens", json!(o)));
+    rewrite(s, |a, out, attrs| {
+        if let Some(c) = text(a, "gen_ai.conversation.id") {
+            attrs.push(kv("ai.telemetry.metadata.sessionId", json!(c)));
         }
-        Some("execute_tool") => {
-            out["name"] = json!("ai.toolCall");
-            attrs.push(kv("operation.name", json!("ai.toolCall")));
-            attrs.push(kv("ai.operationId", json!("ai.toolCall")));
-            attrs.push(kv("ai.toolCall.name", json!(text(&a, "gen_ai.tool.name"))));
-            attrs.push(kv("ai.toolCall.id", json!(text(&a, "gen_ai.tool.call.id"))));
-            attrs.push(kv(
-                "ai.toolCall.args",
-                json!(text(&a, "gen_ai.tool.call.arguments")),
-            ));
-            match text(&a, "gen_ai.tool.call.result") {
-                Some(r) => attrs.push(kv("ai.toolCall.result", json!(r))),
-                None => failed(&mut out, &text(&a, "error.type").unwrap()),
+        match text(a, "gen_ai.operation.name").as_deref() {
+            Some("chat") => {
+                let (model, i, o) = model_and_usage(a);
+                out["name"] = json!("ai.generateText.doGenerate");
+                attrs.push(kv("operation.name", json!("ai.generateText.doGenerate")));
+                attrs.push(kv("ai.operationId", json!("ai.generateText.doGenerate")));
+                attrs.push(kv("ai.model.id", json!(model)));
+                attrs.push(kv("ai.model.provider", json!("anthropic.messages")));
+                attrs.push(kv("ai.usage.inputTokens", json!(i)));
+                attrs.push(kv("ai.usage.outputTokens", json!(o)));
+                if let Some(c) = int(a, "gen_ai.usage.cache_read.input_tokens") {
+                    attrs.push(kv("ai.usage.cachedInputTokens", json!(c)));
+                }
+                if let Some(t) = text(a, "gen_ai.output.messages").and_then(|m| first_text(&m)) {
+                    attrs.push(kv("ai.response.text", json!(t)));
+                }
+                attrs.push(kv("ai.response.finishReason", json!("stop")));
+                attrs.push(kv("gen_ai.system", json!("anthropic.messages")));
+                attrs.push(kv("gen_ai.request.model", json!(model)));
+                attrs.push(kv("gen_ai.response.model", json!(model)));
+                attrs.push(kv("gen_ai.usage.input_tokens", json!(i)));
+                attrs.push(kv("gen_ai.usage.output_tokens", json!(o)));
             }
+            Some("execute_tool") => {
+                out["name"] = json!("ai.toolCall");
+                attrs.push(kv("operation.name", json!("ai.toolCall")));
+                attrs.push(kv("ai.operationId", json!("ai.toolCall")));
+                attrs.push(kv("ai.toolCall.name", json!(text(a, "gen_ai.tool.name"))));
+                attrs.push(kv("ai.toolCall.id", json!(text(a, "gen_ai.tool.call.id"))));
+                attrs.push(kv(
+                    "ai.toolCall.args",
+                    json!(text(a, "gen_ai.tool.call.arguments")),
+                ));
+                match text(a, "gen_ai.tool.call.result") {
+                    Some(r) => attrs.push(kv("ai.toolCall.result", json!(r))),
+                    None => failed(out, &text(a, "error.type").unwrap()),
+                }
+            }
+            Some("invoke_agent") => {
+                out["name"] = json!("ai.generateText");
+                attrs.push(kv("operation.name", json!("ai.generateText")));
+                attrs.push(kv("ai.operationId", json!("ai.generateText")));
+                attrs.push(kv(
+                    "ai.telemetry.functionId",
+                    json!(text(a, "gen_ai.agent.name")),
+                ));
+            }
+            _ => return false,
         }
-        Some("invoke_agent") => {
-            out["name"] = json!("ai.generateText");
-            attrs.push(kv("operation.name", json!("ai.generateText")));
-            attrs.push(kv("ai.operationId", json!("ai.generateText")));
-            attrs.push(kv(
-                "ai.telemetry.functionId",
-                json!(text(&a, "gen_ai.agent.name")),
-            ));
-        }
-        _ => return s.clone(),
-    }
-    out["attributes"] = Value::Array(attrs);
-    out
+        true
+    })
 }
 
 /// The system and user texts of an OTel GenAI LLM span, as chat messages.
@@ -303,84 +317,79 @@ fn chat_messages(a: &BTreeMap<String, Value>) -> Vec<Value> {
 /// wrapped as `{"output": …}`; an agent is a chain run marked as LangSmith's
 /// coding-agent metadata marks it (`ls_agent_type` root or subagent).
 fn langsmith(s: &Value, parent_agent: Option<&str>) -> Value {
-    let a = attrs_of(s);
-    let mut out = s.clone();
-    let mut attrs: Vec<Value> = Vec::new();
-    let run = |attrs: &mut Vec<Value>, kind: &str, name: &str| {
-        attrs.push(kv("langsmith.span.kind", json!(kind)));
-        attrs.push(kv("langsmith.trace.name", json!(name)));
-        attrs.push(kv("langsmith.trace.session_name", json!("default")));
-        attrs.push(kv("langsmith.metadata.ls_method", json!("traceable")));
-    };
-    match text(&a, "gen_ai.operation.name").as_deref() {
-        Some("chat") => {
-            let model = text(&a, "gen_ai.response.model").unwrap();
-            let (i, o) = (
-                int(&a, "gen_ai.usage.input_tokens").unwrap(),
-                int(&a, "gen_ai.usage.output_tokens").unwrap(),
-            );
-            out["name"] = json!("ChatAnthropic");
-            run(&mut attrs, "llm", "ChatAnthropic");
-            attrs.push(kv("gen_ai.operation.name", json!("chat")));
-            attrs.push(kv("gen_ai.system", json!("anthropic")));
-            attrs.push(kv("langsmith.metadata.ls_provider", json!("anthropic")));
-            attrs.push(kv("langsmith.metadata.ls_model_name", json!(model)));
-            attrs.push(kv("gen_ai.request.model", json!(model)));
-            let prompt = json!({"max_tokens": 1024, "messages": chat_messages(&a), "model": model});
-            attrs.push(kv("gen_ai.prompt", json!(prompt.to_string())));
-            attrs.push(kv("gen_ai.usage.input_tokens", json!(i)));
-            attrs.push(kv("gen_ai.usage.output_tokens", json!(o)));
-            attrs.push(kv("gen_ai.usage.total_tokens", json!(i + o)));
-            attrs.push(kv("gen_ai.response.model", json!(model)));
-            let details = match int(&a, "gen_ai.usage.cache_read.input_tokens") {
-                Some(c) => format!("{{'cache_read': {c}}}"),
-                None => "{}".to_string(),
-            };
-            attrs.push(kv("gen_ai.usage.input_token_details", json!(details)));
-            let answer = text(&a, "gen_ai.output.messages").and_then(|m| first_text(&m));
-            let completion = json!({"content": [{"citations": null, "text": answer, "type": "text"}],
-                "model": model, "role": "assistant", "stop_reason": "end_turn"});
-            attrs.push(kv("gen_ai.completion", json!(completion.to_string())));
-        }
-        Some("execute_tool") => {
-            let tool = text(&a, "gen_ai.tool.name").unwrap();
-            out["name"] = json!(tool);
-            run(&mut attrs, "tool", &tool);
-            attrs.push(kv("gen_ai.operation.name", json!("execute_tool")));
-            attrs.push(kv("gen_ai.system", json!("langchain")));
-            attrs.push(kv("gen_ai.tool.name", json!(tool)));
-            let args: Value =
-                serde_json::from_str(&text(&a, "gen_ai.tool.call.arguments").unwrap()).unwrap();
-            attrs.push(kv("gen_ai.prompt", json!(args.to_string())));
-            let result = text(&a, "gen_ai.tool.call.result");
-            attrs.push(kv(
-                "gen_ai.completion",
-                json!(json!({"output": result}).to_string()),
-            ));
-            if result.is_none() {
-                failed(&mut out, &text(&a, "error.type").unwrap());
+    rewrite(s, |a, out, attrs| {
+        let run = |attrs: &mut Vec<Value>, kind: &str, name: &str| {
+            attrs.push(kv("langsmith.span.kind", json!(kind)));
+            attrs.push(kv("langsmith.trace.name", json!(name)));
+            attrs.push(kv("langsmith.trace.session_name", json!("default")));
+            attrs.push(kv("langsmith.metadata.ls_method", json!("traceable")));
+        };
+        match text(a, "gen_ai.operation.name").as_deref() {
+            Some("chat") => {
+                let (model, i, o) = model_and_usage(a);
+                out["name"] = json!("ChatAnthropic");
+                run(attrs, "llm", "ChatAnthropic");
+                attrs.push(kv("gen_ai.operation.name", json!("chat")));
+                attrs.push(kv("gen_ai.system", json!("anthropic")));
+                attrs.push(kv("langsmith.metadata.ls_provider", json!("anthropic")));
+                attrs.push(kv("langsmith.metadata.ls_model_name", json!(model)));
+                attrs.push(kv("gen_ai.request.model", json!(model)));
+                let prompt =
+                    json!({"max_tokens": 1024, "messages": chat_messages(a), "model": model});
+                attrs.push(kv("gen_ai.prompt", json!(prompt.to_string())));
+                attrs.push(kv("gen_ai.usage.input_tokens", json!(i)));
+                attrs.push(kv("gen_ai.usage.output_tokens", json!(o)));
+                attrs.push(kv("gen_ai.usage.total_tokens", json!(i + o)));
+                attrs.push(kv("gen_ai.response.model", json!(model)));
+                let details = match int(a, "gen_ai.usage.cache_read.input_tokens") {
+                    Some(c) => format!("{{'cache_read': {c}}}"),
+                    None => "{}".to_string(),
+                };
+                attrs.push(kv("gen_ai.usage.input_token_details", json!(details)));
+                let answer = text(a, "gen_ai.output.messages").and_then(|m| first_text(&m));
+                let completion = json!({"content": [{"citations": null, "text": answer, "type": "text"}],
+                    "model": model, "role": "assistant", "stop_reason": "end_turn"});
+                attrs.push(kv("gen_ai.completion", json!(completion.to_string())));
             }
+            Some("execute_tool") => {
+                let tool = text(a, "gen_ai.tool.name").unwrap();
+                out["name"] = json!(tool);
+                run(attrs, "tool", &tool);
+                attrs.push(kv("gen_ai.operation.name", json!("execute_tool")));
+                attrs.push(kv("gen_ai.system", json!("langchain")));
+                attrs.push(kv("gen_ai.tool.name", json!(tool)));
+                let args: Value =
+                    serde_json::from_str(&text(a, "gen_ai.tool.call.arguments").unwrap()).unwrap();
+                attrs.push(kv("gen_ai.prompt", json!(args.to_string())));
+                let result = text(a, "gen_ai.tool.call.result");
+                attrs.push(kv(
+                    "gen_ai.completion",
+                    json!(json!({"output": result}).to_string()),
+                ));
+                if result.is_none() {
+                    failed(out, &text(a, "error.type").unwrap());
+                }
+            }
+            Some("invoke_agent") => {
+                let name = text(a, "gen_ai.agent.name").unwrap();
+                out["name"] = json!(name);
+                run(attrs, "chain", &name);
+                attrs.push(kv("gen_ai.operation.name", json!("chain")));
+                attrs.push(kv("gen_ai.system", json!("langchain")));
+                let role = if parent_agent.is_some() {
+                    "subagent"
+                } else {
+                    "root"
+                };
+                attrs.push(kv("langsmith.metadata.ls_agent_type", json!(role)));
+            }
+            _ => return false,
         }
-        Some("invoke_agent") => {
-            let name = text(&a, "gen_ai.agent.name").unwrap();
-            out["name"] = json!(name);
-            run(&mut attrs, "chain", &name);
-            attrs.push(kv("gen_ai.operation.name", json!("chain")));
-            attrs.push(kv("gen_ai.system", json!("langchain")));
-            let role = if parent_agent.is_some() {
-                "subagent"
-            } else {
-                "root"
-            };
-            attrs.push(kv("langsmith.metadata.ls_agent_type", json!(role)));
+        if let Some(c) = text(a, "gen_ai.conversation.id") {
+            attrs.push(kv("langsmith.metadata.session_id", json!(c)));
         }
-        _ => return s.clone(),
-    }
-    if let Some(c) = text(&a, "gen_ai.conversation.id") {
-        attrs.push(kv("langsmith.metadata.session_id", json!(c)));
-    }
-    out["attributes"] = Value::Array(attrs);
-    out
+        true
+    })
 }
 
 /// One OTel GenAI span as the Langfuse SDK (5.0.4) writes it, as in
@@ -389,70 +398,64 @@ fn langsmith(s: &Value, parent_agent: Option<&str>) -> Value {
 /// and agents (arguments wrapped as `{"args", "kwargs"}`), `session.id` on
 /// every observation; a failed observation has level ERROR and a status message.
 fn langfuse(s: &Value) -> Value {
-    let a = attrs_of(s);
-    let mut out = s.clone();
-    let mut attrs: Vec<Value> = Vec::new();
-    let observation = |attrs: &mut Vec<Value>, ty: &str| {
-        attrs.push(kv("langfuse.observation.type", json!(ty)));
-    };
-    match text(&a, "gen_ai.operation.name").as_deref() {
-        Some("chat") => {
-            let model = text(&a, "gen_ai.response.model").unwrap();
-            let (i, o) = (
-                int(&a, "gen_ai.usage.input_tokens").unwrap(),
-                int(&a, "gen_ai.usage.output_tokens").unwrap(),
-            );
-            out["name"] = json!("OpenAI-generation");
-            observation(&mut attrs, "generation");
-            attrs.push(kv("langfuse.observation.model.name", json!(model)));
-            let input = json!({"messages": chat_messages(&a), "model": model});
-            attrs.push(kv("langfuse.observation.input", json!(py_dumps(&input))));
-            let answer = text(&a, "gen_ai.output.messages").and_then(|m| first_text(&m));
-            let output = json!({"role": "assistant", "content": answer});
-            attrs.push(kv("langfuse.observation.output", json!(py_dumps(&output))));
-            let cached = int(&a, "gen_ai.usage.cache_read.input_tokens").unwrap_or(0);
-            let usage = json!({"completion_tokens": o, "prompt_tokens": i, "total_tokens": i + o,
-                "completion_tokens_details": null, "prompt_tokens_details": {"cached_tokens": cached}});
-            attrs.push(kv(
-                "langfuse.observation.usage_details",
-                json!(py_dumps(&usage)),
-            ));
-        }
-        Some("execute_tool") => {
-            let tool = text(&a, "gen_ai.tool.name").unwrap();
-            out["name"] = json!(tool);
-            observation(&mut attrs, "tool");
-            let args: Value =
-                serde_json::from_str(&text(&a, "gen_ai.tool.call.arguments").unwrap()).unwrap();
-            attrs.push(kv(
-                "langfuse.observation.input",
-                json!(py_dumps(&json!({"args": [], "kwargs": args}))),
-            ));
-            match text(&a, "gen_ai.tool.call.result") {
-                Some(r) => attrs.push(kv("langfuse.observation.output", json!(r))),
-                None => {
-                    let message = "tool call failed";
-                    out["status"] = json!({"code": 2, "message": message});
-                    attrs.push(kv("langfuse.observation.level", json!("ERROR")));
-                    attrs.push(kv("langfuse.observation.status_message", json!(message)));
+    rewrite(s, |a, out, attrs| {
+        let observation = |attrs: &mut Vec<Value>, ty: &str| {
+            attrs.push(kv("langfuse.observation.type", json!(ty)));
+        };
+        match text(a, "gen_ai.operation.name").as_deref() {
+            Some("chat") => {
+                let (model, i, o) = model_and_usage(a);
+                out["name"] = json!("OpenAI-generation");
+                observation(attrs, "generation");
+                attrs.push(kv("langfuse.observation.model.name", json!(model)));
+                let input = json!({"messages": chat_messages(a), "model": model});
+                attrs.push(kv("langfuse.observation.input", json!(py_dumps(&input))));
+                let answer = text(a, "gen_ai.output.messages").and_then(|m| first_text(&m));
+                let output = json!({"role": "assistant", "content": answer});
+                attrs.push(kv("langfuse.observation.output", json!(py_dumps(&output))));
+                let cached = int(a, "gen_ai.usage.cache_read.input_tokens").unwrap_or(0);
+                let usage = json!({"completion_tokens": o, "prompt_tokens": i, "total_tokens": i + o,
+                    "completion_tokens_details": null, "prompt_tokens_details": {"cached_tokens": cached}});
+                attrs.push(kv(
+                    "langfuse.observation.usage_details",
+                    json!(py_dumps(&usage)),
+                ));
+            }
+            Some("execute_tool") => {
+                let tool = text(a, "gen_ai.tool.name").unwrap();
+                out["name"] = json!(tool);
+                observation(attrs, "tool");
+                let args: Value =
+                    serde_json::from_str(&text(a, "gen_ai.tool.call.arguments").unwrap()).unwrap();
+                attrs.push(kv(
+                    "langfuse.observation.input",
+                    json!(py_dumps(&json!({"args": [], "kwargs": args}))),
+                ));
+                match text(a, "gen_ai.tool.call.result") {
+                    Some(r) => attrs.push(kv("langfuse.observation.output", json!(r))),
+                    None => {
+                        let message = "tool call failed";
+                        out["status"] = json!({"code": 2, "message": message});
+                        attrs.push(kv("langfuse.observation.level", json!("ERROR")));
+                        attrs.push(kv("langfuse.observation.status_message", json!(message)));
+                    }
                 }
             }
+            Some("invoke_agent") => {
+                out["name"] = json!(text(a, "gen_ai.agent.name"));
+                observation(attrs, "agent");
+                attrs.push(kv(
+                    "langfuse.observation.input",
+                    json!(r#"{"args": [], "kwargs": {}}"#),
+                ));
+            }
+            _ => return false,
         }
-        Some("invoke_agent") => {
-            out["name"] = json!(text(&a, "gen_ai.agent.name"));
-            observation(&mut attrs, "agent");
-            attrs.push(kv(
-                "langfuse.observation.input",
-                json!(r#"{"args": [], "kwargs": {}}"#),
-            ));
+        if let Some(c) = text(a, "gen_ai.conversation.id") {
+            attrs.push(kv("session.id", json!(c)));
         }
-        _ => return s.clone(),
-    }
-    if let Some(c) = text(&a, "gen_ai.conversation.id") {
-        attrs.push(kv("session.id", json!(c)));
-    }
-    out["attributes"] = Value::Array(attrs);
-    out
+        true
+    })
 }
 
 /// One OTel GenAI span as pydantic-ai (2.68, instrumentation format 5) writes
@@ -462,64 +465,63 @@ fn langfuse(s: &Value) -> Value {
 /// the retry message as the result), and the agent run's total of the calls
 /// under it as `gen_ai.aggregated_usage.*`.
 fn pydantic_ai(s: &Value, aggregate: Option<&(u64, u64, u64)>) -> Value {
-    let a = attrs_of(s);
-    let mut out = s.clone();
-    let mut attrs: Vec<Value> = s["attributes"].as_array().unwrap().clone();
-    let schema = |props: &[&str]| {
-        let p: serde_json::Map<String, Value> = props
-            .iter()
-            .map(|k| (k.to_string(), json!({"type": "object"})))
-            .collect();
-        json!({"type": "object", "properties": p}).to_string()
-    };
-    match text(&a, "gen_ai.operation.name").as_deref() {
-        Some("chat") => {
-            attrs.push(kv("gen_ai.system", json!("anthropic")));
-            attrs.push(kv("operation.cost", json!(0.0032)));
-            attrs.push(kv(
-                "logfire.json_schema",
-                json!(schema(&["gen_ai.input.messages", "gen_ai.output.messages"])),
-            ));
-            if let Some(c) = int(&a, "gen_ai.usage.cache_read.input_tokens") {
-                attrs.push(kv("gen_ai.usage.details.cache_read_tokens", json!(c)));
-                attrs.push(kv("pydantic_ai.cache.established_tokens", json!(c)));
-            }
-        }
-        Some("execute_tool") => {
-            let tool = text(&a, "gen_ai.tool.name").unwrap();
-            attrs.push(kv("logfire.msg", json!(format!("running tool: {tool}"))));
-            attrs.push(kv(
-                "logfire.json_schema",
-                json!(schema(&[
-                    "gen_ai.tool.call.arguments",
-                    "gen_ai.tool.call.result"
-                ])),
-            ));
-            if text(&a, "gen_ai.tool.call.result").is_none() {
-                let ty = text(&a, "error.type").unwrap();
-                attrs.retain(|kv| kv["key"] != "error.type");
-                attrs.push(kv("gen_ai.tool.call.result", json!("tool call failed")));
-                attrs.push(kv("pydantic_ai.tool.retry.cause", json!("model_retry")));
-                failed(&mut out, &ty);
-            }
-        }
-        Some("invoke_agent") => {
-            let name = text(&a, "gen_ai.agent.name").unwrap();
-            attrs.push(kv("agent_name", json!(name)));
-            attrs.push(kv("logfire.msg", json!(format!("{name} run"))));
-            if let Some((i, o, c)) = aggregate {
-                attrs.push(kv("gen_ai.aggregated_usage.input_tokens", json!(i)));
-                attrs.push(kv("gen_ai.aggregated_usage.output_tokens", json!(o)));
+    rewrite(s, |a, out, attrs| {
+        attrs.extend(s["attributes"].as_array().unwrap().iter().cloned());
+        let schema = |props: &[&str]| {
+            let p: serde_json::Map<String, Value> = props
+                .iter()
+                .map(|k| (k.to_string(), json!({"type": "object"})))
+                .collect();
+            json!({"type": "object", "properties": p}).to_string()
+        };
+        match text(a, "gen_ai.operation.name").as_deref() {
+            Some("chat") => {
+                attrs.push(kv("gen_ai.system", json!("anthropic")));
+                attrs.push(kv("operation.cost", json!(0.0032)));
                 attrs.push(kv(
-                    "gen_ai.aggregated_usage.cache_read.input_tokens",
-                    json!(c),
+                    "logfire.json_schema",
+                    json!(schema(&["gen_ai.input.messages", "gen_ai.output.messages"])),
                 ));
+                if let Some(c) = int(a, "gen_ai.usage.cache_read.input_tokens") {
+                    attrs.push(kv("gen_ai.usage.details.cache_read_tokens", json!(c)));
+                    attrs.push(kv("pydantic_ai.cache.established_tokens", json!(c)));
+                }
             }
+            Some("execute_tool") => {
+                let tool = text(a, "gen_ai.tool.name").unwrap();
+                attrs.push(kv("logfire.msg", json!(format!("running tool: {tool}"))));
+                attrs.push(kv(
+                    "logfire.json_schema",
+                    json!(schema(&[
+                        "gen_ai.tool.call.arguments",
+                        "gen_ai.tool.call.result"
+                    ])),
+                ));
+                if text(a, "gen_ai.tool.call.result").is_none() {
+                    let ty = text(a, "error.type").unwrap();
+                    attrs.retain(|kv| kv["key"] != "error.type");
+                    attrs.push(kv("gen_ai.tool.call.result", json!("tool call failed")));
+                    attrs.push(kv("pydantic_ai.tool.retry.cause", json!("model_retry")));
+                    failed(out, &ty);
+                }
+            }
+            Some("invoke_agent") => {
+                let name = text(a, "gen_ai.agent.name").unwrap();
+                attrs.push(kv("agent_name", json!(name)));
+                attrs.push(kv("logfire.msg", json!(format!("{name} run"))));
+                if let Some((i, o, c)) = aggregate {
+                    attrs.push(kv("gen_ai.aggregated_usage.input_tokens", json!(i)));
+                    attrs.push(kv("gen_ai.aggregated_usage.output_tokens", json!(o)));
+                    attrs.push(kv(
+                        "gen_ai.aggregated_usage.cache_read.input_tokens",
+                        json!(c),
+                    ));
+                }
+            }
+            _ => return false,
         }
-        _ => return s.clone(),
-    }
-    out["attributes"] = Value::Array(attrs);
-    out
+        true
+    })
 }
 
 /// For each agent span, the usage (input, output, cache reads) of the LLM
