@@ -132,8 +132,13 @@ impl ContextReread {
     fn finding(&self, i: usize, from: usize) -> Finding {
         let s = &self.seen[i];
         let n = s.rereads.len();
+        let times = if n == 1 {
+            "once".to_string()
+        } else {
+            format!("{n} times")
+        };
         let mut f = Finding::new(
-            format!("{} re-read {n} times", s.key),
+            format!("{} re-read {times}", s.key),
             format!(
                 "{} was read {} times in one session with the same content; each re-read put it in the context again at full price.",
                 s.key, s.reads
