@@ -96,6 +96,13 @@ fn generate(path: &Path, seed: u64, repeat: u32, noise: u32) {
 
 /// The same spans with every conversation id replaced by one: a single session.
 fn one_session(from: &[PathBuf], to: &Path) {
+    rewrite(from, to, true, 1);
+}
+
+/// Rewrite the spans of `from` into `to`: all in one session if `one`, and
+/// their times squeezed `squeeze`-fold towards the first span's start (so a
+/// generated run of many months fits in one, as a long-lived agent's would).
+fn rewrite(from: &[PathBuf], to: &Path, one: bool, squeeze: u64) {
     if to.exists() {
         return;
     }
@@ -103,28 +110,45 @@ fn one_session(from: &[PathBuf], to: &Path) {
     let lines = from
         .iter()
         .flat_map(|f| std::io::BufReader::new(std::fs::File::open(f).unwrap()).lines());
+    let mut base = None;
     for line in lines {
         let line = line.unwrap();
         let mut v: serde_json::Value = serde_json::from_str(&line).unwrap();
         for rs in v["resourceSpans"].as_array_mut().unwrap() {
             for ss in rs["scopeSpans"].as_array_mut().unwrap() {
                 for s in ss["spans"].as_array_mut().unwrap() {
-                    let attrs = s["attributes"].as_array_mut().unwrap();
-                    if !attrs.iter().any(|a| a["key"] == "gen_ai.conversation.id") {
-                        attrs.push(
-                            serde_json::json!({"key": "gen_ai.conversation.id", "value": {}}),
-                        );
-                    }
-                    for a in attrs.iter_mut() {
-                        if a["key"] == "gen_ai.conversation.id" {
-                            a["value"] = serde_json::json!({"stringValue": "one-long-session"});
-                        }
+                    squeeze_times(s, &mut base, squeeze);
+                    if one {
+                        set_session(s, "one-long-session");
                     }
                 }
             }
         }
         serde_json::to_writer(&mut w, &v).unwrap();
         w.write_all(b"\n").unwrap();
+    }
+}
+
+fn set_session(s: &mut serde_json::Value, id: &str) {
+    let attrs = s["attributes"].as_array_mut().unwrap();
+    if !attrs.iter().any(|a| a["key"] == "gen_ai.conversation.id") {
+        attrs.push(serde_json::json!({"key": "gen_ai.conversation.id", "value": {}}));
+    }
+    for a in attrs.iter_mut() {
+        if a["key"] == "gen_ai.conversation.id" {
+            a["value"] = serde_json::json!({"stringValue": id});
+        }
+    }
+}
+
+fn squeeze_times(s: &mut serde_json::Value, base: &mut Option<u64>, k: u64) {
+    if k == 1 {
+        return;
+    }
+    for key in ["startTimeUnixNano", "endTimeUnixNano"] {
+        let t: u64 = s[key].as_str().unwrap().parse().unwrap();
+        let b = *base.get_or_insert(t);
+        s[key] = serde_json::json!((b + t.saturating_sub(b) / k).to_string());
     }
 }
 
@@ -191,10 +215,15 @@ fn main() {
     // A long-lived agent: BENCH_LONG_TURNS (100,000) turns in one
     // conversation, against the same turns in the generator's sessions.
     let turns = env_or("BENCH_LONG_TURNS", 100_000);
+    let span = turns.div_ceil(TURNS_PER_MONTH);
+    let generated = dir.join(format!("turns-{turns}-generated.jsonl"));
+    generate(&generated, 7, span, 0);
+    // The generator writes one month after another; squeezed into one month
+    // (times beyond a year from now would read as clock errors).
     let many = dir.join(format!("turns-{turns}.jsonl"));
-    generate(&many, 7, turns.div_ceil(TURNS_PER_MONTH), 0);
+    rewrite(std::slice::from_ref(&generated), &many, false, span.into());
     let one = dir.join(format!("turns-{turns}-one-session.jsonl"));
-    one_session(std::slice::from_ref(&many), &one);
+    rewrite(std::slice::from_ref(&generated), &one, true, span.into());
 
     let _ = scan(bin, &cache, base.to_str().unwrap(), &[]); // warm caches
     let runs: Vec<(String, Run)> = vec![
