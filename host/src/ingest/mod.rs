@@ -6,6 +6,7 @@
 pub mod attrs;
 pub mod dialect;
 mod document;
+mod lines;
 pub mod mapping;
 pub mod otlp;
 pub mod parts;
@@ -670,57 +671,38 @@ impl Reader {
         kind: LineKind,
         sink: &mut dyn FnMut(Vec<Span>),
     ) -> Result<(), InputError> {
-        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + (1 << 20));
-        let mut starts: Vec<(u64, usize)> = Vec::new();
-        let mut line_no = 0u64;
+        let mut lb = lines::LineBlocks::new(BLOCK, self.max_record);
         loop {
-            let at = buf.len();
-            let got = read_line_bounded(&mut r, &mut buf, self.max_record);
-            let (n, too_long, failed) = match got {
-                Ok(Line::Read(n)) => (n, None, None),
-                Ok(Line::TooLong(len)) => (1, Some(len), None),
-                Err(e) => (0, None, Some(e)),
-            };
-            if n > 0 {
-                line_no += 1;
-                match too_long {
-                    None => starts.push((line_no, at)),
-                    Some(len) => self.stats.problem(Problem {
-                        file: name.clone(),
-                        line: line_no,
-                        reason: format!(
-                            "record skipped: {} bytes, longer than the limit of {} MiB ([settings] max_record_mb)",
-                            len,
-                            self.max_record >> 20
-                        ),
-                    }),
+            let read = lb.fill(&mut r);
+            for (line, len) in std::mem::take(&mut lb.too_long) {
+                self.stats.problem(Problem {
+                    file: name.clone(),
+                    line,
+                    reason: format!(
+                        "record skipped: {len} bytes, longer than the limit of {} MiB ([settings] max_record_mb)",
+                        self.max_record >> 20
+                    ),
+                });
+            }
+            let more = *read.as_ref().unwrap_or(&false);
+            if !more || lb.held() >= BLOCK {
+                let block = lb.block();
+                if !block.is_empty() {
+                    self.parse_block(name, kind, block, sink);
                 }
+                lb.clear_block();
             }
-            if (n == 0 || buf.len() >= BLOCK) && !starts.is_empty() {
-                let lines: Vec<(u64, &[u8])> = starts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &(no, s))| {
-                        let e = starts.get(i + 1).map_or(buf.len(), |x| x.1);
-                        let line = &buf[s..e];
-                        let line = line.strip_suffix(b"\n").unwrap_or(line);
-                        (no, line.strip_suffix(b"\r").unwrap_or(line))
-                    })
-                    .collect();
-                self.parse_block(name, kind, lines, sink);
-                buf.clear();
-                starts.clear();
-            }
-            if let Some(e) = failed {
+            if let Err(e) = read {
                 // A truncated or corrupt stream: the lines before were read.
                 return Err(InputError::Broken {
                     path: name.to_string(),
                     why: format!(
-                        "the stream breaks off after line {line_no} (read up to there): {e}"
+                        "the stream breaks off after line {} (read up to there): {e}",
+                        lb.line_no
                     ),
                 });
             }
-            if n == 0 {
+            if !more {
                 return Ok(());
             }
         }
@@ -1205,53 +1187,6 @@ fn text_of<'a>(
             std::borrow::Cow::Owned(fixed.into_owned())
         }
     }
-}
-
-/// What [`read_line_bounded`] read.
-enum Line {
-    /// a line (with its newline, if any) of this many bytes; 0 at the end
-    Read(usize),
-    /// a line longer than the limit, of this many bytes: read past, not kept
-    TooLong(u64),
-}
-
-/// `read_until(b'\n')` that keeps at most `max` bytes of a line: a longer line is
-/// read past in constant memory.
-fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
-    let start = buf.len();
-    let mut skipped: u64 = 0;
-    loop {
-        let avail = match r.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if avail.is_empty() {
-            break;
-        }
-        let (take, done) = match memchr::memchr(b'\n', avail) {
-            Some(i) => (i + 1, true),
-            None => (avail.len(), false),
-        };
-        if skipped == 0 && buf.len() - start + take <= max {
-            buf.extend_from_slice(&avail[..take]);
-        } else {
-            if skipped == 0 {
-                skipped = (buf.len() - start) as u64;
-                buf.truncate(start);
-            }
-            skipped += take as u64;
-        }
-        r.consume(take);
-        if done {
-            break;
-        }
-    }
-    Ok(if skipped > 0 {
-        Line::TooLong(skipped)
-    } else {
-        Line::Read(buf.len() - start)
-    })
 }
 
 /// Fill `buf` as far as the stream goes; returns how many bytes were read.
