@@ -121,7 +121,10 @@ impl LineBlocks {
 mod tests {
     use super::*;
 
-    fn all_lines(input: &[u8], max: usize) -> (Vec<(u64, String)>, Vec<(u64, u64)>) {
+    /// Numbered lines, and over-long ones with their lengths.
+    type Split = (Vec<(u64, String)>, Vec<(u64, u64)>);
+
+    fn all_lines(input: &[u8], max: usize) -> Split {
         let mut lb = LineBlocks::new(16, max);
         let mut r = input;
         let (mut got, mut long) = (Vec::new(), Vec::new());
