@@ -25,7 +25,7 @@ done
 for s in openllmetry-openai openllmetry-anthropic; do
     record "$venv-traceloop" "$s"
 done
-for s in langsmith-openai langsmith-anthropic langfuse-openai pydantic-ai-openai; do
+for s in langsmith-openai langsmith-anthropic langsmith-langchain langfuse-openai pydantic-ai-openai; do
     record "$venv-frameworks" "$s"
 done
 {
@@ -34,5 +34,5 @@ done
     echo "and for the openllmetry-* recordings:"
     "$venv-traceloop/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-(sdk|instrumentation-(openai|anthropic))|traceloop)'
     echo "and for the langsmith-*, langfuse-* and pydantic-ai-* recordings:"
-    "$venv-frameworks/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-sdk|langsmith|langfuse|pydantic-ai)'
+    "$venv-frameworks/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-sdk|langsmith|langfuse|pydantic-ai|langchain)'
 } > "$out/VERSIONS.txt"

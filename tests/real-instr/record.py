@@ -235,6 +235,25 @@ def langsmith(loop, wrap):
     return result
 
 
+def langchain_loop(base, tool):
+    """LangChain's ChatOpenAI with the two tools bound, the loop written out."""
+    from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
+    from langchain_openai import ChatOpenAI
+
+    model = ChatOpenAI(model="gpt-4o", base_url=base + "/v1", api_key="sk-fake", max_retries=0)
+    tools = [{"type": "function", "function": {"name": n, "parameters": s}} for n, s in TOOL_SCHEMAS.items()]
+    llm = model.bind_tools(tools)
+    messages = [SystemMessage(SYSTEM), HumanMessage(USER)]
+    while True:
+        m = llm.invoke(messages)
+        if not m.tool_calls:
+            return m.content
+        messages.append(m)
+        for tc in m.tool_calls:
+            text, _ = tool(tc["name"], tc["args"], tc["id"])
+            messages.append(ToolMessage(text, tool_call_id=tc["id"]))
+
+
 def pydantic_ai(tp, base):
     """pydantic-ai's own instrumentation (the spans Logfire shows): its Agent
     runs the loop, calling the fake OpenAI model and the two tools; a failed
@@ -341,6 +360,17 @@ def main(scenario, out):
         from langsmith.wrappers import wrap_openai
 
         langsmith(lambda tool, wrap: openai_loop(base, tool, wrap), wrap_openai)
+    elif scenario == "langsmith-langchain":
+        # LangChain traced by LangSmith (its callbacks), in OpenTelemetry mode only.
+        os.environ.update(
+            LANGSMITH_TRACING="true",
+            LANGSMITH_OTEL_ENABLED="true",
+            LANGSMITH_OTEL_ONLY="true",
+            LANGSMITH_API_KEY="lsv2-fake",
+            LANGSMITH_ENDPOINT=base,
+        )
+        provider(out)
+        langsmith(lambda tool, _: langchain_loop(base, tool), None)
     elif scenario == "langsmith-anthropic":
         provider(out)
         from langsmith.wrappers import wrap_anthropic

@@ -890,7 +890,7 @@ fn input_text(a: &Attrs, prompt: &Prompt) -> Option<Box<str>> {
     } else if let Some(t) = indexed_messages(a, "gen_ai.prompt.", ".content") {
         captured = true;
         parts.push(t);
-    } else if let Some(v) = a.get(&["ai.prompt", "input.value", "gen_ai.prompt"]) {
+    } else if let Some(v) = a.get(super::parts::PROMPT) {
         captured = true;
         parts.push(messages_text(&as_json(v)));
     }
@@ -1034,6 +1034,18 @@ fn first_output_of_json(v: &Value) -> Option<Box<str>> {
         },
         Value::Array(msgs) => msgs.first().and_then(first_text).map(Into::into),
         Value::Object(m) => {
+            // LangChain's {generations: [[{text, message}]]} (LangSmith records
+            // a chat model run's outputs so)
+            if let Some(g) = m.get("generations").and_then(|g| g.get(0)?.get(0)) {
+                let message = g.get("message").and_then(super::parts::langchain_message);
+                return message
+                    .as_ref()
+                    .and_then(first_text)
+                    .filter(|t| !t.is_empty())
+                    .or_else(|| g.get("text").and_then(Value::as_str).map(String::from))
+                    .filter(|t| !t.is_empty())
+                    .map(Into::into);
+            }
             // OpenAI's {choices: [{message}]}
             if let Some(Value::Array(ch)) = m.get("choices") {
                 return ch
@@ -1159,6 +1171,35 @@ mod tests {
         ]);
         assert_eq!(s.tool_args.as_deref(), Some(r#"{"path":"CLAUDE.md"}"#));
         assert_eq!(s.tool_result.as_deref(), Some("# rules"));
+    }
+
+    #[test]
+    fn a_langchain_run_traced_by_langsmith_gives_its_messages_and_answer() {
+        let msg = |class: &str, ty: &str, content: &str| {
+            serde_json::json!({"lc": 1, "type": "constructor",
+                "id": ["langchain", "schema", "messages", class],
+                "kwargs": {"content": content, "type": ty}})
+        };
+        let prompt = serde_json::json!({"messages": [[
+            msg("SystemMessage", "system", "Be brief."),
+            msg("HumanMessage", "human", "Fix the test."),
+        ]]});
+        let answer = msg("AIMessage", "ai", "Done: the fixture was flaky.");
+        let completion = serde_json::json!({"generations": [[{"text": "", "message": answer}]]});
+        let s = span_of(&[
+            ("langsmith.span.kind", AnyValue::Str("llm".into())),
+            ("gen_ai.prompt", AnyValue::Str(prompt.to_string())),
+            ("gen_ai.completion", AnyValue::Str(completion.to_string())),
+            ("gen_ai.usage.input_tokens", AnyValue::Int(10)),
+        ]);
+        assert_eq!(s.input_text.as_deref(), Some("Be brief.\nFix the test."));
+        assert_eq!(
+            s.output_text.as_deref(),
+            Some("Done: the fixture was flaky.")
+        );
+        let parts = s.input_parts.expect("parts");
+        let roles: Vec<&str> = parts.iter().map(|p| &*p.role).collect();
+        assert_eq!(roles, ["system", "user"]);
     }
 
     #[test]

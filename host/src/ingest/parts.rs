@@ -59,14 +59,25 @@ pub fn of(a: &Attrs, prompt: &Prompt, format_input: Option<&Value>) -> Option<Bo
     } else if let Some(v) = format_input {
         captured = true;
         p.messages(v);
+    } else if let Some(v) = a.get(PROMPT) {
+        captured = true;
+        p.messages(&as_json(v));
     }
     captured.then(|| p.parts.into_boxed_slice())
 }
+
+/// A call's whole input as one attribute, where no messages attribute holds
+/// it: the Vercel AI SDK's `ai.prompt`, OpenInference's `input.value` (the
+/// request body), LangSmith's `gen_ai.prompt` (the run's inputs).
+pub const PROMPT: &[&str] = &["ai.prompt", "input.value", "gen_ai.prompt"];
 
 /// A chat request body as LangSmith and Langfuse record a call's inputs
 /// (`{"model", "messages": [...], "system"?, "tools"?, …}`, as in the
 /// langsmith-* and langfuse-* recordings): its messages, an Anthropic-style
 /// `system` first. Anything else is taken as messages already.
+/// LangChain's runs hold a batch of message lists (`{"messages": [[…]]}`),
+/// each message serialised by `dumpd` (see [`langchain_message`]): flattened and
+/// made plain (the langsmith-langchain recording).
 pub fn request_messages(v: &Value) -> std::borrow::Cow<'_, Value> {
     use std::borrow::Cow;
     let Value::Object(m) = v else {
@@ -78,11 +89,61 @@ pub fn request_messages(v: &Value) -> std::borrow::Cow<'_, Value> {
             if let Some(sys) = m.get("system").filter(|s| !s.is_null()) {
                 all.push(serde_json::json!({"role": "system", "content": sys}));
             }
-            all.extend(msgs.iter().cloned());
+            for msg in msgs {
+                match msg {
+                    Value::Array(batch) => all.extend(batch.iter().map(plain_message)),
+                    one => all.push(plain_message(one)),
+                }
+            }
             Cow::Owned(Value::Array(all))
         }
         _ => Cow::Borrowed(v),
     }
+}
+
+fn plain_message(m: &Value) -> Value {
+    langchain_message(m).unwrap_or_else(|| m.clone())
+}
+
+/// A LangChain message as `dumpd` writes it (`{"lc": 1, "type": "constructor",
+/// "id": [.., "HumanMessage"], "kwargs": {"content", "type", "tool_calls",
+/// "tool_call_id"}}`) as a plain chat message: role from its type, tool calls
+/// in the OpenAI shape (LangChain's carry `args`, an object).
+pub fn langchain_message(m: &Value) -> Option<Value> {
+    if m.get("lc").is_none() || m.get("type").and_then(Value::as_str) != Some("constructor") {
+        return None;
+    }
+    let kw = m.get("kwargs")?;
+    let class = m
+        .get("id")
+        .and_then(Value::as_array)
+        .and_then(|id| id.last());
+    let kind = kw
+        .get("type")
+        .and_then(Value::as_str)
+        .or_else(|| class.and_then(Value::as_str));
+    let role = match kind? {
+        "human" | "HumanMessage" => "user",
+        "ai" | "AIMessage" | "AIMessageChunk" => "assistant",
+        "system" | "SystemMessage" => "system",
+        "tool" | "ToolMessage" => "tool",
+        other => other,
+    };
+    let mut out = serde_json::json!({"role": role, "content": kw.get("content").cloned().unwrap_or(Value::Null)});
+    if let Some(id) = kw.get("tool_call_id") {
+        out["tool_call_id"] = id.clone();
+    }
+    if let Some(Value::Array(calls)) = kw.get("tool_calls") {
+        let calls: Vec<Value> = calls
+            .iter()
+            .map(|c| {
+                serde_json::json!({"id": c.get("id"), "function": {"name": c.get("name"),
+                    "arguments": c.get("args").map(Value::to_string)}})
+            })
+            .collect();
+        out["tool_calls"] = Value::Array(calls);
+    }
+    Some(out)
 }
 
 /// A tool call's tool and the file its arguments name.
