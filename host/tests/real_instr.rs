@@ -2,9 +2,10 @@
 //! openai-v2 and util-genai, OpenInference, OpenLLMetry / traceloop-sdk, the
 //! Anthropic SDK's own spans, two of them at once, the LangSmith SDK (its
 //! wrappers and LangChain), the Langfuse SDK, pydantic-ai's own
-//! instrumentation), recorded against a fake model by tests/real-instr/record-all.sh: tokenhound reads exactly the calls,
-//! tokens and tool calls the fake server served, and finds the planted retry
-//! storm, re-read and filler opener in every one.
+//! instrumentation), recorded against a fake model by
+//! tests/real-instr/record-all.sh: tokenhound reads exactly the calls, tokens
+//! and tool calls the fake server served, and finds the planted retry storm,
+//! re-read and filler opener in every one.
 
 mod common;
 use common::*;
