@@ -25,7 +25,8 @@ done
 for s in openllmetry-openai openllmetry-anthropic; do
     record "$venv-traceloop" "$s"
 done
-for s in langsmith-openai langsmith-anthropic langsmith-langchain langfuse-openai pydantic-ai-openai; do
+for s in langsmith-openai langsmith-anthropic langsmith-langchain langfuse-openai pydantic-ai-openai \
+         openinference-langchain; do
     record "$venv-frameworks" "$s"
 done
 {
@@ -33,6 +34,6 @@ done
     "$venv/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry|openinference)'
     echo "and for the openllmetry-* recordings:"
     "$venv-traceloop/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-(sdk|instrumentation-(openai|anthropic))|traceloop)'
-    echo "and for the langsmith-*, langfuse-* and pydantic-ai-* recordings:"
-    "$venv-frameworks/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-sdk|langsmith|langfuse|pydantic-ai|langchain)'
+    echo "and for the langsmith-*, langfuse-*, pydantic-ai-* and openinference-langchain recordings:"
+    "$venv-frameworks/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-sdk|langsmith|langfuse|pydantic-ai|langchain|openinference-instrumentation-langchain)'
 } > "$out/VERSIONS.txt"

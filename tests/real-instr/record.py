@@ -235,6 +235,32 @@ def langsmith(loop, wrap):
     return result
 
 
+def langchain_tools():
+    """The two tools as LangChain tools; `tool(name, args, call_id)` runs one
+    through LangChain (its callbacks see the call), a failure handed back."""
+    from langchain_core.tools import tool as lc_tool
+
+    @lc_tool
+    def read_file(path: str) -> str:
+        """Read a file"""
+        return run_tool("read_file", {"path": path})
+
+    @lc_tool
+    def run_tests(suite: str) -> str:
+        """Run a test suite"""
+        return run_tool("run_tests", {"suite": suite})
+
+    fns = {"read_file": read_file, "run_tests": run_tests}
+
+    def tool(name, args, call_id):
+        try:
+            return fns[name].invoke(args), True
+        except ToolError as e:
+            return f"error: {e}", False
+
+    return tool
+
+
 def langchain_loop(base, tool):
     """LangChain's ChatOpenAI with the two tools bound, the loop written out."""
     from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
@@ -371,6 +397,12 @@ def main(scenario, out):
         )
         provider(out)
         langsmith(lambda tool, _: langchain_loop(base, tool), None)
+    elif scenario == "openinference-langchain":
+        tp = provider(out)
+        from openinference.instrumentation.langchain import LangChainInstrumentor
+
+        LangChainInstrumentor().instrument(tracer_provider=tp)
+        openinference(tp, lambda _: langchain_loop(base, langchain_tools()))
     elif scenario == "langsmith-anthropic":
         provider(out)
         from langsmith.wrappers import wrap_anthropic

@@ -25,17 +25,26 @@ struct KeyState {
 }
 
 /// The read's key: the first of the argument fields, else the MCP resource URI.
+/// Arguments that are one bare string (OpenInference's LangChain TOOL spans
+/// record a one-argument tool's input so: `"CLAUDE.md"`) have no fields: the
+/// string is the path.
 fn read_key(b: &Batch, row: u32) -> Option<String> {
     if let Some(args) = b.text(row, TextField::ToolArguments) {
-        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&args)
-        {
-            for k in KEY_FIELDS {
-                match map.get(k) {
-                    Some(serde_json::Value::String(s)) => return Some(s.clone()),
-                    Some(v) if !v.is_null() => return Some(v.to_string()),
-                    _ => {}
+        match serde_json::from_str::<serde_json::Value>(&args) {
+            Ok(serde_json::Value::Object(map)) => {
+                for k in KEY_FIELDS {
+                    match map.get(k) {
+                        Some(serde_json::Value::String(s)) => return Some(s.clone()),
+                        Some(v) if !v.is_null() => return Some(v.to_string()),
+                        _ => {}
+                    }
                 }
             }
+            Ok(serde_json::Value::String(s)) if !s.trim().is_empty() => return Some(s),
+            Err(_) if !args.trim().is_empty() && !args.contains('\n') => {
+                return Some(args.trim().to_string())
+            }
+            _ => {}
         }
     }
     b.text(row, TextField::ResourceUri)
