@@ -1,8 +1,8 @@
 //! Spans written by the real instrumentation libraries (OTel GenAI's
 //! openai-v2 and util-genai, OpenInference, OpenLLMetry / traceloop-sdk, the
 //! Anthropic SDK's own spans, two of them at once, the LangSmith SDK (its
-//! wrappers and LangChain), the Langfuse SDK, pydantic-ai's own
-//! instrumentation), recorded against a fake model by
+//! wrappers and LangChain), LangChain under OpenInference and OpenLLMetry, the
+//! Langfuse SDK, pydantic-ai's own instrumentation), recorded against a fake model by
 //! tests/real-instr/record-all.sh: tokenhound reads exactly the calls, tokens
 //! and tool calls the fake server served, and finds the planted retry storm,
 //! re-read and filler opener in every one.

@@ -26,7 +26,7 @@ for s in openllmetry-openai openllmetry-anthropic; do
     record "$venv-traceloop" "$s"
 done
 for s in langsmith-openai langsmith-anthropic langsmith-langchain langfuse-openai pydantic-ai-openai \
-         openinference-langchain; do
+         openinference-langchain openllmetry-langchain; do
     record "$venv-frameworks" "$s"
 done
 {
@@ -34,6 +34,6 @@ done
     "$venv/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry|openinference)'
     echo "and for the openllmetry-* recordings:"
     "$venv-traceloop/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-(sdk|instrumentation-(openai|anthropic))|traceloop)'
-    echo "and for the langsmith-*, langfuse-*, pydantic-ai-* and openinference-langchain recordings:"
-    "$venv-frameworks/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-sdk|langsmith|langfuse|pydantic-ai|langchain|openinference-instrumentation-langchain)'
+    echo "and for the langsmith-*, langfuse-*, pydantic-ai-* and *-langchain recordings:"
+    "$venv-frameworks/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-sdk|langsmith|langfuse|pydantic-ai|langchain|openinference-instrumentation-langchain|opentelemetry-instrumentation-langchain)'
 } > "$out/VERSIONS.txt"

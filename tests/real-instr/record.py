@@ -403,6 +403,19 @@ def main(scenario, out):
 
         LangChainInstrumentor().instrument(tracer_provider=tp)
         openinference(tp, lambda _: langchain_loop(base, langchain_tools()))
+    elif scenario == "openllmetry-langchain":
+        # OpenLLMetry's LangChain instrumentation on its own (no traceloop-sdk):
+        # the session as its association property, set on the agent span.
+        tp = provider(out)
+        from opentelemetry.instrumentation.langchain import LangchainInstrumentor
+
+        LangchainInstrumentor().instrument(tracer_provider=tp)
+        tracer = tp.get_tracer("flaky-fixer")
+        with tracer.start_as_current_span("flaky-fixer.agent") as span:
+            span.set_attribute("traceloop.span.kind", "agent")
+            span.set_attribute("traceloop.entity.name", "flaky-fixer")
+            span.set_attribute("traceloop.association.properties.session_id", SESSION)
+            langchain_loop(base, langchain_tools())
     elif scenario == "langsmith-anthropic":
         provider(out)
         from langsmith.wrappers import wrap_anthropic

@@ -692,9 +692,9 @@ fn fill_tool(
             "gen_ai.output",
             "traceloop.entity.output",
             "output.value",
+            "gen_ai.completion",
         ])
-        .map(content_text)
-        .or_else(|| a.get(&["gen_ai.completion"]).and_then(langsmith_output))
+        .and_then(wrapped_output)
         .or_else(|| output.map(|v| json_content_text(v).into()));
     span.tool_result_size = a.u64(&[super::mapping::RESULT_SIZE]);
     span.resource_uri = a.str(&["mcp.resource.uri"]).map(Box::from);
@@ -782,8 +782,18 @@ fn unwrap_tool_input(v: &Value) -> Value {
 
 /// traceloop-sdk's `traceloop.entity.input` wraps a call's arguments as
 /// `{"args": [...], "kwargs": {...}}`: the keyword arguments, else the one
-/// positional argument, are the call's arguments.
+/// positional argument, are the call's arguments. OpenLLMetry's LangChain
+/// instrumentation writes the tool callback's payload, `{"input_str", "inputs",
+/// "tags", "metadata", "kwargs"}`, as `gen_ai.tool.call.arguments`: `inputs`
+/// are the arguments (openllmetry-langchain recording).
 fn unwrap_kwargs(v: Value) -> Value {
+    if let Value::Object(m) = &v {
+        if m.contains_key("input_str") {
+            if let Some(inputs) = m.get("inputs").filter(|i| !i.is_null()) {
+                return inputs.clone();
+            }
+        }
+    }
     match &v {
         Value::Object(m)
             if m.contains_key("kwargs") && m.keys().all(|k| k == "args" || k == "kwargs") =>
@@ -800,19 +810,23 @@ fn unwrap_kwargs(v: Value) -> Value {
     }
 }
 
-/// LangSmith's OTel exporter writes a run's outputs as `gen_ai.completion`, a
-/// value that is not a dict wrapped as `{"output": value}` (langsmith
-/// `run_helpers`): the value itself is the tool's result.
-/// A failed run's is `{"output": null}`: no result.
-fn langsmith_output(v: &AnyValue) -> Option<Box<str>> {
+/// A tool's result as the libraries wrap it: LangSmith's OTel exporter writes
+/// a run's outputs as `gen_ai.completion`, a value that is not a dict wrapped as
+/// `{"output": value}` (langsmith `run_helpers`; a failed run's is
+/// `{"output": null}`: no result); OpenLLMetry's LangChain instrumentation
+/// writes the callback's `{"output": value, "kwargs": {…}}` as
+/// `gen_ai.tool.call.result` (openllmetry-langchain recording). The value
+/// itself is the result.
+fn wrapped_output(v: &AnyValue) -> Option<Box<str>> {
+    let wrapped = |m: &serde_json::Map<String, Value>| {
+        m.contains_key("output") && m.keys().all(|k| k == "output" || k == "kwargs")
+    };
     match as_json(v) {
-        Value::Object(mut m) if m.len() == 1 && m.contains_key("output") => {
-            match m.remove("output") {
-                Some(Value::String(s)) => Some(s.into()),
-                Some(Value::Null) | None => None,
-                Some(other) => Some(other.to_string().into()),
-            }
-        }
+        Value::Object(mut m) if wrapped(&m) => match m.remove("output") {
+            Some(Value::String(s)) => Some(s.into()),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(other.to_string().into()),
+        },
         _ => Some(content_text(v)),
     }
 }
