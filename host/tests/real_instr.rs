@@ -2,7 +2,8 @@
 //! openai-v2 and util-genai, OpenInference, OpenLLMetry / traceloop-sdk, the
 //! Anthropic SDK's own spans, two of them at once, the LangSmith SDK (its
 //! wrappers and LangChain), LangChain under OpenInference and OpenLLMetry, the
-//! Langfuse SDK, pydantic-ai's own instrumentation), recorded against a fake model by
+//! OpenAI Agents SDK under OpenInference, the Langfuse SDK, pydantic-ai's own
+//! instrumentation), recorded against a fake model by
 //! tests/real-instr/record-all.sh: tokenhound reads exactly the calls, tokens
 //! and tool calls the fake server served, and finds the planted retry storm,
 //! re-read and filler opener in every one.
@@ -51,6 +52,9 @@ fn every_instrumentation_is_read_as_the_fake_model_served_it() {
             // writes no gen_ai.usage.cache_read.input_tokens (the spans hold
             // none; its legacy path did): nothing to read.
             "otel-openai-v2.jsonl" => 0,
+            // openinference-instrumentation-openai-agents 2.6.0 writes only
+            // llm.token_count.prompt and .completion: no cache count either.
+            "openinference-openai-agents.jsonl" => 0,
             _ => truth["cache_read"].as_u64().unwrap(),
         };
         assert_eq!(read("cached_tokens"), cache_read, "{name}: cache reads");

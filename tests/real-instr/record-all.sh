@@ -26,7 +26,7 @@ for s in openllmetry-openai openllmetry-anthropic; do
     record "$venv-traceloop" "$s"
 done
 for s in langsmith-openai langsmith-anthropic langsmith-langchain langfuse-openai pydantic-ai-openai \
-         openinference-langchain openllmetry-langchain; do
+         openinference-langchain openllmetry-langchain openinference-openai-agents; do
     record "$venv-frameworks" "$s"
 done
 {
@@ -34,6 +34,6 @@ done
     "$venv/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry|openinference)'
     echo "and for the openllmetry-* recordings:"
     "$venv-traceloop/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-(sdk|instrumentation-(openai|anthropic))|traceloop)'
-    echo "and for the langsmith-*, langfuse-*, pydantic-ai-* and *-langchain recordings:"
-    "$venv-frameworks/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-sdk|langsmith|langfuse|pydantic-ai|langchain|openinference-instrumentation-langchain|opentelemetry-instrumentation-langchain)'
+    echo "and for the langsmith-*, langfuse-*, pydantic-ai-*, *-langchain and openinference-openai-agents recordings:"
+    "$venv-frameworks/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-sdk|langsmith|langfuse|pydantic-ai|langchain|openinference-instrumentation-langchain|opentelemetry-instrumentation-langchain|openai-agents|openinference-instrumentation-openai-agents)'
 } > "$out/VERSIONS.txt"

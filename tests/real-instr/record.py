@@ -280,6 +280,41 @@ def langchain_loop(base, tool):
             messages.append(ToolMessage(text, tool_call_id=tc["id"]))
 
 
+def openai_agents(tp, base):
+    """The OpenAI Agents SDK runs the loop on the Chat Completions API of the
+    fake model; OpenInference's instrumentation of it writes the spans (the
+    SDK's own trace export is off)."""
+    from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, Runner, function_tool
+    from agents import set_tracing_export_api_key
+    from openai import AsyncOpenAI
+    from openinference.instrumentation import using_session
+    from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
+
+    set_tracing_export_api_key("sk-fake")
+    OpenAIAgentsInstrumentor().instrument(tracer_provider=tp, exclusive_processor=True)
+
+    @function_tool
+    def read_file(path: str) -> str:
+        """Read a file"""
+        return run_tool("read_file", {"path": path})
+
+    @function_tool
+    def run_tests(suite: str) -> str:
+        """Run a test suite"""
+        return run_tool("run_tests", {"suite": suite})
+
+    client = AsyncOpenAI(base_url=base + "/v1", api_key="sk-fake", max_retries=0)
+    agent = Agent(
+        name="flaky-fixer",
+        instructions=SYSTEM,
+        model=OpenAIChatCompletionsModel(model="gpt-4o", openai_client=client),
+        model_settings=ModelSettings(parallel_tool_calls=False),
+        tools=[read_file, run_tests],
+    )
+    with using_session(SESSION):
+        return Runner.run_sync(agent, USER).final_output
+
+
 def pydantic_ai(tp, base):
     """pydantic-ai's own instrumentation (the spans Logfire shows): its Agent
     runs the loop, calling the fake OpenAI model and the two tools; a failed
@@ -379,6 +414,8 @@ def main(scenario, out):
         traceloop(out, lambda tool: anthropic_loop(base, tool, **no_sdk_spans))
     elif scenario == "langfuse-openai":
         langfuse(provider(out), base)
+    elif scenario == "openinference-openai-agents":
+        openai_agents(provider(out), base)
     elif scenario == "pydantic-ai-openai":
         pydantic_ai(provider(out), base)
     elif scenario == "langsmith-openai":
