@@ -3,8 +3,9 @@
 //! tests/fixtures/real-instr: OpenInference 0.1.66's LLM, TOOL and AGENT spans,
 //! traceloop-sdk 0.62.4's @tool and @agent spans, the LangSmith 0.15.1 and
 //! Langfuse 5.0.4 SDKs' runs and observations, pydantic-ai 2.68's spans; the
-//! Vercel AI SDK's spans as its telemetry documentation lists them) gives the
-//! same findings as the OTel GenAI original: the same rules, spans and wasted
+//! Vercel AI SDK's spans as its telemetry documentation lists them, the names
+//! its 6.0 release writes in the vercel-ai-openai recording) gives the same
+//! findings as the OTel GenAI original: the same rules, spans and wasted
 //! tokens.
 
 mod common;

@@ -29,6 +29,9 @@ for s in langsmith-openai langsmith-anthropic langsmith-langchain langfuse-opena
          openinference-langchain openllmetry-langchain openinference-openai-agents; do
     record "$venv-frameworks" "$s"
 done
+# The Vercel AI SDK records from Node (npm registry needed).
+(cd "$here/vercel" && npm install --silent --no-package-lock)
+record "$venv" vercel-ai-openai
 {
     echo "Recorded $(date -u +%Y-%m-%d) by tests/real-instr/record-all.sh with:"
     "$venv/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry|openinference)'
@@ -36,4 +39,5 @@ done
     "$venv-traceloop/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-(sdk|instrumentation-(openai|anthropic))|traceloop)'
     echo "and for the langsmith-*, langfuse-*, pydantic-ai-*, *-langchain and openinference-openai-agents recordings:"
     "$venv-frameworks/bin/pip" freeze | grep -Ei '^(openai|anthropic|opentelemetry-sdk|langsmith|langfuse|pydantic-ai|langchain|openinference-instrumentation-langchain|opentelemetry-instrumentation-langchain|openai-agents|openinference-instrumentation-openai-agents)'
+    echo "and for vercel-ai-openai (Node $(node --version)): tests/real-instr/vercel/package.json"
 } > "$out/VERSIONS.txt"

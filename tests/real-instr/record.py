@@ -16,6 +16,7 @@ traceloop-sdk's @agent / @tool decorators.
 
 import json
 import os
+import subprocess
 import sys
 
 import fake_model
@@ -414,6 +415,11 @@ def main(scenario, out):
         traceloop(out, lambda tool: anthropic_loop(base, tool, **no_sdk_spans))
     elif scenario == "langfuse-openai":
         langfuse(provider(out), base)
+    elif scenario == "vercel-ai-openai":
+        # The Vercel AI SDK's own spans, from Node (vercel/record.mjs; its
+        # packages installed by record-all.sh).
+        here = os.path.dirname(os.path.abspath(__file__))
+        subprocess.run(["node", os.path.join(here, "vercel", "record.mjs"), base, out], check=True)
     elif scenario == "openinference-openai-agents":
         openai_agents(provider(out), base)
     elif scenario == "pydantic-ai-openai":

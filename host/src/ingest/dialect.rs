@@ -326,6 +326,9 @@ pub fn understood_usage_key(k: &str) -> bool {
         // pydantic-ai: an agent run's total (read apart) and cache figures
         // that are parts of input
         || k.starts_with("gen_ai.aggregated_usage.")
+        // Vercel AI SDK 6: breakdowns of inputTokens / outputTokens
+        || k.starts_with("ai.usage.inputTokenDetails.")
+        || k.starts_with("ai.usage.outputTokenDetails.")
         || k.starts_with("pydantic_ai.cache.")
         // OTel GenAI modality breakdowns (gen_ai.usage.text.input_tokens,
         // .image.cache_read.input_tokens, …): parts of input / output
