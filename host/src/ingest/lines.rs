@@ -4,15 +4,22 @@
 //! and never again (a line-by-line read copied every line a second time, the
 //! largest single cost of reading). A line longer than the record limit is read
 //! past in constant memory and reported with its number; the partial last line
-//! of a block is carried to the next.
+//! of a block is carried to the next. The buffer starts small and doubles as
+//! needed (a small file costs a small buffer), and is reused, so no read zeroes
+//! memory first (`read_to_end` does, for every chunk).
 
 use std::io::Read;
 
-/// Bytes asked of the stream at a time.
+/// Bytes asked of the stream at a time, at most.
 const CHUNK: usize = 1 << 20;
 
+/// The buffer's first size, and the least room a read is given.
+const MIN_READ: usize = 64 << 10;
+
 pub struct LineBlocks {
+    /// initialised bytes; `buf[..end]` hold the stream's
     buf: Vec<u8>,
+    end: usize,
     /// complete lines in `buf`: (line number, start, end before the newline)
     lines: Vec<(u64, usize, usize)>,
     /// where the current, incomplete line starts in `buf`
@@ -30,9 +37,10 @@ pub struct LineBlocks {
 }
 
 impl LineBlocks {
-    pub fn new(block: usize, max: usize) -> Self {
+    pub fn new(max: usize) -> Self {
         LineBlocks {
-            buf: Vec::with_capacity(block + CHUNK),
+            buf: Vec::new(),
+            end: 0,
             lines: Vec::new(),
             open: 0,
             scanned: 0,
@@ -45,42 +53,49 @@ impl LineBlocks {
 
     /// Bytes held: complete lines and the partial one.
     pub fn held(&self) -> usize {
-        self.buf.len()
+        self.end
     }
 
-    /// Read one chunk and split what it completes. `Ok(false)` at the end of the
+    /// Read once and split what it completes. `Ok(false)` at the end of the
     /// stream, when a last line without a newline is ended too. On an error the
-    /// lines completed before it are still split off (a broken stream keeps
-    /// what it gave; its partial last line is not a line).
+    /// lines completed before it stay (a broken stream keeps what it gave; its
+    /// partial last line is not a line).
     pub fn fill(&mut self, r: &mut dyn Read) -> std::io::Result<bool> {
-        let before = self.buf.len();
-        self.buf.reserve(CHUNK);
-        let read = (&mut *r).take(CHUNK as u64).read_to_end(&mut self.buf);
-        let more = self.buf.len() > before;
-        self.split();
-        read?;
-        if !more && (self.buf.len() > self.open || self.skipping.is_some()) {
-            self.end_line(self.buf.len(), 0);
-            self.open = self.buf.len();
+        if self.buf.len() - self.end < MIN_READ {
+            let size = (self.buf.len() * 2).max(self.end + MIN_READ);
+            self.buf.resize(size, 0);
         }
-        Ok(more)
+        let room = self.buf.len().min(self.end + CHUNK);
+        let n = loop {
+            match r.read(&mut self.buf[self.end..room]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        self.end += n;
+        self.split();
+        if n == 0 && (self.end > self.open || self.skipping.is_some()) {
+            self.end_line(self.end, 0);
+            self.open = self.end;
+        }
+        Ok(n > 0)
     }
 
     fn split(&mut self) {
         let from = self.scanned;
-        let ends: Vec<usize> = memchr::memchr_iter(b'\n', &self.buf[from..])
+        let ends: Vec<usize> = memchr::memchr_iter(b'\n', &self.buf[from..self.end])
             .map(|i| from + i)
             .collect();
         for end in ends {
             self.end_line(end, 1);
             self.open = end + 1;
         }
-        self.scanned = self.buf.len();
-        let partial = (self.buf.len() - self.open) as u64;
+        self.scanned = self.end;
+        let partial = (self.end - self.open) as u64;
         if self.skipping.is_some() || partial as usize > self.max {
             // Read past it: keep the count, not the bytes.
             *self.skipping.get_or_insert(0) += partial;
-            self.buf.truncate(self.open);
+            self.end = self.open;
             self.scanned = self.open;
         }
     }
@@ -111,7 +126,8 @@ impl LineBlocks {
     /// partial line moves to the front.
     pub fn clear_block(&mut self) {
         self.lines.clear();
-        self.buf.drain(..self.open);
+        self.buf.copy_within(self.open..self.end, 0);
+        self.end -= self.open;
         self.scanned -= self.open;
         self.open = 0;
     }
@@ -125,7 +141,7 @@ mod tests {
     type Split = (Vec<(u64, String)>, Vec<(u64, u64)>);
 
     fn all_lines(input: &[u8], max: usize) -> Split {
-        let mut lb = LineBlocks::new(16, max);
+        let mut lb = LineBlocks::new(max);
         let mut r = input;
         let (mut got, mut long) = (Vec::new(), Vec::new());
         loop {

@@ -671,7 +671,7 @@ impl Reader {
         kind: LineKind,
         sink: &mut dyn FnMut(Vec<Span>),
     ) -> Result<(), InputError> {
-        let mut lb = lines::LineBlocks::new(BLOCK, self.max_record);
+        let mut lb = lines::LineBlocks::new(self.max_record);
         loop {
             let read = lb.fill(&mut r);
             for (line, len) in std::mem::take(&mut lb.too_long) {
