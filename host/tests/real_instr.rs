@@ -2,8 +2,9 @@
 //! openai-v2 and util-genai, OpenInference, OpenLLMetry / traceloop-sdk, the
 //! Anthropic SDK's own spans, two of them at once, the LangSmith SDK (its
 //! wrappers and LangChain), LangChain under OpenInference and OpenLLMetry, the
-//! OpenAI Agents SDK under OpenInference, the Vercel AI SDK's own spans (from
-//! Node), the Langfuse SDK, pydantic-ai's own instrumentation), recorded against a fake model by
+//! OpenAI Agents SDK under OpenInference, Microsoft Agent Framework's and the
+//! Vercel AI SDK's own spans (the latter from Node), the Langfuse SDK,
+//! pydantic-ai's own instrumentation), recorded against a fake model by
 //! tests/real-instr/record-all.sh: tokenhound reads exactly the calls, tokens
 //! and tool calls the fake server served, and finds the planted retry storm,
 //! re-read and filler opener in every one.

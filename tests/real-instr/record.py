@@ -316,6 +316,39 @@ def openai_agents(tp, base):
         return Runner.run_sync(agent, USER).final_output
 
 
+def agent_framework(tp, base):
+    """Microsoft Agent Framework's own OTel GenAI spans (sensitive data on, so
+    messages are recorded): its ChatAgent runs the loop on the fake model's
+    Chat Completions API and calls the two tools; a failed test run goes back
+    to the model as the framework's function result."""
+    import asyncio
+
+    from agent_framework import Agent, tool
+    from agent_framework.observability import enable_instrumentation
+    from agent_framework.openai import OpenAIChatCompletionClient
+
+    enable_instrumentation(enable_sensitive_data=True, force=True)
+
+    @tool
+    def read_file(path: str) -> str:
+        """Read a file"""
+        return run_tool("read_file", {"path": path})
+
+    @tool
+    def run_tests(suite: str) -> str:
+        """Run a test suite"""
+        return run_tool("run_tests", {"suite": suite})
+
+    client = OpenAIChatCompletionClient(model="gpt-4o", api_key="sk-fake", base_url=base + "/v1")
+    agent = Agent(client=client, name="flaky-fixer", instructions=SYSTEM, tools=[read_file, run_tests])
+
+    async def run():
+        session = agent.create_session(session_id=SESSION)
+        return (await agent.run(USER, session=session)).text
+
+    return asyncio.run(run())
+
+
 def pydantic_ai(tp, base):
     """pydantic-ai's own instrumentation (the spans Logfire shows): its Agent
     runs the loop, calling the fake OpenAI model and the two tools; a failed
@@ -422,6 +455,8 @@ def main(scenario, out):
         subprocess.run(["node", os.path.join(here, "vercel", "record.mjs"), base, out], check=True)
     elif scenario == "openinference-openai-agents":
         openai_agents(provider(out), base)
+    elif scenario == "agent-framework-openai":
+        agent_framework(provider(out), base)
     elif scenario == "pydantic-ai-openai":
         pydantic_ai(provider(out), base)
     elif scenario == "langsmith-openai":

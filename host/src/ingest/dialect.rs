@@ -755,10 +755,16 @@ fn tool_from_name(name: &str) -> Option<&str> {
     None
 }
 
-fn first_str(v: &AnyValue) -> Option<&str> {
+/// The first of a list of strings: an OTLP array, or (Microsoft Agent
+/// Framework 1.23 writes `gen_ai.response.finish_reasons` so) a JSON array in
+/// a string.
+fn first_str(v: &AnyValue) -> Option<String> {
     match v {
-        AnyValue::Str(s) => Some(s),
-        AnyValue::Array(a) => a.first().and_then(AnyValue::as_str),
+        AnyValue::Str(s) if s.starts_with('[') => serde_json::from_str::<Vec<String>>(s)
+            .ok()
+            .and_then(|l| l.into_iter().next()),
+        AnyValue::Str(s) => Some(s.clone()),
+        AnyValue::Array(a) => a.first().and_then(AnyValue::as_str).map(String::from),
         _ => None,
     }
 }
@@ -1146,6 +1152,18 @@ mod tests {
         for (k, _) in &attrs[1..] {
             assert!(understood_usage_key(k), "{k} is understood");
         }
+    }
+
+    #[test]
+    fn finish_reasons_as_a_json_array_in_a_string_give_the_first() {
+        let s = span_of(&[
+            ("gen_ai.operation.name", AnyValue::Str("chat".into())),
+            (
+                "gen_ai.response.finish_reasons",
+                AnyValue::Str(r#"["tool_calls"]"#.into()),
+            ),
+        ]);
+        assert_eq!(s.stop_reason.as_deref(), Some("tool_calls"));
     }
 
     #[test]
