@@ -6,9 +6,10 @@
 //! the watched directory, as one OTLP JSON line, and synced to disk before the
 //! reply. The watch follows the spool like any other file, so received spans go
 //! through the same pipeline, and a restart after kill -9 replays them like any
-//! other file. When the watch falls behind (more than `max_pending` bytes of the
-//! spool not read yet) a request is refused as OTLP says, to be retried: HTTP
-//! 429 with `Retry-After`, gRPC `RESOURCE_EXHAUSTED`.
+//! other file. The spool may be moved aside (rotated) while the receiver runs:
+//! the next request starts a new one. When the watch falls behind (more than
+//! `max_pending` bytes of the spool not read yet) a request is refused as OTLP
+//! says, to be retried: HTTP 429 with `Retry-After`, gRPC `RESOURCE_EXHAUSTED`.
 
 use anyhow::Context as _;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -54,10 +55,7 @@ impl Spool {
     /// Open (or continue) the spool in `dir`.
     pub fn open(dir: &Path, max_pending: u64) -> anyhow::Result<Arc<Self>> {
         let path = dir.join(SPOOL);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        let file = open_append(&path)
             .with_context(|| format!("{}: cannot open the receiver's spool", path.display()))?;
         let written = file.metadata()?.len();
         Ok(Arc::new(Spool {
@@ -78,6 +76,10 @@ impl Spool {
         // Checked under the lock: requests arriving together must not all see
         // the spool as it was before any of them was written.
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if moved(&self.path, &f) {
+            *f = open_append(&self.path).map_err(Refusal::Io)?;
+            self.written.store(0, Ordering::Release);
+        }
         let pending = self
             .written
             .load(Ordering::Acquire)
@@ -114,6 +116,32 @@ impl Spool {
         }
         self.append(serde_json::to_vec(&v).map_err(|e| Refusal::Bad(e.to_string()))?)
     }
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// Whether the spool was moved aside (rotated, archived) or deleted since it
+/// was opened: the next request starts a new one at the same path, and the
+/// watch, which knows files by content, reads the moved one no further than
+/// it had and the new one from its start.
+#[cfg(unix)]
+fn moved(path: &Path, open: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), open.metadata()) {
+        (Ok(now), Ok(was)) => (now.dev(), now.ino()) != (was.dev(), was.ino()),
+        (Err(_), _) => true,
+        (Ok(_), Err(_)) => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn moved(_: &Path, _: &std::fs::File) -> bool {
+    false
 }
 
 /// `--listen 4318` is `127.0.0.1:4318`: only this machine, unless told.

@@ -1,7 +1,8 @@
 //! `watch --listen` / `--grpc`: the live OTLP receiver. Spans sent over OTLP
 //! give the findings a scan of the same spans gives; everything acknowledged
 //! survives kill -9; a receiver that is behind answers 429 with Retry-After
-//! instead of dropping; the real OTel Python exporters (HTTP and gRPC) talk to it.
+//! instead of dropping; a spool moved aside is followed by a new one; the real
+//! OTel Python exporters (HTTP and gRPC) talk to it.
 
 mod common;
 use common::*;
@@ -97,6 +98,31 @@ fn received_spans_give_the_findings_of_a_scan_and_survive_kill_9() {
     let w = start(&spans, &out, port, &[]);
     post_all(port, &lines[half..]);
     assert_watch_gives(w, &want, "received spans");
+}
+
+/// A spool moved aside while the receiver runs (rotated, archived) is
+/// followed no further; the next request starts a new one, and the findings
+/// are still those of a scan of everything sent.
+#[test]
+fn a_spool_moved_aside_starts_a_new_one_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let month = generated_month(dir.path(), 13);
+    let (_, report) = scan_json(&[month.to_str().unwrap()]);
+    let want = finding_keys(&report);
+    let text = std::fs::read_to_string(&month).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let half = lines.len() / 2;
+    let spans = dir.path().join("spans");
+    std::fs::create_dir(&spans).unwrap();
+    let port = free_port();
+    let w = start(&spans, &dir.path().join("findings.jsonl"), port, &[]);
+    post_all(port, &lines[..half]);
+    let spool = spans.join("tokenhound-received.jsonl");
+    std::fs::rename(&spool, spans.join("received-1.jsonl")).unwrap();
+    post_all(port, &lines[half..]);
+    let new = std::fs::read_to_string(&spool).unwrap();
+    assert_eq!(new.lines().count(), lines.len() - half, "a new spool");
+    assert_watch_gives(w, &want, "a rotated spool");
 }
 
 /// Every line posted at once, each on its own connection.
