@@ -236,21 +236,29 @@ def langsmith(loop, wrap):
     return result
 
 
+def typed_tools(decorate, run=None):
+    """read_file and run_tests as typed, documented functions (frameworks build
+    the tool's schema from the signature and docstring), each wrapped by
+    `decorate`; `run` runs a tool (default `run_tool`)."""
+    run = run or run_tool
+
+    def read_file(path: str) -> str:
+        """Read a file"""
+        return run("read_file", {"path": path})
+
+    def run_tests(suite: str) -> str:
+        """Run a test suite"""
+        return run("run_tests", {"suite": suite})
+
+    return decorate(read_file), decorate(run_tests)
+
+
 def langchain_tools():
     """The two tools as LangChain tools; `tool(name, args, call_id)` runs one
     through LangChain (its callbacks see the call), a failure handed back."""
     from langchain_core.tools import tool as lc_tool
 
-    @lc_tool
-    def read_file(path: str) -> str:
-        """Read a file"""
-        return run_tool("read_file", {"path": path})
-
-    @lc_tool
-    def run_tests(suite: str) -> str:
-        """Run a test suite"""
-        return run_tool("run_tests", {"suite": suite})
-
+    read_file, run_tests = typed_tools(lc_tool)
     fns = {"read_file": read_file, "run_tests": run_tests}
 
     def tool(name, args, call_id):
@@ -294,15 +302,7 @@ def openai_agents(tp, base):
     set_tracing_export_api_key("sk-fake")
     OpenAIAgentsInstrumentor().instrument(tracer_provider=tp, exclusive_processor=True)
 
-    @function_tool
-    def read_file(path: str) -> str:
-        """Read a file"""
-        return run_tool("read_file", {"path": path})
-
-    @function_tool
-    def run_tests(suite: str) -> str:
-        """Run a test suite"""
-        return run_tool("run_tests", {"suite": suite})
+    read_file, run_tests = typed_tools(function_tool)
 
     client = AsyncOpenAI(base_url=base + "/v1", api_key="sk-fake", max_retries=0)
     agent = Agent(
@@ -329,15 +329,7 @@ def agent_framework(tp, base):
 
     enable_instrumentation(enable_sensitive_data=True, force=True)
 
-    @tool
-    def read_file(path: str) -> str:
-        """Read a file"""
-        return run_tool("read_file", {"path": path})
-
-    @tool
-    def run_tests(suite: str) -> str:
-        """Run a test suite"""
-        return run_tool("run_tests", {"suite": suite})
+    read_file, run_tests = typed_tools(tool)
 
     client = OpenAIChatCompletionClient(model="gpt-4o", api_key="sk-fake", base_url=base + "/v1")
     agent = Agent(client=client, name="flaky-fixer", instructions=SYSTEM, tools=[read_file, run_tests])
@@ -373,13 +365,7 @@ def pydantic_ai(tp, base):
         except ToolError as e:
             raise ModelRetry(str(e)) from e
 
-    @agent.tool_plain
-    def read_file(path: str) -> str:
-        return call("read_file", {"path": path})
-
-    @agent.tool_plain
-    def run_tests(suite: str) -> str:
-        return call("run_tests", {"suite": suite})
+    typed_tools(agent.tool_plain, run=call)
 
     return agent.run_sync(USER, metadata={"session_id": SESSION}).output
 
