@@ -75,6 +75,7 @@ pub const PROMPT: &[&str] = &["ai.prompt", "input.value", "gen_ai.prompt"];
 /// (`{"model", "messages": [...], "system"?, "tools"?, …}`, as in the
 /// langsmith-* and langfuse-* recordings): its messages, an Anthropic-style
 /// `system` first. Anything else is taken as messages already.
+///
 /// LangChain's runs hold a batch of message lists (`{"messages": [[…]]}`),
 /// each message serialised by `dumpd` (see [`langchain_message`]): flattened and
 /// made plain (the langsmith-langchain recording).
