@@ -273,9 +273,10 @@ impl Trace {
 
     /// Two instrumentations on at once (an instrumentation and the SDK's own
     /// spans) record one request twice, with one `gen_ai.response.id` (or
-    /// none: see [`Trace::same_requests`]), as siblings or nested. One copy stays the call, taking the texts the other
-    /// captured (the copy with content is kept); the others become plain spans
-    /// whose usage is kept apart, never counted again. Returns how many.
+    /// none: see [`Trace::same_requests`]), as siblings or nested. One copy
+    /// stays the call, taking the texts the other captured (the copy with
+    /// content is kept); the others become plain spans whose usage is kept
+    /// apart, never counted again. Returns how many.
     pub fn merge_duplicate_calls(&mut self) -> usize {
         let mut by_id: HashMap<&str, Vec<usize>> = HashMap::default();
         for (i, s) in self.spans.iter().enumerate() {

@@ -34,8 +34,6 @@ const RETRY_AFTER_SECS: u64 = 1;
 pub struct Spool {
     path: PathBuf,
     file: Mutex<std::fs::File>,
-    /// bytes in the spool file
-    written: AtomicU64,
     /// bytes of it the watch has read (set by the watch)
     pub read: Arc<AtomicU64>,
     max_pending: u64,
@@ -57,11 +55,9 @@ impl Spool {
         let path = dir.join(SPOOL);
         let file = open_append(&path)
             .with_context(|| format!("{}: cannot open the receiver's spool", path.display()))?;
-        let written = file.metadata()?.len();
         Ok(Arc::new(Spool {
             path,
             file: Mutex::new(file),
-            written: AtomicU64::new(written),
             read: Arc::new(AtomicU64::new(0)),
             max_pending,
         }))
@@ -78,21 +74,17 @@ impl Spool {
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if moved(&self.path, &f) {
             *f = open_append(&self.path).map_err(Refusal::Io)?;
-            self.written.store(0, Ordering::Release);
         }
-        let pending = self
-            .written
-            .load(Ordering::Acquire)
-            .saturating_sub(self.read.load(Ordering::Acquire));
+        // Only appended to, under this lock: its length is what was written.
+        let written = f.metadata().map_err(Refusal::Io)?.len();
+        let pending = written.saturating_sub(self.read.load(Ordering::Acquire));
         if pending > self.max_pending {
             return Err(Refusal::Busy);
         }
         line.push(b'\n');
         f.write_all(&line)
             .and_then(|_| f.sync_data())
-            .map_err(Refusal::Io)?;
-        self.written.fetch_add(line.len() as u64, Ordering::AcqRel);
-        Ok(())
+            .map_err(Refusal::Io)
     }
 
     /// A decoded request, spooled.

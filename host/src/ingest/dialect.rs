@@ -40,6 +40,12 @@ pub struct Base {
     pub scope: Option<Arc<str>>,
 }
 
+/// An instrumentation scope's name as a span keeps it; none when unnamed (OTLP
+/// JSON and protobuf alike).
+pub fn scope_name(name: &str) -> Option<Arc<str>> {
+    (!name.is_empty()).then(|| Arc::from(name))
+}
+
 /// Dialect families, for `inspect`.
 pub const DIALECTS: [&str; 9] = [
     "otel-genai",
@@ -212,18 +218,39 @@ fn usage_of(a: &Attrs) -> Option<Usage> {
         "gen_ai.usage.input_token_details.cache_creation",
     ]);
     if input.is_none() && output.is_none() {
+        return None; // no usage: the details are not looked up
+    }
+    // LangSmith's details, read once, only for what the attributes lack.
+    let details = if cache_read.is_none() || cache_write.is_none() {
+        token_details(a)
+    } else {
+        None
+    };
+    let (detail_read, detail_write) = details.unwrap_or_default();
+    usage_from(
+        input,
+        output,
+        cache_read.or(detail_read),
+        cache_write.or(detail_write),
+    )
+}
+
+/// Usage from counts a source recorded: none without input and output counts,
+/// a missing count 0.
+fn usage_from(
+    input: Option<u64>,
+    output: Option<u64>,
+    cache_read: Option<u64>,
+    cache_write: Option<u64>,
+) -> Option<Usage> {
+    if input.is_none() && output.is_none() {
         return None;
     }
-    let details = || token_details(a);
     Some(Usage {
         input: input.unwrap_or(0),
         output: output.unwrap_or(0),
-        cache_read: cache_read
-            .or_else(|| details().and_then(|d| d.0))
-            .unwrap_or(0),
-        cache_write: cache_write
-            .or_else(|| details().and_then(|d| d.1))
-            .unwrap_or(0),
+        cache_read: cache_read.unwrap_or(0),
+        cache_write: cache_write.unwrap_or(0),
     })
 }
 
@@ -232,17 +259,12 @@ fn usage_of(a: &Attrs) -> Option<Usage> {
 /// the calls under it again, kept apart and never added.
 fn aggregated_of(a: &Attrs) -> Option<Usage> {
     let n = |k: &str| a.u64(&[k]);
-    let input = n("gen_ai.aggregated_usage.input_tokens");
-    let output = n("gen_ai.aggregated_usage.output_tokens");
-    if input.is_none() && output.is_none() {
-        return None;
-    }
-    Some(Usage {
-        input: input.unwrap_or(0),
-        output: output.unwrap_or(0),
-        cache_read: n("gen_ai.aggregated_usage.cache_read.input_tokens").unwrap_or(0),
-        cache_write: n("gen_ai.aggregated_usage.cache_write.input_tokens").unwrap_or(0),
-    })
+    usage_from(
+        n("gen_ai.aggregated_usage.input_tokens"),
+        n("gen_ai.aggregated_usage.output_tokens"),
+        n("gen_ai.aggregated_usage.cache_read.input_tokens"),
+        n("gen_ai.aggregated_usage.cache_write.input_tokens"),
+    )
 }
 
 /// Cache reads and writes from LangSmith's token details: its OTel exporter
@@ -588,9 +610,8 @@ fn langfuse_usage_details(d: &serde_json::Map<String, Value>) -> Option<Usage> {
             cache_write: write,
         });
     }
-    let mut wrapped = serde_json::Map::new();
-    wrapped.insert("usageDetails".into(), Value::Object(d.clone()));
-    super::records::langfuse_usage(&wrapped)
+    let (u, any) = super::records::langfuse_details_usage(d);
+    (any && u != Usage::default()).then_some(u)
 }
 
 /// The session a span names: the format's own, else the conventions' ids
@@ -827,11 +848,18 @@ fn unwrap_kwargs(v: Value) -> Value {
 /// `gen_ai.tool.call.result` (openllmetry-langchain recording). The value
 /// itself is the result.
 fn wrapped_output(v: &AnyValue) -> Option<Box<str>> {
+    // Only an object naming `output` can be a wrapper: other results (most,
+    // and the large ones) are not parsed.
+    let may_wrap = match v {
+        AnyValue::Str(s) => s.trim_start().starts_with('{') && s.contains("\"output\""),
+        AnyValue::KvList(_) => true,
+        _ => false,
+    };
     let wrapped = |m: &serde_json::Map<String, Value>| {
         m.contains_key("output") && m.keys().all(|k| k == "output" || k == "kwargs")
     };
-    match as_json(v) {
-        Value::Object(mut m) if wrapped(&m) => match m.remove("output") {
+    match may_wrap.then(|| as_json(v)) {
+        Some(Value::Object(mut m)) if wrapped(&m) => match m.remove("output") {
             Some(Value::String(s)) => Some(s.into()),
             Some(Value::Null) | None => None,
             Some(other) => Some(other.to_string().into()),

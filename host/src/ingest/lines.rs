@@ -1,8 +1,7 @@
 //! Lines of a stream, a block at a time, for the line formats (OTLP JSON
 //! lines, JSONL records). Chunks are read straight into one buffer and lines
 //! are split there with memchr, so each byte is copied once from the kernel
-//! and never again (a line-by-line read copied every line a second time, the
-//! largest single cost of reading). A line longer than the record limit is read
+//! and never again (a line-by-line read copied every line a second time). A line longer than the record limit is read
 //! past in constant memory and reported with its number; the partial last line
 //! of a block is carried to the next. The buffer starts small and doubles as
 //! needed (a small file costs a small buffer), and is reused, so no read zeroes
@@ -24,8 +23,6 @@ pub struct LineBlocks {
     lines: Vec<(u64, usize, usize)>,
     /// where the current, incomplete line starts in `buf`
     open: usize,
-    /// where the search for the next newline resumes
-    scanned: usize,
     /// lines ended so far (numbers start at 1)
     pub line_no: u64,
     /// bytes of an over-long line read past so far
@@ -43,7 +40,6 @@ impl LineBlocks {
             end: 0,
             lines: Vec::new(),
             open: 0,
-            scanned: 0,
             line_no: 0,
             skipping: None,
             too_long: Vec::new(),
@@ -72,8 +68,9 @@ impl LineBlocks {
                 other => break other?,
             }
         };
+        let from = self.end;
         self.end += n;
-        self.split();
+        self.split(from);
         if n == 0 && (self.end > self.open || self.skipping.is_some()) {
             self.end_line(self.end, 0);
             self.open = self.end;
@@ -81,8 +78,8 @@ impl LineBlocks {
         Ok(n > 0)
     }
 
-    fn split(&mut self) {
-        let from = self.scanned;
+    /// Split the lines that bytes from `from` on complete.
+    fn split(&mut self, from: usize) {
         let ends: Vec<usize> = memchr::memchr_iter(b'\n', &self.buf[from..self.end])
             .map(|i| from + i)
             .collect();
@@ -90,13 +87,11 @@ impl LineBlocks {
             self.end_line(end, 1);
             self.open = end + 1;
         }
-        self.scanned = self.end;
         let partial = (self.end - self.open) as u64;
         if self.skipping.is_some() || partial as usize > self.max {
             // Read past it: keep the count, not the bytes.
             *self.skipping.get_or_insert(0) += partial;
             self.end = self.open;
-            self.scanned = self.open;
         }
     }
 
@@ -128,7 +123,6 @@ impl LineBlocks {
         self.lines.clear();
         self.buf.copy_within(self.open..self.end, 0);
         self.end -= self.open;
-        self.scanned -= self.open;
         self.open = 0;
     }
 }

@@ -635,15 +635,13 @@ impl Reader {
         let shape_hint = forced.and_then(InputFormat::shape);
         // One record per line (the Collector's file exporter, JSONL exports), or one document?
         let first_line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-        // OTLP lines need only know the first line is whole JSON (checked
-        // without building it: a folder of small files is mostly first lines).
-        if otlp_json && serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok() {
-            return self.read_lines(r, &name, LineKind::Otlp, sink);
-        }
-        if let (false, Ok(v)) = (
-            otlp_json,
-            serde_json::from_slice::<serde_json::Value>(first_line),
-        ) {
+        if otlp_json {
+            // OTLP lines need only know the first line is whole JSON (checked
+            // without building it).
+            if serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok() {
+                return self.read_lines(r, &name, LineKind::Otlp, sink);
+            }
+        } else if let Ok(v) = serde_json::from_slice::<serde_json::Value>(first_line) {
             let kind = match shape_hint.or_else(|| Shape::of(&v)) {
                 Some(s) => LineKind::Record(Some(s)),
                 // One object on the first line, but a document (e.g. {"spans": […]}).

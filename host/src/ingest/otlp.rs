@@ -49,14 +49,6 @@ struct Scope {
     name: String,
 }
 
-impl Scope {
-    fn name(scope: Option<&Scope>) -> Option<Arc<str>> {
-        scope
-            .filter(|s| !s.name.is_empty())
-            .map(|s| Arc::from(s.name.as_str()))
-    }
-}
-
 /// The same document with spans parsed in one go: the fast path, taken when
 /// the whole record is good (nearly always).
 #[derive(Deserialize)]
@@ -334,7 +326,7 @@ pub fn parse_traces_data(
         for rs in doc.resource_spans {
             let resource = rs.resource.unwrap_or_default().attributes;
             for ss in rs.scope_spans {
-                let scope = Scope::name(ss.scope.as_ref());
+                let scope = ss.scope.as_ref().and_then(|s| dialect::scope_name(&s.name));
                 for s in ss.spans {
                     match normalise_seen(s, scope.clone(), &resource, origin, maps, seen) {
                         Ok(span) => out.push(span),
@@ -360,7 +352,7 @@ pub fn parse_traces_data(
     for rs in doc.resource_spans {
         let resource = rs.resource.unwrap_or_default().attributes;
         for ss in rs.scope_spans {
-            let scope = Scope::name(ss.scope.as_ref());
+            let scope = ss.scope.as_ref().and_then(|s| dialect::scope_name(&s.name));
             for raw in &ss.spans {
                 // Locate the span itself, for documents that span many lines.
                 let here = || {

@@ -227,7 +227,7 @@ pub fn parse(
             let scope = ss
                 .scope
                 .as_ref()
-                .map(|sc| std::sync::Arc::from(sc.name.as_str()));
+                .and_then(|sc| dialect::scope_name(&sc.name));
             for s in &ss.spans {
                 let base = Base {
                     scope: scope.clone(),

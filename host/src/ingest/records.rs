@@ -197,10 +197,6 @@ pub fn record(shape: Shape, v: &Value, session: Option<&str>) -> Result<Record, 
     }
 }
 
-/// Langfuse usage details, made whole: Langfuse's own keys report cache reads,
-/// audio and reasoning apart (`input_cache_read`, `output_reasoning`, …) and are
-/// added back; OpenInference-style breakdowns (`prompt_details.*`) are already
-/// inside `input` / `output` and are only read for the cached count.
 /// What Langfuse says a generation cost, in USD: `costDetails` (its `total`, else
 /// the sum of its parts), else the deprecated `totalCost` / `calculatedTotalCost`
 /// (Langfuse API reference, ObservationsView). Langfuse writes 0 when it knows
@@ -226,6 +222,39 @@ pub fn langfuse_cost(o: &Map<String, Value>) -> Option<f64> {
         .filter(|c| c.is_finite() && *c > 0.0)
 }
 
+/// Langfuse usage details, made whole: Langfuse's own keys report cache reads,
+/// audio and reasoning apart (`input_cache_read`, `output_reasoning`, …) and are
+/// added back; OpenInference-style breakdowns (`prompt_details.*`) are already
+/// inside `input` / `output` and are only read for the cached count. With it,
+/// whether the details held an input or output count at all.
+pub fn langfuse_details_usage(d: &Map<String, Value>) -> (crate::model::Usage, bool) {
+    let mut u = crate::model::Usage::default();
+    let mut any = false;
+    for (k, v) in d {
+        let n = v
+            .as_u64()
+            .or_else(|| v.as_f64().map(|f| f as u64))
+            .unwrap_or(0);
+        let cached = k.contains("cache_read") || k.contains("cached");
+        let written = k.contains("cache_creation") || k.contains("cache_write");
+        if k == "input" || k.starts_with("input_") {
+            u.input += n;
+            any = true;
+        } else if k == "output" || k.starts_with("output_") {
+            u.output += n;
+            any = true;
+        }
+        if cached {
+            u.cache_read += n;
+        } else if written {
+            u.cache_write += n;
+        }
+    }
+    (u, any)
+}
+
+/// A Langfuse observation's usage: its usage details, else the older API's
+/// counts.
 pub fn langfuse_usage(o: &Map<String, Value>) -> Option<crate::model::Usage> {
     let details = o.get("usageDetails").or_else(|| o.get("usage_details"));
     let details = match details {
@@ -233,30 +262,11 @@ pub fn langfuse_usage(o: &Map<String, Value>) -> Option<crate::model::Usage> {
         Some(v) => Some(v.clone()),
         None => None,
     };
-    let mut u = crate::model::Usage::default();
-    let mut any = false;
-    if let Some(Value::Object(d)) = &details {
-        for (k, v) in d {
-            let n = v
-                .as_u64()
-                .or_else(|| v.as_f64().map(|f| f as u64))
-                .unwrap_or(0);
-            let cached = k.contains("cache_read") || k.contains("cached");
-            let written = k.contains("cache_creation") || k.contains("cache_write");
-            if k == "input" || k.starts_with("input_") {
-                u.input += n;
-                any = true;
-            } else if k == "output" || k.starts_with("output_") {
-                u.output += n;
-                any = true;
-            }
-            if cached {
-                u.cache_read += n;
-            } else if written {
-                u.cache_write += n;
-            }
-        }
-    }
+    let (mut u, any) = details
+        .as_ref()
+        .and_then(Value::as_object)
+        .map(langfuse_details_usage)
+        .unwrap_or_default();
     if !any {
         // Older API objects: usage {input, output} or promptTokens / completionTokens.
         let usage = o.get("usage").and_then(Value::as_object);
