@@ -67,14 +67,19 @@ fn failed(s: &mut Value, ty: &str) {
 }
 
 /// A span rewritten by `write`, which sets its name and pushes its new
-/// attributes; the span as it was where `write` declines it (returns false).
+/// attributes after the session's, under `session_key`; the span as it was
+/// where `write` declines it (returns false).
 fn rewrite(
     s: &Value,
+    session_key: Option<&str>,
     write: impl FnOnce(&BTreeMap<String, Value>, &mut Value, &mut Vec<Value>) -> bool,
 ) -> Value {
     let a = attrs_of(s);
     let mut out = s.clone();
     let mut attrs = Vec::new();
+    if let (Some(k), Some(c)) = (session_key, text(&a, "gen_ai.conversation.id")) {
+        attrs.push(kv(k, json!(c)));
+    }
     if !write(&a, &mut out, &mut attrs) {
         return s.clone();
     }
@@ -103,10 +108,7 @@ fn first_text(messages: &str) -> Option<String> {
 
 /// One OTel GenAI span as OpenInference writes it.
 fn openinference(s: &Value) -> Value {
-    rewrite(s, |a, out, attrs| {
-        if let Some(c) = text(a, "gen_ai.conversation.id") {
-            attrs.push(kv("session.id", json!(c)));
-        }
+    rewrite(s, Some("session.id"), |a, out, attrs| {
         match text(a, "gen_ai.operation.name").as_deref() {
             Some("chat") => {
                 out["name"] = json!("Messages");
@@ -183,56 +185,58 @@ fn openinference(s: &Value) -> Value {
 /// One OTel GenAI span as traceloop-sdk 0.62.4 writes it: its LLM spans
 /// already carry the gen_ai.* names; tools and agents are its decorators'.
 fn openllmetry(s: &Value, agent: Option<&str>) -> Value {
-    rewrite(s, |a, out, attrs| {
-        if let Some(c) = text(a, "gen_ai.conversation.id") {
-            attrs.push(kv("traceloop.association.properties.session_id", json!(c)));
-        }
-        if let Some(g) = agent {
-            attrs.push(kv("gen_ai.agent.name", json!(g)));
-        }
-        match text(a, "gen_ai.operation.name").as_deref() {
-            Some("chat") => {
-                out["name"] = json!("anthropic.chat");
-                let keep = s["attributes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|kv| kv["key"] != "gen_ai.conversation.id");
-                attrs.extend(keep.cloned());
+    rewrite(
+        s,
+        Some("traceloop.association.properties.session_id"),
+        |a, out, attrs| {
+            if let Some(g) = agent {
+                attrs.push(kv("gen_ai.agent.name", json!(g)));
             }
-            Some("execute_tool") => {
-                let tool = text(a, "gen_ai.tool.name").unwrap();
-                out["name"] = json!(format!("{tool}.tool"));
-                attrs.push(kv("traceloop.span.kind", json!("tool")));
-                attrs.push(kv("traceloop.entity.name", json!(tool)));
-                attrs.push(kv("gen_ai.tool.name", json!(tool)));
-                let args: Value =
-                    serde_json::from_str(&text(a, "gen_ai.tool.call.arguments").unwrap()).unwrap();
-                attrs.push(kv(
-                    "traceloop.entity.input",
-                    json!(py_dumps(&json!({"args": [], "kwargs": args}))),
-                ));
-                match text(a, "gen_ai.tool.call.result") {
-                    Some(r) => {
-                        attrs.push(kv("traceloop.entity.output", json!(json!(r).to_string())))
-                    }
-                    None => failed(out, &text(a, "error.type").unwrap()),
+            match text(a, "gen_ai.operation.name").as_deref() {
+                Some("chat") => {
+                    out["name"] = json!("anthropic.chat");
+                    let keep = s["attributes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|kv| kv["key"] != "gen_ai.conversation.id");
+                    attrs.extend(keep.cloned());
                 }
+                Some("execute_tool") => {
+                    let tool = text(a, "gen_ai.tool.name").unwrap();
+                    out["name"] = json!(format!("{tool}.tool"));
+                    attrs.push(kv("traceloop.span.kind", json!("tool")));
+                    attrs.push(kv("traceloop.entity.name", json!(tool)));
+                    attrs.push(kv("gen_ai.tool.name", json!(tool)));
+                    let args: Value =
+                        serde_json::from_str(&text(a, "gen_ai.tool.call.arguments").unwrap())
+                            .unwrap();
+                    attrs.push(kv(
+                        "traceloop.entity.input",
+                        json!(py_dumps(&json!({"args": [], "kwargs": args}))),
+                    ));
+                    match text(a, "gen_ai.tool.call.result") {
+                        Some(r) => {
+                            attrs.push(kv("traceloop.entity.output", json!(json!(r).to_string())))
+                        }
+                        None => failed(out, &text(a, "error.type").unwrap()),
+                    }
+                }
+                Some("invoke_agent") => {
+                    let name = text(a, "gen_ai.agent.name").unwrap();
+                    out["name"] = json!(format!("{name}.agent"));
+                    attrs.push(kv("traceloop.span.kind", json!("agent")));
+                    attrs.push(kv("traceloop.entity.name", json!(name)));
+                    attrs.push(kv(
+                        "traceloop.entity.input",
+                        json!(r#"{"args": [], "kwargs": {}}"#),
+                    ));
+                }
+                _ => return false,
             }
-            Some("invoke_agent") => {
-                let name = text(a, "gen_ai.agent.name").unwrap();
-                out["name"] = json!(format!("{name}.agent"));
-                attrs.push(kv("traceloop.span.kind", json!("agent")));
-                attrs.push(kv("traceloop.entity.name", json!(name)));
-                attrs.push(kv(
-                    "traceloop.entity.input",
-                    json!(r#"{"args": [], "kwargs": {}}"#),
-                ));
-            }
-            _ => return false,
-        }
-        true
-    })
+            true
+        },
+    )
 }
 
 /// One OTel GenAI span as the Vercel AI SDK (v5) writes it with
@@ -241,61 +245,63 @@ fn openllmetry(s: &Value, agent: Option<&str>) -> Value {
 /// `ai.generateText.doGenerate` step (ai.* and the gen_ai.* the SDK adds), each
 /// tool an `ai.toolCall` span; the session in the telemetry metadata.
 fn vercel(s: &Value) -> Value {
-    rewrite(s, |a, out, attrs| {
-        if let Some(c) = text(a, "gen_ai.conversation.id") {
-            attrs.push(kv("ai.telemetry.metadata.sessionId", json!(c)));
-        }
-        match text(a, "gen_ai.operation.name").as_deref() {
-            Some("chat") => {
-                let (model, i, o) = model_and_usage(a);
-                out["name"] = json!("ai.generateText.doGenerate");
-                attrs.push(kv("operation.name", json!("ai.generateText.doGenerate")));
-                attrs.push(kv("ai.operationId", json!("ai.generateText.doGenerate")));
-                attrs.push(kv("ai.model.id", json!(model)));
-                attrs.push(kv("ai.model.provider", json!("anthropic.messages")));
-                attrs.push(kv("ai.usage.inputTokens", json!(i)));
-                attrs.push(kv("ai.usage.outputTokens", json!(o)));
-                if let Some(c) = int(a, "gen_ai.usage.cache_read.input_tokens") {
-                    attrs.push(kv("ai.usage.cachedInputTokens", json!(c)));
+    rewrite(
+        s,
+        Some("ai.telemetry.metadata.sessionId"),
+        |a, out, attrs| {
+            match text(a, "gen_ai.operation.name").as_deref() {
+                Some("chat") => {
+                    let (model, i, o) = model_and_usage(a);
+                    out["name"] = json!("ai.generateText.doGenerate");
+                    attrs.push(kv("operation.name", json!("ai.generateText.doGenerate")));
+                    attrs.push(kv("ai.operationId", json!("ai.generateText.doGenerate")));
+                    attrs.push(kv("ai.model.id", json!(model)));
+                    attrs.push(kv("ai.model.provider", json!("anthropic.messages")));
+                    attrs.push(kv("ai.usage.inputTokens", json!(i)));
+                    attrs.push(kv("ai.usage.outputTokens", json!(o)));
+                    if let Some(c) = int(a, "gen_ai.usage.cache_read.input_tokens") {
+                        attrs.push(kv("ai.usage.cachedInputTokens", json!(c)));
+                    }
+                    if let Some(t) = text(a, "gen_ai.output.messages").and_then(|m| first_text(&m))
+                    {
+                        attrs.push(kv("ai.response.text", json!(t)));
+                    }
+                    attrs.push(kv("ai.response.finishReason", json!("stop")));
+                    attrs.push(kv("gen_ai.system", json!("anthropic.messages")));
+                    attrs.push(kv("gen_ai.request.model", json!(model)));
+                    attrs.push(kv("gen_ai.response.model", json!(model)));
+                    attrs.push(kv("gen_ai.usage.input_tokens", json!(i)));
+                    attrs.push(kv("gen_ai.usage.output_tokens", json!(o)));
                 }
-                if let Some(t) = text(a, "gen_ai.output.messages").and_then(|m| first_text(&m)) {
-                    attrs.push(kv("ai.response.text", json!(t)));
+                Some("execute_tool") => {
+                    out["name"] = json!("ai.toolCall");
+                    attrs.push(kv("operation.name", json!("ai.toolCall")));
+                    attrs.push(kv("ai.operationId", json!("ai.toolCall")));
+                    attrs.push(kv("ai.toolCall.name", json!(text(a, "gen_ai.tool.name"))));
+                    attrs.push(kv("ai.toolCall.id", json!(text(a, "gen_ai.tool.call.id"))));
+                    attrs.push(kv(
+                        "ai.toolCall.args",
+                        json!(text(a, "gen_ai.tool.call.arguments")),
+                    ));
+                    match text(a, "gen_ai.tool.call.result") {
+                        Some(r) => attrs.push(kv("ai.toolCall.result", json!(r))),
+                        None => failed(out, &text(a, "error.type").unwrap()),
+                    }
                 }
-                attrs.push(kv("ai.response.finishReason", json!("stop")));
-                attrs.push(kv("gen_ai.system", json!("anthropic.messages")));
-                attrs.push(kv("gen_ai.request.model", json!(model)));
-                attrs.push(kv("gen_ai.response.model", json!(model)));
-                attrs.push(kv("gen_ai.usage.input_tokens", json!(i)));
-                attrs.push(kv("gen_ai.usage.output_tokens", json!(o)));
-            }
-            Some("execute_tool") => {
-                out["name"] = json!("ai.toolCall");
-                attrs.push(kv("operation.name", json!("ai.toolCall")));
-                attrs.push(kv("ai.operationId", json!("ai.toolCall")));
-                attrs.push(kv("ai.toolCall.name", json!(text(a, "gen_ai.tool.name"))));
-                attrs.push(kv("ai.toolCall.id", json!(text(a, "gen_ai.tool.call.id"))));
-                attrs.push(kv(
-                    "ai.toolCall.args",
-                    json!(text(a, "gen_ai.tool.call.arguments")),
-                ));
-                match text(a, "gen_ai.tool.call.result") {
-                    Some(r) => attrs.push(kv("ai.toolCall.result", json!(r))),
-                    None => failed(out, &text(a, "error.type").unwrap()),
+                Some("invoke_agent") => {
+                    out["name"] = json!("ai.generateText");
+                    attrs.push(kv("operation.name", json!("ai.generateText")));
+                    attrs.push(kv("ai.operationId", json!("ai.generateText")));
+                    attrs.push(kv(
+                        "ai.telemetry.functionId",
+                        json!(text(a, "gen_ai.agent.name")),
+                    ));
                 }
+                _ => return false,
             }
-            Some("invoke_agent") => {
-                out["name"] = json!("ai.generateText");
-                attrs.push(kv("operation.name", json!("ai.generateText")));
-                attrs.push(kv("ai.operationId", json!("ai.generateText")));
-                attrs.push(kv(
-                    "ai.telemetry.functionId",
-                    json!(text(a, "gen_ai.agent.name")),
-                ));
-            }
-            _ => return false,
-        }
-        true
-    })
+            true
+        },
+    )
 }
 
 /// The system and user texts of an OTel GenAI LLM span, as chat messages.
@@ -318,7 +324,7 @@ fn chat_messages(a: &BTreeMap<String, Value>) -> Vec<Value> {
 /// wrapped as `{"output": …}`; an agent is a chain run marked as LangSmith's
 /// coding-agent metadata marks it (`ls_agent_type` root or subagent).
 fn langsmith(s: &Value, parent_agent: Option<&str>) -> Value {
-    rewrite(s, |a, out, attrs| {
+    rewrite(s, Some("langsmith.metadata.session_id"), |a, out, attrs| {
         let run = |attrs: &mut Vec<Value>, kind: &str, name: &str| {
             attrs.push(kv("langsmith.span.kind", json!(kind)));
             attrs.push(kv("langsmith.trace.name", json!(name)));
@@ -386,9 +392,6 @@ fn langsmith(s: &Value, parent_agent: Option<&str>) -> Value {
             }
             _ => return false,
         }
-        if let Some(c) = text(a, "gen_ai.conversation.id") {
-            attrs.push(kv("langsmith.metadata.session_id", json!(c)));
-        }
         true
     })
 }
@@ -399,7 +402,7 @@ fn langsmith(s: &Value, parent_agent: Option<&str>) -> Value {
 /// and agents (arguments wrapped as `{"args", "kwargs"}`), `session.id` on
 /// every observation; a failed observation has level ERROR and a status message.
 fn langfuse(s: &Value) -> Value {
-    rewrite(s, |a, out, attrs| {
+    rewrite(s, Some("session.id"), |a, out, attrs| {
         let observation = |attrs: &mut Vec<Value>, ty: &str| {
             attrs.push(kv("langfuse.observation.type", json!(ty)));
         };
@@ -452,9 +455,6 @@ fn langfuse(s: &Value) -> Value {
             }
             _ => return false,
         }
-        if let Some(c) = text(a, "gen_ai.conversation.id") {
-            attrs.push(kv("session.id", json!(c)));
-        }
         true
     })
 }
@@ -466,7 +466,7 @@ fn langfuse(s: &Value) -> Value {
 /// the retry message as the result), and the agent run's total of the calls
 /// under it as `gen_ai.aggregated_usage.*`.
 fn pydantic_ai(s: &Value, aggregate: Option<&(u64, u64, u64)>) -> Value {
-    rewrite(s, |a, out, attrs| {
+    rewrite(s, None, |a, out, attrs| {
         attrs.extend(s["attributes"].as_array().unwrap().iter().cloned());
         let schema = |props: &[&str]| {
             let p: serde_json::Map<String, Value> = props

@@ -77,26 +77,35 @@ fn post_all(port: u16, lines: &[&str]) {
     }
 }
 
+/// The folder a receiving watch spools into, in `dir`.
+fn spool_dir(dir: &Path) -> std::path::PathBuf {
+    let spans = dir.join("spans");
+    std::fs::create_dir(&spans).unwrap();
+    spans
+}
+
+/// A month's lines in two halves, to send with something between them.
+fn halves(text: &str) -> (Vec<&str>, Vec<&str>) {
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    (first.to_vec(), second.to_vec())
+}
+
 #[test]
 fn received_spans_give_the_findings_of_a_scan_and_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let month = generated_month(dir.path(), 11);
-    let (_, report) = scan_json(&[month.to_str().unwrap()]);
-    let want = finding_keys(&report);
+    let (month, want) = month_and_want(dir.path(), 11);
     let text = std::fs::read_to_string(&month).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let half = lines.len() / 2;
-
-    let spans = dir.path().join("spans");
-    std::fs::create_dir(&spans).unwrap();
+    let (first, second) = halves(&text);
+    let spans = spool_dir(dir.path());
     let out = dir.path().join("findings.jsonl");
     let port = free_port();
     let w = start(&spans, &out, port, &[]);
-    post_all(port, &lines[..half]);
+    post_all(port, &first);
     // Killed the moment the last request was acknowledged: it is on disk.
     w.kill9();
     let w = start(&spans, &out, port, &[]);
-    post_all(port, &lines[half..]);
+    post_all(port, &second);
     assert_watch_gives(w, &want, "received spans");
 }
 
@@ -106,22 +115,18 @@ fn received_spans_give_the_findings_of_a_scan_and_survive_kill_9() {
 #[test]
 fn a_spool_moved_aside_starts_a_new_one_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let month = generated_month(dir.path(), 13);
-    let (_, report) = scan_json(&[month.to_str().unwrap()]);
-    let want = finding_keys(&report);
+    let (month, want) = month_and_want(dir.path(), 13);
     let text = std::fs::read_to_string(&month).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let half = lines.len() / 2;
-    let spans = dir.path().join("spans");
-    std::fs::create_dir(&spans).unwrap();
+    let (first, second) = halves(&text);
+    let spans = spool_dir(dir.path());
     let port = free_port();
     let w = start(&spans, &dir.path().join("findings.jsonl"), port, &[]);
-    post_all(port, &lines[..half]);
+    post_all(port, &first);
     let spool = spans.join("tokenhound-received.jsonl");
     std::fs::rename(&spool, spans.join("received-1.jsonl")).unwrap();
-    post_all(port, &lines[half..]);
+    post_all(port, &second);
     let new = std::fs::read_to_string(&spool).unwrap();
-    assert_eq!(new.lines().count(), lines.len() - half, "a new spool");
+    assert_eq!(new.lines().count(), second.len(), "a new spool");
     assert_watch_gives(w, &want, "a rotated spool");
 }
 
@@ -150,8 +155,7 @@ fn a_receiver_behind_answers_429_with_retry_after_and_loses_nothing() {
     let month = generated_month(dir.path(), 12);
     let text = std::fs::read_to_string(&month).unwrap();
     let lines: Vec<String> = text.lines().take(40).map(String::from).collect();
-    let spans = dir.path().join("spans");
-    std::fs::create_dir(&spans).unwrap();
+    let spans = spool_dir(dir.path());
     let port = free_port();
     // Any unread byte is too many: concurrent requests must meet a full queue.
     let w = start(
@@ -306,11 +310,8 @@ fn what_is_not_otlp_is_refused_for_good() {
 )]
 fn the_otel_python_exporters_send_a_month_over_http_and_grpc() {
     let dir = tempfile::tempdir().unwrap();
-    let month = generated_month(dir.path(), 14);
-    let (_, report) = scan_json(&[month.to_str().unwrap()]);
-    let want = finding_keys(&report);
-    let spans = dir.path().join("spans");
-    std::fs::create_dir(&spans).unwrap();
+    let (month, want) = month_and_want(dir.path(), 14);
+    let spans = spool_dir(dir.path());
     let (http, grpc) = (free_port(), free_port());
     let g = grpc.to_string();
     let w = start(&spans, &dir.path().join("f.jsonl"), http, &["--grpc", &g]);

@@ -96,9 +96,7 @@ fn rotation_and_compressed_copies_lose_and_repeat_nothing() {
 #[test]
 fn kill_9_and_restart_gives_the_findings_of_a_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let month = generated_month(dir.path(), 11);
-    let (_, report) = scan_json(&[month.to_str().unwrap()]);
-    let want = finding_keys(&report);
+    let (month, want) = month_and_want(dir.path(), 11);
 
     let spans = dir.path().join("spans");
     std::fs::create_dir(&spans).unwrap();

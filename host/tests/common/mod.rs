@@ -413,6 +413,14 @@ pub fn generated_month(dir: &Path, seed: u64) -> PathBuf {
     month
 }
 
+/// A generated month and the findings a scan of it gives: what a watch of the
+/// same spans must end with.
+pub fn month_and_want(dir: &Path, seed: u64) -> (PathBuf, Vec<(String, Vec<String>, u64)>) {
+    let month = generated_month(dir, seed);
+    let (_, report) = scan_json(&[month.to_str().unwrap()]);
+    (month, finding_keys(&report))
+}
+
 /// A finding's evidence value for `key`.
 pub fn evidence(f: &Value, key: &str) -> String {
     let e = f["evidence"].as_array().expect("evidence");
