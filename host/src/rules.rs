@@ -252,6 +252,9 @@ pub struct RuleSet {
     /// daily token totals of an earlier report (`scan --baseline`), as
     /// `YYYY-MM-DD=tokens`: given to detectors that declare `baseline_days`
     pub baseline_days: Vec<String>,
+    /// the counted window (`--since` / `--until`) as `[since, until)` in ns:
+    /// given to detectors that declare `window_since_ns` / `window_until_ns`
+    pub window_ns: Option<(u64, u64)>,
 }
 
 /// Locations in one pack's text.
@@ -590,12 +593,7 @@ impl RuleSet {
 impl Rule {
     /// Check the rule's parameters against what the detector declares, and turn
     /// them into the JSON object the detector is created with.
-    pub fn params_json(
-        &self,
-        plugin: &LoadedPlugin,
-        bytes_per_token: Option<f64>,
-        baseline_days: &[String],
-    ) -> Result<String, PackError> {
+    pub fn params_json(&self, plugin: &LoadedPlugin, set: &RuleSet) -> Result<String, PackError> {
         let mut out = serde_json::Map::new();
         let declared = &plugin.meta.params;
         for (k, v) in &self.params {
@@ -629,13 +627,19 @@ impl Rule {
             out.insert(k.clone(), json);
         }
         let declares = |name: &str| declared.iter().any(|p| p.name == name);
-        if let Some(b) = bytes_per_token {
+        if let Some(b) = set.bytes_per_token {
             if declares("bytes_per_token") && !out.contains_key("bytes_per_token") {
                 out.insert("bytes_per_token".into(), serde_json::Value::from(b));
             }
         }
-        if !baseline_days.is_empty() && declares("baseline_days") {
-            out.insert("baseline_days".into(), serde_json::json!(baseline_days));
+        if !set.baseline_days.is_empty() && declares("baseline_days") {
+            out.insert("baseline_days".into(), serde_json::json!(set.baseline_days));
+        }
+        if let Some((since, until)) = set.window_ns {
+            if declares("window_since_ns") && declares("window_until_ns") {
+                out.insert("window_since_ns".into(), since.into());
+                out.insert("window_until_ns".into(), until.into());
+            }
         }
         Ok(serde_json::Value::Object(out).to_string())
     }

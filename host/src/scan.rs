@@ -219,7 +219,7 @@ pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError
                 p
             }
         };
-        let params = rule.params_json(&plugin, set.bytes_per_token, &set.baseline_days)?;
+        let params = rule.params_json(&plugin, set)?;
         let analyzer =
             engine
                 .analyzer(&plugin, &params, &rule.limits)
@@ -764,7 +764,9 @@ pub fn run(opts: &Options) -> Result<Outcome, ScanError> {
 
 /// A scan with a rule set built by the caller (the test harness).
 pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
-    let set = set.clone();
+    let mut set = set.clone();
+    let window = window(opts)?;
+    set.window_ns = window.map(|w| (w.since.unwrap_or(0), w.until.unwrap_or(u64::MAX)));
     let engine = Engine::new(opts.cache_dir.clone(), set.wants_fuel(), set.max_stack)
         .map_err(|e| ScanError::Load(format!("{e:#}")))?;
     let mut runs = prepare(&set, &engine)?;
@@ -779,7 +781,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     let bytes = reader.bytes.clone();
     let mut pipe = Pipeline::new(&mut runs, opts.quiet_ns, opts.batch_spans);
     pipe.open_budget = opts.open_spans;
-    pipe.window = window(opts)?;
+    pipe.window = window;
     if opts.costliest > 0 {
         let prices = crate::prices::Prices::with(&set.prices);
         pipe.costliest = Some(crate::costliest::Costliest::new(opts.costliest, prices));

@@ -112,6 +112,17 @@ fn the_weekly_audit_pack_adds_tail_latency_and_error_patterns() {
     assert_eq!(ev["error_rate_pct"], "50.0");
     assert_eq!(ev["sessions"], "3");
     assert_eq!(ev["peak_hour_utc"], "04:00");
+    let pattern = r["patterns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pattern"] == storm["pattern"])
+        .expect("the 429 pattern in patterns[]");
+    assert_eq!(
+        (&pattern["sessions"], &pattern["turns"]),
+        (&Value::from(3), &Value::from(ev["turns"].parse::<u64>().unwrap())),
+        "an error signature's pattern counts the sessions its errors touched, not its example spans'"
+    );
 }
 
 /// Last month's report stands for last month when this month's export does not
@@ -234,6 +245,86 @@ fn a_window_counts_only_its_spans_and_keeps_earlier_ones_as_context() {
     assert!(
         table.contains("window: 2023-11-15 00:00 UTC to the end"),
         "{table}"
+    );
+}
+
+/// The error-patterns fixture twice: as it is (2024-05-30) and two days earlier
+/// under other trace, span and session ids.
+fn errors_on_two_days(path: &std::path::Path) {
+    let two_days = 2 * 86_400_000_000_000u64;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/builtin/error-patterns.jsonl");
+    let text = std::fs::read_to_string(fixture).unwrap();
+    let mut earlier: Value = serde_json::from_str(&text).unwrap();
+    fn shift(v: &mut Value, by: u64) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    match (k.as_str(), x.as_str()) {
+                        ("startTimeUnixNano" | "endTimeUnixNano", Some(t)) => {
+                            *x = (t.parse::<u64>().unwrap() - by).to_string().into()
+                        }
+                        ("traceId" | "spanId" | "parentSpanId", Some(id)) => {
+                            *x = format!("a{}", &id[1..]).into()
+                        }
+                        ("stringValue", Some(s)) if s.starts_with("s-") => {
+                            *x = format!("early-{s}").into()
+                        }
+                        _ => shift(x, by),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| shift(x, by)),
+            _ => {}
+        }
+    }
+    shift(&mut earlier, two_days);
+    std::fs::write(path, format!("{text}\n{earlier}\n")).unwrap();
+}
+
+/// Aggregates count the window only: an error signature's errors, rate and
+/// sessions, and a latency group's percentiles, leave out calls before
+/// `--since` (the same errors two days earlier are not this window's).
+#[test]
+fn a_window_counts_only_its_own_errors_in_an_error_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("errors.jsonl");
+    errors_on_two_days(&path);
+    let pack = ["--pack", "builtin:weekly-audit"];
+    let storm = |r: &Value| {
+        let f = findings(r, "error-patterns")
+            .into_iter()
+            .find(|f| {
+                f["pattern"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("tool fetch_api 429")
+            })
+            .expect("the 429 pattern")
+            .clone();
+        (
+            evidence(&f, "errors"),
+            evidence(&f, "error_rate_pct"),
+            evidence(&f, "sessions"),
+            f["wasted_tokens"].clone(),
+        )
+    };
+    let (_, both) = scan_json(&[pack[0], pack[1], path.to_str().unwrap()]);
+    assert_eq!(
+        storm(&both),
+        ("12".into(), "50.0".into(), "6".into(), json!(9840))
+    );
+    let (_, window) = scan_json(&[
+        pack[0],
+        pack[1],
+        "--since",
+        "2024-05-29",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        storm(&window),
+        ("6".into(), "50.0".into(), "3".into(), json!(4920)),
+        "the window's errors only, as in the fixture alone"
     );
 }
 

@@ -32,6 +32,17 @@ pub struct PatternOut {
     pub findings: Vec<usize>,
 }
 
+/// The turns or sessions an aggregate finding (one naming no session, such as
+/// an error signature's) states in its evidence: its example spans name only a
+/// few of them.
+fn stated_count(f: &FindingOut, key: &str) -> usize {
+    f.evidence
+        .iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Group `findings` (sorted, largest first) by rule and pattern, largest first.
 pub fn group(
     findings: &[FindingOut],
@@ -42,6 +53,7 @@ pub fn group(
     let mut index: HashMap<(&str, &str), usize> = HashMap::new();
     let mut out: Vec<PatternOut> = Vec::new();
     let mut seen: Vec<(BTreeSet<&str>, BTreeSet<&str>)> = Vec::new();
+    let mut stated: Vec<(usize, usize)> = Vec::new();
     for (i, f) in findings.iter().enumerate() {
         let key = f.pattern.as_deref().unwrap_or(&f.title);
         let at = *index.entry((&f.rule, key)).or_insert_with(|| {
@@ -63,6 +75,7 @@ pub fn group(
                 findings: Vec::new(),
             });
             seen.push(Default::default());
+            stated.push((0, 0));
             out.len() - 1
         });
         let p = &mut out[at];
@@ -76,11 +89,16 @@ pub fn group(
         turns.extend(f.trace_id.as_deref());
         turns.extend(f.spans.iter().map(|s| s.trace_id.as_str()));
         sessions.extend(f.session.as_deref());
+        if f.session.is_none() {
+            let (t, s) = &mut stated[at];
+            *t = (*t).max(stated_count(f, "turns"));
+            *s = (*s).max(stated_count(f, "sessions"));
+        }
     }
-    for (p, (turns, sessions)) in out.iter_mut().zip(&seen) {
-        p.turns = turns.len();
-        p.sessions = sessions.len();
-        p.sessions_pct = pct(sessions.len() as u64, all_sessions);
+    for ((p, (turns, sessions)), (t, s)) in out.iter_mut().zip(&seen).zip(&stated) {
+        p.turns = turns.len().max(*t);
+        p.sessions = sessions.len().max(*s);
+        p.sessions_pct = pct(p.sessions as u64, all_sessions);
         p.share_pct = pct(p.wasted_tokens, total_tokens);
         p.per_month = PerMonth::of(p.wasted_tokens, p.cost_usd, days);
     }

@@ -38,6 +38,8 @@ struct Pattern {
 
 struct ErrorPatterns {
     min_count: u64,
+    /// errors and calls outside it are not counted (`--since` / `--until`)
+    window: Window,
     patterns: BTreeMap<String, Pattern>,
     /// calls of each tool or model, for the error rate
     calls: HashMap<String, u64>,
@@ -209,12 +211,14 @@ impl Detector for ErrorPatterns {
             "Errors of tool and LLM calls grouped by signature (ids and numbers masked), with the tokens spent handling them",
         )
         .param(Param::integer("min_count", 5, "errors of one signature that make a finding"))
+        .counted_window()
         .needs(&[Field::Failed, Field::Tool, Field::Model, Field::Models, Field::Errors, Field::Tokens])
     }
 
     fn new(p: &Params) -> Result<Self, String> {
         Ok(ErrorPatterns {
             min_count: p.u64("min_count").max(1),
+            window: p.window(),
             patterns: BTreeMap::new(),
             calls: HashMap::new(),
         })
@@ -226,6 +230,9 @@ impl Detector for ErrorPatterns {
                 let Some((subject, tool)) = b.call_group(row) else {
                     continue;
                 };
+                if !self.window.contains(b.start(row)) {
+                    continue;
+                }
                 *self.calls.entry(subject.clone()).or_default() += 1;
                 if !is_error(b, row) {
                     continue;

@@ -26,7 +26,7 @@ pub mod chunk;
 pub mod date;
 mod params;
 
-pub use params::{Param, Params};
+pub use params::{Param, Params, Window};
 
 #[doc(hidden)]
 pub mod bindings {
@@ -70,6 +70,11 @@ impl Metadata {
     }
     pub fn param(mut self, p: Param) -> Self {
         self.params.push(p);
+        self
+    }
+    /// Declares the counted window's two parameters ([`Param::window`]).
+    pub fn counted_window(mut self) -> Self {
+        self.params.extend(Param::window());
         self
     }
     pub fn needs(mut self, fields: &[Field]) -> Self {

@@ -42,6 +42,24 @@ impl Param {
             description,
         )
     }
+    /// The two parameters of the counted window (`--since` / `--until`), in ns
+    /// since the epoch: the host fills them for a detector that declares them.
+    /// A detector that counts over every call it sees (percentiles, error
+    /// rates) counts only the window's; spans before it are still seen.
+    pub fn window() -> [Self; 2] {
+        [
+            Self::integer(
+                "window_since_ns",
+                0,
+                "calls starting before this are context, not counted (set by --since)",
+            ),
+            Self::integer(
+                "window_until_ns",
+                u64::MAX,
+                "calls starting at or after this are not counted (set by --until)",
+            ),
+        ]
+    }
     /// The common `bytes_per_token` parameter of the spec's content-token estimate.
     pub fn bytes_per_token() -> Self {
         Self::number("bytes_per_token", 4.0, "UTF-8 bytes per content token")
@@ -128,6 +146,17 @@ impl Params {
             })
             .unwrap_or_default()
     }
+    /// The counted window, when the detector declared [`Param::window`].
+    pub fn window(&self) -> Window {
+        Window {
+            since: self.u64("window_since_ns"),
+            until: self
+                .0
+                .get("window_until_ns")
+                .and_then(Value::as_u64)
+                .unwrap_or(u64::MAX),
+        }
+    }
     /// `bytes_per_token`, refusing values that would divide by zero.
     pub fn bytes_per_token(&self) -> Result<f64, String> {
         let b = self.f64("bytes_per_token");
@@ -138,5 +167,18 @@ impl Params {
                 "bytes_per_token must be a positive number, got {b}"
             ))
         }
+    }
+}
+
+/// The part of the input a scan counts: calls starting in `[since, until)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub since: u64,
+    pub until: u64,
+}
+
+impl Window {
+    pub fn contains(&self, start_ns: u64) -> bool {
+        start_ns >= self.since && start_ns < self.until
     }
 }

@@ -22,6 +22,8 @@ struct TailLatency {
     tail_ratio: f64,
     max_p95_tools: f64,
     max_p95_llm: f64,
+    /// calls outside it are not counted (`--since` / `--until`)
+    window: Window,
     /// groups by key, in the order first seen
     groups: Vec<(String, Group)>,
     index: std::collections::HashMap<String, usize>,
@@ -102,6 +104,7 @@ impl Detector for TailLatency {
         .param(Param::number("tail_ratio", 5.0, "p99 at least this many times p50 is a finding"))
         .param(Param::number("max_p95_ms_tools", 5000.0, "a tool's p95 at or over this is a finding"))
         .param(Param::number("max_p95_ms_llm", 60000.0, "a model's p95 at or over this is a finding"))
+        .counted_window()
         .needs(&[Field::Failed, Field::Tool, Field::Model, Field::Models])
     }
 
@@ -116,6 +119,7 @@ impl Detector for TailLatency {
             tail_ratio,
             max_p95_tools: p.f64("max_p95_ms_tools"),
             max_p95_llm: p.f64("max_p95_ms_llm"),
+            window: p.window(),
             groups: Vec::new(),
             index: Default::default(),
         })
@@ -126,6 +130,9 @@ impl Detector for TailLatency {
             let Some((key, tool)) = b.call_group(row) else {
                 continue;
             };
+            if !self.window.contains(b.start(row)) {
+                continue;
+            }
             let ms = b.end(row).saturating_sub(b.start(row)) as f64 / 1e6;
             let i = *self.index.entry(key.clone()).or_insert_with(|| {
                 self.groups.push((
