@@ -70,6 +70,16 @@ pub struct InputPart {
 }
 
 impl InputPart {
+    /// The part in a few words: `system instructions`, `message user`,
+    /// `tool result read_file CLAUDE.md`.
+    pub fn title(&self) -> String {
+        match (self.kind, self.named()) {
+            (PartKind::System, _) => "system instructions".into(),
+            (kind, Some(what)) => format!("{} {what}", kind.label()),
+            (kind, None) if self.role.is_empty() => kind.label().into(),
+            (kind, None) => format!("{} {}", kind.label(), self.role),
+        }
+    }
     /// Its tool and file, as a person names the part (`read_file CLAUDE.md`);
     /// none for a part that has neither (a message, the system instructions).
     pub fn named(&self) -> Option<String> {

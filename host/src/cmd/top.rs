@@ -63,18 +63,7 @@ impl Top {
         for (i, c) in self.calls.iter().enumerate() {
             let k = &c.call;
             let part = c.parts.first().map_or("input not captured".into(), |p| {
-                let what = p
-                    .part
-                    .tool
-                    .as_deref()
-                    .or(p.part.file.as_deref())
-                    .unwrap_or(&p.part.role);
-                format!(
-                    "{} {} ({} tokens)",
-                    p.part.kind.label(),
-                    clean(what),
-                    num(p.tokens)
-                )
+                format!("{} ({} tokens)", clean(&p.part.title()), num(p.tokens))
             });
             let by: Vec<String> = c
                 .findings
@@ -141,10 +130,11 @@ fn call_text(o: &mut String, rank: usize, c: &TopCall) {
         let bytes: u64 = c.parts.iter().map(|p| p.part.bytes).sum();
         let _ = writeln!(
             o,
-            "     input: {} bytes ≈ {} content tokens, {} parts",
+            "     input: {} bytes ≈ {} content tokens, {} part{}",
             num(bytes),
             num(c.input_content_tokens),
-            c.parts.len()
+            c.parts.len(),
+            if c.parts.len() == 1 { "" } else { "s" }
         );
     }
     for p in c.parts.iter().take(8) {

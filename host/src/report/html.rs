@@ -417,7 +417,7 @@ fn parts(o: &mut String, c: &crate::costliest::TopCall) {
             "<i style=\"width:{:.2}%;background:{}\" title=\"{}\"></i>",
             p.part.bytes as f64 * 100.0 / bytes as f64,
             part_colour(p.part.kind),
-            esc(&part_name(p))
+            esc(&p.part.title())
         );
     }
     o.push_str("</div><small>");
@@ -429,7 +429,7 @@ fn parts(o: &mut String, c: &crate::costliest::TopCall) {
             format!(
                 "<i class=sw style=\"background:{}\"></i>{} {} tok",
                 part_colour(p.part.kind),
-                esc(&part_name(p)),
+                esc(&p.part.title()),
                 num(p.tokens)
             )
         })
@@ -439,14 +439,6 @@ fn parts(o: &mut String, c: &crate::costliest::TopCall) {
         let _ = write!(o, " · {} more", c.parts.len() - 4);
     }
     o.push_str("</small>");
-}
-
-fn part_name(p: &crate::costliest::Part) -> String {
-    let kind = p.part.kind.label();
-    match p.part.named() {
-        Some(what) => format!("{kind} {what}"),
-        None => format!("{kind} ({})", p.part.role),
-    }
 }
 
 /// Cumulative tokens of this calendar month against the last, and the alerts.
