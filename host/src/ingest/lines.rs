@@ -5,7 +5,9 @@
 //! past in constant memory and reported with its number; the partial last line
 //! of a block is carried to the next. The buffer starts small and doubles as
 //! needed (a small file costs a small buffer), and is reused, so no read zeroes
-//! memory first (`read_to_end` does, for every chunk).
+//! memory first (`read_to_end` does, for every chunk). A finished reader leaves
+//! its buffer to the next one on its thread: a folder of small files would
+//! otherwise zero (and fault in) a fresh buffer per file.
 
 use std::io::Read;
 
@@ -33,10 +35,26 @@ pub struct LineBlocks {
     max: usize,
 }
 
+thread_local! {
+    /// The buffer the last reader on this thread left (see the module doc).
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Buffers larger than this are not kept for the next reader.
+const KEEP_AT_MOST: usize = 4 * CHUNK;
+
+impl Drop for LineBlocks {
+    fn drop(&mut self) {
+        if self.buf.len() <= KEEP_AT_MOST {
+            SPARE.set(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 impl LineBlocks {
     pub fn new(max: usize) -> Self {
         LineBlocks {
-            buf: Vec::new(),
+            buf: SPARE.take(),
             end: 0,
             lines: Vec::new(),
             open: 0,
