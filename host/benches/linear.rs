@@ -3,7 +3,7 @@
 //!
 //! - the generated month at 1×, 2× and 4× (read from stdin, as a pipe),
 //! - the 4× spans as one very long session (every conversation id made one),
-//! - the same spans in 2,000 small files of a folder,
+//! - the same spans in 10,000 small files of a folder,
 //! - gzip and zstd copies of the 1× month,
 //! - 100,000 turns of one long-lived agent as one session, against the same
 //!   turns in their sessions (BENCH_LONG_TURNS to change the number).
@@ -152,16 +152,45 @@ fn squeeze_times(s: &mut serde_json::Value, base: &mut Option<u64>, k: u64) {
     }
 }
 
-/// The lines of `from` spread over `n` files in a folder.
+/// The spans of `from` spread over `n` files in a folder, in order: each OTLP
+/// line is cut into records of a few spans (same resource and scope), so there
+/// are enough records for `n` files (a line of the month holds hundreds).
 fn small_files(from: &Path, dir: &Path, n: usize) {
     if dir.exists() {
         return;
     }
     std::fs::create_dir_all(dir).unwrap();
     let text = std::fs::read_to_string(from).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let per = lines.len().div_ceil(n);
-    for (i, chunk) in lines.chunks(per.max(1)).enumerate() {
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let spans_of = |ss: &serde_json::Value| ss["spans"].as_array().map_or(0, Vec::len);
+    let all: usize = lines
+        .iter()
+        .flat_map(|l| l["resourceSpans"].as_array().unwrap())
+        .flat_map(|rs| rs["scopeSpans"].as_array().unwrap())
+        .map(spans_of)
+        .sum();
+    // Records of a few spans: a scope holds few, so cut at a quarter of the
+    // spans per file or the records would be fewer than the files.
+    let per = (all / n / 4).max(1);
+    let mut records = Vec::new();
+    for line in &lines {
+        for rs in line["resourceSpans"].as_array().unwrap() {
+            for ss in rs["scopeSpans"].as_array().unwrap() {
+                for chunk in ss["spans"].as_array().unwrap().chunks(per) {
+                    let scope = serde_json::json!({ "scope": ss["scope"], "spans": chunk });
+                    let res =
+                        serde_json::json!({ "resource": rs["resource"], "scopeSpans": [scope] });
+                    records.push(serde_json::json!({ "resourceSpans": [res] }).to_string());
+                }
+            }
+        }
+    }
+    let files = n.min(records.len());
+    for i in 0..files {
+        let chunk = &records[i * records.len() / files..(i + 1) * records.len() / files];
         std::fs::write(
             dir.join(format!("part-{i:05}.jsonl")),
             chunk.join("\n") + "\n",
@@ -209,8 +238,8 @@ fn main() {
     let base = &months[0];
     let long = dir.join(format!("one-session-r{repeat}-n{noise}.jsonl"));
     one_session(&months, &long);
-    let files = dir.join(format!("files-r{repeat}-n{noise}"));
-    small_files(base, &files, 2000);
+    let files = dir.join(format!("files-10k-r{repeat}-n{noise}"));
+    small_files(base, &files, 10_000);
     let (gz, zst) = compressed(base, &dir);
     // A long-lived agent: BENCH_LONG_TURNS (100,000) turns in one
     // conversation, against the same turns in the generator's sessions.
@@ -235,7 +264,7 @@ fn main() {
             scan(bin, &cache, long.to_str().unwrap(), &[]),
         ),
         (
-            "1× in 2,000 files".into(),
+            format!("1× in {} files", std::fs::read_dir(&files).unwrap().count()),
             scan(bin, &cache, files.to_str().unwrap(), &[]),
         ),
         (

@@ -275,10 +275,26 @@ pub fn expand(paths: &[PathBuf], problems: &mut Vec<Problem>) -> Vec<PathBuf> {
         }
     }
     let mut given = std::collections::HashSet::new();
-    out.retain(|p| {
-        p.as_os_str() == "-" || given.insert(std::fs::canonicalize(p).unwrap_or(p.clone()))
-    });
+    out.retain(|p| p.as_os_str() == "-" || given.insert(file_identity(p)));
     out
+}
+
+/// What makes two paths one file: its device and inode where there are such
+/// (one `stat`; resolving the path cost a `readlink` per part, per file of a
+/// folder), else the resolved path.
+#[derive(Hash, PartialEq, Eq)]
+enum FileIdentity {
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+fn file_identity(p: &Path) -> FileIdentity {
+    #[cfg(unix)]
+    if let Ok(m) = std::fs::metadata(p) {
+        use std::os::unix::fs::MetadataExt;
+        return FileIdentity::Inode(m.dev(), m.ino());
+    }
+    FileIdentity::Path(std::fs::canonicalize(p).unwrap_or(p.to_path_buf()))
 }
 
 fn file_problem(path: &Path, reason: String) -> Problem {
