@@ -197,6 +197,65 @@ fn a_baseline_report_gives_the_budget_alert_its_previous_month() {
     );
 }
 
+/// October (its first LLM call on the 5th, but the input starts on the 1st)
+/// and November to its 5th with `november` tokens.
+fn two_months(path: &std::path::Path, november: u64) {
+    let day = 86_400_000_000_000u64;
+    let october_1 = 1_790_812_800u64 * 1_000_000_000;
+    let mut f = Fixture::new("000000000000000000000000000b0d01");
+    f.clock = october_1 + 3_600_000_000_000;
+    f.agent(None, "coder", "s-1"); // the input starts on October 1st
+    let mut turn = |f: &mut Fixture, trace: &str, at: u64, tokens: u64| {
+        f.turn(trace);
+        f.clock = at;
+        let a = f.agent(None, "coder", trace);
+        f.llm(&a, tokens, 0, None);
+    };
+    turn(
+        &mut f,
+        "000000000000000000000000000b0d02",
+        october_1 + 4 * day,
+        1000,
+    );
+    turn(
+        &mut f,
+        "000000000000000000000000000b0d03",
+        october_1 + 31 * day,
+        100,
+    );
+    turn(
+        &mut f,
+        "000000000000000000000000000b0d04",
+        october_1 + 35 * day,
+        november - 100,
+    );
+    f.write(path);
+}
+
+/// The spec's budget alert, word for word: the previous month is in the input
+/// when the input starts on its first day (any span, not only LLM calls), and
+/// a projection exactly 20% over last month is on the line, not over it.
+#[test]
+fn the_budget_alert_fires_over_the_line_and_not_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = one_rule_pack(dir.path(), "budget-pace");
+    let path = dir.path().join("months.jsonl");
+    // 200 tokens in 5 of November's 30 days project to 1,200: 20% over 1,000.
+    two_months(&path, 200);
+    let (_, on_the_line) = scan_json(&["--pack", pack.to_str().unwrap(), path.to_str().unwrap()]);
+    assert!(
+        findings(&on_the_line, "budget-pace").is_empty(),
+        "{on_the_line:#}"
+    );
+    two_months(&path, 201);
+    let (_, over) = scan_json(&["--pack", pack.to_str().unwrap(), path.to_str().unwrap()]);
+    let alert = findings(&over, "budget-pace");
+    assert_eq!(alert.len(), 1, "1,206 is over 1,200: {over:#}");
+    assert_eq!(evidence(alert[0], "previous_total"), "1000");
+    assert_eq!(evidence(alert[0], "projection"), "1206");
+    assert_eq!(evidence(alert[0], "crossed_on"), "2026-11-05");
+}
+
 /// `--since`: findings and totals count the window only, but spans before it
 /// are still read as context: a re-read inside the window is found against a
 /// read before it, and a retry storm before the window is not counted.

@@ -90,6 +90,21 @@ impl BudgetPace {
         self.daily.range(from..=to_incl).map(|(_, t)| t).sum()
     }
 
+    /// Whether `so_far` tokens in `elapsed` of `len` days project to more
+    /// than `previous` × (1 + over_pct / 100). Exact for a whole percentage
+    /// (in integers: at the line is not over it, as the spec says), else in
+    /// floating point.
+    fn over(&self, so_far: u64, len: i64, elapsed: i64, previous: u64) -> bool {
+        let pct = self.over_pct;
+        if pct >= 0.0 && pct.fract() == 0.0 && pct < 1e12 {
+            let lhs = u128::from(so_far) * len as u128 * 100;
+            let rhs = u128::from(previous) * (100 + pct as u128) * elapsed as u128;
+            return lhs > rhs;
+        }
+        let projection = so_far as f64 * len as f64 / elapsed as f64;
+        projection > previous as f64 * (1.0 + pct / 100.0)
+    }
+
     fn evaluate(&self) -> Option<Pace> {
         let first = self.first_day?;
         let newest = (self.last_end_ns / DAY_NS) as i64;
@@ -122,16 +137,16 @@ impl BudgetPace {
         if previous == 0 {
             return None;
         }
-        let limit = previous as f64 * (1.0 + self.over_pct / 100.0);
         let project = |to: i64| self.sum(start, to) as f64 * len as f64 / (to - start + 1) as f64;
-        let crossed = (start + self.min_days - 1..=newest).find(|&d| project(d) > limit);
+        let over = |to: i64| self.over(self.sum(start, to), len, to - start + 1, previous);
+        let crossed = (start + self.min_days - 1..=newest).find(|&d| over(d));
         Some(Pace {
             start,
             elapsed,
             so_far: self.sum(start, newest),
             projection: project(newest),
             previous,
-            crossed: crossed.filter(|_| project(newest) > limit),
+            crossed: crossed.filter(|_| over(newest)),
         })
     }
 
@@ -229,12 +244,13 @@ impl Detector for BudgetPace {
     fn observe(&mut self, b: &Batch) -> Vec<Finding> {
         for row in 0..b.len() as u32 {
             self.last_end_ns = self.last_end_ns.max(b.end(row));
-            if !b.is_llm(row) {
-                continue;
-            }
+            // Where the input starts (any span: the spec's "the input starts
+            // on or before the previous period's first day").
             let day = (b.start(row) / DAY_NS) as i64;
-            *self.daily.entry(day).or_default() += b.total_tokens(row);
             self.first_day = Some(self.first_day.map_or(day, |f| f.min(day)));
+            if b.is_llm(row) {
+                *self.daily.entry(day).or_default() += b.total_tokens(row);
+            }
         }
         // Live: the alert as soon as the running projection crosses.
         self.alert().into_iter().collect()
