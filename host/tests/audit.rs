@@ -197,6 +197,47 @@ fn a_baseline_report_gives_the_budget_alert_its_previous_month() {
     );
 }
 
+/// error-patterns' waste is the LLM calls after a tool error and before the
+/// tool's next successful call, in the spec's words: a call starting the very
+/// instant the error ends is after it, and so is a successful retry then.
+#[test]
+fn handling_an_error_ends_at_a_retry_that_starts_as_the_error_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = Fixture::new("0000000000000000000000000000e000");
+    let set_end = |f: &mut Fixture, span: &str, to: &str| {
+        let start = |f: &Fixture, id: &str| {
+            f.spans.iter().find(|s| s["spanId"] == id).unwrap()["startTimeUnixNano"].clone()
+        };
+        let at = start(f, to);
+        let s = f.spans.iter_mut().find(|s| s["spanId"] == span).unwrap();
+        s["endTimeUnixNano"] = at;
+    };
+    for t in 0..5 {
+        f.turn(&format!("0000000000000000000000000000e00{t}"));
+        let a = f.agent(None, "coder", &format!("s-{t}"));
+        let args = json!({"q": "status"});
+        let fail = f.tool(&a, "fetch_api", args.clone(), None);
+        let handling = f.llm(&a, 500, 10, None);
+        set_end(&mut f, &fail, &handling);
+        let fail_again = f.tool(&a, "fetch_api", args.clone(), None);
+        let retry = f.tool(&a, "fetch_api", args, Some("ok"));
+        set_end(&mut f, &fail_again, &retry);
+        f.llm(&a, 1000, 10, None); // after the successful retry: not handling
+    }
+    let path = dir.path().join("errors.jsonl");
+    f.write(&path);
+    let pack = one_rule_pack(dir.path(), "error-patterns");
+    let (_, r) = scan_json(&["--pack", pack.to_str().unwrap(), path.to_str().unwrap()]);
+    let found = findings(&r, "error-patterns");
+    assert_eq!(found.len(), 1, "{r:#}");
+    assert_eq!(evidence(found[0], "errors"), "10");
+    assert_eq!(
+        found[0]["wasted_tokens"],
+        5 * 510,
+        "the 500-token calls only"
+    );
+}
+
 /// October (its first LLM call on the 5th, but the input starts on the 1st)
 /// and November to its 5th with `november` tokens.
 fn two_months(path: &std::path::Path, november: u64) {

@@ -107,7 +107,9 @@ impl ErrorPatterns {
             .iter()
             .copied()
             .find(|&r| {
-                b.start(r) > end
+                // A retry starting the instant the error ends is the next call
+                // (as a handling LLM call starting then is after the error).
+                b.start(r) >= end
                     && !is_error(b, r)
                     && b.call_group(r)
                         .is_some_and(|(s, tool)| tool && s == subject)
