@@ -235,7 +235,14 @@ impl Detector for ErrorPatterns {
                 if !self.window.contains(b.start(row)) {
                     continue;
                 }
-                *self.calls.entry(subject.clone()).or_default() += 1;
+                // Looked up before inserting: a call of a known tool or model
+                // (nearly every call) allocates nothing.
+                match self.calls.get_mut(subject.as_ref()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.calls.insert(subject.to_string(), 1);
+                    }
+                }
                 if !is_error(b, row) {
                     continue;
                 }

@@ -349,12 +349,12 @@ impl<'a> Batch<'a> {
     /// server` (or the tool) for a tool call, the model (request, else
     /// response) for an LLM call; and whether it is a tool. `None` for other
     /// spans. Reads fields `tool`, `model`, `models`.
-    pub fn call_group(&self, row: u32) -> Option<(String, bool)> {
+    pub fn call_group(&self, row: u32) -> Option<(std::borrow::Cow<'_, str>, bool)> {
         if self.is_tool(row) {
             let tool = self.tool_name(row).unwrap_or("(unnamed tool)");
             return Some(match self.tool_server(row) {
-                Some(s) => (format!("{tool} @ {s}"), true),
-                None => (tool.to_string(), true),
+                Some(s) => (format!("{tool} @ {s}").into(), true),
+                None => (tool.into(), true),
             });
         }
         if self.is_llm(row) {
@@ -363,7 +363,7 @@ impl<'a> Batch<'a> {
                 .or_else(|| self.response_model(row))
                 .or_else(|| self.model(row))
                 .unwrap_or("(unknown model)");
-            return Some((model.to_string(), false));
+            return Some((model.into(), false));
         }
         None
     }

@@ -5,16 +5,37 @@
 
 use tokenhound_sdk::*;
 
-/// One call of a group: its duration in milliseconds, its span, whether it failed.
+/// One call of a group: its duration in milliseconds, whether it failed.
 struct Call {
     ms: f64,
-    span: SpanRef,
     failed: bool,
 }
+
+/// How many slowest spans a finding names.
+const SLOWEST: usize = 5;
 
 struct Group {
     tool: bool,
     calls: Vec<Call>,
+    /// the slowest calls' spans, slowest first (only these keep their ids: a
+    /// span reference per call cost two strings per call)
+    slowest: Vec<(f64, SpanRef)>,
+}
+
+impl Group {
+    fn add(&mut self, b: &Batch, row: u32, ms: f64) {
+        self.calls.push(Call {
+            ms,
+            failed: b.failed(row),
+        });
+        if self.slowest.len() == SLOWEST && self.slowest[SLOWEST - 1].0 >= ms {
+            return;
+        }
+        // Ties keep the earlier call first, as a stable sort of all would.
+        let at = self.slowest.partition_point(|(m, _)| *m >= ms);
+        self.slowest.insert(at, (ms, b.span_ref(row)));
+        self.slowest.truncate(SLOWEST);
+    }
 }
 
 struct TailLatency {
@@ -62,8 +83,6 @@ impl TailLatency {
         // A fold from 0: an empty f64 sum is -0.0.
         let tail_secs = tail.iter().fold(0.0, |s, c| s + (c.ms - p50) / 1000.0);
         let failed = tail.iter().filter(|c| c.failed).count();
-        let mut slowest: Vec<&Call> = g.calls.iter().collect();
-        slowest.sort_by(|a, b| b.ms.total_cmp(&a.ms));
         let what = if g.tool { "tool" } else { "model" };
         let fix = if g.tool {
             "Give the tool a timeout and a cached or degraded answer, so the slow tail does not hold the agent."
@@ -86,8 +105,8 @@ impl TailLatency {
         .evidence("max_ms", format!("{max:.1}"))
         .evidence("tail_seconds", format!("{tail_secs:.3}"))
         .evidence("tail_failed", failed);
-        for c in slowest.iter().take(5) {
-            f = f.span(c.span.clone());
+        for (_, span) in &g.slowest {
+            f = f.span(span.clone());
         }
         Some(f)
     }
@@ -134,21 +153,20 @@ impl Detector for TailLatency {
                 continue;
             }
             let ms = b.end(row).saturating_sub(b.start(row)) as f64 / 1e6;
-            let i = *self.index.entry(key.clone()).or_insert_with(|| {
-                self.groups.push((
-                    key,
-                    Group {
+            let i = match self.index.get(key.as_ref()) {
+                Some(&i) => i,
+                None => {
+                    self.index.insert(key.to_string(), self.groups.len());
+                    let group = Group {
                         tool,
                         calls: Vec::new(),
-                    },
-                ));
-                self.groups.len() - 1
-            });
-            self.groups[i].1.calls.push(Call {
-                ms,
-                span: b.span_ref(row),
-                failed: b.failed(row),
-            });
+                        slowest: Vec::new(),
+                    };
+                    self.groups.push((key.into_owned(), group));
+                    self.groups.len() - 1
+                }
+            };
+            self.groups[i].1.add(b, row, ms);
         }
         Vec::new()
     }
