@@ -248,9 +248,21 @@ const IO_BUFFER: usize = 1 << 20;
 /// file holds.
 const JOINED_SPANS: usize = 4096;
 
-/// A file under 1 MiB (stdin never is: its size is unknown).
-fn is_small(p: &Path) -> bool {
-    p.as_os_str() != "-" && std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() < 1 << 20)
+/// The size of a regular file (none for stdin, whose size is unknown, and for
+/// FIFOs).
+fn file_size(p: &Path) -> Option<u64> {
+    if p.as_os_str() == "-" {
+        return None;
+    }
+    std::fs::metadata(p)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+}
+
+/// A file under 1 MiB.
+fn is_small(size: Option<u64>) -> bool {
+    size.is_some_and(|n| n < 1 << 20)
 }
 
 /// The files behind the arguments: files as given, folders walked in name order
@@ -546,25 +558,26 @@ impl Reader {
     /// one block: runs of small files are read several at once, each by a
     /// reader of its own, and handed on in file order.
     pub fn read_all(&mut self, files: &[PathBuf], sink: &mut dyn FnMut(Vec<Span>)) {
+        let sizes: Vec<Option<u64>> = files.iter().map(|f| file_size(f)).collect();
         let mut i = 0;
         while i < files.len() {
-            let run = files[i..]
+            let run = sizes[i..]
                 .iter()
                 .take(SMALL_FILES_AT_ONCE)
-                .take_while(|f| is_small(f))
+                .take_while(|&&n| is_small(n))
                 .count();
             if run < 2 {
-                let r = self.read_file(&files[i], sink);
+                let r = self.read_sized_file(&files[i], sizes[i], sink);
                 self.after(r);
                 i += 1;
                 continue;
             }
-            let read: Vec<ReadAside> = files[i..i + run]
-                .par_iter()
-                .map(|f| {
+            let read: Vec<ReadAside> = (i..i + run)
+                .into_par_iter()
+                .map(|k| {
                     let mut r = self.fork();
                     let mut blocks = Vec::new();
-                    let done = r.read_file(f, &mut |s| blocks.push(s));
+                    let done = r.read_sized_file(&files[k], sizes[k], &mut |s| blocks.push(s));
                     ReadAside {
                         stats: r.stats,
                         blocks,
@@ -635,6 +648,16 @@ impl Reader {
         path: &Path,
         sink: &mut dyn FnMut(Vec<Span>),
     ) -> Result<(), InputError> {
+        self.read_sized_file(path, file_size(path), sink)
+    }
+
+    /// [`Reader::read_file`] of a file whose size is known (`None`: unknown).
+    fn read_sized_file(
+        &mut self,
+        path: &Path,
+        size: Option<u64>,
+        sink: &mut dyn FnMut(Vec<Span>),
+    ) -> Result<(), InputError> {
         let name: Arc<str> = if path.as_os_str() == "-" {
             "<stdin>".into()
         } else {
@@ -644,9 +667,7 @@ impl Reader {
         // A small file gets a read buffer its size: the buffer is zeroed
         // before its first read (std's BufReader over a plain `Read`), and a
         // folder of small files zeroed a whole MiB per file.
-        let capacity = std::fs::metadata(path).map_or(IO_BUFFER, |m| {
-            (m.len() as usize + 1).clamp(16 << 10, IO_BUFFER)
-        });
+        let capacity = size.map_or(IO_BUFFER, |n| (n as usize + 1).clamp(16 << 10, IO_BUFFER));
         self.read_sized(&name, raw, capacity, sink)
     }
 
