@@ -246,7 +246,7 @@ fn two_months(path: &std::path::Path, november: u64) {
     let mut f = Fixture::new("000000000000000000000000000b0d01");
     f.clock = october_1 + 3_600_000_000_000;
     f.agent(None, "coder", "s-1"); // the input starts on October 1st
-    let mut turn = |f: &mut Fixture, trace: &str, at: u64, tokens: u64| {
+    let turn = |f: &mut Fixture, trace: &str, at: u64, tokens: u64| {
         f.turn(trace);
         f.clock = at;
         let a = f.agent(None, "coder", trace);
