@@ -32,9 +32,40 @@ pub struct PatternOut {
     pub findings: Vec<usize>,
 }
 
-/// The turns or sessions an aggregate finding (one naming no session, such as
-/// an error signature's) states in its evidence: its example spans name only a
-/// few of them.
+/// The turns and sessions a pattern's findings touch: those they name, or,
+/// for an aggregate finding (one naming no session, such as an error
+/// signature's), the counts it states in its evidence: its example spans name
+/// only a few of them.
+#[derive(Default)]
+struct Affected<'a> {
+    turns: BTreeSet<&'a str>,
+    sessions: BTreeSet<&'a str>,
+    stated_turns: usize,
+    stated_sessions: usize,
+}
+
+impl<'a> Affected<'a> {
+    fn add(&mut self, f: &'a FindingOut) {
+        self.turns.extend(f.trace_id.as_deref());
+        self.turns
+            .extend(f.spans.iter().map(|s| s.trace_id.as_str()));
+        self.sessions.extend(f.session.as_deref());
+        if f.session.is_none() {
+            self.stated_turns = self.stated_turns.max(stated_count(f, "turns"));
+            self.stated_sessions = self.stated_sessions.max(stated_count(f, "sessions"));
+        }
+    }
+
+    /// (turns, sessions)
+    fn counts(&self) -> (usize, usize) {
+        (
+            self.turns.len().max(self.stated_turns),
+            self.sessions.len().max(self.stated_sessions),
+        )
+    }
+}
+
+/// A count an aggregate finding states in its evidence (0 when it does not).
 fn stated_count(f: &FindingOut, key: &str) -> usize {
     f.evidence
         .iter()
@@ -52,8 +83,7 @@ pub fn group(
 ) -> Vec<PatternOut> {
     let mut index: HashMap<(&str, &str), usize> = HashMap::new();
     let mut out: Vec<PatternOut> = Vec::new();
-    let mut seen: Vec<(BTreeSet<&str>, BTreeSet<&str>)> = Vec::new();
-    let mut stated: Vec<(usize, usize)> = Vec::new();
+    let mut affected: Vec<Affected> = Vec::new();
     for (i, f) in findings.iter().enumerate() {
         let key = f.pattern.as_deref().unwrap_or(&f.title);
         let at = *index.entry((&f.rule, key)).or_insert_with(|| {
@@ -74,8 +104,7 @@ pub fn group(
                 fix: f.fix.clone(),
                 findings: Vec::new(),
             });
-            seen.push(Default::default());
-            stated.push((0, 0));
+            affected.push(Affected::default());
             out.len() - 1
         });
         let p = &mut out[at];
@@ -85,19 +114,10 @@ pub fn group(
         p.cost_usd = add_cost(p.cost_usd, f.cost_usd);
         p.wasted_seconds += f.wasted_seconds;
         p.findings.push(i);
-        let (turns, sessions) = &mut seen[at];
-        turns.extend(f.trace_id.as_deref());
-        turns.extend(f.spans.iter().map(|s| s.trace_id.as_str()));
-        sessions.extend(f.session.as_deref());
-        if f.session.is_none() {
-            let (t, s) = &mut stated[at];
-            *t = (*t).max(stated_count(f, "turns"));
-            *s = (*s).max(stated_count(f, "sessions"));
-        }
+        affected[at].add(f);
     }
-    for ((p, (turns, sessions)), (t, s)) in out.iter_mut().zip(&seen).zip(&stated) {
-        p.turns = turns.len().max(*t);
-        p.sessions = sessions.len().max(*s);
+    for (p, a) in out.iter_mut().zip(&affected) {
+        (p.turns, p.sessions) = a.counts();
         p.sessions_pct = pct(p.sessions as u64, all_sessions);
         p.share_pct = pct(p.wasted_tokens, total_tokens);
         p.per_month = PerMonth::of(p.wasted_tokens, p.cost_usd, days);
