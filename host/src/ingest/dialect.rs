@@ -784,7 +784,7 @@ fn first_str(v: &AnyValue) -> Option<String> {
         AnyValue::Str(s) if s.starts_with('[') => serde_json::from_str::<Vec<String>>(s)
             .ok()
             .and_then(|l| l.into_iter().next()),
-        AnyValue::Str(s) => Some(s.clone()),
+        AnyValue::Str(s) => Some(s.to_string()),
         AnyValue::Array(a) => a.first().and_then(AnyValue::as_str).map(String::from),
         _ => None,
     }
@@ -871,7 +871,7 @@ fn wrapped_output(v: &AnyValue) -> Option<Box<str>> {
 /// The content text of a captured value: a string as it is, a structure as compact JSON.
 fn content_text(v: &AnyValue) -> Box<str> {
     match v {
-        AnyValue::Str(s) => unquote(s).map_or_else(|| s.as_str().into(), Box::from),
+        AnyValue::Str(s) => unquote(s).map_or_else(|| (**s).into(), Box::from),
         other => other.to_json().to_string().into(),
     }
 }
@@ -1115,17 +1115,17 @@ fn first_output_of_json(v: &Value) -> Option<Box<str>> {
 mod tests {
     use super::*;
 
-    fn kv(pairs: &[(&str, AnyValue)]) -> Vec<KeyValue> {
+    fn kv(pairs: &[(&str, AnyValue<'static>)]) -> Vec<KeyValue<'static>> {
         pairs
             .iter()
             .map(|(k, v)| KeyValue {
-                key: k.to_string(),
+                key: k.to_string().into(),
                 value: v.clone(),
             })
             .collect()
     }
 
-    fn span_of(attrs: &[(&str, AnyValue)]) -> Span {
+    fn span_of(attrs: &[(&str, AnyValue<'static>)]) -> Span {
         let base = Base {
             trace_id: "t".into(),
             span_id: "s".into(),
@@ -1251,8 +1251,11 @@ mod tests {
         let completion = serde_json::json!({"generations": [[{"text": "", "message": answer}]]});
         let s = span_of(&[
             ("langsmith.span.kind", AnyValue::Str("llm".into())),
-            ("gen_ai.prompt", AnyValue::Str(prompt.to_string())),
-            ("gen_ai.completion", AnyValue::Str(completion.to_string())),
+            ("gen_ai.prompt", AnyValue::Str(prompt.to_string().into())),
+            (
+                "gen_ai.completion",
+                AnyValue::Str(completion.to_string().into()),
+            ),
             ("gen_ai.usage.input_tokens", AnyValue::Int(10)),
         ]);
         assert_eq!(s.input_text.as_deref(), Some("Be brief.\nFix the test."));
@@ -1275,7 +1278,7 @@ mod tests {
                 ),
                 (
                     "langfuse.observation.usage_details",
-                    AnyValue::Str(details.into()),
+                    AnyValue::Str(details.to_string().into()),
                 ),
             ]);
             assert_eq!(s.kind, Kind::Llm);

@@ -78,13 +78,13 @@ impl Mapping {
 pub struct Mappings(pub Vec<Mapping>);
 
 /// The attributes after a mapping: the originals plus the canonical names.
-pub struct Mapped {
-    pub attrs: Vec<KeyValue>,
+pub struct Mapped<'a> {
+    pub attrs: Vec<KeyValue<'a>>,
 }
 
-fn kv(key: &str, value: AnyValue) -> KeyValue {
+fn kv<'a>(key: &str, value: AnyValue<'a>) -> KeyValue<'a> {
     KeyValue {
-        key: key.to_string(),
+        key: key.to_string().into(),
         value,
     }
 }
@@ -101,7 +101,7 @@ impl Mappings {
             .any(|m| m.attributes.iter().any(|(_, source)| source == key))
     }
 
-    pub fn apply(&self, name: &str, attrs: &[KeyValue]) -> Option<Mapped> {
+    pub fn apply<'a>(&self, name: &str, attrs: &[KeyValue<'a>]) -> Option<Mapped<'a>> {
         let m = self.0.iter().find(|m| m.matches(name))?;
         let get = |k: &str| attrs.iter().find(|a| a.key == k).map(|a| a.value.clone());
         let mut out: Vec<KeyValue> = Vec::with_capacity(attrs.len() + m.attributes.len() + 2);
@@ -147,7 +147,7 @@ impl Mappings {
                     .filter(|s| *s != "true")
                     .unwrap_or("error")
                     .to_string();
-                out.push(kv("error.type", AnyValue::Str(t)));
+                out.push(kv("error.type", AnyValue::Str(t.into())));
             }
         }
         out.extend(attrs.iter().cloned());

@@ -137,7 +137,7 @@ impl Seen {
                 && !dialect::understood_usage_key(&kv.key)
                 && !maps.reads(&kv.key)
             {
-                self.unknown_usage.push(kv.key.clone());
+                self.unknown_usage.push(kv.key.to_string());
             }
         }
     }

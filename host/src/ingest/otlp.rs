@@ -10,6 +10,7 @@ use crate::model::{Origin, Span};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 #[derive(Deserialize)]
@@ -22,16 +23,16 @@ struct TracesData<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ResourceSpans<'a> {
-    #[serde(default)]
-    resource: Option<Resource>,
+    #[serde(borrow, default)]
+    resource: Option<Resource<'a>>,
     #[serde(borrow, default, alias = "instrumentationLibrarySpans")]
     scope_spans: Vec<ScopeSpans<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-struct Resource {
-    #[serde(default)]
-    attributes: Vec<KeyValue>,
+struct Resource<'a> {
+    #[serde(borrow, default)]
+    attributes: Vec<KeyValue<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -53,69 +54,69 @@ struct Scope {
 /// the whole record is good (nearly always).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct FastTracesData {
-    #[serde(default)]
-    resource_spans: Vec<FastResourceSpans>,
+struct FastTracesData<'a> {
+    #[serde(borrow, default)]
+    resource_spans: Vec<FastResourceSpans<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct FastResourceSpans {
-    #[serde(default)]
-    resource: Option<Resource>,
-    #[serde(default, alias = "instrumentationLibrarySpans")]
-    scope_spans: Vec<FastScopeSpans>,
+struct FastResourceSpans<'a> {
+    #[serde(borrow, default)]
+    resource: Option<Resource<'a>>,
+    #[serde(borrow, default, alias = "instrumentationLibrarySpans")]
+    scope_spans: Vec<FastScopeSpans<'a>>,
 }
 
 #[derive(Deserialize)]
-struct FastScopeSpans {
+struct FastScopeSpans<'a> {
     #[serde(default)]
     scope: Option<Scope>,
-    #[serde(default)]
-    spans: Vec<OtlpSpan>,
+    #[serde(borrow, default)]
+    spans: Vec<OtlpSpan<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OtlpSpan {
-    #[serde(default)]
-    pub trace_id: String,
-    #[serde(default)]
-    pub span_id: String,
-    #[serde(default)]
-    pub parent_span_id: String,
-    #[serde(default)]
-    pub name: String,
+pub struct OtlpSpan<'a> {
+    #[serde(borrow, default)]
+    pub trace_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub span_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub parent_span_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
     #[serde(default, deserialize_with = "nanos")]
     pub start_time_unix_nano: u64,
     #[serde(default, deserialize_with = "nanos")]
     pub end_time_unix_nano: u64,
-    #[serde(default)]
-    pub attributes: Vec<KeyValue>,
-    #[serde(default)]
-    pub status: Status,
-    #[serde(default)]
-    pub events: Vec<Event>,
+    #[serde(borrow, default)]
+    pub attributes: Vec<KeyValue<'a>>,
+    #[serde(borrow, default)]
+    pub status: Status<'a>,
+    #[serde(borrow, default)]
+    pub events: Vec<Event<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-pub struct Status {
+pub struct Status<'a> {
     #[serde(default, deserialize_with = "status_code")]
     pub code: i64,
-    #[serde(default)]
-    pub message: String,
+    #[serde(borrow, default)]
+    pub message: Cow<'a, str>,
 }
 
 /// A span event; only `exception` events are read (their message).
 #[derive(Deserialize, Default)]
-pub struct Event {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub attributes: Vec<KeyValue>,
+pub struct Event<'a> {
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub attributes: Vec<KeyValue<'a>>,
 }
 
-impl OtlpSpan {
+impl OtlpSpan<'_> {
     /// The message of the span's first exception event (OTel exception events).
     pub fn exception(&self) -> Option<String> {
         let e = self.events.iter().find(|e| e.name == "exception")?;
@@ -126,21 +127,23 @@ impl OtlpSpan {
     }
 }
 
-impl<'de> Deserialize<'de> for AnyValue {
+impl<'de: 'a, 'a> Deserialize<'de> for AnyValue<'a> {
     /// A hand-written visitor: this runs for every attribute of every span, and
     /// a derived struct of options (or an untagged enum) costs several times more.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
-            type Value = AnyValue;
+        struct V<'a>(std::marker::PhantomData<AnyValue<'a>>);
+        impl<'de: 'a, 'a> de::Visitor<'de> for V<'a> {
+            type Value = AnyValue<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an OTLP AnyValue object")
             }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<AnyValue, A::Error> {
+            fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<AnyValue<'a>, A::Error> {
                 let mut out = AnyValue::Empty;
                 while let Some(key) = m.next_key::<std::borrow::Cow<'de, str>>()? {
                     out = match &*key {
-                        "stringValue" | "bytesValue" => AnyValue::Str(m.next_value()?),
+                        "stringValue" | "bytesValue" => {
+                            AnyValue::Str(m.next_value::<BorrowedText>()?.0)
+                        }
                         "intValue" => AnyValue::Int(m.next_value::<IntText>()?.0),
                         "doubleValue" => AnyValue::Double(m.next_value::<DoubleText>()?.0),
                         "boolValue" => AnyValue::Bool(m.next_value()?),
@@ -162,16 +165,43 @@ impl<'de> Deserialize<'de> for AnyValue {
             }
         }
         #[derive(Deserialize)]
-        struct Values {
-            #[serde(default)]
-            values: Vec<AnyValue>,
+        struct Values<'a> {
+            #[serde(borrow, default)]
+            values: Vec<AnyValue<'a>>,
         }
         #[derive(Deserialize)]
-        struct KvValues {
-            #[serde(default)]
-            values: Vec<KeyValue>,
+        struct KvValues<'a> {
+            #[serde(borrow, default)]
+            values: Vec<KeyValue<'a>>,
         }
-        d.deserialize_map(V)
+        /// A `Cow` that borrows: serde's own `Cow` impl always copies.
+        struct BorrowedText<'a>(Cow<'a, str>);
+        impl<'de: 'a, 'a> Deserialize<'de> for BorrowedText<'a> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct T<'a>(std::marker::PhantomData<&'a str>);
+                impl<'de: 'a, 'a> de::Visitor<'de> for T<'a> {
+                    type Value = Cow<'a, str>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a string")
+                    }
+                    fn visit_borrowed_str<E: de::Error>(
+                        self,
+                        v: &'de str,
+                    ) -> Result<Self::Value, E> {
+                        Ok(Cow::Borrowed(v))
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                        Ok(Cow::Owned(v.to_owned()))
+                    }
+                    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                        Ok(Cow::Owned(v))
+                    }
+                }
+                d.deserialize_str(T(std::marker::PhantomData))
+                    .map(BorrowedText)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 
@@ -418,16 +448,42 @@ fn normalise(
     let exception = s.exception();
     let base = Base {
         scope,
-        trace_id: s.trace_id,
-        span_id: s.span_id,
-        parent_id: Some(s.parent_span_id),
-        name: s.name,
+        trace_id: s.trace_id.into_owned(),
+        span_id: s.span_id.into_owned(),
+        parent_id: Some(s.parent_span_id.into_owned()),
+        name: s.name.into_owned(),
         start_ns: s.start_time_unix_nano,
         end_ns: s.end_time_unix_nano,
         error: s.status.code == 2,
         exception,
-        status_message: Some(std::mem::take(&mut s.status.message)).filter(|m| !m.is_empty()),
+        status_message: Some(std::mem::take(&mut s.status.message).into_owned())
+            .filter(|m| !m.is_empty()),
         ..Base::default()
     };
     dialect::normalise(base, resource, &s.attributes, origin, maps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Texts borrow from the record where they can; an escaped one is decoded.
+    #[test]
+    fn attribute_texts_with_and_without_escapes_read_as_written() {
+        let line = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"t1","spanId":"s\u0031","name":"chat \"x\"","attributes":[{"key":"gen_ai.request.model","value":{"stringValue":"gpt-4o"}},{"key":"gen_ai.prompt","value":{"stringValue":"line\none \u00e9"}},{"key":"tags","value":{"arrayValue":{"values":[{"stringValue":"a\tb"}]}}}]}]}]}]}"#;
+        let doc: FastTracesData = serde_json::from_slice(line).unwrap();
+        let span = &doc.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.span_id, "s1");
+        assert_eq!(span.name, "chat \"x\"");
+        let a = &span.attributes;
+        assert!(matches!(
+            &a[0].value,
+            AnyValue::Str(Cow::Borrowed("gpt-4o"))
+        ));
+        assert_eq!(a[1].value.as_str(), Some("line\none é"));
+        assert_eq!(
+            a[2].value,
+            AnyValue::Array(vec![AnyValue::Str("a\tb".into())])
+        );
+    }
 }

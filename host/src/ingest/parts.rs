@@ -381,12 +381,12 @@ mod tests {
     use super::*;
     use crate::ingest::attrs::KeyValue;
 
-    fn attrs(pairs: &[(&str, &str)]) -> Vec<KeyValue> {
+    fn attrs(pairs: &[(&str, &str)]) -> Vec<KeyValue<'static>> {
         pairs
             .iter()
             .map(|(k, v)| KeyValue {
-                key: k.to_string(),
-                value: AnyValue::Str(v.to_string()),
+                key: k.to_string().into(),
+                value: AnyValue::Str(v.to_string().into()),
             })
             .collect()
     }

@@ -130,10 +130,10 @@ pub struct KeyValueList {
     pub values: Vec<KeyValue>,
 }
 
-fn value(v: &AnyValue) -> attrs::AnyValue {
+fn value(v: &AnyValue) -> attrs::AnyValue<'static> {
     match &v.value {
         None => attrs::AnyValue::Empty,
-        Some(OneValue::StringValue(s)) => attrs::AnyValue::Str(s.clone()),
+        Some(OneValue::StringValue(s)) => attrs::AnyValue::Str(s.clone().into()),
         Some(OneValue::BoolValue(b)) => attrs::AnyValue::Bool(*b),
         Some(OneValue::IntValue(i)) => attrs::AnyValue::Int(*i),
         Some(OneValue::DoubleValue(d)) => attrs::AnyValue::Double(*d),
@@ -145,20 +145,20 @@ fn value(v: &AnyValue) -> attrs::AnyValue {
                 .iter()
                 .map(|k| {
                     (
-                        k.key.clone(),
+                        k.key.clone().into(),
                         k.value.as_ref().map(value).unwrap_or_default(),
                     )
                 })
                 .collect(),
         ),
-        Some(OneValue::BytesValue(b)) => attrs::AnyValue::Str(hex(b)),
+        Some(OneValue::BytesValue(b)) => attrs::AnyValue::Str(hex(b).into()),
     }
 }
 
-fn attrs(kvs: &[KeyValue]) -> Vec<attrs::KeyValue> {
+fn attrs(kvs: &[KeyValue]) -> Vec<attrs::KeyValue<'static>> {
     kvs.iter()
         .map(|k| attrs::KeyValue {
-            key: k.key.clone(),
+            key: k.key.clone().into(),
             value: k.value.as_ref().map(value).unwrap_or_default(),
         })
         .collect()

@@ -68,12 +68,12 @@ impl Shape {
 /// One span-like record, ready for the dialect reader.
 pub struct Record {
     pub base: Base,
-    pub attrs: Vec<KeyValue>,
-    pub resource: Vec<KeyValue>,
+    pub attrs: Vec<KeyValue<'static>>,
+    pub resource: Vec<KeyValue<'static>>,
 }
 
 /// A JSON value as an OTLP-like attribute value.
-pub fn any(v: &Value) -> AnyValue {
+pub fn any(v: &Value) -> AnyValue<'static> {
     match v {
         Value::Null => AnyValue::Empty,
         Value::Bool(b) => AnyValue::Bool(*b),
@@ -81,19 +81,21 @@ pub fn any(v: &Value) -> AnyValue {
             Some(i) => AnyValue::Int(i),
             None => AnyValue::Double(n.as_f64().unwrap_or(0.0)),
         },
-        Value::String(s) => AnyValue::Str(s.clone()),
+        Value::String(s) => AnyValue::Str(s.clone().into()),
         Value::Array(a) => AnyValue::Array(a.iter().map(any).collect()),
-        Value::Object(m) => AnyValue::KvList(m.iter().map(|(k, v)| (k.clone(), any(v))).collect()),
+        Value::Object(m) => {
+            AnyValue::KvList(m.iter().map(|(k, v)| (k.clone().into(), any(v))).collect())
+        }
     }
 }
 
 /// An attribute map (or a JSON string holding one) as key/values.
-pub fn attrs_of(v: Option<&Value>) -> Vec<KeyValue> {
+pub fn attrs_of(v: Option<&Value>) -> Vec<KeyValue<'static>> {
     match v {
         Some(Value::Object(m)) => m
             .iter()
             .map(|(k, v)| KeyValue {
-                key: k.clone(),
+                key: k.clone().into(),
                 value: any(v),
             })
             .collect(),
@@ -365,7 +367,7 @@ fn phoenix(v: &Value) -> Result<Record, String> {
         if let Some(key) = k.strip_prefix("attributes.") {
             if !v.is_null() {
                 attrs.push(KeyValue {
-                    key: key.into(),
+                    key: key.to_string().into(),
                     value: any(v),
                 });
             }
@@ -375,7 +377,7 @@ fn phoenix(v: &Value) -> Result<Record, String> {
         if !attrs.iter().any(|a| a.key == "openinference.span.kind") {
             attrs.push(KeyValue {
                 key: "openinference.span.kind".into(),
-                value: AnyValue::Str(k.into()),
+                value: AnyValue::Str(k.to_string().into()),
             });
         }
     }
