@@ -374,7 +374,10 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 }
 
 pub fn looks_like_usage(k: &str) -> bool {
-    (contains_ci(k, "token")
+    // Every attribute of every span is asked: most names have no `t` at all.
+    let b = k.as_bytes();
+    let token_at = |i: usize| (b[i] | 0x20) == b't' && b[i..i + 5].eq_ignore_ascii_case(b"token");
+    ((0..b.len().saturating_sub(4)).any(token_at)
         && !contains_ci(k, "tokenizer")
         && !contains_ci(k, "max_tokens")
         && !contains_ci(k, "maxtokens"))
@@ -423,26 +426,41 @@ fn relevant(attrs: &[KeyValue], base: &Base) -> bool {
 
 /// Which dialect families a span's attributes use (bit i ↔ DIALECTS[i]).
 pub fn dialects_of(a: &Attrs) -> u16 {
+    a.span
+        .iter()
+        .fold(0, |bits, kv| bits | dialect_of_key(&kv.key))
+}
+
+/// Prefixes of the attributes of the first eight of [`DIALECTS`], in order.
+const DIALECT_PREFIXES: [&[&str]; 8] = [
+    &["gen_ai."],
+    &[
+        "openinference.",
+        "llm.token_count",
+        "llm.input_messages",
+        "input.value",
+    ],
+    &["traceloop.", "llm.request.type"],
+    &["ai.operationId", "ai.usage."],
+    &["langsmith."],
+    &["langfuse."],
+    &["logfire.", "pydantic_ai."],
+    &["mcp."],
+];
+
+/// The dialect bit of one attribute name; 0 for most (an HTTP or database
+/// span's), told by the first byte before any prefix is compared: this runs
+/// for every attribute of every span.
+fn dialect_of_key(key: &str) -> u16 {
+    if !matches!(
+        key.as_bytes().first(),
+        Some(b'g' | b'o' | b'l' | b'i' | b't' | b'a' | b'p' | b'm')
+    ) {
+        return 0;
+    }
     let mut bits = 0;
-    for (i, prefixes) in [
-        &["gen_ai."][..],
-        &[
-            "openinference.",
-            "llm.token_count",
-            "llm.input_messages",
-            "input.value",
-        ][..],
-        &["traceloop.", "llm.request.type"][..],
-        &["ai.operationId", "ai.usage."][..],
-        &["langsmith."][..],
-        &["langfuse."][..],
-        &["logfire.", "pydantic_ai."][..],
-        &["mcp."][..],
-    ]
-    .iter()
-    .enumerate()
-    {
-        if prefixes.iter().any(|p| a.has_prefix(p)) {
+    for (i, prefixes) in DIALECT_PREFIXES.iter().enumerate() {
+        if prefixes.iter().any(|p| key.starts_with(p)) {
             bits |= 1 << i;
         }
     }
@@ -1114,6 +1132,46 @@ fn first_output_of_json(v: &Value) -> Option<Box<str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_like_names_are_told_from_settings_and_tokenizers_in_any_case() {
+        for k in [
+            "myapp.Tokens_used",
+            "TOKEN",
+            "x.usage.y",
+            "gen_ai.usage.input_tokens",
+        ] {
+            assert!(looks_like_usage(k), "{k}");
+        }
+        for k in [
+            "tokenizer.name",
+            "llm.max_tokens",
+            "ai.settings.maxTokens",
+            "tok",
+            "",
+            "http.url",
+        ] {
+            assert!(!looks_like_usage(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn dialects_are_named_by_their_attribute_prefixes() {
+        let a = kv(&[
+            ("http.method", AnyValue::Str("GET".into())),
+            ("llm.token_count.prompt", AnyValue::Int(3)),
+            ("mcp.method.name", AnyValue::Str("tools/call".into())),
+        ]);
+        let bits = dialects_of(&Attrs {
+            span: &a,
+            resource: &[],
+        });
+        let named: Vec<&str> = (0..DIALECTS.len())
+            .filter(|i| bits & (1 << i) != 0)
+            .map(|i| DIALECTS[i])
+            .collect();
+        assert_eq!(named, ["openinference", "mcp"]);
+    }
 
     fn kv(pairs: &[(&str, AnyValue<'static>)]) -> Vec<KeyValue<'static>> {
         pairs
