@@ -176,42 +176,104 @@ impl Columns {
         )
     }
 
-    /// The columns a detector declared; the others are sent empty.
-    pub fn view(&self, needs: &[Field]) -> SpanColumns {
+    /// The columns a detector declared; the others are sent empty. Borrowed:
+    /// every detector is handed the same columns, and a copy per detector
+    /// (a string per span id) cost more than the call.
+    pub fn view(&self, needs: &[Field]) -> ColumnsView<'_> {
         let a = &self.all;
         let has = |f: Field| needs.contains(&f);
-        let pick = |f: Field, v: &Vec<u32>| if has(f) { v.clone() } else { Vec::new() };
-        let pick64 = |f: Field, v: &Vec<u64>| if has(f) { v.clone() } else { Vec::new() };
-        let pick_bool = |f: Field, v: &Vec<bool>| if has(f) { v.clone() } else { Vec::new() };
-        SpanColumns {
-            strings: a.strings.clone(),
-            session: a.session.clone(),
-            trace: a.trace.clone(),
-            span_id: a.span_id.clone(),
-            parent: a.parent.clone(),
-            kind: a.kind.clone(),
-            name: a.name.clone(),
-            start_ns: a.start_ns.clone(),
-            end_ns: a.end_ns.clone(),
-            failed: pick_bool(Field::Failed, &a.failed),
-            agent_name: pick(Field::AgentName, &a.agent_name),
-            model: pick(Field::Model, &a.model),
-            tool_name: pick(Field::Tool, &a.tool_name),
-            tool_server: pick(Field::Tool, &a.tool_server),
-            tool_args_hash: pick64(Field::Tool, &a.tool_args_hash),
-            input_tokens: pick64(Field::Tokens, &a.input_tokens),
-            output_tokens: pick64(Field::Tokens, &a.output_tokens),
-            cache_read_tokens: pick64(Field::Tokens, &a.cache_read_tokens),
-            cache_write_tokens: pick64(Field::Tokens, &a.cache_write_tokens),
-            error_type: pick(Field::Errors, &a.error_type),
-            status_message: pick(Field::Errors, &a.status_message),
-            exception_message: pick(Field::Errors, &a.exception_message),
-            http_status: pick(Field::Errors, &a.http_status),
-            tool_error: pick_bool(Field::Errors, &a.tool_error),
-            request_model: pick(Field::Models, &a.request_model),
-            response_model: pick(Field::Models, &a.response_model),
+        fn pick<T>(yes: bool, v: &[T]) -> &[T] {
+            if yes {
+                v
+            } else {
+                &[]
+            }
+        }
+        let tool = has(Field::Tool);
+        let tokens = has(Field::Tokens);
+        let errors = has(Field::Errors);
+        let models = has(Field::Models);
+        ColumnsView {
+            strings: &a.strings,
+            session: &a.session,
+            trace: &a.trace,
+            span_id: &a.span_id,
+            parent: &a.parent,
+            kind: &a.kind,
+            name: &a.name,
+            start_ns: &a.start_ns,
+            end_ns: &a.end_ns,
+            failed: pick(has(Field::Failed), &a.failed),
+            agent_name: pick(has(Field::AgentName), &a.agent_name),
+            model: pick(has(Field::Model), &a.model),
+            tool_name: pick(tool, &a.tool_name),
+            tool_server: pick(tool, &a.tool_server),
+            tool_args_hash: pick(tool, &a.tool_args_hash),
+            input_tokens: pick(tokens, &a.input_tokens),
+            output_tokens: pick(tokens, &a.output_tokens),
+            cache_read_tokens: pick(tokens, &a.cache_read_tokens),
+            cache_write_tokens: pick(tokens, &a.cache_write_tokens),
+            error_type: pick(errors, &a.error_type),
+            status_message: pick(errors, &a.status_message),
+            exception_message: pick(errors, &a.exception_message),
+            http_status: pick(errors, &a.http_status),
+            tool_error: pick(errors, &a.tool_error),
+            request_model: pick(models, &a.request_model),
+            response_model: pick(models, &a.response_model),
         }
     }
+}
+
+/// `span-columns` of WIT 0.2.0, borrowed: lowered into a detector straight
+/// from the batch's columns. Field for field the record of the WIT (wasmtime
+/// checks it against the component's type before the first call).
+#[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+#[component(record)]
+pub struct ColumnsView<'a> {
+    pub strings: &'a [String],
+    pub session: &'a [u32],
+    pub trace: &'a [u32],
+    #[component(name = "span-id")]
+    pub span_id: &'a [u32],
+    pub parent: &'a [i32],
+    pub kind: &'a [SpanKind],
+    pub name: &'a [u32],
+    #[component(name = "start-ns")]
+    pub start_ns: &'a [u64],
+    #[component(name = "end-ns")]
+    pub end_ns: &'a [u64],
+    pub failed: &'a [bool],
+    #[component(name = "agent-name")]
+    pub agent_name: &'a [u32],
+    pub model: &'a [u32],
+    #[component(name = "tool-name")]
+    pub tool_name: &'a [u32],
+    #[component(name = "tool-server")]
+    pub tool_server: &'a [u32],
+    #[component(name = "tool-args-hash")]
+    pub tool_args_hash: &'a [u64],
+    #[component(name = "input-tokens")]
+    pub input_tokens: &'a [u64],
+    #[component(name = "output-tokens")]
+    pub output_tokens: &'a [u64],
+    #[component(name = "cache-read-tokens")]
+    pub cache_read_tokens: &'a [u64],
+    #[component(name = "cache-write-tokens")]
+    pub cache_write_tokens: &'a [u64],
+    #[component(name = "error-type")]
+    pub error_type: &'a [u32],
+    #[component(name = "status-message")]
+    pub status_message: &'a [u32],
+    #[component(name = "exception-message")]
+    pub exception_message: &'a [u32],
+    #[component(name = "http-status")]
+    pub http_status: &'a [u32],
+    #[component(name = "tool-error")]
+    pub tool_error: &'a [bool],
+    #[component(name = "request-model")]
+    pub request_model: &'a [u32],
+    #[component(name = "response-model")]
+    pub response_model: &'a [u32],
 }
 
 /// One span's row in every column; `ids` are its (session, trace) strings and

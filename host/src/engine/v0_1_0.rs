@@ -55,27 +55,27 @@ fn text_field(f: v1::TextField) -> cur::TextField {
 }
 
 /// The batch as 0.1.0 has it: the same rows, without the 0.2.0 columns.
-pub fn columns(c: &cur::SpanColumns) -> v1::SpanColumns {
+pub fn columns(c: &cur::ColumnsView) -> v1::SpanColumns {
     v1::SpanColumns {
-        strings: c.strings.clone(),
-        session: c.session.clone(),
-        trace: c.trace.clone(),
-        span_id: c.span_id.clone(),
-        parent: c.parent.clone(),
+        strings: c.strings.to_vec(),
+        session: c.session.to_vec(),
+        trace: c.trace.to_vec(),
+        span_id: c.span_id.to_vec(),
+        parent: c.parent.to_vec(),
         kind: c.kind.iter().map(|&k| span_kind(k)).collect(),
-        name: c.name.clone(),
-        start_ns: c.start_ns.clone(),
-        end_ns: c.end_ns.clone(),
-        failed: c.failed.clone(),
-        agent_name: c.agent_name.clone(),
-        model: c.model.clone(),
-        tool_name: c.tool_name.clone(),
-        tool_server: c.tool_server.clone(),
-        tool_args_hash: c.tool_args_hash.clone(),
-        input_tokens: c.input_tokens.clone(),
-        output_tokens: c.output_tokens.clone(),
-        cache_read_tokens: c.cache_read_tokens.clone(),
-        cache_write_tokens: c.cache_write_tokens.clone(),
+        name: c.name.to_vec(),
+        start_ns: c.start_ns.to_vec(),
+        end_ns: c.end_ns.to_vec(),
+        failed: c.failed.to_vec(),
+        agent_name: c.agent_name.to_vec(),
+        model: c.model.to_vec(),
+        tool_name: c.tool_name.to_vec(),
+        tool_server: c.tool_server.to_vec(),
+        tool_args_hash: c.tool_args_hash.to_vec(),
+        input_tokens: c.input_tokens.to_vec(),
+        output_tokens: c.output_tokens.to_vec(),
+        cache_read_tokens: c.cache_read_tokens.to_vec(),
+        cache_write_tokens: c.cache_write_tokens.to_vec(),
     }
 }
 
