@@ -312,3 +312,56 @@ fn push_span<'a>(
     c.request_model.push(strs.opt(s.request_model.as_deref()));
     c.response_model.push(strs.opt(s.response_model.as_deref()));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Batch, Span, Trace, Usage};
+
+    /// A detector pays only for what it reads: the columns it did not declare
+    /// reach it empty, the ones it did hold a row per span.
+    #[test]
+    fn a_view_holds_the_declared_columns_and_leaves_the_others_empty() {
+        let llm = Span {
+            trace_id: "t".into(),
+            span_id: "a".into(),
+            kind: Kind::Llm,
+            model: Some("m".into()),
+            usage: Usage {
+                input: 7,
+                ..Usage::default()
+            },
+            http_status: Some(500),
+            ..Span::default()
+        };
+        let tool = Span {
+            span_id: "b".into(),
+            parent_id: Some("a".into()),
+            kind: Kind::Tool,
+            ..llm.clone()
+        };
+        let trace = Trace {
+            id: "t".into(),
+            spans: vec![llm, tool],
+        };
+        let (cols, _) = Columns::build(&mut Batch {
+            traces: vec![("s".into(), trace)],
+        });
+        let v = cols.view(&[Field::Tokens, Field::Model]);
+        assert_eq!(v.input_tokens, [7, 7]);
+        assert_eq!(v.model.len(), 2);
+        assert_eq!(v.parent, [-1, 0]);
+        assert_eq!(
+            v.span_id
+                .iter()
+                .map(|&i| v.strings[i as usize].as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(v.http_status.is_empty() && v.error_type.is_empty() && v.tool_name.is_empty());
+        assert!(v.failed.is_empty() && v.request_model.is_empty() && v.agent_name.is_empty());
+        let errors = cols.view(&[Field::Errors]);
+        assert_eq!(errors.http_status, [500, 500]);
+        assert!(errors.input_tokens.is_empty());
+    }
+}
