@@ -15,8 +15,8 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Freed pages go back to the system after 100 ms instead of mimalloc's
 /// default: a scan frees a block's spans as the next block is parsed, and
-/// holding them longer raised its peak memory by a third (bench month: 145-155
-/// MB against 160-178 MB, the same time). `MIMALLOC_PURGE_DELAY` still wins.
+/// holding them longer raised its peak memory by 10-20% (bench month: 140-155
+/// MB against 158-186 MB, the same time). `MIMALLOC_PURGE_DELAY` still wins.
 fn return_freed_memory_sooner() {
     // SAFETY: sets a default of an option mimalloc reads when it first purges.
     unsafe { libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, 100) }
