@@ -353,6 +353,9 @@ pub fn parse_traces_data(
     let text = super::text_of(text, origin, problems);
     let text = &*text;
     if let Ok(doc) = serde_json::from_str::<FastTracesData>(text) {
+        // Spans are big: growing `out` a doubling at a time moved each one again.
+        let scopes = doc.resource_spans.iter().flat_map(|r| &r.scope_spans);
+        out.reserve(scopes.map(|s| s.spans.len()).sum());
         for rs in doc.resource_spans {
             let resource = rs.resource.unwrap_or_default().attributes;
             for ss in rs.scope_spans {
