@@ -368,16 +368,16 @@ pub fn understood_usage_key(k: &str) -> bool {
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
+    let n = needle.as_bytes();
+    // Asked of every attribute name of every span: a window is compared only
+    // where its first byte already matches.
     hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+        .windows(n.len())
+        .any(|w| w[0].eq_ignore_ascii_case(&n[0]) && w.eq_ignore_ascii_case(n))
 }
 
 pub fn looks_like_usage(k: &str) -> bool {
-    // Every attribute of every span is asked: most names have no `t` at all.
-    let b = k.as_bytes();
-    let token_at = |i: usize| (b[i] | 0x20) == b't' && b[i..i + 5].eq_ignore_ascii_case(b"token");
-    ((0..b.len().saturating_sub(4)).any(token_at)
+    (contains_ci(k, "token")
         && !contains_ci(k, "tokenizer")
         && !contains_ci(k, "max_tokens")
         && !contains_ci(k, "maxtokens"))
