@@ -2,7 +2,7 @@
 pays for them again. The same query as the Rust example `tokenhound new` writes,
 built into a WebAssembly component with componentize-py:
 
-    componentize-py -d ../../wit/v0.2.0 -w plugin componentize app -o large_tool_results_py.wasm
+    componentize-py -d ../../wit/v0.3.0 -w plugin componentize app -o large_tool_results_py.wasm
 """
 
 import json
@@ -63,6 +63,13 @@ class Analyzer(detector.Analyzer):
     def counters(self) -> list:
         return []
 
+    def save(self):
+        # `watch` checkpoints this state so a restart need not replay the files.
+        # Nothing is kept across batches here: the parameters are all. A
+        # detector that keeps state returns it as bytes (json.dumps(...).encode()),
+        # or None to have the files replayed instead.
+        return json.dumps({"max_tokens": self.max_tokens, "bytes_per_token": self.bytes_per_token}).encode()
+
 
 class Detector(wit_world.exports.Detector):
     def describe(self) -> types.Metadata:
@@ -92,3 +99,10 @@ class Detector(wit_world.exports.Detector):
         if not isinstance(bpt, (int, float)) or bpt <= 0:
             raise Err(f"bytes_per_token must be a positive number, got {bpt!r}")
         return Analyzer(max_tokens, float(bpt))
+
+    def restore(self, params: str, state: bytes) -> detector.Analyzer:
+        try:
+            s = json.loads(state)
+            return Analyzer(int(s["max_tokens"]), float(s["bytes_per_token"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise Err(f"a saved state this version cannot read: {e}")

@@ -14,7 +14,9 @@ impl Usage {
 }
 
 /// What a span is, after dialect normalisation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Llm,
@@ -26,7 +28,7 @@ pub enum Kind {
 
 /// Token usage of one LLM call. Input includes cache reads and writes; output
 /// includes reasoning (the OpenTelemetry rule).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     pub input: u64,
     pub output: u64,
@@ -35,7 +37,7 @@ pub struct Usage {
 }
 
 /// What a part of an LLM call's input is (WIT 0.2.0 `part-kind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PartKind {
     System,
@@ -60,7 +62,7 @@ impl PartKind {
 
 /// One part of an LLM call's input, by size (no text is kept: only what makes
 /// a prompt big, for the costliest-calls breakdown).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InputPart {
     pub kind: PartKind,
     pub role: Arc<str>,
@@ -92,7 +94,7 @@ impl InputPart {
 }
 
 /// Where a record came from, for located errors.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
     pub file: Arc<str>,
     pub line: u64,
@@ -106,8 +108,8 @@ pub struct Note {
     pub what: String,
 }
 
-/// One span in canonical form.
-#[derive(Clone, Debug, Default)]
+/// One span in canonical form (serialisable for watch mode's checkpoint).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Span {
     pub trace_id: Box<str>,
     pub span_id: Box<str>,
@@ -205,7 +207,7 @@ impl Keep {
 }
 
 /// One trace, its spans in arrival order.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Trace {
     pub id: Box<str>,
     pub spans: Vec<Span>,
@@ -790,6 +792,34 @@ impl Assembler {
             .min()
     }
 
+    /// What the assembler holds, for watch mode's checkpoint: the spans of
+    /// open traces and the ids already taken (repeats and late spans are
+    /// still recognised after a restart).
+    pub fn save(&self) -> SavedAssembler {
+        SavedAssembler {
+            open: self.open.values().map(|o| o.trace.spans.clone()).collect(),
+            closed: self.closed.iter().copied().collect(),
+            seen: self.seen.iter().copied().collect(),
+            watermark: self.watermark,
+        }
+    }
+
+    /// The assembler [`Assembler::save`] described; its open traces are as
+    /// if their spans had just arrived.
+    pub fn restore(saved: SavedAssembler, quiet_ns: u64) -> Self {
+        let mut a = Assembler::new(quiet_ns);
+        a.closed = saved.closed.into_iter().collect();
+        for spans in saved.open {
+            for s in spans {
+                a.add(s);
+            }
+        }
+        // After the open spans: they were taken once already.
+        a.seen = saved.seen.into_iter().collect();
+        a.watermark = a.watermark.max(saved.watermark);
+        a
+    }
+
     /// Everything still open (end of input).
     pub fn take_all(&mut self) -> Vec<Session> {
         let all: Vec<Box<str>> = self.open.keys().cloned().collect();
@@ -818,7 +848,18 @@ impl Assembler {
     }
 }
 
+/// An [`Assembler`]'s state (see [`Assembler::save`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SavedAssembler {
+    /// the spans of each open trace, in arrival order
+    open: Vec<Vec<Span>>,
+    closed: Vec<u64>,
+    seen: Vec<u64>,
+    watermark: u64,
+}
+
 /// A session's traces in start order.
+#[derive(Clone)]
 pub struct Session {
     pub id: Arc<str>,
     pub traces: Vec<Trace>,

@@ -98,6 +98,8 @@ pub struct RuleRun {
     pub rule: Rule,
     pub plugin: Arc<LoadedPlugin>,
     analyzer: Option<Analyzer>,
+    /// the parameters it was created with (JSON), to restore it
+    params: String,
     pub findings: Findings,
     pub counters: Vec<(String, u64)>,
     /// why the engine stopped this detector, if it did
@@ -179,7 +181,73 @@ impl Findings {
     }
 }
 
+/// A rule's state in watch mode's checkpoint: its analyzer's saved state
+/// (none if it was stopped) and the grouped findings it may still add to.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SavedRule {
+    pub id: String,
+    /// sha-256 of the component: a state is restored only into the same one
+    pub plugin: String,
+    pub params: String,
+    analyzer: Option<Vec<u8>>,
+    grouped: Vec<engine::Finding>,
+}
+
 impl RuleRun {
+    /// This rule's state for a checkpoint; `Err` says why it cannot be saved
+    /// (its detector cannot, or failed to).
+    pub fn save(&mut self) -> Result<SavedRule, String> {
+        let analyzer = match self.analyzer.as_mut() {
+            None => None,
+            Some(a) => match a.save() {
+                Ok(Some(state)) => Some(state),
+                Ok(None) => {
+                    return Err(format!(
+                        "{} {} ({}) does not save its state",
+                        self.plugin.meta.name, self.plugin.meta.version, self.plugin.wit
+                    ))
+                }
+                Err(stop) => return Err(format!("{}: save {stop}", self.plugin.meta.name)),
+            },
+        };
+        // Findings without a group never change again: they were written.
+        let grouped = (self.findings.list.iter())
+            .filter(|f| f.group.is_some())
+            .cloned()
+            .collect();
+        Ok(SavedRule {
+            id: self.rule.id.clone(),
+            plugin: self.plugin.hash.clone(),
+            params: self.params.clone(),
+            analyzer,
+            grouped,
+        })
+    }
+
+    /// Put this rule back as [`RuleRun::save`] found it: same component and
+    /// parameters, the analyzer restored (or stopped, as it was).
+    pub fn restore(&mut self, engine: &Engine, saved: SavedRule) -> Result<(), String> {
+        if saved.id != self.rule.id
+            || saved.plugin != self.plugin.hash
+            || saved.params != self.params
+        {
+            return Err(format!("rule `{}` changed", self.rule.id));
+        }
+        self.analyzer = match saved.analyzer {
+            None => None,
+            Some(state) => Some(
+                engine
+                    .restore(&self.plugin, &self.params, &state, &self.rule.limits)
+                    .map_err(|e| format!("rule `{}`: {e}", self.rule.id))?,
+            ),
+        };
+        self.findings = Findings::default();
+        for f in saved.grouped {
+            self.findings.merge_into(f);
+        }
+        Ok(())
+    }
+
     /// Keep what a call returned, within the rule's output limits; a call that
     /// failed or broke them stops the detector, and says why.
     fn record(&mut self, r: Result<Vec<engine::Finding>, engine::Stop>, stage: &str) {
@@ -235,6 +303,7 @@ pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError
             rule: rule.clone(),
             plugin,
             analyzer: Some(analyzer),
+            params,
             findings: Findings::default(),
             counters: Vec::new(),
             failure: None,
@@ -966,4 +1035,81 @@ pub fn not_checked(plugin: &LoadedPlugin, c: &Captured) -> Option<String> {
         .iter()
         .find(|(f, n, _)| *n == 0 && plugin.needs(*f))
         .map(|(_, _, what)| format!("not checked: {what} captured"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every built-in goes on from a saved state exactly as the analyzer that
+    /// saved it would: half the example month, then save and restore into new
+    /// analyzers, then the other half into both; the same findings (grouped
+    /// ones included) and counters come out.
+    #[test]
+    fn a_restored_analyzer_goes_on_as_the_saved_one_would() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let packs = [
+            root.join("rules/default.toml"),
+            root.join("rules/weekly-audit.toml"),
+        ];
+        let set = RuleSet::from_files(&packs).unwrap();
+        let engine = Engine::new(None, false, None).unwrap();
+        let (mut saved, mut restored) = (
+            prepare(&set, &engine).unwrap(),
+            prepare(&set, &engine).unwrap(),
+        );
+        assert_eq!(saved.len(), 7, "every built-in");
+        let mut reader = Reader::new(keep_for(&saved));
+        let mut asm = model::Assembler::new(u64::MAX);
+        reader.read_all(&[root.join("examples/month.jsonl.gz")], &mut |spans| {
+            spans.into_iter().for_each(|s| drop(asm.add(s)))
+        });
+        let mut sessions = asm.take_all();
+        let later = sessions.split_off(sessions.len() / 2);
+        let mut models = HashMap::new();
+        feed(&mut saved, sessions, 512, &mut models);
+        for (s, r) in saved.iter_mut().zip(restored.iter_mut()) {
+            let state = s.save().unwrap_or_else(|e| panic!("{}: {e}", s.rule.id));
+            r.restore(&engine, state).unwrap();
+            // What a restore keeps of the findings (the others were written).
+            let grouped: Vec<_> = (s.findings.list.iter())
+                .filter(|f| f.group.is_some())
+                .cloned()
+                .collect();
+            s.findings = Findings::default();
+            for f in grouped {
+                s.findings.merge_into(f);
+            }
+        }
+        feed(&mut saved, later.clone(), 512, &mut models);
+        feed(&mut restored, later, 512, &mut models);
+        finish(&mut saved);
+        finish(&mut restored);
+        for (s, r) in saved.iter().zip(&restored) {
+            assert!(
+                s.failure.is_none() && r.failure.is_none(),
+                "{:?} {:?}",
+                s.failure,
+                r.failure
+            );
+            let text = |run: &RuleRun| serde_json::to_string(&run.findings.list).unwrap();
+            let (a, b) = (text(s), text(r));
+            assert!(
+                a == b,
+                "{}: {} findings against {} restored",
+                s.rule.id,
+                s.findings.list.len(),
+                r.findings.list.len()
+            );
+            assert_eq!(s.counters, r.counters, "{}", s.rule.id);
+        }
+        let found: Vec<_> = (saved.iter())
+            .filter(|s| !s.findings.list.is_empty())
+            .map(|s| s.rule.id.as_str())
+            .collect();
+        assert!(
+            found.len() >= 5,
+            "too few rules found something to compare: {found:?}"
+        );
+    }
 }

@@ -129,6 +129,67 @@ fn kill_9_and_restart_gives_the_findings_of_a_scan() {
     assert!(got == want, "watch after kill -9 differs from scan");
 }
 
+/// A restart goes on from the checkpoint the last run left beside `--output`:
+/// it reads only the lines that came after it (however much history the
+/// folder holds) and still ends with the findings of a one-shot scan.
+#[test]
+fn a_restart_reads_only_what_came_after_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (month, want) = month_and_want(dir.path(), 13);
+    let spans = dir.path().join("spans");
+    std::fs::create_dir(&spans).unwrap();
+    let live = spans.join("otel.jsonl");
+    let out = dir.path().join("findings.jsonl");
+    let text = std::fs::read_to_string(&month).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    let spans_in = |ls: &[&str]| {
+        ls.iter()
+            .map(|l| l.matches("\"spanId\"").count())
+            .sum::<usize>()
+    };
+    let log = |n: usize| dir.path().join(format!("watch-{n}.log"));
+    let read = |n: usize| {
+        let text = std::fs::read_to_string(log(n)).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("stopped;"))
+            .unwrap_or_else(|| panic!("{text}"));
+        // "stopped; 5,365 spans read, …"
+        let n = line
+            .split("stopped; ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .unwrap();
+        (text.clone(), n.replace(',', "").parse::<usize>().unwrap())
+    };
+
+    append(&live, &(first.join("\n") + "\n"));
+    let w = Watch::start_logged(&spans, &out, &[], Some(&log(1)));
+    w.wait_for("findings of the first half", |f| f.len() > 50);
+    std::thread::sleep(Duration::from_millis(1500));
+    w.stop();
+    assert_eq!(read(1).1, spans_in(first));
+    assert!(dir.path().join("findings.jsonl.checkpoint").exists());
+
+    append(&live, &(second.join("\n") + "\n"));
+    let w = Watch::start_logged(&spans, &out, &[], Some(&log(2)));
+    let n = want.len();
+    w.wait_for("all findings", |f| f.len() >= n);
+    std::thread::sleep(Duration::from_millis(1500));
+    let f = w.findings();
+    w.stop();
+    let (text, read_then) = read(2);
+    assert!(text.contains("resumed from"), "{text}");
+    assert_eq!(read_then, spans_in(second), "only the second half was read");
+    let mut got: Vec<_> = f.values().map(key).collect();
+    got.sort();
+    assert!(
+        got == want,
+        "watch after a restart from its checkpoint differs from scan"
+    );
+}
+
 #[test]
 fn detector_swapped_between_batches_and_broken_updates_rejected() {
     let dir = tempfile::tempdir().unwrap();

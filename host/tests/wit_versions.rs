@@ -1,15 +1,18 @@
-//! Contract versions side by side: a component built against
-//! `tokenhound:detector@0.1.0` (the built-in retry-storm as it was released,
-//! committed in tests/fixtures/wit-0.1.0 with the script that built it) loads
-//! beside the 0.2.0 built-ins and reports the same findings.
+//! Contract versions side by side: components built against
+//! `tokenhound:detector@0.1.0` and `@0.2.0` (the built-in retry-storm as it
+//! was released, committed in tests/fixtures/wit-0.1.0 and wit-0.2.0 with the
+//! scripts that built them) load beside the 0.3.0 built-ins and report the
+//! same findings.
 
 mod common;
 use common::*;
 use std::path::Path;
 
-fn fixture() -> String {
+fn fixture(version: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/wit-0.1.0/retry-storm-0.1.0.wasm")
+        .join(format!(
+            "../tests/fixtures/wit-{version}/retry-storm-{version}.wasm"
+        ))
         .display()
         .to_string()
 }
@@ -19,15 +22,17 @@ fn pack(dir: &Path) -> String {
     let text = format!(
         "[pack]\nname = \"versions\"\nversion = \"1\"\n\
          [[rule]]\nid = \"storm-now\"\ndetector = \"builtin:retry-storm\"\n\
-         [[rule]]\nid = \"storm-0-1\"\ndetector = \"{}\"\n",
-        fixture()
+         [[rule]]\nid = \"storm-0-1\"\ndetector = \"{}\"\n\
+         [[rule]]\nid = \"storm-0-2\"\ndetector = \"{}\"\n",
+        fixture("0.1.0"),
+        fixture("0.2.0")
     );
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
 }
 
 #[test]
-fn a_0_1_0_component_and_0_2_0_components_run_side_by_side_with_equal_findings() {
+fn components_of_0_1_0_0_2_0_and_0_3_0_run_side_by_side_with_equal_findings() {
     let dir = tempfile::tempdir().unwrap();
     let pack = pack(dir.path());
     let month = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/month.jsonl.gz");
@@ -35,6 +40,7 @@ fn a_0_1_0_component_and_0_2_0_components_run_side_by_side_with_equal_findings()
     assert_eq!(code, 0);
     let now = findings(&r, "storm-now");
     let old = findings(&r, "storm-0-1");
+    let before = findings(&r, "storm-0-2");
     assert!(now.len() > 10, "{}", now.len());
     let strip = |fs: Vec<&serde_json::Value>| {
         let mut v: Vec<_> = fs
@@ -44,7 +50,8 @@ fn a_0_1_0_component_and_0_2_0_components_run_side_by_side_with_equal_findings()
         v.sort_by_key(|x| format!("{x:?}"));
         v
     };
-    assert_eq!(strip(old), strip(now));
+    assert_eq!(strip(old), strip(now.clone()));
+    assert_eq!(strip(before), strip(now));
     assert_eq!(
         detector(&r, "storm-0-1")["wasted_tokens"],
         detector(&r, "storm-now")["wasted_tokens"]
@@ -62,5 +69,7 @@ fn a_0_1_0_component_and_0_2_0_components_run_side_by_side_with_equal_findings()
     };
     assert_eq!(wit("storm-0-1").0, "tokenhound:detector@0.1.0");
     assert_eq!(wit("storm-0-1").1, "0.1.0");
-    assert_eq!(wit("storm-now").0, "tokenhound:detector@0.2.0");
+    assert_eq!(wit("storm-0-2").0, "tokenhound:detector@0.2.0");
+    assert_eq!(wit("storm-0-2").1, "0.2.1");
+    assert_eq!(wit("storm-now").0, "tokenhound:detector@0.3.0");
 }

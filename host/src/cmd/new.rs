@@ -17,7 +17,8 @@ const SDK_LIB: &str = include_str!("../../../plugins/sdk/src/lib.rs");
 const SDK_PARAMS: &str = include_str!("../../../plugins/sdk/src/params.rs");
 const SDK_CHUNK: &str = include_str!("../../../plugins/sdk/src/chunk.rs");
 const SDK_DATE: &str = include_str!("../../../plugins/sdk/src/date.rs");
-const WIT: &str = include_str!("../../../wit/v0.2.0/detector.wit");
+const SDK_STATE: &str = include_str!("../../../plugins/sdk/src/state.rs");
+const WIT: &str = include_str!("../../../wit/v0.3.0/detector.wit");
 
 const EXAMPLE: &str = r#"//! NAME: tool results so big that every later call pays for them again.
 //! A starting point: change the query, keep the shape.
@@ -66,6 +67,17 @@ impl Detector for LargeToolResults {
         }
         out
     }
+
+    // `watch` checkpoints every analyzer's state so a restart need not replay
+    // the files. This one keeps nothing across batches: its parameters are all.
+    // A detector that does keep state derives serde's `Serialize` and
+    // `Deserialize` and returns `state::save(self)` / `state::restore(saved)`.
+    fn save(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+    fn restore(p: &Params, _saved: &[u8]) -> Result<Self, String> {
+        Self::new(p)
+    }
 }
 
 detector!(LargeToolResults);
@@ -73,7 +85,6 @@ detector!(LargeToolResults);
 
 const PY_APP: &str = include_str!("../../../examples/python-detector/app.py");
 
-/// Write a new detector project into `dir`.
 /// Write a new detector project for `name` in `dir` (which must be empty).
 pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
     check_name(name)?;
@@ -94,7 +105,7 @@ pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
         Lang::Rust => format!("target/wasm32-wasip2/release/{crate_name}.wasm"),
         Lang::Python => format!("{crate_name}.wasm"),
     };
-    w("wit/v0.2.0/detector.wit", WIT)?;
+    w("wit/v0.3.0/detector.wit", WIT)?;
     w("tests/large-result.jsonl", &example_fixture())?;
     w(
         "tests/large-result.expect.toml",
@@ -166,13 +177,16 @@ description = "Write tokenhound detectors as short queries over span batches (ve
 [dependencies]
 wit-bindgen = { version = "0.46", default-features = false, features = ["macros", "realloc", "std"] }
 serde_json = "1"
+serde = { version = "1", features = ["derive"] }
+postcard = { version = "1", default-features = false, features = ["alloc"] }
 "#,
     )?;
     w("vendor/tokenhound-sdk/src/lib.rs", SDK_LIB)?;
     w("vendor/tokenhound-sdk/src/params.rs", SDK_PARAMS)?;
     w("vendor/tokenhound-sdk/src/chunk.rs", SDK_CHUNK)?;
     w("vendor/tokenhound-sdk/src/date.rs", SDK_DATE)?;
-    // The SDK reads the WIT from ../../wit/v0.2.0 (written above), relative to its own folder.
+    w("vendor/tokenhound-sdk/src/state.rs", SDK_STATE)?;
+    // The SDK reads the WIT from ../../wit/v0.3.0 (written above), relative to its own folder.
     w("src/lib.rs", &EXAMPLE.replace("NAME", name))?;
     w(
         "README.md",
@@ -191,7 +205,7 @@ tokenhound scan EXPORTS --pack pack.toml        # run it (add the default pack t
 - `src/lib.rs`: the detector. `metadata()` names it and its parameters; `observe()`
   gets batches of whole traces (sessions in order) and returns findings.
 - `tests/*.jsonl` + `*.expect.toml`: fixtures and the findings they must give.
-- `vendor/tokenhound-sdk` and `wit/v0.2.0/detector.wit`: the SDK and the contract
+- `vendor/tokenhound-sdk` and `wit/v0.3.0/detector.wit`: the SDK and the contract
   ({WIT_VERSION}), vendored so the project builds anywhere.
 "#
         ),
@@ -269,11 +283,11 @@ fn new_python(
             r#"# {name}
 
 A tokenhound detector in Python, built into a WebAssembly component with
-componentize-py against the WIT in `wit/v0.2.0/` ({WIT_VERSION}).
+componentize-py against the WIT in `wit/v0.3.0/` ({WIT_VERSION}).
 
 ```sh
 pip install componentize-py==0.25.1                                   # once
-componentize-py -d wit/v0.2.0 -w plugin componentize app -o {wasm}          # build
+componentize-py -d wit/v0.3.0 -w plugin componentize app -o {wasm}          # build
 tokenhound test tests                                                 # the fixtures state what it must find
 tokenhound scan EXPORTS --pack pack.toml                              # run it
 ```
@@ -281,7 +295,9 @@ tokenhound scan EXPORTS --pack pack.toml                              # run it
 `app.py` implements the WIT's `detector` interface: `Detector.describe()` names the
 detector and its parameters, `Detector.create(params)` checks them (raise
 `Err("…")` for a bad value), and `Analyzer.observe(batch, texts)` gets batches of
-whole traces as columns and returns findings. The component is about 18 MB (it
+whole traces as columns and returns findings; `Analyzer.save()` and
+`Detector.restore(params, state)` let `watch` restart from a checkpoint (return
+`None` from `save` to have it replay the files instead). The component is about 18 MB (it
 carries the interpreter); tokenhound compiles it once and caches the result.
 "#
         ),

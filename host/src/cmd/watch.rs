@@ -39,6 +39,13 @@ pub struct Args {
     /// while more than this many MB of received spans are not yet read.
     #[arg(long, default_value_t = 64.0)]
     max_pending_mb: f64,
+    /// Keep the restart checkpoint here (default: beside --output, as
+    /// OUTPUT.checkpoint): a restart reads only what came after it.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// Keep no checkpoint: a restart reads every file from the start.
+    #[arg(long, conflicts_with = "checkpoint")]
+    no_checkpoint: bool,
 }
 
 pub fn run(a: Args) -> Result<u8, Failure> {
@@ -46,6 +53,12 @@ pub fn run(a: Args) -> Result<u8, Failure> {
     // or to stdout when it is a pipe or a file.
     let live =
         std::io::stderr().is_terminal() && (a.output.is_some() || std::io::stdout().is_terminal());
+    let checkpoint = match (a.no_checkpoint, a.checkpoint, &a.output) {
+        (true, _, _) => None,
+        (false, Some(c), _) => Some(c),
+        (false, None, Some(out)) => Some(crate::watch::checkpoint_beside(out)),
+        (false, None, None) => None,
+    };
     let opts = crate::watch::Options {
         dirs: a.dirs,
         packs: a.packs,
@@ -59,6 +72,7 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         listen: a.listen,
         grpc: a.grpc,
         max_pending: (a.max_pending_mb.max(0.0) * 1_048_576.0) as u64,
+        checkpoint,
     };
     crate::watch::run(&opts)
         .map(|_| 0)

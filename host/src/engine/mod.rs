@@ -8,6 +8,7 @@ mod cache;
 mod stderr;
 mod v0_1_0;
 mod v0_2_0;
+mod v0_3_0;
 
 pub use batch::{BatchData, Columns, ColumnsView};
 
@@ -21,9 +22,9 @@ use wasmtime::{Config, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 // The engine's own types are those of the newest contract; older components
-// are adapted to them (see `v0_1_0`).
-pub use v0_2_0::exports::tokenhound::detector::detector::Metadata;
-pub use v0_2_0::tokenhound::detector::types::{
+// share them (0.2.0) or are adapted to them (0.1.0, see `v0_1_0`).
+pub use v0_3_0::exports::tokenhound::detector::detector::Metadata;
+pub use v0_3_0::tokenhound::detector::types::{
     Charge, Counter, Field, Finding, Param, ParamType, Severity, SpanColumns, SpanKind, SpanRef,
     TextField, TokenKind,
 };
@@ -36,21 +37,60 @@ impl TokenKind {
 }
 
 /// The version of the WIT package this host speaks natively (and the SDK targets).
-pub const WIT_VERSION: &str = v0_2_0::PACKAGE;
+pub const WIT_VERSION: &str = v0_3_0::PACKAGE;
 
 /// Every version a component may export, newest first.
-pub const WIT_VERSIONS: [&str; 2] = [v0_2_0::PACKAGE, v0_1_0::PACKAGE];
+pub const WIT_VERSIONS: [&str; 3] = [v0_3_0::PACKAGE, v0_2_0::PACKAGE, v0_1_0::PACKAGE];
 
 /// A component ready to instantiate, by the contract version it exports.
 enum Pre {
     V1(v0_1_0::PluginPre<State>),
     V2(v0_2_0::PluginPre<State>),
+    V3(v0_3_0::PluginPre<State>),
 }
 
 /// A running component, by the contract version it exports.
 enum Instance {
     V1(v0_1_0::Plugin),
     V2(v0_2_0::Plugin),
+    V3(v0_3_0::Plugin),
+}
+
+// `texts` for 0.2.0 and 0.3.0 (same types): the store's current batch.
+fn texts_get(s: &mut State, row: u32, field: TextField) -> Option<String> {
+    s.texts
+        .as_ref()
+        .and_then(|t| t.text(row, field))
+        .map(String::from)
+}
+
+fn texts_size(s: &mut State, row: u32, field: TextField) -> Option<u64> {
+    s.texts.as_ref().and_then(|t| t.size(row, field))
+}
+
+fn texts_parts(s: &mut State, row: u32) -> Vec<v0_3_0::tokenhound::detector::types::InputPart> {
+    let Some(parts) = s.texts.as_ref().and_then(|t| t.parts(row)) else {
+        return Vec::new();
+    };
+    parts.iter().map(input_part).collect()
+}
+
+fn input_part(p: &crate::model::InputPart) -> v0_3_0::tokenhound::detector::types::InputPart {
+    use crate::model::PartKind as K;
+    use v0_3_0::tokenhound::detector::types::PartKind;
+    v0_3_0::tokenhound::detector::types::InputPart {
+        kind: match p.kind {
+            K::System => PartKind::System,
+            K::Message => PartKind::Message,
+            K::ToolCall => PartKind::ToolCall,
+            K::ToolResult => PartKind::ToolResult,
+            K::Other => PartKind::Other,
+        },
+        role: p.role.to_string(),
+        tool: p.tool.as_deref().map(String::from),
+        file: p.file.as_deref().map(String::from),
+        bytes: p.bytes,
+    }
 }
 
 /// Marker for the `texts` resource: the data lives in the store's current batch.
@@ -312,6 +352,8 @@ impl Engine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
         frozen_waits(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
+        v0_3_0::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("{e:#}"))?;
         v0_2_0::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| anyhow!("{e:#}"))?;
         v0_1_0::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
@@ -354,22 +396,26 @@ impl Engine {
                 WIT_VERSIONS.join(" or ")
             )
         })?;
-        let pre = match v0_2_0::PluginPre::new(pre.clone()) {
-            Ok(p) => Pre::V2(p),
-            Err(newest) => match v0_1_0::PluginPre::new(pre) {
-                Ok(p) => Pre::V1(p),
-                Err(_) => {
-                    return Err(anyhow!(
-                        "{source}: exports none of {}: {newest:#}",
-                        WIT_VERSIONS.join(", ")
-                    ))
-                }
+        let pre = match v0_3_0::PluginPre::new(pre.clone()) {
+            Ok(p) => Pre::V3(p),
+            Err(newest) => match v0_2_0::PluginPre::new(pre.clone()) {
+                Ok(p) => Pre::V2(p),
+                Err(_) => match v0_1_0::PluginPre::new(pre) {
+                    Ok(p) => Pre::V1(p),
+                    Err(_) => {
+                        return Err(anyhow!(
+                            "{source}: exports none of {}: {newest:#}",
+                            WIT_VERSIONS.join(", ")
+                        ))
+                    }
+                },
             },
         };
         let (mut store, instance) = self
             .instantiate(&pre, &Limits::default())
             .with_context(|| format!("{source}: could not start"))?;
         let meta = match &instance {
+            Instance::V3(i) => i.tokenhound_detector_detector().call_describe(&mut store),
             Instance::V2(i) => i.tokenhound_detector_detector().call_describe(&mut store),
             Instance::V1(i) => i
                 .tokenhound_detector_detector()
@@ -383,6 +429,7 @@ impl Engine {
             wit: match pre {
                 Pre::V1(_) => v0_1_0::PACKAGE,
                 Pre::V2(_) => v0_2_0::PACKAGE,
+                Pre::V3(_) => v0_3_0::PACKAGE,
             },
             pre,
             meta,
@@ -435,6 +482,7 @@ impl Engine {
         let plugin = match pre {
             Pre::V1(p) => p.instantiate(&mut store).map(Instance::V1),
             Pre::V2(p) => p.instantiate(&mut store).map(Instance::V2),
+            Pre::V3(p) => p.instantiate(&mut store).map(Instance::V3),
         }
         .map_err(|e| anyhow!("{}", explain(&e, &store)))?;
         Ok((store, plugin))
@@ -447,14 +495,50 @@ impl Engine {
         params: &str,
         limits: &Limits,
     ) -> Result<Analyzer, StartError> {
+        self.start(plugin, params, None, limits)
+    }
+
+    /// An analyzer as it was when [`Analyzer::save`] returned `state` (same
+    /// component, same parameters). Components older than 0.3.0 cannot.
+    pub fn restore(
+        &self,
+        plugin: &LoadedPlugin,
+        params: &str,
+        state: &[u8],
+        limits: &Limits,
+    ) -> Result<Analyzer, StartError> {
+        self.start(plugin, params, Some(state), limits)
+    }
+
+    fn start(
+        &self,
+        plugin: &LoadedPlugin,
+        params: &str,
+        state: Option<&[u8]>,
+        limits: &Limits,
+    ) -> Result<Analyzer, StartError> {
         let (mut store, instance) = self
             .instantiate(&plugin.pre, limits)
             .map_err(|e| StartError::Failed(format!("{e:#}")))?;
-        let created = match &instance {
-            Instance::V2(i) => i
+        let created = match (&instance, state) {
+            (Instance::V3(i), Some(state)) => i
+                .tokenhound_detector_detector()
+                .call_restore(&mut store, params, state),
+            (Instance::V3(i), None) => i
                 .tokenhound_detector_detector()
                 .call_create(&mut store, params),
-            Instance::V1(i) => i
+            (_, Some(_)) => {
+                return Err(StartError::Failed(format!(
+                    "{} cannot restore a saved state (it exports {}; saving came in {})",
+                    plugin.meta.name,
+                    plugin.wit,
+                    v0_3_0::PACKAGE
+                )))
+            }
+            (Instance::V2(i), None) => i
+                .tokenhound_detector_detector()
+                .call_create(&mut store, params),
+            (Instance::V1(i), None) => i
                 .tokenhound_detector_detector()
                 .call_create(&mut store, params),
         };
@@ -654,21 +738,27 @@ impl Analyzer {
         self.arm().map_err(|e| explain(&e, &self.store))?;
         self.store.data_mut().texts = Some(data);
         let (r, rep) = match &self.instance {
-            Instance::V2(i) => {
+            Instance::V2(_) | Instance::V3(_) => {
                 let handle = self.store.data_mut().table.push(TextsHandle);
                 let handle = handle.map_err(|e| Stop::Failed {
                     why: e.to_string(),
                     printed: String::new(),
                 })?;
                 let rep = handle.rep();
-                let analyzer = i.tokenhound_detector_detector().analyzer();
-                let r = observe_borrowed(
-                    analyzer.func_observe().func(),
-                    &mut self.store,
-                    self.res,
-                    cols,
-                    handle,
-                );
+                let func = match &self.instance {
+                    Instance::V3(i) => *i
+                        .tokenhound_detector_detector()
+                        .analyzer()
+                        .func_observe()
+                        .func(),
+                    Instance::V2(i) => *i
+                        .tokenhound_detector_detector()
+                        .analyzer()
+                        .func_observe()
+                        .func(),
+                    Instance::V1(_) => unreachable!("matched above"),
+                };
+                let r = observe_borrowed(&func, &mut self.store, self.res, cols, handle);
                 (r, rep)
             }
             Instance::V1(i) => {
@@ -692,7 +782,7 @@ impl Analyzer {
         // after batch (wasmtime caps it): the texts are gone after the call anyway.
         let table = &mut self.store.data_mut().table;
         let _ = match self.instance {
-            Instance::V2(_) => table
+            Instance::V2(_) | Instance::V3(_) => table
                 .delete(Resource::<TextsHandle>::new_own(rep))
                 .map(|_| ()),
             Instance::V1(_) => table
@@ -705,6 +795,10 @@ impl Analyzer {
     pub fn finish(&mut self) -> Result<Vec<Finding>, Stop> {
         self.arm().map_err(|e| explain(&e, &self.store))?;
         let r = match &self.instance {
+            Instance::V3(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_finish(&mut self.store, self.res),
             Instance::V2(i) => i
                 .tokenhound_detector_detector()
                 .analyzer()
@@ -721,6 +815,10 @@ impl Analyzer {
     pub fn counters(&mut self) -> Result<Vec<Counter>, Stop> {
         self.arm().map_err(|e| explain(&e, &self.store))?;
         let r = match &self.instance {
+            Instance::V3(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_counters(&mut self.store, self.res),
             Instance::V2(i) => i
                 .tokenhound_detector_detector()
                 .analyzer()
@@ -732,6 +830,22 @@ impl Analyzer {
                 .map(v0_1_0::counters),
         };
         r.map_err(|e| explain(&e, &self.store))
+    }
+
+    /// The analyzer's state for a checkpoint (see [`Engine::restore`]); `None`
+    /// when the detector cannot save it (it says so, or it is older than 0.3.0).
+    pub fn save(&mut self) -> Result<Option<Vec<u8>>, Stop> {
+        if !matches!(self.instance, Instance::V3(_)) {
+            return Ok(None);
+        }
+        self.arm().map_err(|e| explain(&e, &self.store))?;
+        let Instance::V3(i) = &self.instance else {
+            unreachable!("checked above");
+        };
+        i.tokenhound_detector_detector()
+            .analyzer()
+            .call_save(&mut self.store, self.res)
+            .map_err(|e| explain(&e, &self.store))
     }
 }
 

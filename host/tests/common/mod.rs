@@ -307,6 +307,11 @@ pub struct Watch {
 
 impl Watch {
     pub fn start(dir: &Path, out: &Path, extra: &[&str]) -> Watch {
+        Self::start_logged(dir, out, extra, None)
+    }
+
+    /// As [`Watch::start`], with what it prints to stderr kept in `log`.
+    pub fn start_logged(dir: &Path, out: &Path, extra: &[&str], log: Option<&Path>) -> Watch {
         let mut args: Vec<String> = vec![
             "watch".into(),
             dir.display().to_string(),
@@ -321,7 +326,10 @@ impl Watch {
         let child = Command::new(BIN)
             .args(&args)
             .env("TOKENHOUND_CACHE_DIR", cache_dir())
-            .stderr(std::process::Stdio::null())
+            .stderr(match log {
+                Some(l) => std::fs::File::create(l).unwrap().into(),
+                None => std::process::Stdio::null(),
+            })
             .spawn()
             .unwrap();
         Watch {

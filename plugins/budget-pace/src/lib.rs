@@ -33,7 +33,7 @@ fn days_in_month(y: i64, m: u32) -> i64 {
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Period {
     Month,
     Week,
@@ -59,6 +59,7 @@ impl Period {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct BudgetPace {
     period: Period,
     over_pct: f64,
@@ -192,6 +193,12 @@ impl BudgetPace {
 }
 
 impl Detector for BudgetPace {
+    fn save(&self) -> Option<Vec<u8>> {
+        state::save(self)
+    }
+    fn restore(_: &Params, saved: &[u8]) -> Result<Self, String> {
+        state::restore(saved)
+    }
     fn metadata() -> Metadata {
         Metadata::new(
             "budget-pace",

@@ -6,6 +6,7 @@ use tokenhound_sdk::*;
 
 const KEY_FIELDS: [&str; 4] = ["path", "file_path", "filename", "uri"];
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct ContextReread {
     read_tools: Vec<String>,
     bytes_per_token: f64,
@@ -14,6 +15,7 @@ struct ContextReread {
     seen: Vec<KeyState>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState {
     session: String,
     key: String,
@@ -51,6 +53,12 @@ fn read_key(b: &Batch, row: u32) -> Option<String> {
 }
 
 impl Detector for ContextReread {
+    fn save(&self) -> Option<Vec<u8>> {
+        state::save(self)
+    }
+    fn restore(_: &Params, saved: &[u8]) -> Result<Self, String> {
+        state::restore(saved)
+    }
     fn metadata() -> Metadata {
         Metadata::new(
             "context-reread",

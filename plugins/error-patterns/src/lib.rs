@@ -12,7 +12,7 @@ mod normalise;
 use normalise::normalise;
 
 /// What is known of one signature so far.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Pattern {
     /// the tool (and server) or model, for the error rate
     subject: String,
@@ -36,6 +36,7 @@ struct Pattern {
     reported_errors: u64,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct ErrorPatterns {
     min_count: u64,
     /// errors and calls outside it are not counted (`--since` / `--until`)
@@ -206,6 +207,12 @@ impl Pattern {
 }
 
 impl Detector for ErrorPatterns {
+    fn save(&self) -> Option<Vec<u8>> {
+        state::save(self)
+    }
+    fn restore(_: &Params, saved: &[u8]) -> Result<Self, String> {
+        state::restore(saved)
+    }
     fn metadata() -> Metadata {
         Metadata::new(
             "error-patterns",

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use tokenhound_sdk::*;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct FillerPreamble {
     openers: Vec<String>,
     max_preamble_chars: usize,
@@ -50,6 +51,12 @@ fn preamble(text: &str, max_chars: usize) -> &str {
 }
 
 impl Detector for FillerPreamble {
+    fn save(&self) -> Option<Vec<u8>> {
+        state::save(self)
+    }
+    fn restore(_: &Params, saved: &[u8]) -> Result<Self, String> {
+        state::restore(saved)
+    }
     fn metadata() -> Metadata {
         Metadata::new(
             "filler-preamble",

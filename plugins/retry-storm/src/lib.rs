@@ -3,6 +3,7 @@
 
 use tokenhound_sdk::*;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct RetryStorm {
     min_calls: usize,
     max_retries: u64,
@@ -26,6 +27,12 @@ impl RetryStorm {
 }
 
 impl Detector for RetryStorm {
+    fn save(&self) -> Option<Vec<u8>> {
+        state::save(self)
+    }
+    fn restore(_: &Params, saved: &[u8]) -> Result<Self, String> {
+        state::restore(saved)
+    }
     fn metadata() -> Metadata {
         Metadata::new(
             "retry-storm",

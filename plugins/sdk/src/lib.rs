@@ -25,14 +25,17 @@
 pub mod chunk;
 pub mod date;
 mod params;
+pub mod state;
 
 pub use params::{Param, Params, Window};
 
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/v0.2.0",
+        path: "../../wit/v0.3.0",
         world: "plugin",
+        // Span references and the like can be part of a saved state.
+        additional_derives: [serde::Serialize, serde::Deserialize],
         pub_export_macro: true,
         export_macro_name: "export_plugin",
         default_bindings_module: "tokenhound_sdk::bindings",
@@ -183,6 +186,19 @@ pub trait Detector: Sized + 'static {
     /// Named counts for the report (e.g. "parents not checked").
     fn counters(&self) -> Vec<(String, u64)> {
         Vec::new()
+    }
+    /// Everything built from the batches so far, for `watch`'s checkpoint
+    /// ([`state::save`] does it for a detector that derives `Serialize`).
+    /// `None` (the default): a restart replays the retained files instead.
+    fn save(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// The detector as it was when [`Detector::save`] returned `state`, with
+    /// the same parameters ([`state::restore`] for one that derives
+    /// `Deserialize`).
+    fn restore(params: &Params, state: &[u8]) -> Result<Self, String> {
+        let _ = (params, state);
+        Err("this detector does not restore a saved state".into())
     }
 }
 
@@ -484,6 +500,9 @@ impl<D: Detector> bindings::exports::tokenhound::detector::detector::GuestAnalyz
             .map(|(name, value)| bindings::tokenhound::detector::types::Counter { name, value })
             .collect()
     }
+    fn save(&self) -> Option<Vec<u8>> {
+        self.0.borrow().save()
+    }
 }
 
 #[doc(hidden)]
@@ -504,6 +523,12 @@ pub fn create<D: Detector>(params: String) -> Result<Analyzer<D>, String> {
     D::new(&p).map(|d| Analyzer(std::cell::RefCell::new(d)))
 }
 
+#[doc(hidden)]
+pub fn restore<D: Detector>(params: String, state: Vec<u8>) -> Result<Analyzer<D>, String> {
+    let p = Params::parse(&params, &D::metadata().params)?;
+    D::restore(&p, &state).map(|d| Analyzer(std::cell::RefCell::new(d)))
+}
+
 /// Export a [`Detector`] as the plugin's detector.
 #[macro_export]
 macro_rules! detector {
@@ -518,6 +543,13 @@ macro_rules! detector {
                 params: String,
             ) -> Result<$crate::bindings::exports::tokenhound::detector::detector::Analyzer, String> {
                 $crate::create::<$ty>(params)
+                    .map($crate::bindings::exports::tokenhound::detector::detector::Analyzer::new)
+            }
+            fn restore(
+                params: String,
+                state: Vec<u8>,
+            ) -> Result<$crate::bindings::exports::tokenhound::detector::detector::Analyzer, String> {
+                $crate::restore::<$ty>(params, state)
                     .map($crate::bindings::exports::tokenhound::detector::detector::Analyzer::new)
             }
         }

@@ -171,7 +171,7 @@ impl Params {
 }
 
 /// The part of the input a scan counts: calls starting in `[since, until)`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     pub since: u64,
     pub until: u64,

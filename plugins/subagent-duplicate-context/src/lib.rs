@@ -4,6 +4,7 @@
 use tokenhound_sdk::chunk::shared_bytes;
 use tokenhound_sdk::*;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct SubagentDuplicate {
     min_shared_tokens: u64,
     bytes_per_token: f64,
@@ -12,6 +13,12 @@ struct SubagentDuplicate {
 }
 
 impl Detector for SubagentDuplicate {
+    fn save(&self) -> Option<Vec<u8>> {
+        state::save(self)
+    }
+    fn restore(_: &Params, saved: &[u8]) -> Result<Self, String> {
+        state::restore(saved)
+    }
     fn metadata() -> Metadata {
         Metadata::new(
             "subagent-duplicate-context",

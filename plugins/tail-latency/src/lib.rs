@@ -6,6 +6,7 @@
 use tokenhound_sdk::*;
 
 /// One call of a group: its duration in milliseconds, whether it failed.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Call {
     ms: f64,
     failed: bool,
@@ -14,6 +15,7 @@ struct Call {
 /// How many slowest spans a finding names.
 const SLOWEST: usize = 5;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Group {
     tool: bool,
     calls: Vec<Call>,
@@ -38,6 +40,7 @@ impl Group {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct TailLatency {
     min_calls: usize,
     tail_ratio: f64,
@@ -113,6 +116,12 @@ impl TailLatency {
 }
 
 impl Detector for TailLatency {
+    fn save(&self) -> Option<Vec<u8>> {
+        state::save(self)
+    }
+    fn restore(_: &Params, saved: &[u8]) -> Result<Self, String> {
+        state::restore(saved)
+    }
     fn metadata() -> Metadata {
         Metadata::new(
             "tail-latency",

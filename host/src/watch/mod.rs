@@ -5,14 +5,20 @@
 //! already read is recognised and only its new lines are read. Only complete
 //! lines are read. A trace goes to the detectors once it has been quiet.
 //!
-//! Restart: detector state lives inside the WebAssembly sandboxes and is not
-//! snapshotted, so a restart replays the files and suppresses every finding
-//! already written to `--output` (same id, same content). The findings after a
-//! restart are then those a one-shot `scan` of the same files gives.
+//! Restart: a checkpoint (`checkpoint.rs`, beside `--output`) holds how far
+//! each file was read, the open traces and every analyzer's saved state, so a
+//! restart reads only what came after it, however much history the folder
+//! holds. Without one (the first start, a changed rule set, a detector that
+//! cannot save its state), the files are replayed from the start. Either way
+//! every finding already written to `--output` (same id, same content) is
+//! suppressed, so the findings after a restart are those a one-shot `scan` of
+//! the same files gives.
 //!
 //! Hot reload: a change to a pack or a `.wasm` in `--plugins` builds a whole new
 //! rule set off to the side with the same validation as at start-up; only a set
 //! that loads whole replaces the running one, between batches.
+
+mod checkpoint;
 
 use crate::engine::{self, Engine};
 use crate::ingest::{self, Reader};
@@ -48,7 +54,11 @@ pub struct Options {
     pub grpc: Option<std::net::SocketAddr>,
     /// spool bytes not yet read above which requests are refused (retry later)
     pub max_pending: u64,
+    /// where the restart checkpoint is kept; None: no checkpoint
+    pub checkpoint: Option<PathBuf>,
 }
+
+pub use checkpoint::beside as checkpoint_beside;
 
 /// One line of `--output`: a finding as it is now, in the report's shape, with
 /// an id. A later line with the same `id` replaces an earlier one (a grouped
@@ -522,6 +532,8 @@ struct Live {
     asm: Assembler,
     runs: Vec<RuleRun>,
     trace_models: HashMap<String, String>,
+    /// lines were read since the last look (a checkpoint is due)
+    moved: bool,
 }
 
 impl Live {
@@ -537,6 +549,7 @@ impl Live {
             asm: Assembler::new(u64::MAX),
             runs,
             trace_models: HashMap::new(),
+            moved: false,
         }
     }
 
@@ -544,6 +557,7 @@ impl Live {
     fn read(&mut self) -> u64 {
         let mut n = 0;
         for (path, first_line, data) in self.follower.poll() {
+            self.moved = true;
             let name: Arc<str> = path.display().to_string().into();
             let mut got: Vec<Span> = Vec::new();
             self.reader
@@ -559,14 +573,64 @@ impl Live {
         n
     }
 
-    /// Hand idle traces to the rules and write what changed.
-    fn analyse(&mut self, opts: &Options, sink: &mut Sink, totals: &mut Totals) {
+    /// Everything a restart needs (see `checkpoint`); `Err` says why it
+    /// cannot be saved.
+    fn save(&mut self, config: u64, dirs: &[PathBuf]) -> Result<checkpoint::Checkpoint, String> {
+        let rules = (self.runs.iter_mut())
+            .map(RuleRun::save)
+            .collect::<Result<Vec<_>, _>>()?;
+        let f = &self.follower;
+        Ok(checkpoint::Checkpoint {
+            version: env!("CARGO_PKG_VERSION").into(),
+            config,
+            dirs: dirs.to_vec(),
+            files: (f.known.iter())
+                .map(|(&k, p)| (k, p.offset, p.lines))
+                .collect(),
+            compressed: f.done_compressed.iter().cloned().collect(),
+            assembler: self.asm.save(),
+            trace_models: (self.trace_models.iter())
+                .map(|(a, b)| (a.clone(), b.clone()))
+                .collect(),
+            rules,
+        })
+    }
+
+    /// Go on from a checkpoint; says what was resumed, or why it could not be
+    /// (then this `Live` may be half restored and is to be dropped).
+    fn resume(&mut self, engine: &Engine, cp: checkpoint::Checkpoint) -> Result<String, String> {
+        if cp.rules.len() != self.runs.len() {
+            return Err("the rules changed since".into());
+        }
+        for (run, saved) in self.runs.iter_mut().zip(cp.rules) {
+            run.restore(engine, saved)?;
+        }
+        let read: u64 = cp.files.iter().map(|f| f.1).sum();
+        let f = &mut self.follower;
+        f.known = (cp.files.iter())
+            .map(|&(k, offset, lines)| (k, Progress { offset, lines }))
+            .collect();
+        f.done_compressed = cp.compressed.into_iter().collect();
+        self.asm = Assembler::restore(cp.assembler, u64::MAX);
+        self.trace_models = cp.trace_models.into_iter().collect();
+        Ok(format!(
+            "{} already read in {} ({} open)",
+            crate::report::count(read, "byte"),
+            crate::report::count(f.known.len() as u64, "file"),
+            crate::report::count(self.asm.open_traces() as u64, "trace"),
+        ))
+    }
+
+    /// Hand idle traces to the rules and write what changed; whether any
+    /// trace was handed on.
+    fn analyse(&mut self, opts: &Options, sink: &mut Sink, totals: &mut Totals) -> bool {
         let done = self.asm.take_idle(opts.quiet, opts.grace);
         for n in self.asm.take_notes().0 {
             let p = crate::ingest::Problem::at(&n.origin, n.what);
             eprintln!("tokenhound watch: {}", crate::report::clean(&p.to_string()));
         }
-        if !done.is_empty() {
+        let fed = !done.is_empty();
+        if fed {
             scan::feed(&mut self.runs, done, 8192, &mut self.trace_models);
         }
         for run in self.runs.iter_mut() {
@@ -584,6 +648,126 @@ impl Live {
                 );
                 sink.emit(e, totals);
             }
+        }
+        fed
+    }
+}
+
+/// When and where checkpoints are written (see `checkpoint`).
+struct Checkpoints {
+    path: PathBuf,
+    /// something changed since the last one
+    dirty: bool,
+    last: Instant,
+    /// how long the last one took: the next waits 20 times as long, so
+    /// checkpoints cost at most about 5% of the time
+    took: Duration,
+    /// why checkpoints are off (a detector cannot save its state), said once
+    off: Option<String>,
+    /// the last write failed (said once until one succeeds)
+    failing: bool,
+}
+
+/// The least time between two checkpoints.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+impl Checkpoints {
+    fn new(path: PathBuf) -> Self {
+        Checkpoints {
+            path,
+            dirty: false,
+            last: Instant::now(),
+            took: Duration::ZERO,
+            off: None,
+            failing: false,
+        }
+    }
+
+    /// When the next checkpoint is due, if one is waiting.
+    fn next_due(&self, sink: &Sink) -> Option<Instant> {
+        (self.dirty && self.off.is_none() && sink.pending.is_empty())
+            .then(|| self.last + CHECKPOINT_EVERY.max(self.took * 20))
+    }
+
+    /// A reload replaced the rules (and read the files again into them).
+    fn reloaded(&mut self) {
+        self.dirty = true;
+        self.off = None;
+    }
+
+    /// Write one if something changed and it is time (or `now`). Never while
+    /// a finding waits to be written: its detector's state would be saved
+    /// past it, and a restart would not find it again.
+    fn maybe_write(
+        &mut self,
+        live: &mut Live,
+        sink: &Sink,
+        config: u64,
+        dirs: &[PathBuf],
+        now: bool,
+    ) {
+        let due = self.last.elapsed() >= CHECKPOINT_EVERY.max(self.took * 20);
+        if !self.dirty || !(due || now) || !sink.pending.is_empty() || self.off.is_some() {
+            return;
+        }
+        let started = Instant::now();
+        match live.save(config, dirs) {
+            Ok(cp) => match checkpoint::write(&self.path, &cp) {
+                Ok(_) => {
+                    self.dirty = false;
+                    self.failing = false;
+                }
+                // An older checkpoint stays valid (what came after it is read
+                // again); this one is tried again later.
+                Err(e) => {
+                    if !std::mem::replace(&mut self.failing, true) {
+                        eprintln!(
+                            "tokenhound watch: cannot write the checkpoint {} ({e}); trying again",
+                            self.path.display()
+                        );
+                    }
+                }
+            },
+            Err(why) => {
+                eprintln!("tokenhound watch: no checkpoint: {why}; a restart reads the files from the start");
+                self.off = Some(why);
+            }
+        }
+        self.last = Instant::now();
+        self.took = started.elapsed();
+    }
+}
+
+/// Go on from the checkpoint at `path` if there is a usable one; else say why
+/// and start from the beginning of the files, with new analyzers.
+fn resume(
+    engine: &Engine,
+    opts: &Options,
+    mut live: Live,
+    path: &Path,
+    config: u64,
+) -> anyhow::Result<Live> {
+    let found = checkpoint::read(path).and_then(|cp| match cp {
+        None => Ok(None),
+        Some(cp) => match cp.mismatch(config, &opts.dirs) {
+            Some(why) => Err(why),
+            None => live.resume(engine, cp).map(Some),
+        },
+    });
+    match found {
+        Ok(None) => Ok(live),
+        Ok(Some(what)) => {
+            eprintln!("tokenhound watch: resumed from {}: {what}", path.display());
+            Ok(live)
+        }
+        Err(why) => {
+            eprintln!(
+                "tokenhound watch: checkpoint {} not used ({why}); reading the files from the start",
+                path.display()
+            );
+            let runs = load(engine, &opts.packs, opts.plugins.as_deref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Live::new(&opts.dirs, runs))
         }
     }
 }
@@ -607,22 +791,17 @@ fn reload(engine: &Engine, opts: &Options, live: &mut Live, sink: &mut Sink, tot
     }
 }
 
-/// How long the loop may sleep: until a trace goes idle, a reload is due, the
-/// run ends, or (as a safety net for missed events) a few seconds pass.
-fn sleep_for(
-    opts: &Options,
-    live: &Live,
-    reload_due: Option<Instant>,
-    started: Instant,
-) -> Duration {
+/// How long the loop may sleep: until a trace goes idle, a reload or a
+/// checkpoint is due, the run ends, or (as a safety net for missed events) a
+/// few seconds pass.
+fn sleep_for(opts: &Options, live: &Live, due: [Option<Instant>; 2], started: Instant) -> Duration {
     let now = Instant::now();
     let mut wake = now + Duration::from_secs(5);
     let candidates = [
         live.asm.next_idle(opts.quiet, opts.grace),
-        reload_due,
         opts.run_for.map(|d| started + d),
     ];
-    for t in candidates.into_iter().flatten() {
+    for t in candidates.into_iter().chain(due).flatten() {
         wake = wake.min(t);
     }
     wake.saturating_duration_since(now)
@@ -630,12 +809,13 @@ fn sleep_for(
 }
 
 pub fn run(opts: &Options) -> anyhow::Result<()> {
+    // First: compiling the detectors writes the cache.
+    ignore_file_size_signal();
     let engine = Engine::new(opts.cache_dir.clone(), false, None).context("starting the engine")?;
     let runs =
         load(&engine, &opts.packs, opts.plugins.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("tokenhound watch: detectors loaded: {}", describe(&runs));
     let mut sink = Sink::open(opts.output.as_deref(), !opts.live_view)?;
-    ignore_file_size_signal();
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -646,6 +826,10 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let mut config = Config::new(&opts.packs, opts.plugins.as_deref());
     let (_watcher, rx) = start_watcher(&opts.dirs, &config)?;
     let mut live = Live::new(&opts.dirs, runs);
+    let mut checkpoints = opts.checkpoint.clone().map(Checkpoints::new);
+    if let Some(path) = &opts.checkpoint {
+        live = resume(&engine, opts, live, path, config.digest)?;
+    }
     live.follower.spool = receive(opts)?;
     let mut totals = Totals::default();
     let started = Instant::now();
@@ -656,7 +840,8 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     loop {
         // Sleep until something changes: only events that change content count
         // (reading a file raises access events, which would wake us forever).
-        let wait = sleep_for(opts, &live, reload_due, started);
+        let due = checkpoints.as_ref().and_then(|c| c.next_due(&sink));
+        let wait = sleep_for(opts, &live, [reload_due, due], started);
         let (config_changed, data) = wake(&rx, wait, &config);
         data_changed |= data;
         if config_changed {
@@ -669,6 +854,9 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             if digest != config.digest {
                 config.digest = digest;
                 reload(&engine, opts, &mut live, &mut sink, &mut totals);
+                if let Some(c) = checkpoints.as_mut() {
+                    c.reloaded();
+                }
             }
         }
         if data_changed || last_poll.elapsed() >= Duration::from_secs(5) {
@@ -678,8 +866,14 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             totals.spans += n;
             totals.changed |= n > 0;
         }
-        live.analyse(opts, &mut sink, &mut totals);
+        let fed = live.analyse(opts, &mut sink, &mut totals);
         sink.retry(&mut totals);
+        let stopping =
+            stop.load(Ordering::SeqCst) || opts.run_for.is_some_and(|d| started.elapsed() >= d);
+        if let Some(c) = checkpoints.as_mut() {
+            c.dirty |= fed || std::mem::take(&mut live.moved);
+            c.maybe_write(&mut live, &sink, config.digest, &opts.dirs, stopping);
+        }
 
         if opts.live_view
             && (totals.changed || last_view.is_none())
@@ -690,12 +884,13 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             eprint!("{}", live_view(&totals, &live, started));
         }
 
-        if stop.load(Ordering::SeqCst) || opts.run_for.is_some_and(|d| started.elapsed() >= d) {
+        if stopping {
             break;
         }
     }
     eprintln!(
-        "tokenhound watch: stopped; {} written this run{}",
+        "tokenhound watch: stopped; {} read, {} written this run{}",
+        crate::report::count(totals.spans, "span"),
         crate::report::count(sink.appended, "finding"),
         if sink.pending.is_empty() {
             String::new()
