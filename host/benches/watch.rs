@@ -1,5 +1,8 @@
 //! Watch benchmark: the time from a span line being written to its finding in
-//! `--output`, and from a detector file changing to the new version loaded.
+//! `--output`, from a detector file changing to the new version loaded, and
+//! from a restart to the first new finding with 3 and 30 retained files (a
+//! generated month of 11,000 spans each), from the checkpoint and
+//! (`--no-checkpoint`) by replaying them.
 //! `cargo bench --bench watch`. Figures depend on `--grace-secs` (how long a
 //! trace waits after its root span): both the default and a short one are run.
 
@@ -148,7 +151,105 @@ fn run(grace: &str) {
     let _ = child.wait();
 }
 
+/// Start a watch of `spans` writing to `out`; stderr is kept in `log`.
+fn start(
+    spans: &Path,
+    out: &Path,
+    cache: &Path,
+    log: &Path,
+    extra: &[&str],
+) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tokenhound"))
+        .arg("watch")
+        .arg(spans)
+        .arg("--output")
+        .arg(out)
+        .args(["--quiet-secs", "0.3", "--grace-secs", "0.1"])
+        .args(extra)
+        .env("TOKENHOUND_CACHE_DIR", cache)
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
+
+/// A restart with `days` retained files (a generated month of 11,000 spans
+/// each, new ids in each): seconds from the start to the finding of a turn written while it
+/// was down, from the checkpoint and by replaying.
+fn restart(days: u64, work: &Path) -> (f64, f64, u64) {
+    let spans = work.join(format!("spans-{days}"));
+    std::fs::create_dir_all(&spans).unwrap();
+    for d in 0..days {
+        let f = spans.join(format!("day-{d:03}.jsonl"));
+        let args = tokenhound_testgen::Args::month(f, 1000 + d);
+        tokenhound_testgen::run(&args).unwrap();
+    }
+    let bytes: u64 = std::fs::read_dir(&spans)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let (out, cache) = (work.join(format!("out-{days}.jsonl")), work.join("cache"));
+    let log = work.join("watch.log");
+    // The first run reads the history, then stops cleanly (its checkpoint).
+    let child = start(&spans, &out, &cache, &log, &[]);
+    let mut last = (0, Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let n = std::fs::metadata(&out).map_or(0, |m| m.len());
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if n > 0 && last.1.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    stop(child);
+    let timed = |k: u64, extra: &[&str]| {
+        let trace = format!("{:032x}", 0xfeed_0000 + days * 10 + k);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(spans.join("live.jsonl"))
+            .unwrap();
+        f.write_all(turn(&trace).as_bytes()).unwrap();
+        let t = Instant::now();
+        let child = start(&spans, &out, &cache, &log, extra);
+        while !std::fs::read_to_string(&out).unwrap().contains(&trace) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let secs = t.elapsed().as_secs_f64();
+        stop(child);
+        secs
+    };
+    let resumed = timed(1, &[]);
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("resumed from"));
+    // Replaying leaves the checkpoint as it was; the next timed run resumes.
+    let replayed = timed(2, &["--no-checkpoint"]);
+    let resumed_again = timed(3, &[]);
+    (resumed.min(resumed_again), replayed, bytes)
+}
+
 fn main() {
     run("0.5");
     run("0.05");
+    let work = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+    for days in [3, 30] {
+        let (resumed, replayed, bytes) = restart(days, work.path());
+        println!(
+            "restart with {days} retained files ({} MB): first new finding after {resumed:.2} s from the checkpoint, {replayed:.2} s replaying",
+            bytes >> 20
+        );
+        rows.push((resumed, replayed));
+    }
+    println!(
+        "restart, 30 files against 3: {:.2}x the time from the checkpoint, {:.2}x replaying",
+        rows[1].0 / rows[0].0,
+        rows[1].1 / rows[0].1
+    );
 }

@@ -304,4 +304,35 @@ fn scaffolded_python_detector_builds_tests_scans_and_is_cached() {
         5,
         "the four built-ins run beside it"
     );
+
+    // watch saves the Python analyzer's state (WIT 0.3.0) and a restart resumes.
+    let spans = dir.path().join("spans");
+    std::fs::create_dir(&spans).unwrap();
+    std::fs::copy(&fixture, spans.join("t.jsonl")).unwrap();
+    let output = dir.path().join("found.jsonl");
+    let watch = || {
+        let out = run(&[
+            "watch",
+            spans.to_str().unwrap(),
+            "--pack",
+            proj.join("pack.toml").to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--grace-secs",
+            "0.1",
+            "--run-for-secs",
+            "3",
+        ]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = watch();
+    assert!(!first.contains("no checkpoint"), "{first}");
+    let again = watch();
+    assert!(again.contains("resumed from"), "{again}");
+    let lines = std::fs::read_to_string(&output).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        1,
+        "one finding, written once: {lines}"
+    );
 }

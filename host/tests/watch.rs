@@ -190,6 +190,47 @@ fn a_restart_reads_only_what_came_after_its_checkpoint() {
     );
 }
 
+/// A detector built for WIT 0.2.0 cannot save its state: watch says so, keeps
+/// no checkpoint, and a restart replays the files (nothing lost or repeated).
+#[test]
+fn a_0_2_0_detector_turns_checkpoints_off_and_a_restart_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = dir.path().join("spans");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&spans).unwrap();
+    std::fs::create_dir(&plugins).unwrap();
+    let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/wit-0.2.0/retry-storm-0.2.0.wasm");
+    std::fs::copy(old, plugins.join("storm-0-2.wasm")).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let log = dir.path().join("watch.log");
+    let extra = ["--plugins", plugins.to_str().unwrap()];
+    let file = spans.join("t.jsonl");
+    append(&file, &(turn("d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1") + "\n"));
+    let w = Watch::start_logged(&spans, &out, &extra, Some(&log));
+    w.wait_for("the old detector's storm", |f| {
+        by_rule(f, "storm-0-2").len() == 1
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    w.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let said =
+        "no checkpoint: retry-storm 0.2.1 (tokenhound:detector@0.2.0) does not save its state";
+    assert!(text.contains(said), "{text}");
+    assert!(!dir.path().join("out.jsonl.checkpoint").exists());
+    append(&file, &(turn("d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2") + "\n"));
+    let w = Watch::start_logged(&spans, &out, &extra, Some(&log));
+    w.wait_for("both storms", |f| by_rule(f, "storm-0-2").len() == 2);
+    std::thread::sleep(Duration::from_millis(500));
+    w.stop();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let written = text
+        .lines()
+        .filter(|l| l.contains("\"rule\":\"storm-0-2\""))
+        .count();
+    assert_eq!(written, 2, "each storm written once");
+}
+
 #[test]
 fn detector_swapped_between_batches_and_broken_updates_rejected() {
     let dir = tempfile::tempdir().unwrap();
