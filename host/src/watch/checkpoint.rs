@@ -2,7 +2,8 @@
 //! stopped without reading the retained files again. It holds how far each
 //! file was read, the spans of traces still open, the span ids already taken,
 //! and each rule's analyzer state (WIT 0.3.0 `analyzer.save`) with the grouped
-//! findings it may still add to. Findings already written are in `--output`.
+//! findings it may still add to, and which findings `--output` held then (so
+//! the restart reads only the lines written after it).
 //!
 //! It is written whole to a temporary file and renamed over the last one, so
 //! a kill at any moment leaves either the old checkpoint or the new one. What
@@ -33,6 +34,19 @@ pub struct Checkpoint {
     pub assembler: SavedAssembler,
     pub trace_models: Vec<(String, String)>,
     pub rules: Vec<SavedRule>,
+    /// what `--output` held then, so a restart reads only the lines after it
+    pub output: Option<SavedOutput>,
+}
+
+/// The findings written to `--output` when the checkpoint was taken.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SavedOutput {
+    /// the file (absolute): another `--output` reads its own lines
+    pub path: PathBuf,
+    /// the file's length then (whole lines)
+    pub len: u64,
+    /// (id, hash of its last line, its waste) of every finding written
+    pub written: Vec<(String, u64, u64)>,
 }
 
 impl Checkpoint {

@@ -402,28 +402,101 @@ fn drop_torn_tail(f: &std::fs::File) -> std::io::Result<()> {
 struct Sink {
     out: Box<dyn Write>,
     file: Option<std::fs::File>,
+    /// the output file's absolute path
+    path: Option<PathBuf>,
     /// lines appended by this run
     appended: u64,
     /// what was written (this run or an earlier one), by id
-    written: HashMap<String, Emitted>,
+    written: HashMap<String, Written>,
     /// findings that could not be written yet (disk full): tried again
     pending: Vec<Emitted>,
     failing: bool,
 }
 
-impl Sink {
-    fn open(output: Option<&Path>, to_stdout: bool) -> anyhow::Result<Self> {
-        let mut written = HashMap::new();
-        // What was already written (a restart): not written again.
-        if let Some(p) = output {
-            if let Ok(text) = std::fs::read_to_string(p) {
-                for line in text.lines() {
-                    if let Ok(e) = serde_json::from_str::<Emitted>(line) {
-                        written.insert(e.id.clone(), e);
-                    }
-                }
-            }
+/// A finding line already written, as much as is needed to know whether a
+/// finding is new: a hash of the line and its waste (for the live view). A
+/// restart reads only this of each line, and a long watch keeps only this.
+#[derive(Clone, Copy)]
+struct Written {
+    hash: u64,
+    wasted_tokens: u64,
+}
+
+/// The fields of an output line a restart reads (serde skips the others).
+#[derive(serde::Deserialize)]
+struct Head {
+    id: String,
+    #[serde(default)]
+    wasted_tokens: u64,
+}
+
+fn line_hash(line: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    line.hash(&mut h);
+    h.finish()
+}
+
+/// What `output` holds already (a restart), not to be written again: from
+/// the checkpoint's record up to the length it had then, and the lines after
+/// it. A line that is not a whole finding (torn) is not counted as written.
+fn already_written(
+    output: &Path,
+    saved: Option<&checkpoint::SavedOutput>,
+) -> HashMap<String, Written> {
+    let mut written = HashMap::new();
+    let Ok(mut file) = std::fs::File::open(output) else {
+        return written;
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut from = 0;
+    let path = std::path::absolute(output).unwrap_or_else(|_| output.to_path_buf());
+    let fits = |s: &&checkpoint::SavedOutput| s.path == path && s.len <= len;
+    if let Some(s) = saved.filter(fits).filter(|s| ends_line(&mut file, s.len)) {
+        for (id, hash, wasted_tokens) in &s.written {
+            written.insert(
+                id.clone(),
+                Written {
+                    hash: *hash,
+                    wasted_tokens: *wasted_tokens,
+                },
+            );
         }
+        from = s.len;
+    }
+    let mut text = String::new();
+    if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_string(&mut text).is_err() {
+        return written;
+    }
+    for line in text.lines() {
+        if let Ok(h) = serde_json::from_str::<Head>(line) {
+            let w = Written {
+                hash: line_hash(line),
+                wasted_tokens: h.wasted_tokens,
+            };
+            written.insert(h.id, w);
+        }
+    }
+    written
+}
+
+/// Whether the byte before `at` ends a line (the file was not cut or
+/// replaced since `at` was recorded as a line end).
+fn ends_line(file: &mut std::fs::File, at: u64) -> bool {
+    if at == 0 {
+        return true;
+    }
+    let mut b = [0u8];
+    file.seek(SeekFrom::Start(at - 1)).is_ok() && file.read_exact(&mut b).is_ok() && b[0] == b'\n'
+}
+
+impl Sink {
+    fn open(
+        output: Option<&Path>,
+        to_stdout: bool,
+        saved: Option<&checkpoint::SavedOutput>,
+    ) -> anyhow::Result<Self> {
+        let written = output.map_or_else(HashMap::new, |p| already_written(p, saved));
         let (out, file): (Box<dyn Write>, _) = match output {
             Some(p) => {
                 let f = std::fs::OpenOptions::new()
@@ -441,6 +514,7 @@ impl Sink {
         Ok(Sink {
             out,
             file,
+            path: output.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
             appended: 0,
             written,
             pending: Vec::new(),
@@ -451,19 +525,25 @@ impl Sink {
     /// Write a finding unless the same one was written; one that cannot be
     /// written yet waits in `pending`.
     fn emit(&mut self, e: Emitted, totals: &mut Totals) {
-        if self.written.get(&e.id) == Some(&e) || self.pending.iter().any(|p| p == &e) {
+        let line = serde_json::to_string(&e).expect("serialises");
+        let hash = line_hash(&line);
+        let same = self.written.get(&e.id).is_some_and(|w| w.hash == hash);
+        if same || self.pending.iter().any(|p| p == &e) {
             return;
         }
-        if !self.write_line(&e) {
+        if !self.write_line(line + "\n") {
             self.pending.push(e);
             return;
         }
-        totals.count(&e, self.written.get(&e.id));
-        self.written.insert(e.id.clone(), e);
+        let w = Written {
+            hash,
+            wasted_tokens: e.wasted_tokens,
+        };
+        let before = self.written.insert(e.id.clone(), w);
+        totals.count(&e, before.map(|b| b.wasted_tokens));
     }
 
-    fn write_line(&mut self, e: &Emitted) -> bool {
-        let line = serde_json::to_string(e).expect("serialises") + "\n";
+    fn write_line(&mut self, line: String) -> bool {
         let before = self
             .file
             .as_ref()
@@ -498,6 +578,16 @@ impl Sink {
         }
     }
 
+    /// What the output file holds now, for a checkpoint (none without a file).
+    fn snapshot(&self) -> Option<checkpoint::SavedOutput> {
+        let len = self.file.as_ref()?.metadata().ok()?.len();
+        let written = (self.written.iter())
+            .map(|(id, w)| (id.clone(), w.hash, w.wasted_tokens))
+            .collect();
+        let path = self.path.clone()?;
+        Some(checkpoint::SavedOutput { path, len, written })
+    }
+
     fn retry(&mut self, totals: &mut Totals) {
         for e in std::mem::take(&mut self.pending) {
             self.emit(e, totals);
@@ -506,10 +596,11 @@ impl Sink {
 }
 
 impl Totals {
-    fn count(&mut self, e: &Emitted, before: Option<&Emitted>) {
+    /// `before`: the waste of the line this finding replaces, if any.
+    fn count(&mut self, e: &Emitted, before: Option<u64>) {
         let t = self.per_rule.entry(e.rule.clone()).or_default();
         t.0 += u64::from(before.is_none());
-        t.1 -= before.map_or(0, |o| o.wasted_tokens).min(t.1);
+        t.1 -= before.unwrap_or(0).min(t.1);
         t.1 += e.wasted_tokens;
         self.recent.push(format!(
             "[{}] {}: {} ({} tokens)",
@@ -575,7 +666,12 @@ impl Live {
 
     /// Everything a restart needs (see `checkpoint`); `Err` says why it
     /// cannot be saved.
-    fn save(&mut self, config: u64, dirs: &[PathBuf]) -> Result<checkpoint::Checkpoint, String> {
+    fn save(
+        &mut self,
+        config: u64,
+        dirs: &[PathBuf],
+        output: Option<checkpoint::SavedOutput>,
+    ) -> Result<checkpoint::Checkpoint, String> {
         let rules = (self.runs.iter_mut())
             .map(RuleRun::save)
             .collect::<Result<Vec<_>, _>>()?;
@@ -593,6 +689,7 @@ impl Live {
                 .map(|(a, b)| (a.clone(), b.clone()))
                 .collect(),
             rules,
+            output,
         })
     }
 
@@ -711,7 +808,7 @@ impl Checkpoints {
             return;
         }
         let started = Instant::now();
-        match live.save(config, dirs) {
+        match live.save(config, dirs, sink.snapshot()) {
             Ok(cp) => match checkpoint::write(&self.path, &cp) {
                 Ok(_) => {
                     self.dirty = false;
@@ -738,16 +835,17 @@ impl Checkpoints {
     }
 }
 
-/// Go on from the checkpoint at `path` if there is a usable one; else say why
+/// Go on from the checkpoint read from `path` if it is usable; else say why
 /// and start from the beginning of the files, with new analyzers.
 fn resume(
     engine: &Engine,
     opts: &Options,
     mut live: Live,
     path: &Path,
+    saved: Result<Option<checkpoint::Checkpoint>, String>,
     config: u64,
 ) -> anyhow::Result<Live> {
-    let found = checkpoint::read(path).and_then(|cp| match cp {
+    let found = saved.and_then(|cp| match cp {
         None => Ok(None),
         Some(cp) => match cp.mismatch(config, &opts.dirs) {
             Some(why) => Err(why),
@@ -815,7 +913,15 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let runs =
         load(&engine, &opts.packs, opts.plugins.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("tokenhound watch: detectors loaded: {}", describe(&runs));
-    let mut sink = Sink::open(opts.output.as_deref(), !opts.live_view)?;
+    let saved = match &opts.checkpoint {
+        Some(path) => checkpoint::read(path),
+        None => Ok(None),
+    };
+    let saved_output = saved
+        .as_ref()
+        .ok()
+        .and_then(|c| c.as_ref()?.output.as_ref());
+    let mut sink = Sink::open(opts.output.as_deref(), !opts.live_view, saved_output)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -828,7 +934,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let mut live = Live::new(&opts.dirs, runs);
     let mut checkpoints = opts.checkpoint.clone().map(Checkpoints::new);
     if let Some(path) = &opts.checkpoint {
-        live = resume(&engine, opts, live, path, config.digest)?;
+        live = resume(&engine, opts, live, path, saved, config.digest)?;
     }
     live.follower.spool = receive(opts)?;
     let mut totals = Totals::default();
@@ -841,7 +947,13 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         // Sleep until something changes: only events that change content count
         // (reading a file raises access events, which would wake us forever).
         let due = checkpoints.as_ref().and_then(|c| c.next_due(&sink));
-        let wait = sleep_for(opts, &live, [reload_due, due], started);
+        // The first round reads at once (it is the only one that starts with
+        // data_changed set): a start must not wait for the safety re-check.
+        let wait = if data_changed {
+            Duration::ZERO
+        } else {
+            sleep_for(opts, &live, [reload_due, due], started)
+        };
         let (config_changed, data) = wake(&rx, wait, &config);
         data_changed |= data;
         if config_changed {
