@@ -407,7 +407,7 @@ struct Sink {
     /// lines appended by this run
     appended: u64,
     /// what was written (this run or an earlier one), by id
-    written: HashMap<String, Written>,
+    written: rustc_hash::FxHashMap<String, Written>,
     /// findings that could not be written yet (disk full): tried again
     pending: Vec<Emitted>,
     failing: bool,
@@ -443,8 +443,8 @@ fn line_hash(line: &str) -> u64 {
 fn already_written(
     output: &Path,
     saved: Option<&checkpoint::SavedOutput>,
-) -> HashMap<String, Written> {
-    let mut written = HashMap::new();
+) -> rustc_hash::FxHashMap<String, Written> {
+    let mut written = rustc_hash::FxHashMap::default();
     let Ok(mut file) = std::fs::File::open(output) else {
         return written;
     };
@@ -496,7 +496,7 @@ impl Sink {
         to_stdout: bool,
         saved: Option<&checkpoint::SavedOutput>,
     ) -> anyhow::Result<Self> {
-        let written = output.map_or_else(HashMap::new, |p| already_written(p, saved));
+        let written = output.map_or_else(Default::default, |p| already_written(p, saved));
         let (out, file): (Box<dyn Write>, _) = match output {
             Some(p) => {
                 let f = std::fs::OpenOptions::new()
