@@ -208,6 +208,39 @@ fn a_restart_reads_only_what_came_after_its_checkpoint() {
     no_line_twice(&out);
 }
 
+/// The output and the checkpoint may live in the watched folder: they are
+/// never read as spans (nor reported as bad input), and a restart resumes.
+#[test]
+fn its_own_output_and_checkpoint_in_the_watched_folder_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = dir.path().join("spans");
+    std::fs::create_dir(&spans).unwrap();
+    let out = spans.join("findings.jsonl");
+    let log = dir.path().join("watch.log");
+    append(
+        &spans.join("t.jsonl"),
+        &(turn("e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1") + "\n"),
+    );
+    let w = Watch::start_logged(&spans, &out, &[], Some(&log));
+    w.wait_for("a storm", |f| by_rule(f, "retry-storm").len() == 1);
+    std::thread::sleep(Duration::from_millis(2500));
+    w.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("findings.jsonl:") && !text.contains("checkpoint:"),
+        "{text}"
+    );
+    assert!(text.contains("stopped; 8 spans read"), "{text}");
+    let w = Watch::start_logged(&spans, &out, &[], Some(&log));
+    std::thread::sleep(Duration::from_millis(1000));
+    w.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("resumed from") && text.contains("stopped; 0 spans read"),
+        "{text}"
+    );
+}
+
 /// A detector built for WIT 0.2.0 cannot save its state: watch says so, keeps
 /// no checkpoint, and a restart replays the files (nothing lost or repeated).
 #[test]

@@ -71,7 +71,7 @@ pub fn write(path: &Path, cp: &Checkpoint) -> std::io::Result<u64> {
     let mut bytes = MAGIC.to_vec();
     let body = postcard::to_stdvec(cp).map_err(std::io::Error::other)?;
     bytes.extend_from_slice(&body);
-    let tmp = path.with_extension("tmp");
+    let tmp = temporary(path);
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -79,6 +79,13 @@ pub fn write(path: &Path, cp: &Checkpoint) -> std::io::Result<u64> {
     }
     std::fs::rename(&tmp, path)?;
     Ok(bytes.len() as u64)
+}
+
+/// Where a checkpoint is written before it is renamed to `path`.
+pub fn temporary(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
 }
 
 /// The checkpoint at `path`: `Ok(None)` when there is none yet, `Err` with

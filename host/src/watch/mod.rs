@@ -141,6 +141,9 @@ fn is_compressed(p: &Path) -> bool {
 /// Follows the files of some directories.
 struct Follower {
     dirs: Vec<PathBuf>,
+    /// watch's own files (output, checkpoint), if kept in a watched folder:
+    /// never read as spans
+    own: Vec<PathBuf>,
     known: HashMap<u64, Progress>,
     /// compressed files already handled, by path and size
     done_compressed: HashSet<(PathBuf, u64)>,
@@ -154,9 +157,16 @@ impl Follower {
         for d in &self.dirs {
             out.extend(ingest::expand(std::slice::from_ref(d), &mut Vec::new()));
         }
+        out.retain(|p| !self.is_own(p));
         // Compressed (rotated) files first: they hold the older lines.
         out.sort_by_key(|p| (!is_compressed(p), p.clone()));
         out
+    }
+
+    fn is_own(&self, p: &Path) -> bool {
+        self.own.iter().any(|o| {
+            o.file_name() == p.file_name() && std::path::absolute(p).is_ok_and(|a| &a == o)
+        })
     }
 
     /// New complete lines of every file: (file, first line number, bytes).
@@ -628,10 +638,21 @@ struct Live {
 }
 
 impl Live {
-    fn new(dirs: &[PathBuf], runs: Vec<RuleRun>) -> Self {
+    fn new(opts: &Options, runs: Vec<RuleRun>) -> Self {
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let own = (opts.output.iter())
+            .chain(opts.checkpoint.iter())
+            .map(|p| abs(p))
+            .chain(
+                opts.checkpoint
+                    .as_deref()
+                    .map(|p| abs(&checkpoint::temporary(p))),
+            )
+            .collect();
         Live {
             follower: Follower {
-                dirs: dirs.to_vec(),
+                dirs: opts.dirs.clone(),
+                own,
                 known: HashMap::new(),
                 done_compressed: HashSet::new(),
                 spool: None,
@@ -865,7 +886,7 @@ fn resume(
             );
             let runs = load(engine, &opts.packs, opts.plugins.as_deref())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(Live::new(&opts.dirs, runs))
+            Ok(Live::new(opts, runs))
         }
     }
 }
@@ -878,7 +899,10 @@ fn reload(engine: &Engine, opts: &Options, live: &mut Live, sink: &mut Sink, tot
     match load(engine, &opts.packs, opts.plugins.as_deref()) {
         Ok(runs) => {
             eprintln!("tokenhound watch: reloaded: {}", describe(&runs));
-            *live = Live::new(&opts.dirs, runs);
+            // The receiver's spool stays reported (its backpressure).
+            let spool = live.follower.spool.take();
+            *live = Live::new(opts, runs);
+            live.follower.spool = spool;
             live.read();
         }
         Err(why) => {
@@ -931,7 +955,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     }
     let mut config = Config::new(&opts.packs, opts.plugins.as_deref());
     let (_watcher, rx) = start_watcher(&opts.dirs, &config)?;
-    let mut live = Live::new(&opts.dirs, runs);
+    let mut live = Live::new(opts, runs);
     let mut checkpoints = opts.checkpoint.clone().map(Checkpoints::new);
     if let Some(path) = &opts.checkpoint {
         live = resume(&engine, opts, live, path, saved, config.digest)?;
