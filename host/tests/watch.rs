@@ -8,7 +8,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -97,25 +97,53 @@ fn rotation_and_compressed_copies_lose_and_repeat_nothing() {
     w.stop();
 }
 
+/// A generated month as two halves of lines, the folder a watch follows
+/// (`live` is its file), and the findings a one-shot scan gives.
+struct Halves {
+    spans: PathBuf,
+    live: PathBuf,
+    out: PathBuf,
+    first: String,
+    second: String,
+    want: Vec<(String, Vec<String>, u64)>,
+}
+
+fn halves(dir: &Path, seed: u64) -> Halves {
+    let (month, want) = month_and_want(dir, seed);
+    let spans = dir.join("spans");
+    std::fs::create_dir(&spans).unwrap();
+    let text = std::fs::read_to_string(&month).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    Halves {
+        live: spans.join("otel.jsonl"),
+        spans,
+        out: dir.join("findings.jsonl"),
+        first: first.join("\n") + "\n",
+        second: second.join("\n") + "\n",
+        want,
+    }
+}
+
+/// The watch's findings, by their last version, are the scan's.
+fn assert_as_scan(f: &BTreeMap<String, Value>, want: &[(String, Vec<String>, u64)], what: &str) {
+    let mut got: Vec<_> = f.values().map(key).collect();
+    got.sort();
+    assert_eq!(got.len(), want.len(), "{what}");
+    assert!(got == want, "{what}: watch differs from scan");
+}
+
 #[test]
 fn kill_9_and_restart_gives_the_findings_of_a_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let (month, want) = month_and_want(dir.path(), 11);
-
-    let spans = dir.path().join("spans");
-    std::fs::create_dir(&spans).unwrap();
-    let live = spans.join("otel.jsonl");
-    let out = dir.path().join("findings.jsonl");
-    let text = std::fs::read_to_string(&month).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let half = lines.len() / 2;
-    let w = Watch::start(&spans, &out, &[]);
-    append(&live, &(lines[..half].join("\n") + "\n"));
+    let h = halves(dir.path(), 11);
+    let w = Watch::start(&h.spans, &h.out, &[]);
+    append(&h.live, &h.first);
     w.wait_for("findings of the first half", |f| f.len() > 100);
     w.kill9();
-    append(&live, &(lines[half..].join("\n") + "\n"));
-    let w = Watch::start(&spans, &out, &[]);
-    let n = want.len();
+    append(&h.live, &h.second);
+    let w = Watch::start(&h.spans, &h.out, &[]);
+    let n = h.want.len();
     let f = w.wait_for("all findings", |f| {
         f.len() >= n && f.values().filter(|v| v["rule"] == "context-reread").count() == 70
     });
@@ -123,11 +151,8 @@ fn kill_9_and_restart_gives_the_findings_of_a_scan() {
     let f2 = w.findings();
     w.stop();
     assert_eq!(f.len(), f2.len());
-    let mut got: Vec<_> = f2.values().map(key).collect();
-    got.sort();
-    assert_eq!(got.len(), want.len());
-    assert!(got == want, "watch after kill -9 differs from scan");
-    no_line_twice(&out);
+    assert_as_scan(&f2, &h.want, "after kill -9");
+    no_line_twice(&h.out);
 }
 
 /// A finding written before a restart (before or after the checkpoint) is
@@ -146,66 +171,56 @@ fn no_line_twice(out: &Path) {
     }
 }
 
+/// How many spans a watch said it read, from its log's last line
+/// ("stopped; 5,365 spans read, …"), and the whole log.
+fn spans_read(log: &Path) -> (usize, String) {
+    let text = std::fs::read_to_string(log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("stopped;"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let n = line
+        .split("stopped; ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap();
+    (n.replace(',', "").parse().unwrap(), text)
+}
+
 /// A restart goes on from the checkpoint the last run left beside `--output`:
 /// it reads only the lines that came after it (however much history the
 /// folder holds) and still ends with the findings of a one-shot scan.
 #[test]
 fn a_restart_reads_only_what_came_after_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let (month, want) = month_and_want(dir.path(), 13);
-    let spans = dir.path().join("spans");
-    std::fs::create_dir(&spans).unwrap();
-    let live = spans.join("otel.jsonl");
-    let out = dir.path().join("findings.jsonl");
-    let text = std::fs::read_to_string(&month).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let (first, second) = lines.split_at(lines.len() / 2);
-    let spans_in = |ls: &[&str]| {
-        ls.iter()
-            .map(|l| l.matches("\"spanId\"").count())
-            .sum::<usize>()
-    };
+    let h = halves(dir.path(), 13);
+    let spans_in = |text: &str| text.matches("\"spanId\"").count();
     let log = |n: usize| dir.path().join(format!("watch-{n}.log"));
-    let read = |n: usize| {
-        let text = std::fs::read_to_string(log(n)).unwrap();
-        let line = text
-            .lines()
-            .find(|l| l.contains("stopped;"))
-            .unwrap_or_else(|| panic!("{text}"));
-        // "stopped; 5,365 spans read, …"
-        let n = line
-            .split("stopped; ")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .unwrap();
-        (text.clone(), n.replace(',', "").parse::<usize>().unwrap())
-    };
 
-    append(&live, &(first.join("\n") + "\n"));
-    let w = Watch::start_logged(&spans, &out, &[], Some(&log(1)));
+    append(&h.live, &h.first);
+    let w = Watch::start_logged(&h.spans, &h.out, &[], Some(&log(1)));
     w.wait_for("findings of the first half", |f| f.len() > 50);
     std::thread::sleep(Duration::from_millis(1500));
     w.stop();
-    assert_eq!(read(1).1, spans_in(first));
+    assert_eq!(spans_read(&log(1)).0, spans_in(&h.first));
     assert!(dir.path().join("findings.jsonl.checkpoint").exists());
 
-    append(&live, &(second.join("\n") + "\n"));
-    let w = Watch::start_logged(&spans, &out, &[], Some(&log(2)));
-    let n = want.len();
+    append(&h.live, &h.second);
+    let w = Watch::start_logged(&h.spans, &h.out, &[], Some(&log(2)));
+    let n = h.want.len();
     w.wait_for("all findings", |f| f.len() >= n);
     std::thread::sleep(Duration::from_millis(1500));
     let f = w.findings();
     w.stop();
-    let (text, read_then) = read(2);
+    let (read_then, text) = spans_read(&log(2));
     assert!(text.contains("resumed from"), "{text}");
-    assert_eq!(read_then, spans_in(second), "only the second half was read");
-    let mut got: Vec<_> = f.values().map(key).collect();
-    got.sort();
-    assert!(
-        got == want,
-        "watch after a restart from its checkpoint differs from scan"
+    assert_eq!(
+        read_then,
+        spans_in(&h.second),
+        "only the second half was read"
     );
-    no_line_twice(&out);
+    assert_as_scan(&f, &h.want, "after a restart from its checkpoint");
+    no_line_twice(&h.out);
 }
 
 /// The output and the checkpoint may live in the watched folder: they are
