@@ -186,6 +186,36 @@ fn the_tutorial_works_as_written() {
         5,
         "the four built-ins run beside it"
     );
+    // Step 6: a restart resumes from the checkpoint, context-bloat's state in it.
+    let (spans, plugins) = (dir.path().join("spans"), dir.path().join("plugins"));
+    std::fs::create_dir(&spans).unwrap();
+    std::fs::create_dir(&plugins).unwrap();
+    let wasm = proj.join("target/wasm32-wasip2/release/context_bloat.wasm");
+    std::fs::copy(wasm, plugins.join("context_bloat.wasm")).unwrap();
+    std::fs::copy(proj.join("tests/growing.jsonl"), spans.join("live.jsonl")).unwrap();
+    let found = dir.path().join("findings.jsonl");
+    let watch = || {
+        let out = tokenhound(&[
+            "watch",
+            spans.to_str().unwrap(),
+            "--plugins",
+            plugins.to_str().unwrap(),
+            "--output",
+            found.to_str().unwrap(),
+            "--grace-secs",
+            "0.1",
+            "--run-for-secs",
+            "2",
+        ]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = watch();
+    assert!(!first.contains("no checkpoint"), "{first}");
+    let again = watch();
+    assert!(again.contains("resumed from"), "{again}");
+    assert!(std::fs::read_to_string(&found)
+        .unwrap()
+        .contains("context_bloat"));
 }
 
 /// A Python detector from `tokenhound new --lang python` (its template is

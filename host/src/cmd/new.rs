@@ -154,6 +154,8 @@ crate-type = ["cdylib"]
 
 [dependencies]
 tokenhound-sdk = {{ path = "vendor/tokenhound-sdk" }}
+# a detector's state, saved for watch's checkpoint (Detector::save / restore)
+serde = {{ version = "1", features = ["derive"] }}
 
 [profile.release]
 opt-level = "s"
