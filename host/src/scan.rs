@@ -131,6 +131,33 @@ impl Findings {
         std::mem::take(&mut self.changed)
     }
 
+    /// Findings without a group that were taken as changed can change no
+    /// more: watch has written them.
+    pub fn settled(&self) -> usize {
+        self.list.len() - self.by_group.len()
+    }
+
+    /// Forget the settled findings (see [`Findings::settled`]), so a watch
+    /// that runs for months holds only the grouped findings, which may still
+    /// grow. Only between rounds: nothing may be waiting in `take_changed`.
+    pub fn forget_settled(&mut self) {
+        debug_assert!(self.changed.is_empty(), "changes not taken yet");
+        let mut spans_of = std::mem::take(&mut self.spans_of);
+        self.by_group.clear();
+        for (i, f) in std::mem::take(&mut self.list).into_iter().enumerate() {
+            let Some(g) = f.group.clone() else {
+                continue;
+            };
+            let j = self.list.len();
+            self.by_group.insert(g, j);
+            if let Some(set) = spans_of.remove(&i) {
+                self.spans_of.insert(j, set);
+            }
+            self.list.push(f);
+        }
+        self.marked = vec![false; self.list.len()];
+    }
+
     /// Add a finding (see [`Findings::merge_into`]) and note it as changed.
     pub fn merge(&mut self, f: engine::Finding) {
         let i = self.merge_into(f);
@@ -1040,6 +1067,55 @@ pub fn not_checked(plugin: &LoadedPlugin, c: &Captured) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn finding(title: &str, group: Option<&str>, span: &str) -> engine::Finding {
+        let s = engine::SpanRef {
+            trace_id: "t".into(),
+            span_id: span.into(),
+        };
+        engine::Finding {
+            title: title.into(),
+            message: String::new(),
+            severity: None,
+            session: None,
+            trace_id: None,
+            spans: vec![s.clone()],
+            waste: vec![engine::Charge {
+                span: s,
+                tokens: 10,
+            }],
+            waste_kind: engine::TokenKind::Input,
+            evidence: Vec::new(),
+            fix: String::new(),
+            group: group.map(String::from),
+            pattern: None,
+            waste_seconds: 0.0,
+            alert: false,
+        }
+    }
+
+    /// A long watch forgets findings that can no longer change, and a group
+    /// kept goes on growing as before (its spans named once).
+    #[test]
+    fn settled_findings_are_forgotten_and_groups_still_grow() {
+        let mut f = Findings::default();
+        f.merge(finding("a", None, "1"));
+        f.merge(finding("g", Some("g"), "2"));
+        f.merge(finding("b", None, "3"));
+        assert_eq!(f.take_changed(), vec![0, 1, 2]);
+        assert_eq!(f.settled(), 2);
+        f.forget_settled();
+        assert_eq!(f.list.len(), 1);
+        assert_eq!(f.settled(), 0);
+        f.merge(finding("g2", Some("g"), "2"));
+        f.merge(finding("g3", Some("g"), "4"));
+        assert_eq!(f.take_changed(), vec![0]);
+        let g = &f.list[0];
+        assert_eq!(
+            (g.title.as_str(), g.spans.len(), g.waste.len()),
+            ("g3", 2, 3)
+        );
+    }
 
     /// Every built-in goes on from a saved state exactly as the analyzer that
     /// saved it would: half the example month, then save and restore into new

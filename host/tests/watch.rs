@@ -223,6 +223,33 @@ fn a_restart_reads_only_what_came_after_its_checkpoint() {
     no_line_twice(&h.out);
 }
 
+/// A folder's history is read in rounds of about 16 MB (memory holds a round,
+/// not the history): a month larger than a round, there at the start, is read
+/// whole, no line cut at a round's end, and gives the scan's findings.
+#[test]
+fn a_history_larger_than_a_round_is_read_whole_in_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = halves(dir.path(), 17);
+    let whole = h.first.clone() + &h.second;
+    assert!(
+        whole.len() > 16 << 20,
+        "{} bytes: more than a round",
+        whole.len()
+    );
+    append(&h.live, &whole);
+    let log = dir.path().join("watch.log");
+    let w = Watch::start_logged(&h.spans, &h.out, &[], Some(&log));
+    let n = h.want.len();
+    w.wait_for("all findings", |f| f.len() >= n);
+    std::thread::sleep(Duration::from_millis(1500));
+    let f = w.findings();
+    w.stop();
+    let (read, text) = spans_read(&log);
+    assert_eq!(read, whole.matches("\"spanId\"").count(), "{text}");
+    assert!(!text.contains("record skipped"), "no line cut: {text}");
+    assert_as_scan(&f, &h.want, "a history read in rounds");
+}
+
 /// The output and the checkpoint may live in the watched folder: they are
 /// never read as spans (nor reported as bad input), and a restart resumes.
 #[test]

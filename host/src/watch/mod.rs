@@ -22,7 +22,7 @@ mod checkpoint;
 
 use crate::engine::{self, Engine};
 use crate::ingest::{self, Reader};
-use crate::model::{Assembler, Span};
+use crate::model::Assembler;
 use crate::report::FindingCore;
 use crate::rules::RuleSet;
 use crate::scan::{self, RuleRun, ScanError};
@@ -138,6 +138,13 @@ fn is_compressed(p: &Path) -> bool {
     )
 }
 
+/// New lines of a file: the file, the first one's number, their bytes, and
+/// whether the file has more.
+type Chunk = (PathBuf, u64, Vec<u8>, bool);
+
+/// About the most bytes read in one round (a line is never cut).
+const MAX_CHUNK: u64 = 16 << 20;
+
 /// Follows the files of some directories.
 struct Follower {
     dirs: Vec<PathBuf>,
@@ -169,23 +176,33 @@ impl Follower {
         })
     }
 
-    /// New complete lines of every file: (file, first line number, bytes).
-    fn poll(&mut self) -> Vec<(PathBuf, u64, Vec<u8>)> {
-        let mut out = Vec::new();
+    /// New complete lines of the files, about [`MAX_CHUNK`] bytes a round,
+    /// handed to `each` (file, first line number, bytes) one file at a time;
+    /// whether there is more to read. A folder with a month of history is so
+    /// read in rounds: memory holds a round's chunk, not the history.
+    fn poll(&mut self, each: &mut dyn FnMut(PathBuf, u64, Vec<u8>)) -> bool {
+        let mut read = 0;
         for path in self.files() {
+            if read >= MAX_CHUNK {
+                return true; // the other files next round
+            }
             let r = if is_compressed(&path) {
                 self.poll_compressed(&path)
             } else {
-                self.poll_plain(&path)
+                self.poll_plain(&path, MAX_CHUNK - read)
             };
-            if let Ok(Some(chunk)) = r {
-                out.push(chunk);
+            if let Ok(Some((path, first_line, chunk, left))) = r {
+                read += chunk.len() as u64;
+                each(path, first_line, chunk);
+                if left {
+                    return true;
+                }
             }
         }
-        out
+        false
     }
 
-    fn poll_plain(&mut self, path: &Path) -> std::io::Result<Option<(PathBuf, u64, Vec<u8>)>> {
+    fn poll_plain(&mut self, path: &Path, most: u64) -> std::io::Result<Option<Chunk>> {
         let mut f = std::fs::File::open(path)?;
         let mut first = Vec::new();
         std::io::BufReader::new(&mut f)
@@ -202,11 +219,20 @@ impl Follower {
             return Ok(None);
         }
         f.seek(SeekFrom::Start(p.offset))?;
-        let mut buf = Vec::with_capacity((len - p.offset) as usize);
-        f.take(len - p.offset).read_to_end(&mut buf)?;
-        // Never half a line: stop at the last newline.
-        let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
-            return Ok(None);
+        let want = (len - p.offset).min(most);
+        let mut buf = Vec::with_capacity(want as usize);
+        (&mut f).take(want).read_to_end(&mut buf)?;
+        // Never half a line: stop at the last newline (a line longer than a
+        // chunk is read on to its end).
+        let end = loop {
+            if let Some(end) = memchr::memrchr(b'\n', &buf) {
+                break end;
+            }
+            let before = buf.len();
+            (&mut f).take(MAX_CHUNK).read_to_end(&mut buf)?;
+            if buf.len() == before {
+                return Ok(None);
+            }
         };
         buf.truncate(end + 1);
         let lines = buf.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -217,8 +243,9 @@ impl Follower {
                 lines: p.lines + lines,
             },
         );
-        self.report_read(path, p.offset + buf.len() as u64);
-        Ok(Some((path.to_path_buf(), p.lines + 1, buf)))
+        let offset = p.offset + buf.len() as u64;
+        self.report_read(path, offset);
+        Ok(Some((path.to_path_buf(), p.lines + 1, buf, offset < len)))
     }
 
     /// How far the receiver's spool has been read, for its backpressure.
@@ -230,7 +257,7 @@ impl Follower {
         }
     }
 
-    fn poll_compressed(&mut self, path: &Path) -> std::io::Result<Option<(PathBuf, u64, Vec<u8>)>> {
+    fn poll_compressed(&mut self, path: &Path) -> std::io::Result<Option<Chunk>> {
         let size = std::fs::metadata(path)?.len();
         if self.done_compressed.contains(&(path.to_path_buf(), size)) {
             return Ok(None);
@@ -271,7 +298,7 @@ impl Follower {
                 lines: p.lines + lines,
             },
         );
-        Ok(Some((path.to_path_buf(), p.lines + 1, chunk)))
+        Ok(Some((path.to_path_buf(), p.lines + 1, chunk, false)))
     }
 }
 
@@ -666,23 +693,25 @@ impl Live {
     }
 
     /// Read new complete lines into open traces; returns spans read.
-    fn read(&mut self) -> u64 {
+    /// Read a round of new complete lines into open traces: the spans read,
+    /// and whether a file has more (the loop goes on without sleeping).
+    fn read(&mut self) -> (u64, bool) {
         let mut n = 0;
-        for (path, first_line, data) in self.follower.poll() {
-            self.moved = true;
+        let (reader, asm, moved) = (&mut self.reader, &mut self.asm, &mut self.moved);
+        let more = self.follower.poll(&mut |path, first_line, data| {
+            *moved = true;
             let name: Arc<str> = path.display().to_string().into();
-            let mut got: Vec<Span> = Vec::new();
-            self.reader
-                .read_chunk(&name, first_line, &data, &mut |s| got.extend(s));
-            n += got.len() as u64;
-            for s in got {
-                let _ = self.asm.add(s);
-            }
-        }
+            reader.read_chunk(&name, first_line, &data, &mut |spans| {
+                n += spans.len() as u64;
+                for s in spans {
+                    let _ = asm.add(s);
+                }
+            });
+        });
         for p in std::mem::take(&mut self.reader.stats.first_problems) {
             eprintln!("tokenhound watch: {}", crate::report::clean(&p.to_string()));
         }
-        n
+        (n, more)
     }
 
     /// Everything a restart needs (see `checkpoint`); `Err` says why it
@@ -756,6 +785,10 @@ impl Live {
                 let e = emitted(run, &run.findings.list[i]);
                 sink.emit(e, totals);
             }
+            // Written (or waiting in the sink): a long watch need not hold them.
+            if run.findings.settled() >= FORGET_AFTER {
+                run.findings.forget_settled();
+            }
             if let Some(why) = run.failure.take() {
                 let e = engine_finding(
                     format!(
@@ -770,6 +803,10 @@ impl Live {
         fed
     }
 }
+
+/// Findings without a group are forgotten once this many are written (the
+/// list is rebuilt, so not after each one).
+const FORGET_AFTER: usize = 1024;
 
 /// When and where checkpoints are written (see `checkpoint`).
 struct Checkpoints {
@@ -891,11 +928,17 @@ fn resume(
     }
 }
 
-/// A reload brings the new rule set up to date before it takes over: the files
-/// are read again into it (findings already written are not written again), so
+/// A reload starts the new rule set on the files from their start (findings
+/// already written are not written again; the loop reads them in rounds), so
 /// detector state built before the reload is not lost, and the result equals a
-/// scan, as after a restart.
-fn reload(engine: &Engine, opts: &Options, live: &mut Live, sink: &mut Sink, totals: &mut Totals) {
+/// scan, as after a restart. Whether the new set took over.
+fn reload(
+    engine: &Engine,
+    opts: &Options,
+    live: &mut Live,
+    sink: &mut Sink,
+    totals: &mut Totals,
+) -> bool {
     match load(engine, &opts.packs, opts.plugins.as_deref()) {
         Ok(runs) => {
             eprintln!("tokenhound watch: reloaded: {}", describe(&runs));
@@ -903,12 +946,13 @@ fn reload(engine: &Engine, opts: &Options, live: &mut Live, sink: &mut Sink, tot
             let spool = live.follower.spool.take();
             *live = Live::new(opts, runs);
             live.follower.spool = spool;
-            live.read();
+            true
         }
         Err(why) => {
             let why = crate::report::clean(&why).into_owned();
             eprintln!("tokenhound watch: reload failed, previous detectors keep running: {why}");
             sink.emit(engine_finding("reload failed".into(), why), totals);
+            false
         }
     }
 }
@@ -971,8 +1015,8 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         // Sleep until something changes: only events that change content count
         // (reading a file raises access events, which would wake us forever).
         let due = checkpoints.as_ref().and_then(|c| c.next_due(&sink));
-        // The first round reads at once (it is the only one that starts with
-        // data_changed set): a start must not wait for the safety re-check.
+        // Data known to be there (the first round, a file with more to read,
+        // a reload) is read at once: no wait for the safety re-check.
         let wait = if data_changed {
             Duration::ZERO
         } else {
@@ -989,18 +1033,20 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             let digest = config.content_digest();
             if digest != config.digest {
                 config.digest = digest;
-                reload(&engine, opts, &mut live, &mut sink, &mut totals);
-                if let Some(c) = checkpoints.as_mut() {
-                    c.reloaded();
+                if reload(&engine, opts, &mut live, &mut sink, &mut totals) {
+                    data_changed = true;
+                    if let Some(c) = checkpoints.as_mut() {
+                        c.reloaded();
+                    }
                 }
             }
         }
         if data_changed || last_poll.elapsed() >= Duration::from_secs(5) {
-            data_changed = false;
             last_poll = Instant::now();
-            let n = live.read();
+            let (n, more) = live.read();
             totals.spans += n;
             totals.changed |= n > 0;
+            data_changed = more;
         }
         let fed = live.analyse(opts, &mut sink, &mut totals);
         sink.retry(&mut totals);
