@@ -761,8 +761,8 @@ impl Live {
         self.asm = Assembler::restore(cp.assembler, u64::MAX);
         self.trace_models = cp.trace_models.into_iter().collect();
         Ok(format!(
-            "{} already read in {} ({} open)",
-            crate::report::count(read, "byte"),
+            "{:.1} MB already read in {} ({} open), not read again",
+            read as f64 / 1e6,
             crate::report::count(f.known.len() as u64, "file"),
             crate::report::count(self.asm.open_traces() as u64, "trace"),
         ))
