@@ -83,8 +83,13 @@ pub fn write(path: &Path, cp: &Checkpoint) -> std::io::Result<u64> {
 
 /// Where a checkpoint is written before it is renamed to `path`.
 pub fn temporary(path: &Path) -> PathBuf {
+    suffixed(path, ".tmp")
+}
+
+/// `path` with `suffix` added to its file name (`out.jsonl` → `out.jsonl.tmp`).
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
+    name.push(suffix);
     path.with_file_name(name)
 }
 
@@ -106,7 +111,5 @@ pub fn read(path: &Path) -> Result<Option<Checkpoint>, String> {
 
 /// The default place of the checkpoint: beside `--output`.
 pub fn beside(output: &Path) -> PathBuf {
-    let mut name = output.file_name().unwrap_or_default().to_os_string();
-    name.push(".checkpoint");
-    output.with_file_name(name)
+    suffixed(output, ".checkpoint")
 }

@@ -124,11 +124,19 @@ struct Progress {
     lines: u64,
 }
 
-fn fingerprint(first_line: &[u8]) -> u64 {
+/// A stable hash of some bytes: a file's first line (to know the file), an
+/// output line (to know a finding was written).
+fn fingerprint(bytes: &[u8]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    first_line.hash(&mut h);
+    bytes.hash(&mut h);
     h.finish()
+}
+
+/// `p` made absolute (as given when it cannot be): paths compared with the
+/// events' and the folders' must be absolute.
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn is_compressed(p: &Path) -> bool {
@@ -348,10 +356,9 @@ struct Config {
 
 impl Config {
     fn new(packs: &[PathBuf], plugins: Option<&Path>) -> Self {
-        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let mut c = Config {
-            packs: packs.iter().map(|p| abs(p)).collect(),
-            plugins: plugins.map(abs),
+            packs: packs.iter().map(|p| absolute(p)).collect(),
+            plugins: plugins.map(absolute),
             digest: 0,
         };
         c.digest = c.content_digest();
@@ -373,7 +380,7 @@ impl Config {
     }
 
     fn concerns(&self, p: &Path) -> bool {
-        let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let p = absolute(p);
         self.packs.contains(&p)
             || self.plugins.as_deref().is_some_and(|d| {
                 p.parent() == Some(d) && p.extension().is_some_and(|e| e == "wasm")
@@ -467,13 +474,6 @@ struct Head {
     wasted_tokens: u64,
 }
 
-fn line_hash(line: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    line.hash(&mut h);
-    h.finish()
-}
-
 /// What `output` holds already (a restart), not to be written again: from
 /// the checkpoint's record up to the length it had then, and the lines after
 /// it. A line that is not a whole finding (torn) is not counted as written.
@@ -487,7 +487,7 @@ fn already_written(
     };
     let len = file.metadata().map_or(0, |m| m.len());
     let mut from = 0;
-    let path = std::path::absolute(output).unwrap_or_else(|_| output.to_path_buf());
+    let path = absolute(output);
     let fits = |s: &&checkpoint::SavedOutput| s.path == path && s.len <= len;
     if let Some(s) = saved.filter(fits).filter(|s| ends_line(&mut file, s.len)) {
         for (id, hash, wasted_tokens) in &s.written {
@@ -508,7 +508,7 @@ fn already_written(
     for line in text.lines() {
         if let Ok(h) = serde_json::from_str::<Head>(line) {
             let w = Written {
-                hash: line_hash(line),
+                hash: fingerprint(line.as_bytes()),
                 wasted_tokens: h.wasted_tokens,
             };
             written.insert(h.id, w);
@@ -551,7 +551,7 @@ impl Sink {
         Ok(Sink {
             out,
             file,
-            path: output.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
+            path: output.map(absolute),
             appended: 0,
             written,
             pending: Vec::new(),
@@ -563,7 +563,7 @@ impl Sink {
     /// written yet waits in `pending`.
     fn emit(&mut self, e: Emitted, totals: &mut Totals) {
         let line = serde_json::to_string(&e).expect("serialises");
-        let hash = line_hash(&line);
+        let hash = fingerprint(line.as_bytes());
         let same = self.written.get(&e.id).is_some_and(|w| w.hash == hash);
         if same || self.pending.iter().any(|p| p == &e) {
             return;
@@ -666,14 +666,13 @@ struct Live {
 
 impl Live {
     fn new(opts: &Options, runs: Vec<RuleRun>) -> Self {
-        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let own = (opts.output.iter())
             .chain(opts.checkpoint.iter())
-            .map(|p| abs(p))
+            .map(|p| absolute(p))
             .chain(
                 opts.checkpoint
                     .as_deref()
-                    .map(|p| abs(&checkpoint::temporary(p))),
+                    .map(|p| absolute(&checkpoint::temporary(p))),
             )
             .collect();
         Live {
