@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// One attribute. Its texts borrow from the record they were parsed from where
 /// they can (OTLP JSON without escapes): most attributes of a real service's
 /// spans are read once, for nothing, and copying each one cost a tenth of a scan.
-#[derive(Deserialize, Clone, Debug)]
+#[derive(Deserialize, Clone, Debug, PartialEq)]
 pub struct KeyValue<'a> {
     #[serde(borrow)]
     pub key: Cow<'a, str>,

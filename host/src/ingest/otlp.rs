@@ -13,6 +13,8 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+mod fast;
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TracesData<'a> {
@@ -30,6 +32,7 @@ struct ResourceSpans<'a> {
 }
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 struct Resource<'a> {
     #[serde(borrow, default)]
     attributes: Vec<KeyValue<'a>>,
@@ -45,6 +48,7 @@ struct ScopeSpans<'a> {
 
 /// The instrumentation scope: which library recorded the spans.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 struct Scope {
     #[serde(default)]
     name: String,
@@ -53,6 +57,7 @@ struct Scope {
 /// The same document with spans parsed in one go: the fast path, taken when
 /// the whole record is good (nearly always).
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 #[serde(rename_all = "camelCase")]
 struct FastTracesData<'a> {
     #[serde(borrow, default)]
@@ -60,6 +65,7 @@ struct FastTracesData<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 #[serde(rename_all = "camelCase")]
 struct FastResourceSpans<'a> {
     #[serde(borrow, default)]
@@ -69,6 +75,7 @@ struct FastResourceSpans<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 struct FastScopeSpans<'a> {
     #[serde(default)]
     scope: Option<Scope>,
@@ -76,7 +83,8 @@ struct FastScopeSpans<'a> {
     spans: Vec<OtlpSpan<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 #[serde(rename_all = "camelCase")]
 pub struct OtlpSpan<'a> {
     #[serde(borrow, default)]
@@ -100,6 +108,7 @@ pub struct OtlpSpan<'a> {
 }
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 pub struct Status<'a> {
     #[serde(default, deserialize_with = "status_code")]
     pub code: i64,
@@ -109,6 +118,7 @@ pub struct Status<'a> {
 
 /// A span event; only `exception` events are read (their message).
 #[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 pub struct Event<'a> {
     #[serde(borrow, default)]
     pub name: Cow<'a, str>,
@@ -352,7 +362,8 @@ pub fn parse_traces_data(
 ) {
     let text = super::text_of(text, origin, problems);
     let text = &*text;
-    if let Ok(doc) = serde_json::from_str::<FastTracesData>(text) {
+    let fast = fast::traces_data(text).or_else(|| serde_json::from_str(text).ok());
+    if let Some(doc) = fast {
         // Spans are big: growing `out` a doubling at a time moved each one again.
         let scopes = doc.resource_spans.iter().flat_map(|r| &r.scope_spans);
         out.reserve(scopes.map(|s| s.spans.len()).sum());

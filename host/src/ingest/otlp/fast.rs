@@ -1,0 +1,713 @@
+//! A hand-written reader of OTLP JSON in the shape exporters write it: the
+//! usual field names, strings and numbers where OTLP puts them.
+//!
+//! serde_json's derived readers spent about a quarter of a scan dispatching on
+//! field names and visitors, span after span; this reader walks the bytes once,
+//! finds string ends eight bytes at a time and borrows every text without
+//! escapes. It gives exactly the document serde would, or `None` whenever
+//! anything is unusual (a null, a repeated field, an escaped field name, a
+//! number in an odd form, deep nesting): the serde readers then decide, with
+//! their located errors, so a bad record is reported as before. The tests check
+//! it against serde on every OTLP fixture and on thousands of mangled copies.
+
+use super::{Event, FastResourceSpans, FastScopeSpans, FastTracesData, OtlpSpan, Resource, Scope};
+use super::{KeyValue, Status};
+use crate::ingest::attrs::AnyValue;
+use std::borrow::Cow;
+
+/// Nesting deeper than this is left to serde (which has a limit of its own).
+const MAX_DEPTH: u32 = 100;
+
+/// The document, as serde's `FastTracesData` would read it; `None` when it is
+/// anything but plain.
+pub fn traces_data(text: &str) -> Option<FastTracesData<'_>> {
+    let mut p = Parser {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+        depth: 0,
+    };
+    let mut resource_spans = None;
+    p.object(|p, key| match key {
+        "resourceSpans" => set(&mut resource_spans, p.array(Parser::resource_spans)?),
+        _ => p.skip(),
+    })?;
+    p.ws();
+    (p.i == p.b.len()).then(|| FastTracesData {
+        resource_spans: resource_spans.unwrap_or_default(),
+    })
+}
+
+/// Fill a field once: a repeated field is serde's error, so not ours to read.
+fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(value);
+    Some(())
+}
+
+struct Parser<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+    depth: u32,
+}
+
+impl<'a> Parser<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// At an opening quote: the string's raw content (between the quotes) and
+    /// whether it holds escapes.
+    fn raw_string(&mut self) -> Option<(usize, usize, bool)> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            self.i += stop(&self.b[self.i..])?;
+            match self.b[self.i] {
+                b'"' => {
+                    self.i += 1;
+                    return Some((start, self.i - 1, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.i += 2;
+                    if self.i > self.b.len() {
+                        return None;
+                    }
+                }
+                _ => return None, // a raw control character
+            }
+        }
+    }
+
+    /// A text, borrowed unless it holds escapes (decoded by serde_json, which
+    /// also judges a bad escape).
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let (start, end, escaped) = self.raw_string()?;
+        if !escaped {
+            return Some(Cow::Borrowed(&self.s[start..end]));
+        }
+        serde_json::from_str(&self.s[start - 1..=end])
+            .ok()
+            .map(Cow::Owned)
+    }
+
+    /// A field name; one with escapes is left to serde.
+    fn key(&mut self) -> Option<&'a str> {
+        let (start, end, escaped) = self.raw_string()?;
+        (!escaped).then(|| &self.s[start..end])
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// `{"name": value, …}`; `field` reads each value.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        self.enter()?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+        } else {
+            loop {
+                let key = self.key()?;
+                self.eat(b':')?;
+                field(self, key)?;
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// `[item, …]`.
+    fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        self.eat(b'[')?;
+        self.enter()?;
+        let mut out = Vec::new();
+        if self.peek()? == b']' {
+            self.i += 1;
+        } else {
+            loop {
+                out.push(item(self)?);
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(out)
+    }
+
+    /// A JSON number's text, checked against JSON's grammar.
+    fn number(&mut self) -> Option<&'a str> {
+        self.ws();
+        let (b, start) = (self.b, self.i);
+        let mut i = start;
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > from
+        };
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => {
+                digits(&mut i);
+            }
+            _ => return None,
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        self.i = i;
+        Some(&self.s[start..i])
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.ws();
+        self.b[self.i..]
+            .starts_with(word)
+            .then(|| self.i += word.len())
+    }
+
+    fn boolean(&mut self) -> Option<bool> {
+        match self.peek()? {
+            b't' => self.literal(b"true").map(|_| true),
+            _ => self.literal(b"false").map(|_| false),
+        }
+    }
+
+    /// Any value, read for nothing (an unknown field).
+    fn skip(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                let (start, end, escaped) = self.raw_string()?;
+                if escaped {
+                    // serde checks the escapes of a text it ignores, too
+                    serde_json::from_str::<serde::de::IgnoredAny>(&self.s[start - 1..=end]).ok()?;
+                }
+                Some(())
+            }
+            b'{' => self.object(|p, _| p.skip()),
+            b'[' => self.array(Parser::skip).map(drop),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number().map(drop),
+        }
+    }
+
+    /// Nanoseconds: digits, as a number or a string (OTLP's 64-bit rule).
+    fn nanos(&mut self) -> Option<u64> {
+        if self.peek()? != b'"' {
+            return self.number()?.parse().ok();
+        }
+        let (start, end, escaped) = self.raw_string()?;
+        if escaped {
+            return None;
+        }
+        self.s[start..end].parse().ok()
+    }
+
+    fn resource_spans(&mut self) -> Option<FastResourceSpans<'a>> {
+        let (mut resource, mut scope_spans) = (None, None);
+        self.object(|p, key| match key {
+            "resource" => set(&mut resource, p.resource()?),
+            "scopeSpans" | "instrumentationLibrarySpans" => {
+                set(&mut scope_spans, p.array(Parser::scope_spans)?)
+            }
+            _ => p.skip(),
+        })?;
+        Some(FastResourceSpans {
+            resource,
+            scope_spans: scope_spans.unwrap_or_default(),
+        })
+    }
+
+    fn resource(&mut self) -> Option<Resource<'a>> {
+        let mut attributes = None;
+        self.object(|p, key| match key {
+            "attributes" => set(&mut attributes, p.array(Parser::key_value)?),
+            _ => p.skip(),
+        })?;
+        Some(Resource {
+            attributes: attributes.unwrap_or_default(),
+        })
+    }
+
+    fn scope_spans(&mut self) -> Option<FastScopeSpans<'a>> {
+        let (mut scope, mut spans) = (None, None);
+        self.object(|p, key| match key {
+            "scope" => set(&mut scope, p.scope()?),
+            "spans" => set(&mut spans, p.array(Parser::span)?),
+            _ => p.skip(),
+        })?;
+        Some(FastScopeSpans {
+            scope,
+            spans: spans.unwrap_or_default(),
+        })
+    }
+
+    fn scope(&mut self) -> Option<Scope> {
+        let mut name = None;
+        self.object(|p, key| match key {
+            "name" => set(&mut name, p.string()?.into_owned()),
+            _ => p.skip(),
+        })?;
+        Some(Scope {
+            name: name.unwrap_or_default(),
+        })
+    }
+
+    fn span(&mut self) -> Option<OtlpSpan<'a>> {
+        let mut s = OtlpSpan::default();
+        let mut seen = 0u16;
+        self.object(|p, key| {
+            let field = match key {
+                "traceId" => 0,
+                "spanId" => 1,
+                "parentSpanId" => 2,
+                "name" => 3,
+                "startTimeUnixNano" => 4,
+                "endTimeUnixNano" => 5,
+                "attributes" => 6,
+                "status" => 7,
+                "events" => 8,
+                _ => return p.skip(),
+            };
+            if seen & (1 << field) != 0 {
+                return None;
+            }
+            seen |= 1 << field;
+            match field {
+                0 => s.trace_id = p.string()?,
+                1 => s.span_id = p.string()?,
+                2 => s.parent_span_id = p.string()?,
+                3 => s.name = p.string()?,
+                4 => s.start_time_unix_nano = p.nanos()?,
+                5 => s.end_time_unix_nano = p.nanos()?,
+                6 => s.attributes = p.array(Parser::key_value)?,
+                7 => s.status = p.status()?,
+                _ => s.events = p.array(Parser::event)?,
+            }
+            Some(())
+        })?;
+        Some(s)
+    }
+
+    fn status(&mut self) -> Option<Status<'a>> {
+        let (mut code, mut message) = (None, None);
+        self.object(|p, key| match key {
+            "code" => set(&mut code, p.status_code()?),
+            "message" => set(&mut message, p.string()?),
+            _ => p.skip(),
+        })?;
+        Some(Status {
+            code: code.unwrap_or(0),
+            message: message.unwrap_or_default(),
+        })
+    }
+
+    /// A status code as a number or as its name (`super::status_code`).
+    fn status_code(&mut self) -> Option<i64> {
+        if self.peek()? != b'"' {
+            return self.number()?.parse().ok();
+        }
+        Some(match &*self.string()? {
+            "STATUS_CODE_ERROR" | "ERROR" | "2" => 2,
+            "STATUS_CODE_OK" | "OK" | "1" => 1,
+            _ => 0,
+        })
+    }
+
+    fn event(&mut self) -> Option<Event<'a>> {
+        let (mut name, mut attributes) = (None, None);
+        self.object(|p, key| match key {
+            "name" => set(&mut name, p.string()?),
+            "attributes" => set(&mut attributes, p.array(Parser::key_value)?),
+            _ => p.skip(),
+        })?;
+        Some(Event {
+            name: name.unwrap_or_default(),
+            attributes: attributes.unwrap_or_default(),
+        })
+    }
+
+    fn key_value(&mut self) -> Option<KeyValue<'a>> {
+        let (mut key, mut value) = (None, None);
+        self.object(|p, k| match k {
+            "key" => set(&mut key, p.string()?),
+            "value" => set(&mut value, p.any_value()?),
+            _ => p.skip(),
+        })?;
+        Some(KeyValue {
+            key: key?,
+            value: value.unwrap_or_default(),
+        })
+    }
+
+    /// An `AnyValue` object; as in serde's reader, the last value field wins.
+    fn any_value(&mut self) -> Option<AnyValue<'a>> {
+        let mut out = AnyValue::Empty;
+        self.object(|p, key| {
+            out = match key {
+                "stringValue" | "bytesValue" => AnyValue::Str(p.string()?),
+                "intValue" => AnyValue::Int(p.int_text()?),
+                "doubleValue" => AnyValue::Double(p.double_text()?),
+                "boolValue" => AnyValue::Bool(p.boolean()?),
+                "arrayValue" => AnyValue::Array(p.values(Parser::any_value)?),
+                "kvlistValue" => AnyValue::KvList(
+                    p.values(Parser::key_value)?
+                        .into_iter()
+                        .map(|kv| (kv.key, kv.value))
+                        .collect(),
+                ),
+                _ => return p.skip(),
+            };
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    /// `{"values": [item, …]}` of an array or key-value list.
+    fn values<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let mut values = None;
+        self.object(|p, key| match key {
+            "values" => set(&mut values, p.array(&mut item)?),
+            _ => p.skip(),
+        })?;
+        Some(values.unwrap_or_default())
+    }
+
+    /// An integer as a number or a string holding one (OTLP's 64-bit rule).
+    fn int_text(&mut self) -> Option<i64> {
+        if self.peek()? != b'"' {
+            return self.number()?.parse().ok();
+        }
+        self.string()?.trim().parse().ok()
+    }
+
+    /// A double as a number or a string (`"NaN"`, `"Infinity"`).
+    fn double_text(&mut self) -> Option<f64> {
+        if self.peek()? != b'"' {
+            return self.number()?.parse().ok();
+        }
+        self.string()?.parse().ok()
+    }
+}
+
+/// Where the first `"`, `\` or control character of `b` is: eight bytes at a
+/// time, as serde_json does. The lowest flagged byte is always a true one
+/// (a borrow only ever flags bytes above a true match).
+fn stop(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let hits =
+            zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | control;
+        if hits != 0 {
+            return Some(i + hits.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What serde's fast path reads from the same text.
+    fn serde(text: &str) -> Option<FastTracesData<'_>> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// Where this reader gives a document, it is serde's.
+    fn agrees(text: &str) -> bool {
+        match traces_data(text) {
+            None => false,
+            Some(ours) => {
+                // Compared as printed: NaN is not equal to itself.
+                let (ours, theirs) = (format!("{:?}", Some(ours)), format!("{:?}", serde(text)));
+                assert_eq!(ours, theirs, "the readers differ on {text}");
+                true
+            }
+        }
+    }
+
+    fn fixture_lines() -> Vec<String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        let mut lines = Vec::new();
+        for dir in ["real-instr", "builtin"] {
+            let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+                .collect();
+            files.sort();
+            for f in files {
+                let text = std::fs::read_to_string(&f).unwrap();
+                lines.extend(
+                    text.lines()
+                        .filter(|l| l.contains("\"resourceSpans\""))
+                        .map(String::from),
+                );
+            }
+        }
+        assert!(lines.len() > 50, "the OTLP fixtures are missing");
+        lines
+    }
+
+    /// Every record the real instrumentations wrote (and the built-in
+    /// detectors' fixtures) is read by this reader, exactly as serde reads it.
+    #[test]
+    fn every_otlp_fixture_reads_as_serde_reads_it() {
+        for line in fixture_lines() {
+            assert!(agrees(&line), "the fast reader gave up on {line}");
+        }
+    }
+
+    /// Mangled records (bytes replaced, dropped, doubled, JSON's punctuation
+    /// and escapes put in) are either left to serde or read as serde reads them.
+    #[test]
+    fn mangled_records_are_left_to_serde_or_read_as_serde_reads_them() {
+        let lines = fixture_lines();
+        let mut rng = fastrand::Rng::with_seed(7);
+        const BITS: &[&str] = &[
+            "\"",
+            "\\",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            " ",
+            "0",
+            "-",
+            "1e5",
+            ".5",
+            "null",
+            "true",
+            "\\n",
+            "\\u00e9",
+            "\\ud800",
+            "\u{e9}",
+            "\t",
+            "\u{1}",
+            "\"key\"",
+            "\"intValue\":",
+            "\"code\":",
+            "\"spanId\":\"x\",",
+        ];
+        let (mut read, mut left) = (0, 0);
+        for _ in 0..4000 {
+            let mut text = lines[rng.usize(..lines.len())].clone();
+            for _ in 0..rng.usize(1..4) {
+                let mut at = rng.usize(..=text.len());
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let mut end = (at + rng.usize(0..4)).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let bit = if rng.bool() {
+                    BITS[rng.usize(..BITS.len())]
+                } else {
+                    ""
+                };
+                text.replace_range(at..end, bit);
+            }
+            if agrees(&text) {
+                read += 1;
+            } else {
+                left += 1;
+            }
+        }
+        // Both kinds happen, so both branches were checked.
+        assert!(read > 200 && left > 200, "read {read}, left {left}");
+    }
+
+    /// The value forms OTLP JSON allows (and a few it does not): read as
+    /// serde reads them, and the usual ones read here, not left to serde.
+    #[test]
+    fn each_value_form_reads_as_serde_reads_it() {
+        let span = |attr: &str, extra: &str| {
+            format!(
+                r#"{{"resourceSpans":[{{"scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"t","spanId":"a","startTimeUnixNano":"1","attributes":[{{"key":"k","value":{attr}}}]{extra}}}]}}]}}]}}"#
+            )
+        };
+        let usual = [
+            r#"{"stringValue":"plain"}"#,
+            r#"{"stringValue":"esc \"q\" \n \u00e9 \ud83d\ude00 \/"}"#,
+            r#"{"intValue":"200"}"#,
+            r#"{"intValue":200}"#,
+            r#"{"intValue":-5}"#,
+            r#"{"intValue":" 7 "}"#,
+            r#"{"doubleValue":0.1}"#,
+            r#"{"doubleValue":-2.5e-3}"#,
+            r#"{"doubleValue":"NaN"}"#,
+            r#"{"doubleValue":"Infinity"}"#,
+            r#"{"doubleValue":3}"#,
+            r#"{"boolValue":true}"#,
+            r#"{"arrayValue":{"values":[{"stringValue":"a"},{"intValue":"1"}]}}"#,
+            r#"{"kvlistValue":{"values":[{"key":"x","value":{"boolValue":false}}]}}"#,
+            r#"{}"#,
+            r#"{"stringValue":"a","intValue":"3"}"#,
+            r#"{"unknown":[1,{"a":null}],"stringValue":"b"}"#,
+        ];
+        for attr in usual {
+            assert!(agrees(&span(attr, "")), "{attr} was left to serde");
+        }
+        let odd = [
+            r#"{"intValue":2.5}"#,
+            r#"{"intValue":9223372036854775808}"#,
+            r#"{"intValue":"x"}"#,
+            r#"{"intValue":null}"#,
+            r#"{"doubleValue":1e400}"#,
+            r#"{"doubleValue":01}"#,
+            r#"{"stringValue":"\ud800"}"#,
+            r#"{"stringValue":"\x"}"#,
+            r#"{"stringValue":5}"#,
+            r#"{"boolValue":"true"}"#,
+            r#"{"arrayValue":{"values":null}}"#,
+            r#"{"arrayValue":{"values":[],"values":[{"boolValue":true}]}}"#,
+            r#"null"#,
+        ];
+        for attr in odd {
+            agrees(&span(attr, ""));
+        }
+        let fields = [
+            r#","status":{"code":2,"message":"boom"}"#,
+            r#","status":{"code":"STATUS_CODE_ERROR"}"#,
+            r#","status":{"code":"whatever"}"#,
+            r#","endTimeUnixNano":5"#,
+            r#","parentSpanId":"","kind":3,"flags":256,"links":[]"#,
+            r#","events":[{"name":"exception","timeUnixNano":"9","attributes":[{"key":"exception.message","value":{"stringValue":"m"}}]}]"#,
+        ];
+        for extra in fields {
+            assert!(agrees(&span(r#"{}"#, extra)), "{extra} was left to serde");
+        }
+        let odd_fields = [
+            r#","status":{"code":2.0}"#,
+            r#","status":{"code":-1}"#,
+            r#","status":null"#,
+            r#","endTimeUnixNano":-1"#,
+            r#","endTimeUnixNano":1.5"#,
+            r#","endTimeUnixNano":"+5""#,
+            r#","endTimeUnixNano":"1e3""#,
+            r#","endTimeUnixNano":18446744073709551616"#,
+            r#","spanId":"again""#,
+            r#","status":{"code":2,"code":1}"#,
+            r#","events":[{"name":"a","name":"b"}]"#,
+            r#","sp\u0061nId":"b""#,
+        ];
+        for extra in odd_fields {
+            agrees(&span(r#"{}"#, extra));
+        }
+        for text in [
+            "  \n{\"resourceSpans\" : [ ] }\r\n",
+            "{\"resourceSpans\":[]} x",
+            "{\"resourceSpans\":[],}",
+            "{\"instrumentationLibrarySpans\":[]}",
+            "{\"resourceSpans\":[{\"instrumentationLibrarySpans\":[{\"spans\":[{\"traceId\":\"t\",\"spanId\":\"s\"}]}]}]}",
+        ] {
+            agrees(text);
+        }
+    }
+
+    /// Random doubles, printed the ways JSON writers print them, parse to the
+    /// same bits.
+    #[test]
+    fn doubles_read_to_the_same_bits_as_serde() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..3000 {
+            let x = f64::from_bits(rng.u64(..));
+            if !x.is_finite() {
+                continue;
+            }
+            for text in [
+                format!("{x}"),
+                format!("{x:e}"),
+                format!("{:.17}", x / 1e300),
+            ] {
+                let line = format!(
+                    r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"t","spanId":"a","attributes":[{{"key":"k","value":{{"doubleValue":{text}}}}}]}}]}}]}}]}}"#
+                );
+                agrees(&line);
+            }
+        }
+    }
+
+    /// The string scan finds the first quote, backslash or control character
+    /// wherever it falls in a word.
+    #[test]
+    fn the_string_scan_stops_at_the_first_special_byte() {
+        for len in 0..20 {
+            for special in [b'"', b'\\', 0x1f, 0] {
+                for at in 0..len {
+                    let mut b = vec![b'a'; len];
+                    b[at] = special;
+                    if at + 1 < len {
+                        b[at + 1] = b'"';
+                    }
+                    assert_eq!(stop(&b), Some(at), "{len} {special} {at}");
+                }
+                assert_eq!(stop(&vec![0xc3; len]), None);
+            }
+        }
+    }
+}
