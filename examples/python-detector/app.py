@@ -2,7 +2,7 @@
 pays for them again. The same query as the Rust example `tokenhound new` writes,
 built into a WebAssembly component with componentize-py:
 
-    componentize-py -d ../../wit/v0.3.0 -w plugin componentize app -o large_tool_results_py.wasm
+    componentize-py -d ../../wit/v0.4.0 -w plugin componentize app -o large_tool_results_py.wasm
 """
 
 import json
@@ -12,9 +12,22 @@ import wit_world
 from componentize_py_types import Err
 from wit_world.exports import detector
 from wit_world.imports import types
+from wit_world.imports.batch import SpanColumns
 from wit_world.imports.types import Field, ParamType, SpanKind, TextField
 
 NONE = 4294967295
+
+
+class Strings:
+    """The batch's string table: one UTF-8 blob and where each string ends."""
+
+    def __init__(self, batch: SpanColumns):
+        self.blob = batch.strings
+        self.ends = batch.string_ends
+
+    def __getitem__(self, i: int) -> str:
+        start = self.ends[i - 1] if i else 0
+        return self.blob[start : self.ends[i]].decode()
 
 
 class Analyzer(detector.Analyzer):
@@ -22,9 +35,9 @@ class Analyzer(detector.Analyzer):
         self.max_tokens = max_tokens
         self.bytes_per_token = bytes_per_token
 
-    def observe(self, batch: types.SpanColumns, texts) -> list:
+    def observe(self, batch: SpanColumns, texts) -> list:
         out = []
-        strings = batch.strings
+        strings = Strings(batch)
         for row, kind in enumerate(batch.kind):
             if kind != SpanKind.TOOL:
                 continue

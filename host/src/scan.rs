@@ -477,8 +477,7 @@ pub fn feed(
         let data = Arc::new(data);
         runs.par_iter_mut().for_each(|run| {
             if let Some(a) = run.analyzer.as_mut() {
-                let view = cols.view(&run.plugin.meta.needs);
-                let r = a.observe(&view, data.clone());
+                let r = a.observe(&cols, &run.plugin.meta.needs, data.clone());
                 run.record(r, "observe");
             }
         });

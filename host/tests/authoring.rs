@@ -92,7 +92,7 @@ fn scaffolded_rust_detector_builds_tests_and_scans() {
         .iter()
         .find(|d| d["name"] == "big-results")
         .expect("listed");
-    assert_eq!(d["wit"], "tokenhound:detector@0.3.0");
+    assert_eq!(d["wit"], "tokenhound:detector@0.4.0");
     assert_eq!(d["params"][0]["name"], "max_result_tokens");
     assert_eq!(d["params"][0]["default"], 2000);
     assert_eq!(d["sha256"].as_str().unwrap().len(), 64);
@@ -249,7 +249,7 @@ fn scaffolded_python_detector_builds_tests_scans_and_is_cached() {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         std::fs::read(proj.join("app.py")).unwrap().hash(&mut h);
-        std::fs::read(proj.join("wit/v0.3.0/detector.wit"))
+        std::fs::read(proj.join("wit/v0.4.0/detector.wit"))
             .unwrap()
             .hash(&mut h);
         h.finish()
@@ -262,7 +262,7 @@ fn scaffolded_python_detector_builds_tests_scans_and_is_cached() {
         let st = Command::new("componentize-py")
             .args([
                 "-d",
-                "wit/v0.3.0",
+                "wit/v0.4.0",
                 "-w",
                 "plugin",
                 "componentize",
@@ -335,7 +335,7 @@ fn scaffolded_python_detector_builds_tests_scans_and_is_cached() {
         "the four built-ins run beside it"
     );
 
-    // watch saves the Python analyzer's state (WIT 0.3.0) and a restart resumes.
+    // watch saves the Python analyzer's state (WIT 0.3.0 and later) and a restart resumes.
     let spans = dir.path().join("spans");
     std::fs::create_dir(&spans).unwrap();
     std::fs::copy(&fixture, spans.join("t.jsonl")).unwrap();

@@ -18,7 +18,7 @@ const SDK_PARAMS: &str = include_str!("../../../plugins/sdk/src/params.rs");
 const SDK_CHUNK: &str = include_str!("../../../plugins/sdk/src/chunk.rs");
 const SDK_DATE: &str = include_str!("../../../plugins/sdk/src/date.rs");
 const SDK_STATE: &str = include_str!("../../../plugins/sdk/src/state.rs");
-const WIT: &str = include_str!("../../../wit/v0.3.0/detector.wit");
+const WIT: &str = include_str!("../../../wit/v0.4.0/detector.wit");
 
 const EXAMPLE: &str = r#"//! NAME: tool results so big that every later call pays for them again.
 //! A starting point: change the query, keep the shape.
@@ -105,7 +105,7 @@ pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
         Lang::Rust => format!("target/wasm32-wasip2/release/{crate_name}.wasm"),
         Lang::Python => format!("{crate_name}.wasm"),
     };
-    w("wit/v0.3.0/detector.wit", WIT)?;
+    w("wit/v0.4.0/detector.wit", WIT)?;
     w("tests/large-result.jsonl", &example_fixture())?;
     w(
         "tests/large-result.expect.toml",
@@ -188,7 +188,7 @@ postcard = { version = "1", default-features = false, features = ["alloc"] }
     w("vendor/tokenhound-sdk/src/chunk.rs", SDK_CHUNK)?;
     w("vendor/tokenhound-sdk/src/date.rs", SDK_DATE)?;
     w("vendor/tokenhound-sdk/src/state.rs", SDK_STATE)?;
-    // The SDK reads the WIT from ../../wit/v0.3.0 (written above), relative to its own folder.
+    // The SDK reads the WIT from ../../wit/v0.4.0 (written above), relative to its own folder.
     w("src/lib.rs", &EXAMPLE.replace("NAME", name))?;
     w(
         "README.md",
@@ -207,7 +207,7 @@ tokenhound scan EXPORTS --pack pack.toml        # run it (add the default pack t
 - `src/lib.rs`: the detector. `metadata()` names it and its parameters; `observe()`
   gets batches of whole traces (sessions in order) and returns findings.
 - `tests/*.jsonl` + `*.expect.toml`: fixtures and the findings they must give.
-- `vendor/tokenhound-sdk` and `wit/v0.3.0/detector.wit`: the SDK and the contract
+- `vendor/tokenhound-sdk` and `wit/v0.4.0/detector.wit`: the SDK and the contract
   ({WIT_VERSION}), vendored so the project builds anywhere.
 "#
         ),
@@ -285,11 +285,11 @@ fn new_python(
             r#"# {name}
 
 A tokenhound detector in Python, built into a WebAssembly component with
-componentize-py against the WIT in `wit/v0.3.0/` ({WIT_VERSION}).
+componentize-py against the WIT in `wit/v0.4.0/` ({WIT_VERSION}).
 
 ```sh
 pip install componentize-py==0.25.1                                   # once
-componentize-py -d wit/v0.3.0 -w plugin componentize app -o {wasm}          # build
+componentize-py -d wit/v0.4.0 -w plugin componentize app -o {wasm}          # build
 tokenhound test tests                                                 # the fixtures state what it must find
 tokenhound scan EXPORTS --pack pack.toml                              # run it
 ```

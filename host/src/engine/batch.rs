@@ -44,14 +44,23 @@ impl BatchData {
 
 /// Every column of a batch, built once; each detector gets the ones it declared.
 pub struct Columns {
+    /// the columns (its `strings` unused: the table is `blob` and `ends`)
     pub all: SpanColumns,
+    /// the string table as 0.4.0 sends it: the strings one after another
+    blob: Vec<u8>,
+    /// where each string of `blob` ends
+    ends: Vec<u32>,
+    /// the string table as a list, for components older than 0.4.0: made on
+    /// the first call that needs it
+    listed: std::sync::OnceLock<Vec<String>>,
     /// (trace id, model) of each trace's first LLM call, to price findings
     pub trace_models: Vec<(String, String)>,
 }
 
 struct Interner<'a> {
     map: HashMap<&'a str, u32>,
-    strings: Vec<String>,
+    blob: Vec<u8>,
+    ends: Vec<u32>,
 }
 
 impl<'a> Interner<'a> {
@@ -59,8 +68,9 @@ impl<'a> Interner<'a> {
         if let Some(&i) = self.map.get(s) {
             return i;
         }
-        let i = self.strings.len() as u32;
-        self.strings.push(s.to_string());
+        let i = self.ends.len() as u32;
+        self.blob.extend_from_slice(s.as_bytes());
+        self.ends.push(self.blob.len() as u32);
         self.map.insert(s, i);
         i
     }
@@ -121,11 +131,20 @@ impl Columns {
             request_model: Vec::with_capacity(n),
             response_model: Vec::with_capacity(n),
         };
-        let mut d = BatchData::default();
+        let mut d = BatchData {
+            input: Vec::with_capacity(n),
+            output: Vec::with_capacity(n),
+            args: Vec::with_capacity(n),
+            result: Vec::with_capacity(n),
+            result_size: Vec::with_capacity(n),
+            resource_uri: Vec::with_capacity(n),
+            parts: Vec::with_capacity(n),
+        };
         let mut trace_models = Vec::new();
         let mut strs = Interner {
             map: HashMap::default(),
-            strings: Vec::new(),
+            blob: Vec::new(),
+            ends: Vec::new(),
         };
         for (session, trace) in &batch.traces {
             let base = c.kind.len() as i32;
@@ -155,7 +174,8 @@ impl Columns {
                 push_span(&mut c, &mut strs, s, (sid, tid), parent.unwrap_or(-1));
             }
         }
-        c.strings = strs.strings;
+        let Interner { map, blob, ends } = strs;
+        drop(map); // it borrows the spans, whose texts move out below
         for (_, trace) in &mut batch.traces {
             for s in &mut trace.spans {
                 d.result_size.push(s.tool_result_bytes());
@@ -170,10 +190,29 @@ impl Columns {
         (
             Columns {
                 all: c,
+                blob,
+                ends,
+                listed: std::sync::OnceLock::new(),
                 trace_models,
             },
             d,
         )
+    }
+
+    /// The string table as a list of strings (0.3.0 and older).
+    pub fn listed(&self) -> &[String] {
+        self.listed.get_or_init(|| {
+            let mut start = 0;
+            self.ends
+                .iter()
+                .map(|&end| {
+                    let s = &self.blob[start..end as usize];
+                    start = end as usize;
+                    // Whole strings were appended, so each is whole UTF-8.
+                    String::from_utf8_lossy(s).into_owned()
+                })
+                .collect()
+        })
     }
 
     /// The columns a detector declared; the others are sent empty. Borrowed:
@@ -194,7 +233,8 @@ impl Columns {
         let errors = has(Field::Errors);
         let models = has(Field::Models);
         ColumnsView {
-            strings: &a.strings,
+            strings: &self.blob,
+            string_ends: &self.ends,
             session: &a.session,
             trace: &a.trace,
             span_id: &a.span_id,
@@ -224,12 +264,65 @@ impl Columns {
     }
 }
 
-/// `span-columns` of WIT 0.2.0, borrowed: lowered into a detector straight
+/// `span-columns` of WIT 0.4.0, borrowed: lowered into a detector straight
 /// from the batch's columns. Field for field the record of the WIT (wasmtime
 /// checks it against the component's type before the first call).
 #[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
 #[component(record)]
 pub struct ColumnsView<'a> {
+    pub strings: &'a [u8],
+    #[component(name = "string-ends")]
+    pub string_ends: &'a [u32],
+    pub session: &'a [u32],
+    pub trace: &'a [u32],
+    #[component(name = "span-id")]
+    pub span_id: &'a [u32],
+    pub parent: &'a [i32],
+    pub kind: &'a [SpanKind],
+    pub name: &'a [u32],
+    #[component(name = "start-ns")]
+    pub start_ns: &'a [u64],
+    #[component(name = "end-ns")]
+    pub end_ns: &'a [u64],
+    pub failed: &'a [bool],
+    #[component(name = "agent-name")]
+    pub agent_name: &'a [u32],
+    pub model: &'a [u32],
+    #[component(name = "tool-name")]
+    pub tool_name: &'a [u32],
+    #[component(name = "tool-server")]
+    pub tool_server: &'a [u32],
+    #[component(name = "tool-args-hash")]
+    pub tool_args_hash: &'a [u64],
+    #[component(name = "input-tokens")]
+    pub input_tokens: &'a [u64],
+    #[component(name = "output-tokens")]
+    pub output_tokens: &'a [u64],
+    #[component(name = "cache-read-tokens")]
+    pub cache_read_tokens: &'a [u64],
+    #[component(name = "cache-write-tokens")]
+    pub cache_write_tokens: &'a [u64],
+    #[component(name = "error-type")]
+    pub error_type: &'a [u32],
+    #[component(name = "status-message")]
+    pub status_message: &'a [u32],
+    #[component(name = "exception-message")]
+    pub exception_message: &'a [u32],
+    #[component(name = "http-status")]
+    pub http_status: &'a [u32],
+    #[component(name = "tool-error")]
+    pub tool_error: &'a [bool],
+    #[component(name = "request-model")]
+    pub request_model: &'a [u32],
+    #[component(name = "response-model")]
+    pub response_model: &'a [u32],
+}
+
+/// `span-columns` of WIT 0.2.0 and 0.3.0: the same columns with the string
+/// table as a list of strings.
+#[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+#[component(record)]
+pub struct ColumnsViewV3<'a> {
     pub strings: &'a [String],
     pub session: &'a [u32],
     pub trace: &'a [u32],
@@ -274,6 +367,40 @@ pub struct ColumnsView<'a> {
     pub request_model: &'a [u32],
     #[component(name = "response-model")]
     pub response_model: &'a [u32],
+}
+
+impl<'a> ColumnsView<'a> {
+    /// The same columns for a 0.3.0 or 0.2.0 component, with the table listed.
+    pub fn listed(&self, strings: &'a [String]) -> ColumnsViewV3<'a> {
+        ColumnsViewV3 {
+            strings,
+            session: self.session,
+            trace: self.trace,
+            span_id: self.span_id,
+            parent: self.parent,
+            kind: self.kind,
+            name: self.name,
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            failed: self.failed,
+            agent_name: self.agent_name,
+            model: self.model,
+            tool_name: self.tool_name,
+            tool_server: self.tool_server,
+            tool_args_hash: self.tool_args_hash,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cache_read_tokens: self.cache_read_tokens,
+            cache_write_tokens: self.cache_write_tokens,
+            error_type: self.error_type,
+            status_message: self.status_message,
+            exception_message: self.exception_message,
+            http_status: self.http_status,
+            tool_error: self.tool_error,
+            request_model: self.request_model,
+            response_model: self.response_model,
+        }
+    }
 }
 
 /// One span's row in every column; `ids` are its (session, trace) strings and
@@ -354,7 +481,7 @@ mod tests {
         assert_eq!(
             v.span_id
                 .iter()
-                .map(|&i| v.strings[i as usize].as_str())
+                .map(|&i| cols.listed()[i as usize].as_str())
                 .collect::<Vec<_>>(),
             ["a", "b"]
         );

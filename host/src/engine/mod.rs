@@ -9,8 +9,9 @@ mod stderr;
 mod v0_1_0;
 mod v0_2_0;
 mod v0_3_0;
+mod v0_4_0;
 
-pub use batch::{BatchData, Columns, ColumnsView};
+pub use batch::{BatchData, Columns, ColumnsView, ColumnsViewV3};
 
 use anyhow::{anyhow, Context as _};
 use std::path::PathBuf;
@@ -21,8 +22,9 @@ use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceAny, Res
 use wasmtime::{Config, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-// The engine's own types are those of the newest contract; older components
-// share them (0.2.0) or are adapted to them (0.1.0, see `v0_1_0`).
+// The engine's own types are 0.3.0's; 0.4.0 (the newest) and 0.2.0 share them
+// (each binds them `with`), 0.1.0 is adapted to them (see `v0_1_0`). Only the
+// batch record differs between 0.4.0 and the others (`batch`).
 pub use v0_3_0::exports::tokenhound::detector::detector::Metadata;
 pub use v0_3_0::tokenhound::detector::types::{
     Charge, Counter, Field, Finding, Param, ParamType, Severity, SpanColumns, SpanKind, SpanRef,
@@ -37,16 +39,22 @@ impl TokenKind {
 }
 
 /// The version of the WIT package this host speaks natively (and the SDK targets).
-pub const WIT_VERSION: &str = v0_3_0::PACKAGE;
+pub const WIT_VERSION: &str = v0_4_0::PACKAGE;
 
 /// Every version a component may export, newest first.
-pub const WIT_VERSIONS: [&str; 3] = [v0_3_0::PACKAGE, v0_2_0::PACKAGE, v0_1_0::PACKAGE];
+pub const WIT_VERSIONS: [&str; 4] = [
+    v0_4_0::PACKAGE,
+    v0_3_0::PACKAGE,
+    v0_2_0::PACKAGE,
+    v0_1_0::PACKAGE,
+];
 
 /// A component ready to instantiate, by the contract version it exports.
 enum Pre {
     V1(v0_1_0::PluginPre<State>),
     V2(v0_2_0::PluginPre<State>),
     V3(v0_3_0::PluginPre<State>),
+    V4(v0_4_0::PluginPre<State>),
 }
 
 /// A running component, by the contract version it exports.
@@ -54,9 +62,10 @@ enum Instance {
     V1(v0_1_0::Plugin),
     V2(v0_2_0::Plugin),
     V3(v0_3_0::Plugin),
+    V4(v0_4_0::Plugin),
 }
 
-// `texts` for 0.2.0 and 0.3.0 (same types): the store's current batch.
+// `texts` for 0.2.0 to 0.4.0 (same types): the store's current batch.
 fn texts_get(s: &mut State, row: u32, field: TextField) -> Option<String> {
     s.texts
         .as_ref()
@@ -352,6 +361,8 @@ impl Engine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
         frozen_waits(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
+        v0_4_0::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("{e:#}"))?;
         v0_3_0::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| anyhow!("{e:#}"))?;
         v0_2_0::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
@@ -396,18 +407,21 @@ impl Engine {
                 WIT_VERSIONS.join(" or ")
             )
         })?;
-        let pre = match v0_3_0::PluginPre::new(pre.clone()) {
-            Ok(p) => Pre::V3(p),
-            Err(newest) => match v0_2_0::PluginPre::new(pre.clone()) {
-                Ok(p) => Pre::V2(p),
-                Err(_) => match v0_1_0::PluginPre::new(pre) {
-                    Ok(p) => Pre::V1(p),
-                    Err(_) => {
-                        return Err(anyhow!(
-                            "{source}: exports none of {}: {newest:#}",
-                            WIT_VERSIONS.join(", ")
-                        ))
-                    }
+        let pre = match v0_4_0::PluginPre::new(pre.clone()) {
+            Ok(p) => Pre::V4(p),
+            Err(newest) => match v0_3_0::PluginPre::new(pre.clone()) {
+                Ok(p) => Pre::V3(p),
+                Err(_) => match v0_2_0::PluginPre::new(pre.clone()) {
+                    Ok(p) => Pre::V2(p),
+                    Err(_) => match v0_1_0::PluginPre::new(pre) {
+                        Ok(p) => Pre::V1(p),
+                        Err(_) => {
+                            return Err(anyhow!(
+                                "{source}: exports none of {}: {newest:#}",
+                                WIT_VERSIONS.join(", ")
+                            ))
+                        }
+                    },
                 },
             },
         };
@@ -415,6 +429,7 @@ impl Engine {
             .instantiate(&pre, &Limits::default())
             .with_context(|| format!("{source}: could not start"))?;
         let meta = match &instance {
+            Instance::V4(i) => i.tokenhound_detector_detector().call_describe(&mut store),
             Instance::V3(i) => i.tokenhound_detector_detector().call_describe(&mut store),
             Instance::V2(i) => i.tokenhound_detector_detector().call_describe(&mut store),
             Instance::V1(i) => i
@@ -430,6 +445,7 @@ impl Engine {
                 Pre::V1(_) => v0_1_0::PACKAGE,
                 Pre::V2(_) => v0_2_0::PACKAGE,
                 Pre::V3(_) => v0_3_0::PACKAGE,
+                Pre::V4(_) => v0_4_0::PACKAGE,
             },
             pre,
             meta,
@@ -483,6 +499,7 @@ impl Engine {
             Pre::V1(p) => p.instantiate(&mut store).map(Instance::V1),
             Pre::V2(p) => p.instantiate(&mut store).map(Instance::V2),
             Pre::V3(p) => p.instantiate(&mut store).map(Instance::V3),
+            Pre::V4(p) => p.instantiate(&mut store).map(Instance::V4),
         }
         .map_err(|e| anyhow!("{}", explain(&e, &store)))?;
         Ok((store, plugin))
@@ -521,6 +538,12 @@ impl Engine {
             .instantiate(&plugin.pre, limits)
             .map_err(|e| StartError::Failed(format!("{e:#}")))?;
         let created = match (&instance, state) {
+            (Instance::V4(i), Some(state)) => i
+                .tokenhound_detector_detector()
+                .call_restore(&mut store, params, state),
+            (Instance::V4(i), None) => i
+                .tokenhound_detector_detector()
+                .call_create(&mut store, params),
             (Instance::V3(i), Some(state)) => i
                 .tokenhound_detector_detector()
                 .call_restore(&mut store, params, state),
@@ -704,17 +727,20 @@ pub struct Analyzer {
     last_texts: u32,
 }
 
-/// `analyzer.observe` of 0.2.0 called with borrowed columns (the bindings'
-/// own call takes an owned record, which would mean a copy per detector).
-fn observe_borrowed(
+/// `analyzer.observe` called with borrowed columns (the bindings' own call
+/// takes an owned record, which would mean a copy per detector). `V` is the
+/// batch record of the component's version.
+fn observe_borrowed<V>(
     func: &wasmtime::component::Func,
     store: &mut Store<State>,
     analyzer: ResourceAny,
-    cols: &ColumnsView,
+    cols: &V,
     texts: Resource<TextsHandle>,
-) -> wasmtime::Result<Vec<Finding>> {
-    let typed =
-        func.typed::<(ResourceAny, &ColumnsView, Resource<TextsHandle>), (Vec<Finding>,)>(&*store)?;
+) -> wasmtime::Result<Vec<Finding>>
+where
+    V: wasmtime::component::ComponentType + wasmtime::component::Lower,
+{
+    let typed = func.typed::<(ResourceAny, &V, Resource<TextsHandle>), (Vec<Finding>,)>(&*store)?;
     let (found,) = typed.call(store, (analyzer, cols, texts))?;
     Ok(found)
 }
@@ -729,36 +755,53 @@ impl Analyzer {
         Ok(())
     }
 
-    /// Feed one batch. An `Err` is the reason the detector was stopped.
+    /// Feed one batch: the columns `needs` names (the others empty). An `Err`
+    /// is the reason the detector was stopped.
     pub fn observe(
         &mut self,
-        cols: &ColumnsView,
+        cols: &Columns,
+        needs: &[Field],
         data: Arc<BatchData>,
     ) -> Result<Vec<Finding>, Stop> {
         self.arm().map_err(|e| explain(&e, &self.store))?;
         self.store.data_mut().texts = Some(data);
+        let view = cols.view(needs);
         let (r, rep) = match &self.instance {
-            Instance::V2(_) | Instance::V3(_) => {
+            Instance::V2(_) | Instance::V3(_) | Instance::V4(_) => {
                 let handle = self.store.data_mut().table.push(TextsHandle);
                 let handle = handle.map_err(|e| Stop::Failed {
                     why: e.to_string(),
                     printed: String::new(),
                 })?;
                 let rep = handle.rep();
-                let func = match &self.instance {
-                    Instance::V3(i) => *i
-                        .tokenhound_detector_detector()
-                        .analyzer()
-                        .func_observe()
-                        .func(),
-                    Instance::V2(i) => *i
-                        .tokenhound_detector_detector()
-                        .analyzer()
-                        .func_observe()
-                        .func(),
+                let (store, res) = (&mut self.store, self.res);
+                let r = match &self.instance {
+                    Instance::V4(i) => {
+                        let func = *i
+                            .tokenhound_detector_detector()
+                            .analyzer()
+                            .func_observe()
+                            .func();
+                        observe_borrowed(&func, store, res, &view, handle)
+                    }
+                    Instance::V3(i) => {
+                        let func = *i
+                            .tokenhound_detector_detector()
+                            .analyzer()
+                            .func_observe()
+                            .func();
+                        observe_borrowed(&func, store, res, &view.listed(cols.listed()), handle)
+                    }
+                    Instance::V2(i) => {
+                        let func = *i
+                            .tokenhound_detector_detector()
+                            .analyzer()
+                            .func_observe()
+                            .func();
+                        observe_borrowed(&func, store, res, &view.listed(cols.listed()), handle)
+                    }
                     Instance::V1(_) => unreachable!("matched above"),
                 };
-                let r = observe_borrowed(&func, &mut self.store, self.res, cols, handle);
                 (r, rep)
             }
             Instance::V1(i) => {
@@ -768,7 +811,7 @@ impl Analyzer {
                     printed: String::new(),
                 })?;
                 let rep = handle.rep();
-                let old = v0_1_0::columns(cols);
+                let old = v0_1_0::columns(&view.listed(cols.listed()));
                 let analyzer = i.tokenhound_detector_detector().analyzer();
                 let r = analyzer
                     .call_observe(&mut self.store, self.res, &old, handle)
@@ -782,7 +825,7 @@ impl Analyzer {
         // after batch (wasmtime caps it): the texts are gone after the call anyway.
         let table = &mut self.store.data_mut().table;
         let _ = match self.instance {
-            Instance::V2(_) | Instance::V3(_) => table
+            Instance::V2(_) | Instance::V3(_) | Instance::V4(_) => table
                 .delete(Resource::<TextsHandle>::new_own(rep))
                 .map(|_| ()),
             Instance::V1(_) => table
@@ -795,6 +838,10 @@ impl Analyzer {
     pub fn finish(&mut self) -> Result<Vec<Finding>, Stop> {
         self.arm().map_err(|e| explain(&e, &self.store))?;
         let r = match &self.instance {
+            Instance::V4(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_finish(&mut self.store, self.res),
             Instance::V3(i) => i
                 .tokenhound_detector_detector()
                 .analyzer()
@@ -815,6 +862,10 @@ impl Analyzer {
     pub fn counters(&mut self) -> Result<Vec<Counter>, Stop> {
         self.arm().map_err(|e| explain(&e, &self.store))?;
         let r = match &self.instance {
+            Instance::V4(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_counters(&mut self.store, self.res),
             Instance::V3(i) => i
                 .tokenhound_detector_detector()
                 .analyzer()
@@ -835,17 +886,22 @@ impl Analyzer {
     /// The analyzer's state for a checkpoint (see [`Engine::restore`]); `None`
     /// when the detector cannot save it (it says so, or it is older than 0.3.0).
     pub fn save(&mut self) -> Result<Option<Vec<u8>>, Stop> {
-        if !matches!(self.instance, Instance::V3(_)) {
+        if !matches!(self.instance, Instance::V3(_) | Instance::V4(_)) {
             return Ok(None);
         }
         self.arm().map_err(|e| explain(&e, &self.store))?;
-        let Instance::V3(i) = &self.instance else {
-            unreachable!("checked above");
+        let r = match &self.instance {
+            Instance::V4(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_save(&mut self.store, self.res),
+            Instance::V3(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_save(&mut self.store, self.res),
+            Instance::V2(_) | Instance::V1(_) => unreachable!("checked above"),
         };
-        i.tokenhound_detector_detector()
-            .analyzer()
-            .call_save(&mut self.store, self.res)
-            .map_err(|e| explain(&e, &self.store))
+        r.map_err(|e| explain(&e, &self.store))
     }
 }
 
@@ -906,7 +962,7 @@ mod tests {
         let (cols, _) = Columns::build(&mut crate::model::Batch { traces: Vec::new() });
         let mut slots = std::collections::BTreeSet::new();
         for _ in 0..2_000 {
-            a.observe(&cols.view(&[]), Arc::new(BatchData::default()))
+            a.observe(&cols, &[], Arc::new(BatchData::default()))
                 .unwrap();
             slots.insert(a.last_texts);
         }

@@ -55,7 +55,7 @@ fn text_field(f: v1::TextField) -> cur::TextField {
 }
 
 /// The batch as 0.1.0 has it: the same rows, without the 0.2.0 columns.
-pub fn columns(c: &cur::ColumnsView) -> v1::SpanColumns {
+pub fn columns(c: &cur::ColumnsViewV3) -> v1::SpanColumns {
     v1::SpanColumns {
         strings: c.strings.to_vec(),
         session: c.session.to_vec(),

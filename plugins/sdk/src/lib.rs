@@ -32,7 +32,7 @@ pub use params::{Param, Params, Window};
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/v0.3.0",
+        path: "../../wit/v0.4.0",
         world: "plugin",
         // Span references and the like can be part of a saved state.
         additional_derives: [serde::Serialize, serde::Deserialize],
@@ -43,10 +43,11 @@ pub mod bindings {
 }
 
 pub use bindings::exports::tokenhound::detector::detector::Metadata as WitMetadata;
+pub use bindings::tokenhound::detector::batch::SpanColumns;
 pub use bindings::tokenhound::detector::host::Texts;
 pub use bindings::tokenhound::detector::types::{
-    Charge, Field, Finding as WitFinding, InputPart, ParamType, PartKind, Severity, SpanColumns,
-    SpanKind, SpanRef, TextField, TokenKind,
+    Charge, Field, Finding as WitFinding, InputPart, ParamType, PartKind, Severity, SpanKind,
+    SpanRef, TextField, TokenKind,
 };
 
 /// `u32::MAX` marks a missing string in a string column.
@@ -215,6 +216,8 @@ pub struct Batch<'a> {
     pub cols: &'a SpanColumns,
     texts: &'a Texts,
     agent: Vec<u32>,
+    /// the string table's blob, checked as UTF-8 once
+    strings: &'a str,
 }
 
 /// One turn: the rows of one trace, in the spec's order (start, end, span id).
@@ -227,7 +230,14 @@ pub struct Turn {
 impl<'a> Batch<'a> {
     pub fn new(cols: &'a SpanColumns, texts: &'a Texts) -> Self {
         let agent = nearest_agents(cols);
-        Batch { cols, texts, agent }
+        // The host sends whole strings; a table that is not UTF-8 reads as empty.
+        let strings = std::str::from_utf8(&cols.strings).unwrap_or("");
+        Batch {
+            cols,
+            texts,
+            agent,
+            strings,
+        }
     }
     pub fn len(&self) -> usize {
         self.cols.kind.len()
@@ -238,10 +248,15 @@ impl<'a> Batch<'a> {
     /// The string at index `i` of the string table, `None` for [`NONE`].
     pub fn str(&self, i: u32) -> Option<&str> {
         if i == NONE {
-            None
-        } else {
-            self.cols.strings.get(i as usize).map(|s| s.as_str())
+            return None;
         }
+        let ends = &self.cols.string_ends;
+        let end = *ends.get(i as usize)? as usize;
+        let start = match i {
+            0 => 0,
+            _ => ends[i as usize - 1] as usize,
+        };
+        self.strings.get(start..end)
     }
     fn col_str(&self, col: &[u32], row: u32) -> Option<&str> {
         col.get(row as usize).and_then(|&i| self.str(i))
@@ -412,6 +427,11 @@ impl<'a> Batch<'a> {
         let mut index = std::collections::HashMap::new();
         for row in 0..self.len() as u32 {
             let t = self.cols.trace[row as usize];
+            // A trace's rows usually come together: only a new trace is looked up.
+            if let Some(turn) = turns.last_mut().filter(|turn| turn.trace == t) {
+                turn.rows.push(row);
+                continue;
+            }
             let i = *index.entry(t).or_insert_with(|| {
                 turns.push(Turn {
                     trace: t,
