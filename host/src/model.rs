@@ -616,9 +616,13 @@ fn id_hash(id: &str) -> u64 {
 
 /// A span's identity. 64 bits keep the set small; two different spans of one
 /// export collide with a chance of about n²/2⁶⁵ (1e-7 for 1.4 M spans).
+/// FxHash (rustc-hash 2 hashes strings with a wyhash-style mixer) rather than
+/// SipHash: ids come from the exporter, not from an attacker who could aim
+/// collisions, and SipHash was 2% of a scan. Watch checkpoints hold these
+/// keys, so changing the hash changes the checkpoint's layout version.
 pub fn span_key(trace_id: &str, span_id: &str) -> u64 {
     use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
+    let mut h = rustc_hash::FxHasher::default();
     (trace_id, span_id).hash(&mut h);
     h.finish()
 }
@@ -685,14 +689,19 @@ impl Assembler {
         span.end_ns
     }
 
-    /// Add a span; see [`Added`] for what can become of it.
-    pub fn add(&mut self, mut span: Span) -> Added {
+    /// Add a span that arrived just now; see [`Added`] for what can become of it.
+    pub fn add(&mut self, span: Span) -> Added {
+        self.add_at(span, std::time::Instant::now())
+    }
+
+    /// Add a span that arrived at `now` (one reading of the clock serves a
+    /// whole block of spans; only live input's idleness depends on it).
+    pub fn add_at(&mut self, mut span: Span, now: std::time::Instant) -> Added {
         if !self.seen.insert(span_key(&span.trace_id, &span.span_id)) {
             *self.repeats.entry(span.origin.file).or_default() += 1;
             return Added::Repeat;
         }
         let clock = self.check_clock(&mut span);
-        let now = std::time::Instant::now();
         self.watermark = self.watermark.max(clock);
         let late = if self.closed.contains(&id_hash(&span.trace_id)) {
             Added::Late {

@@ -737,8 +737,9 @@ impl<'a> Pipeline<'a> {
 
     /// Add a block of spans, then analyse the traces that are complete.
     pub fn push(&mut self, spans: Vec<model::Span>) {
+        let now = std::time::Instant::now();
         for s in spans {
-            match self.asm.add(s) {
+            match self.asm.add_at(s, now) {
                 Added::New => {}
                 Added::Late {
                     origin,
