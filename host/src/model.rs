@@ -608,10 +608,8 @@ fn now_ns() -> u64 {
 }
 
 fn id_hash(id: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = rustc_hash::FxHasher::default();
-    id.hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(id)
 }
 
 /// A span's identity. 64 bits keep the set small; two different spans of one
@@ -621,10 +619,8 @@ fn id_hash(id: &str) -> u64 {
 /// collisions, and SipHash was 2% of a scan. Watch checkpoints hold these
 /// keys, so changing the hash changes the checkpoint's layout version.
 pub fn span_key(trace_id: &str, span_id: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = rustc_hash::FxHasher::default();
-    (trace_id, span_id).hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one((trace_id, span_id))
 }
 
 impl Assembler {
@@ -818,9 +814,10 @@ impl Assembler {
     pub fn restore(saved: SavedAssembler, quiet_ns: u64) -> Self {
         let mut a = Assembler::new(quiet_ns);
         a.closed = saved.closed.into_iter().collect();
+        let now = std::time::Instant::now();
         for spans in saved.open {
             for s in spans {
-                a.add(s);
+                a.add_at(s, now);
             }
         }
         // After the open spans: they were taken once already.
