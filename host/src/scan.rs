@@ -672,7 +672,8 @@ fn newest_end(opts: &Options) -> u64 {
     let files = reader.expand(&opts.inputs);
     let mut newest = 0;
     reader.read_all(&files, &mut |spans| {
-        newest = spans.iter().map(|s| s.end_ns).fold(newest, u64::max);
+        let ends = spans.iter().flatten().map(|s| s.end_ns);
+        newest = ends.fold(newest, u64::max);
     });
     newest
 }
@@ -736,9 +737,9 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Add a block of spans, then analyse the traces that are complete.
-    pub fn push(&mut self, spans: Vec<model::Span>) {
+    pub fn push(&mut self, spans: ingest::Block) {
         let now = std::time::Instant::now();
-        for s in spans {
+        for s in spans.into_iter().flatten() {
             match self.asm.add_at(s, now) {
                 Added::New => {}
                 Added::Late {
@@ -884,7 +885,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     }
     // Reading and parsing run on their own thread, a couple of blocks ahead of
     // assembly and the detectors.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<model::Span>>(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ingest::Block>(1);
     let read = std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
             reader.read_all(&files, &mut |spans| {
@@ -1138,7 +1139,7 @@ mod tests {
         let mut reader = Reader::new(keep_for(&saved));
         let mut asm = model::Assembler::new(u64::MAX);
         reader.read_all(&[root.join("examples/month.jsonl.gz")], &mut |spans| {
-            spans.into_iter().for_each(|s| drop(asm.add(s)))
+            spans.into_iter().flatten().for_each(|s| drop(asm.add(s)))
         });
         let mut sessions = asm.take_all();
         let later = sessions.split_off(sessions.len() / 2);

@@ -65,7 +65,7 @@ pub fn run(
     let mut asm = Assembler::new(crate::scan::Options::default().quiet_ns);
     let mut seen = rustc_hash::FxHashSet::default();
     reader.read_all(&files, &mut |spans| {
-        for s in spans {
+        for s in spans.into_iter().flatten() {
             let _ = asm.add(s);
         }
         if asm.open_spans() > crate::scan::OPEN_BUDGET {

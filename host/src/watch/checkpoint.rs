@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The first bytes of a checkpoint file, with the layout's version.
-const MAGIC: &[u8] = b"tokenhound watch checkpoint 2\n";
+const MAGIC: &[u8] = b"tokenhound watch checkpoint 3\n";
 
 /// Everything a restart resumes from (see the module doc).
 #[derive(serde::Serialize, serde::Deserialize)]

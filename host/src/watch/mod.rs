@@ -701,8 +701,8 @@ impl Live {
             *moved = true;
             let name: Arc<str> = path.display().to_string().into();
             reader.read_chunk(&name, first_line, &data, &mut |spans| {
-                n += spans.len() as u64;
-                for s in spans {
+                for s in spans.into_iter().flatten() {
+                    n += 1;
                     let _ = asm.add(s);
                 }
             });

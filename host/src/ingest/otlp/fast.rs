@@ -441,10 +441,44 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Where the first `"`, `\` or control character of `b` is: eight bytes at a
-/// time, as serde_json does. The lowest flagged byte is always a true one
-/// (a borrow only ever flags bytes above a true match).
+/// Where the first `"`, `\` or control character of `b` is: sixteen bytes
+/// at a time with SSE2 (part of every x86-64), the rest eight at a time.
+/// Most texts of a span are shorter than sixteen bytes (keys, ids, names), so
+/// one comparison usually finds the end: the eight-byte scan alone was 8% of
+/// a scan.
 fn stop(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    while let Some(chunk) = b.get(i..i + 16) {
+        if let Some(at) = stop16(chunk.try_into().expect("sixteen bytes")) {
+            return Some(i + at);
+        }
+        i += 16;
+    }
+    stop8(&b[i..]).map(|at| i + at)
+}
+
+/// [`stop`] within sixteen bytes.
+#[cfg(target_arch = "x86_64")]
+fn stop16(chunk: &[u8; 16]) -> Option<usize> {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is in the x86-64 baseline, and the load reads the sixteen
+    // bytes of `chunk` (unaligned loads are allowed).
+    let mask = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // below 0x20 exactly where min(byte, 0x1f) is the byte
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+    };
+    (mask != 0).then(|| mask.trailing_zeros() as usize)
+}
+
+/// [`stop`] eight bytes at a time, as serde_json does. The lowest flagged
+/// byte is always a true one (a borrow only ever flags bytes above a true
+/// match).
+fn stop8(b: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
@@ -696,7 +730,7 @@ mod tests {
     /// wherever it falls in a word.
     #[test]
     fn the_string_scan_stops_at_the_first_special_byte() {
-        for len in 0..20 {
+        for len in 0..40 {
             for special in [b'"', b'\\', 0x1f, 0] {
                 for at in 0..len {
                     let mut b = vec![b'a'; len];
@@ -707,6 +741,24 @@ mod tests {
                     assert_eq!(stop(&b), Some(at), "{len} {special} {at}");
                 }
                 assert_eq!(stop(&vec![0xc3; len]), None);
+                assert_eq!(stop(&vec![0x20; len]), None);
+                assert_eq!(stop(&vec![0x7f; len]), None);
+            }
+        }
+    }
+
+    /// Both scans agree with a byte-by-byte search on every byte value at
+    /// every place (the sixteen-byte scan compares bytes as unsigned).
+    #[test]
+    fn every_byte_value_is_judged_as_a_byte_by_byte_search_judges_it() {
+        let special = |c: u8| c == b'"' || c == b'\\' || c < 0x20;
+        for c in 0..=255u8 {
+            for at in [0, 7, 8, 15, 16, 17, 31, 33] {
+                let mut b = vec![b'x'; 40];
+                b[at] = c;
+                let want = special(c).then_some(at);
+                assert_eq!(stop(&b), want, "byte {c:#x} at {at}");
+                assert_eq!(stop8(&b), want, "byte {c:#x} at {at} (eight at a time)");
             }
         }
     }
