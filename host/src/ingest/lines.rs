@@ -15,7 +15,7 @@ use std::io::Read;
 const CHUNK: usize = 1 << 20;
 
 /// The buffer's first size, and the least room a read is given.
-const MIN_READ: usize = 64 << 10;
+pub const MIN_READ: usize = 64 << 10;
 
 pub struct LineBlocks {
     /// initialised bytes; `buf[..end]` hold the stream's

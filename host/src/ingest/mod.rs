@@ -246,8 +246,12 @@ fn closes_at_end(line: &[u8]) -> bool {
     false
 }
 
-/// The read buffer of a stream (a file's is its size, up to this).
-const IO_BUFFER: usize = 1 << 20;
+/// The read buffer of a stream (a file's is its size, up to this). No larger
+/// than the least read of [`lines::LineBlocks`]: std's `BufReader` hands a read
+/// at least its size straight to the source, so lines are read (or
+/// decompressed) into their block directly. A 1 MiB buffer copied every byte
+/// of a large export once more on its way.
+const IO_BUFFER: usize = lines::MIN_READ;
 
 /// Spans of small files handed on together, about what a block of a large
 /// file holds.
@@ -464,7 +468,7 @@ fn decompress(
     let head = r.fill_buf().map_err(io)?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(BufReader::with_capacity(
-            1 << 20,
+            IO_BUFFER,
             flate2::bufread::MultiGzDecoder::new(r),
         )))
     } else if head.starts_with(&ZSTD_MAGIC) {
@@ -474,7 +478,7 @@ fn decompress(
                 format!("zstd: {e}"),
             ))
         })?;
-        Ok(Box::new(BufReader::with_capacity(1 << 20, d)))
+        Ok(Box::new(BufReader::with_capacity(IO_BUFFER, d)))
     } else {
         Ok(Box::new(r))
     }
@@ -721,7 +725,7 @@ impl Reader {
                 .map_err(io)?;
             head.clone_from(&first);
             let rest = std::io::Cursor::new(first).chain(r);
-            r = Box::new(std::io::BufReader::with_capacity(1 << 20, rest));
+            r = Box::new(std::io::BufReader::with_capacity(IO_BUFFER, rest));
         }
         if head.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
