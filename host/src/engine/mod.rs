@@ -357,6 +357,11 @@ impl Engine {
         if let Some(s) = max_stack {
             cfg.max_wasm_stack(s);
         }
+        if std::env::var_os("TOKENHOUND_PERFMAP").is_some() {
+            // For detector authors: `perf` names the detectors' functions
+            // (from /tmp/perf-<pid>.map) instead of showing bare addresses.
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = wasmtime::Engine::new(&cfg).map_err(|e| anyhow!("{e:#}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
