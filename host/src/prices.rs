@@ -59,6 +59,11 @@ impl Prices {
             t.retain(|(x, _)| x != m);
             t.push((m.clone(), *p));
         }
+        // Lowercased once here: `of` runs for every charge of every finding,
+        // and lowercasing each prefix there was most of a report's build.
+        for (m, _) in &mut t {
+            *m = m.to_lowercase();
+        }
         Prices(t)
     }
 
@@ -81,7 +86,7 @@ impl Prices {
         let m = model.rsplit('/').next().unwrap_or(model).to_lowercase();
         self.0
             .iter()
-            .filter(|(p, _)| m.starts_with(&p.to_lowercase()))
+            .filter(|(p, _)| m.starts_with(p.as_str()))
             .max_by_key(|(p, _)| p.len())
             .map(|(_, p)| *p)
     }
