@@ -65,14 +65,25 @@ struct Interner<'a> {
 
 impl<'a> Interner<'a> {
     fn id(&mut self, s: &'a str) -> u32 {
-        if let Some(&i) = self.map.get(s) {
-            return i;
+        let next = self.ends.len() as u32;
+        let i = *self.map.entry(s).or_insert(next);
+        if i == next {
+            self.append(s);
         }
-        let i = self.ends.len() as u32;
+        i
+    }
+
+    /// A string known to be new (a span id: unique within its trace, and the
+    /// assembler drops repeats), added without the lookup that found nothing
+    /// for every span.
+    fn unique(&mut self, s: &str) -> u32 {
+        self.append(s);
+        self.ends.len() as u32 - 1
+    }
+
+    fn append(&mut self, s: &str) {
         self.blob.extend_from_slice(s.as_bytes());
         self.ends.push(self.blob.len() as u32);
-        self.map.insert(s, i);
-        i
     }
     fn opt(&mut self, s: Option<&'a str>) -> u32 {
         s.map_or(NONE, |s| self.id(s))
@@ -414,7 +425,7 @@ fn push_span<'a>(
 ) {
     c.session.push(ids.0);
     c.trace.push(ids.1);
-    c.span_id.push(strs.id(&s.span_id));
+    c.span_id.push(strs.unique(&s.span_id));
     c.parent.push(parent);
     c.kind.push(kind(s.kind));
     c.name.push(strs.id(&s.name));
