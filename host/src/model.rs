@@ -210,7 +210,7 @@ impl Keep {
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
     pub id: Box<str>,
-    pub spans: Vec<Span>,
+    pub spans: Vec<Box<Span>>,
 }
 
 impl Trace {
@@ -516,10 +516,10 @@ impl Trace {
     /// The session named by the root span, else by any span (spec: turn/session).
     pub fn session(&self) -> Option<Arc<str>> {
         let ids: FxHashSet<&str> = self.spans.iter().map(|s| &*s.span_id).collect();
-        let is_root = |s: &&Span| s.parent_id.as_deref().is_none_or(|p| !ids.contains(p));
+        let is_root = |s: &Span| s.parent_id.as_deref().is_none_or(|p| !ids.contains(p));
         self.spans
             .iter()
-            .filter(is_root)
+            .filter(|s| is_root(s))
             .find_map(|s| s.session.clone())
             .or_else(|| self.spans.iter().find_map(|s| s.session.clone()))
     }
@@ -690,13 +690,13 @@ impl Assembler {
     }
 
     /// Add a span that arrived just now; see [`Added`] for what can become of it.
-    pub fn add(&mut self, span: Span) -> Added {
-        self.add_at(span, std::time::Instant::now())
+    pub fn add(&mut self, span: impl Into<Box<Span>>) -> Added {
+        self.add_at(span.into(), std::time::Instant::now())
     }
 
     /// Add a span that arrived at `now` (one reading of the clock serves a
     /// whole block of spans; only live input's idleness depends on it).
-    pub fn add_at(&mut self, mut span: Span, now: std::time::Instant) -> Added {
+    pub fn add_at(&mut self, mut span: Box<Span>, now: std::time::Instant) -> Added {
         let key = span_key(&span.trace_id, &span.span_id);
         let closed = self.closed.get(&id_hash(&span.trace_id));
         let open = self.open.get(&span.trace_id);
@@ -818,7 +818,11 @@ impl Assembler {
     /// still recognised after a restart).
     pub fn save(&self) -> SavedAssembler {
         SavedAssembler {
-            open: self.open.values().map(|o| o.trace.spans.clone()).collect(),
+            open: self
+                .open
+                .values()
+                .map(|o| o.trace.spans.iter().map(|s| (**s).clone()).collect())
+                .collect(),
             closed: self
                 .closed
                 .iter()
@@ -840,7 +844,7 @@ impl Assembler {
         let now = std::time::Instant::now();
         for spans in saved.open {
             for s in spans {
-                a.add_at(s, now);
+                a.add_at(Box::new(s), now);
             }
         }
         a.watermark = a.watermark.max(saved.watermark);
@@ -1108,7 +1112,7 @@ mod tests {
             a.add(sdk);
             a.add(inst);
             let s = a.take_all();
-            let calls: Vec<&Span> = s[0].traces[0]
+            let calls: Vec<&Box<Span>> = s[0].traces[0]
                 .spans
                 .iter()
                 .filter(|s| s.kind == Kind::Llm)

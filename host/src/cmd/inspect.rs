@@ -94,12 +94,15 @@ impl Inspection {
         window: Option<crate::scan::Window>,
         seen: &mut rustc_hash::FxHashSet<std::sync::Arc<str>>,
     ) {
-        let inside = |s: &&crate::model::Span| window.is_none_or(|w| w.contains(s.start_ns));
+        let inside = |s: &crate::model::Span| window.is_none_or(|w| w.contains(s.start_ns));
         for session in sessions {
             let mut session_in = false;
             for t in session.traces {
                 let before = self.spans;
-                t.spans.iter().filter(inside).for_each(|s| self.count(s));
+                t.spans
+                    .iter()
+                    .filter(|s| inside(s))
+                    .for_each(|s| self.count(s));
                 let trace_in = self.spans > before;
                 self.traces += u64::from(trace_in);
                 session_in |= trace_in;

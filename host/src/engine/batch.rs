@@ -480,7 +480,7 @@ mod tests {
         };
         let trace = Trace {
             id: "t".into(),
-            spans: vec![llm, tool],
+            spans: vec![Box::new(llm), Box::new(tool)],
         };
         let (cols, _) = Columns::build(&mut Batch {
             traces: vec![("s".into(), trace)],
