@@ -376,10 +376,36 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
         .any(|w| w[0].eq_ignore_ascii_case(&n[0]) && w.eq_ignore_ascii_case(n))
 }
 
+/// Whether `b` holds a `k`, `K` or `g`, eight bytes at a time. (A flagged
+/// byte may be false only above a true one in its word: the answer holds.)
+fn has_k_or_g(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let hit = |w: u64| {
+        let is = |c: u8| zero(w ^ (ONES * u64::from(c)));
+        is(b'k') | is(b'K') | is(b'g') != 0
+    };
+    let mut words = b.chunks_exact(8);
+    if (&mut words).any(|w| hit(u64::from_le_bytes(w.try_into().expect("eight bytes")))) {
+        return true;
+    }
+    // the last bytes, padded with zeros (which match none of the three)
+    let mut last = [0u8; 8];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    hit(u64::from_le_bytes(last))
+}
+
 pub fn looks_like_usage(k: &str) -> bool {
     // Asked of every attribute name of every span: one pass finds whether
     // either word is there at all (`str::contains` cost 2% of a scan).
     let b = k.as_bytes();
+    // Neither word fits in a name without a `k` or `K` (token) or a `g`
+    // (.usage.): most names (HTTP, database) have none, and a word-at-a-time
+    // look turns them away (the byte loop below was 4% of a scan).
+    if !has_k_or_g(b) {
+        return false;
+    }
     let (mut token, mut usage) = (false, false);
     for (i, &c) in b.iter().enumerate() {
         match c {
@@ -1143,6 +1169,25 @@ fn first_output_of_json(v: &Value) -> Option<Box<str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The quick look finds a `k`, `K` or `g` at every place of names of
+    /// every length, and nothing in names without one.
+    #[test]
+    fn the_quick_look_for_k_and_g_misses_none() {
+        for len in 0..40 {
+            for at in 0..len {
+                for c in [b'k', b'K', b'g'] {
+                    let mut name = vec![b'a'; len];
+                    name[at] = c;
+                    assert!(has_k_or_g(&name), "{c} at {at} of {len}");
+                }
+            }
+            let other: Vec<u8> = (0..len)
+                .map(|i| b"abcdefhijlmnopqrstuvwxyz._"[i % 26])
+                .collect();
+            assert!(!has_k_or_g(&other), "{len}");
+        }
+    }
 
     #[test]
     fn usage_like_names_are_told_from_settings_and_tokenizers_in_any_case() {

@@ -5,8 +5,8 @@
 
 use super::{add_cost, pct, FindingOut, PerMonth};
 use crate::rules::Severity;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
 
 #[derive(Serialize, Clone, Debug)]
 pub struct PatternOut {
@@ -38,8 +38,10 @@ pub struct PatternOut {
 /// only a few of them.
 #[derive(Default)]
 struct Affected<'a> {
-    turns: BTreeSet<&'a str>,
-    sessions: BTreeSet<&'a str>,
+    // Hashed, not ordered: only their sizes are reported (ordered sets of
+    // trace ids were most of a large report's build).
+    turns: HashSet<&'a str>,
+    sessions: HashSet<&'a str>,
     stated_turns: usize,
     stated_sessions: usize,
 }
@@ -81,7 +83,7 @@ pub fn group(
     all_sessions: u64,
     days: f64,
 ) -> Vec<PatternOut> {
-    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut index: HashMap<(&str, &str), usize> = HashMap::default();
     let mut out: Vec<PatternOut> = Vec::new();
     let mut affected: Vec<Affected> = Vec::new();
     for (i, f) in findings.iter().enumerate() {
