@@ -387,7 +387,7 @@ fn has_k_or_g(b: &[u8]) -> bool {
         is(b'k') | is(b'K') | is(b'g') != 0
     };
     let mut words = b.chunks_exact(8);
-    if (&mut words).any(|w| hit(u64::from_le_bytes(w.try_into().expect("eight bytes")))) {
+    if words.any(|w| hit(u64::from_le_bytes(w.try_into().expect("eight bytes")))) {
         return true;
     }
     // the last bytes, padded with zeros (which match none of the three)
