@@ -89,6 +89,16 @@ fn listing(
 /// JSON to a file or stdout, streamed: a report of many findings is never one
 /// big string.
 fn write_json(path: Option<&Path>, value: &impl serde::Serialize) -> Result<(), Failure> {
+    write_with(path, &mut |w| {
+        serde_json::to_writer_pretty(w, value).map_err(std::io::Error::other)
+    })
+}
+
+/// What `write` writes, and a newline, to a file or stdout.
+fn write_with(
+    path: Option<&Path>,
+    write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Failure> {
     let sink: Box<dyn Write> = match path {
         Some(p) => Box::new(
             std::fs::File::create(p)
@@ -98,7 +108,7 @@ fn write_json(path: Option<&Path>, value: &impl serde::Serialize) -> Result<(), 
     };
     let mut w = std::io::BufWriter::new(sink);
     let failed = |e: &dyn std::fmt::Display| Failure::usage(format!("writing the report: {e}"));
-    serde_json::to_writer_pretty(&mut w, value).map_err(|e| failed(&e))?;
+    write(&mut w).map_err(|e| failed(&e))?;
     w.write_all(b"\n")
         .and_then(|_| w.flush())
         .map_err(|e| failed(&e))

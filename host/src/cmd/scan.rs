@@ -1,7 +1,7 @@
 //! `tokenhound scan`: run rule packs over span exports and report; the exit
 //! code gates CI (`--fail-on`).
 
-use super::{write_json, write_out, Failure};
+use super::{write_out, write_with, Failure};
 use crate::rules::Severity;
 use crate::scan;
 use std::io::IsTerminal;
@@ -121,11 +121,11 @@ pub fn run(a: Args) -> Result<u8, Failure> {
     let mut outcome = scan::run(&opts)?;
     // Only the HTML report shows the costliest calls (the others kept none).
     let top = (a.format == Format::Html).then(|| crate::costliest::build(&mut outcome));
-    let report = crate::report::build(&mut outcome);
+    let mut report = crate::report::build(&mut outcome);
     drop(outcome);
     let out = a.output.as_deref();
     match a.format {
-        Format::Json => write_json(out, &report)?,
+        Format::Json => write_with(out, &mut |w| report.write_json(w))?,
         Format::Table => write_out(out, &report.to_table(a.top, a.findings))?,
         Format::Markdown => write_out(out, &report.to_markdown(a.top))?,
         Format::Html => {

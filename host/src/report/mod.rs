@@ -34,7 +34,64 @@ pub struct Report {
     pub summary: Summary,
     /// findings grouped by rule and pattern, largest first
     pub patterns: Vec<patterns::PatternOut>,
+    /// the last field: [`Report::write_json`] renders it apart
     pub findings: Vec<FindingOut>,
+}
+
+/// Findings rendered together by [`Report::write_json`]: enough to keep both
+/// cores busy, few enough that the rendered text stays a few MB.
+const RENDER_BATCH: usize = 2048;
+
+impl Report {
+    /// The report as pretty JSON, byte for byte what `serde_json`'s pretty
+    /// printer writes, with the findings (most of a large report) rendered on
+    /// every core, a batch at a time, and the rest as usual. Writing the
+    /// report was the larger part of a scan's last step, which ran on one
+    /// core while the other idled.
+    pub fn write_json(&mut self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        use rayon::prelude::*;
+        let findings = std::mem::take(&mut self.findings);
+        let head = serde_json::to_string_pretty(&*self);
+        self.findings = findings;
+        let head = head.map_err(std::io::Error::other)?;
+        let Some(open) = head.strip_suffix("\"findings\": []\n}") else {
+            return serde_json::to_writer_pretty(w, self).map_err(std::io::Error::other);
+        };
+        w.write_all(open.as_bytes())?;
+        w.write_all(b"\"findings\": [")?;
+        if self.findings.is_empty() {
+            return w.write_all(b"]\n}");
+        }
+        let mut first = true;
+        for batch in self.findings.chunks(RENDER_BATCH) {
+            let rendered: Vec<Vec<u8>> = batch
+                .par_iter()
+                .map(finding_json)
+                .collect::<Result<_, _>>()
+                .map_err(std::io::Error::other)?;
+            for f in rendered {
+                w.write_all(if first { b"\n    " } else { b",\n    " })?;
+                w.write_all(&f)?;
+                first = false;
+            }
+        }
+        w.write_all(b"\n  ]\n}")
+    }
+}
+
+/// One finding as the pretty printer writes it as an element of the report's
+/// `findings` (two levels in: each line after the first indented four more
+/// spaces; a newline inside a JSON string is always escaped).
+fn finding_json(f: &FindingOut) -> serde_json::Result<Vec<u8>> {
+    let flat = serde_json::to_vec_pretty(f)?;
+    let mut out = Vec::with_capacity(flat.len() + flat.len() / 4);
+    for (i, line) in flat.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\n    ");
+        }
+        out.extend_from_slice(line);
+    }
+    Ok(out)
 }
 
 #[derive(Serialize)]
@@ -1050,5 +1107,34 @@ impl Report {
             let _ = writeln!(out, "- fix: {}\n", clean(&f.fix));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The report written with its findings rendered apart is byte for byte
+    /// what serde_json's pretty printer writes, with many findings and none.
+    #[test]
+    fn a_report_written_in_parts_is_the_pretty_printers_report() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let opts = crate::scan::Options {
+            inputs: vec![root.join("examples/month.jsonl.gz")],
+            ..Default::default()
+        };
+        let mut report = build(&mut crate::scan::run(&opts).unwrap());
+        assert!(report.findings.len() > RENDER_BATCH, "more than a batch");
+        for _ in 0..2 {
+            let mut ours = Vec::new();
+            report.write_json(&mut ours).unwrap();
+            let theirs = serde_json::to_vec_pretty(&report).unwrap();
+            assert!(ours == theirs, "{} findings", report.findings.len());
+            report.findings.truncate(1);
+        }
+        report.findings.clear();
+        let mut ours = Vec::new();
+        report.write_json(&mut ours).unwrap();
+        assert_eq!(ours, serde_json::to_vec_pretty(&report).unwrap());
     }
 }
