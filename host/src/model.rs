@@ -547,7 +547,8 @@ pub struct Assembler {
     notes: Vec<Note>,
     /// notes beyond [`KEEP_NOTES`], only counted
     more_notes: u64,
-    /// a start later than this (a year after the run began) is a clock error
+    /// a start later than this (a year after the run began), and a year after
+    /// the stream's clock, is a clock error
     future_ns: u64,
     watermark: u64,
     quiet_ns: u64,
@@ -589,6 +590,9 @@ const SAME_REQUEST_NS: u64 = 50_000_000;
 
 /// Nanoseconds in a day.
 pub const DAY_NS: u64 = 86_400_000_000_000;
+
+/// How far ahead a span may start before it is taken for a clock error.
+const YEAR_NS: u64 = 366 * DAY_NS;
 
 /// `2026-11-03`: the UTC day of a time.
 pub fn utc_day(ns: u64) -> String {
@@ -637,7 +641,7 @@ impl Assembler {
             repeats: Default::default(),
             notes: Vec::new(),
             more_notes: 0,
-            future_ns: now_ns().saturating_add(366 * 86_400 * 1_000_000_000),
+            future_ns: now_ns().saturating_add(YEAR_NS),
             watermark: 0,
             quiet_ns,
         }
@@ -677,9 +681,14 @@ impl Assembler {
             self.note(&span.origin, what);
             span.end_ns = span.start_ns;
         }
-        if span.start_ns > self.future_ns {
+        // A year past the run's start and past the stream's own clock too: an
+        // export that runs on into the future (generated months, a replay, a
+        // clock set back) moves the clock as it goes, or no trace of it would
+        // ever be quiet and the whole stream would be held in memory.
+        let far = self.future_ns.max(self.watermark.saturating_add(YEAR_NS));
+        if span.start_ns > far {
             let what = format!(
-                "span {} starts more than a year from now ({}): a clock or unit error? Analysed as given",
+                "span {} starts more than a year from now ({}) and from the spans before it: a clock or unit error? Analysed as given",
                 span.span_id,
                 utc_day(span.start_ns)
             );
@@ -1073,6 +1082,29 @@ mod tests {
             "the late span, once"
         );
         assert!(a.knows("t", "x") && a.knows("t", "s"));
+    }
+
+    /// Months read one after another that run past a year from now still
+    /// move the stream's clock, so their traces become quiet and are let go;
+    /// one span years ahead of the stream is still a clock error.
+    #[test]
+    fn a_stream_running_into_the_future_keeps_its_clock() {
+        let mut a = Assembler::new(DAY_NS);
+        let start = now_ns() + 300 * DAY_NS;
+        for day in 0..200u64 {
+            let mut s = span(&format!("t{day}"), "root", None, Kind::Llm, 1);
+            (s.start_ns, s.end_ns) = (start + day * DAY_NS, start + day * DAY_NS + 1);
+            a.add(s);
+        }
+        let closed: usize = a.take_quiet().iter().map(|s| s.traces.len()).sum();
+        assert_eq!(closed, 199, "all but the last day's trace");
+        assert!(a.take_notes().0.is_empty(), "no clock error");
+        let mut stray = span("stray", "root", None, Kind::Llm, 1);
+        stray.start_ns = start + 5000 * DAY_NS;
+        stray.end_ns = stray.start_ns + 1;
+        a.add(stray);
+        assert_eq!(a.take_notes().0.len(), 1, "a start years ahead is named");
+        assert_eq!(a.take_quiet().len(), 0, "and does not move the clock");
     }
 
     #[test]
