@@ -193,15 +193,14 @@ impl ReadStats {
     }
 }
 
-/// A file read beside others: what it counted, its spans, how it ended.
 /// Spans handed on together, in input order: the spans of each record (or
 /// file) stay in the vector they were parsed into. Joining them into one
 /// vector copied every span once more (a span is some 500 bytes; 2% of a scan).
 ///
-/// Each span is boxed once, as it is read: from here on a span (some 500
-/// bytes) moves as a pointer. Moved by value into its trace, and again each
-/// time a trace's vector grew, spans were copied four or five times (8% of a
-/// scan's time went to copying them).
+/// Each span is boxed once, as it is read: from here on it moves as a
+/// pointer. Moved by value into its trace, and again each time a trace's
+/// vector grew, spans were copied four or five times (memory copies were 8–10%
+/// of a scan's profile).
 pub type Block = Vec<Vec<Box<Span>>>;
 
 /// A record's spans, boxed (see [`Block`]).
@@ -210,6 +209,7 @@ fn boxed(spans: Vec<Span>) -> Vec<Box<Span>> {
     spans.into_iter().map(Box::new).collect()
 }
 
+/// A file read beside others: what it counted, its spans, how it ended.
 struct ReadAside {
     stats: ReadStats,
     blocks: Vec<Block>,
