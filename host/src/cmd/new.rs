@@ -157,8 +157,10 @@ tokenhound-sdk = {{ path = "vendor/tokenhound-sdk" }}
 # a detector's state, saved for watch's checkpoint (Detector::save / restore)
 serde = {{ version = "1", features = ["derive"] }}
 
+# compiled for speed, as the built-in detectors are: a detector runs over
+# every span of every scan, and its size is paid once (the compiled code is cached)
 [profile.release]
-opt-level = "s"
+opt-level = 3
 lto = true
 strip = true
 panic = "abort"
