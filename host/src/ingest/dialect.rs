@@ -376,16 +376,10 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
         .any(|w| w[0].eq_ignore_ascii_case(&n[0]) && w.eq_ignore_ascii_case(n))
 }
 
-/// Whether `b` holds a `k`, `K` or `g`, eight bytes at a time. (A flagged
-/// byte may be false only above a true one in its word: the answer holds.)
+/// Whether `b` holds a `k`, `K` or `g`, eight bytes at a time.
 fn has_k_or_g(b: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let hit = |w: u64| {
-        let is = |c: u8| zero(w ^ (ONES * u64::from(c)));
-        is(b'k') | is(b'K') | is(b'g') != 0
-    };
+    use super::words::equal;
+    let hit = |w: u64| equal(w, b'k') | equal(w, b'K') | equal(w, b'g') != 0;
     let mut words = b.chunks_exact(8);
     if words.any(|w| hit(u64::from_le_bytes(w.try_into().expect("eight bytes")))) {
         return true;

@@ -12,6 +12,7 @@ pub mod otlp;
 pub mod parts;
 pub mod proto;
 pub mod records;
+mod words;
 
 use records::Shape;
 use std::collections::BTreeMap;

@@ -527,19 +527,13 @@ fn stop16(chunk: &[u8; 16]) -> Option<usize> {
     (mask != 0).then(|| mask.trailing_zeros() as usize)
 }
 
-/// [`stop`] eight bytes at a time, as serde_json does. The lowest flagged
-/// byte is always a true one (a borrow only ever flags bytes above a true
-/// match).
+/// [`stop`] eight bytes at a time, as serde_json does.
 fn stop8(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    use crate::ingest::words::{below, equal};
     let mut i = 0;
     while let Some(chunk) = b.get(i..i + 8) {
         let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-        let hits =
-            zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | control;
+        let hits = equal(w, b'"') | equal(w, b'\\') | below(w, 0x20);
         if hits != 0 {
             return Some(i + hits.trailing_zeros() as usize / 8);
         }
