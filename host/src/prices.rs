@@ -45,7 +45,7 @@ impl Prices {
             .iter()
             .map(|&(m, i, o, r, w)| {
                 (
-                    m.to_string(),
+                    m.to_lowercase(),
                     Price {
                         input: i,
                         output: o,
@@ -55,14 +55,12 @@ impl Prices {
                 )
             })
             .collect();
+        // Prefixes are kept lowercased: `of` runs for every charge of every
+        // finding, and lowercasing each prefix there was most of a report's build.
         for (m, p) in overrides {
-            t.retain(|(x, _)| x != m);
-            t.push((m.clone(), *p));
-        }
-        // Lowercased once here: `of` runs for every charge of every finding,
-        // and lowercasing each prefix there was most of a report's build.
-        for (m, _) in &mut t {
-            *m = m.to_lowercase();
+            let m = m.to_lowercase();
+            t.retain(|(x, _)| *x != m);
+            t.push((m, *p));
         }
         Prices(t)
     }
