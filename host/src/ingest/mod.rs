@@ -862,7 +862,7 @@ impl Reader {
     ) {
         let keep = self.keep;
         let maps = &*self.maps;
-        let results: Vec<(Vec<Span>, Vec<Problem>, Seen)> = lines
+        let results: Vec<(Vec<Box<Span>>, Vec<Problem>, Seen)> = lines
             .par_iter()
             .with_min_len(64)
             .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
@@ -902,7 +902,7 @@ impl Reader {
                     }
                 }
                 spans.iter_mut().for_each(|s| keep.apply(s));
-                (spans, problems, seen)
+                (boxed(spans), problems, seen)
             })
             .collect();
         let mut all = Vec::with_capacity(results.len());
@@ -915,7 +915,7 @@ impl Reader {
             self.stats.records += 1;
             self.stats.spans += spans.len() as u64;
             self.stats.seen(seen, spans.len() as u64);
-            all.push(boxed(spans));
+            all.push(spans);
             problems.into_iter().for_each(|p| self.stats.problem(p));
         }
         sink(all);
@@ -1055,7 +1055,7 @@ impl Reader {
     ) {
         let keep = self.keep;
         let maps = &*self.maps;
-        let results: Vec<(Vec<Span>, Vec<Problem>)> = frames
+        let results: Vec<(Vec<Box<Span>>, Vec<Problem>)> = frames
             .par_iter()
             .map(|&(offset, msg)| {
                 // Protobuf has no lines: the location is the message's byte offset.
@@ -1066,7 +1066,7 @@ impl Reader {
                 let (mut spans, mut problems) = (Vec::new(), Vec::new());
                 proto::parse(msg, &origin, maps, &mut spans, &mut problems);
                 spans.iter_mut().for_each(|s| keep.apply(s));
-                (spans, problems)
+                (boxed(spans), problems)
             })
             .collect();
         self.count_format("otlp-proto", results.len() as u64);
@@ -1081,7 +1081,7 @@ impl Reader {
                 },
                 spans.len() as u64,
             );
-            all.push(boxed(spans));
+            all.push(spans);
             problems.into_iter().for_each(|p| self.stats.problem(p));
         }
         sink(all);
