@@ -194,18 +194,20 @@ pub fn build(o: &mut crate::scan::Outcome) -> Top {
         .iter()
         .map(|c| (key(&c.trace_id, &c.span_id), Vec::new()))
         .collect();
-    for run in &o.runs {
-        for f in &run.findings.list {
+    for run in &mut o.runs {
+        let rule = &run.rule.id;
+        let seen = run.findings.visit(|f| {
             for c in &f.waste {
                 if let Some(list) = charged.get_mut(&key(&c.span.trace_id, &c.span.span_id)) {
                     list.push(Charged {
-                        rule: run.rule.id.clone(),
+                        rule: rule.clone(),
                         title: f.title.clone(),
                         tokens: c.tokens,
                     });
                 }
             }
-        }
+        });
+        seen.expect("findings set aside on disk can be read back");
     }
     let per = o.bytes_per_token;
     let calls = costliest

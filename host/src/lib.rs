@@ -17,4 +17,5 @@ pub mod receive;
 pub mod report;
 pub mod rules;
 pub mod scan;
+pub mod spill;
 pub mod watch;

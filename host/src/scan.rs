@@ -25,12 +25,18 @@ pub enum ScanError {
     /// a file named on the command line that is not what it should be
     #[error("{0}")]
     Usage(String),
+    /// findings could not be set aside on disk
+    #[error("{0}")]
+    Spill(String),
 }
 
 impl ScanError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            ScanError::Input(_) | ScanError::Nothing(_) | ScanError::Usage(_) => 2,
+            ScanError::Input(_)
+            | ScanError::Nothing(_)
+            | ScanError::Usage(_)
+            | ScanError::Spill(_) => 2,
             ScanError::Pack(_) => 3,
             ScanError::Load(_) => 4,
         }
@@ -60,6 +66,8 @@ pub struct Options {
     /// `--since` / `--until`: what findings and totals count
     pub since: Option<Bound>,
     pub until: Option<Bound>,
+    /// findings held in memory before they go to disk ([`FINDINGS_IN_MEMORY`])
+    pub findings_in_memory: usize,
 }
 
 impl Default for Options {
@@ -78,6 +86,7 @@ impl Default for Options {
             baseline: None,
             since: None,
             until: None,
+            findings_in_memory: FINDINGS_IN_MEMORY,
         }
     }
 }
@@ -114,6 +123,13 @@ pub struct RuleRun {
 #[derive(Default)]
 pub struct Findings {
     pub list: Vec<engine::Finding>,
+    /// each listed finding's place in the order findings were first added
+    /// (the report's order among equals), kept through spilling
+    seq: Vec<u64>,
+    next_seq: u64,
+    /// settled findings set aside on disk by a scan ([`Findings::spill_settled`]),
+    /// each as its place and the finding
+    spilled: Option<crate::spill::Spill>,
     by_group: HashMap<String, usize>,
     spans_of: HashMap<usize, rustc_hash::FxHashSet<(String, String)>>,
     /// indexes of findings added or updated since the last look (watch mode),
@@ -142,10 +158,26 @@ impl Findings {
     /// grow. Only between rounds: nothing may be waiting in `take_changed`.
     pub fn forget_settled(&mut self) {
         debug_assert!(self.changed.is_empty(), "changes not taken yet");
+        self.keep_grouped(|_, _| Ok(()))
+            .expect("forgetting never fails");
+    }
+
+    /// Keep only the grouped findings in the list; each settled one goes to
+    /// `settle` with its place in the order of adding.
+    fn keep_grouped(
+        &mut self,
+        mut settle: impl FnMut(u64, engine::Finding) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         let mut spans_of = std::mem::take(&mut self.spans_of);
         self.by_group.clear();
-        for (i, f) in std::mem::take(&mut self.list).into_iter().enumerate() {
+        let seqs = std::mem::take(&mut self.seq);
+        for (i, (f, seq)) in std::mem::take(&mut self.list)
+            .into_iter()
+            .zip(seqs)
+            .enumerate()
+        {
             let Some(g) = f.group.clone() else {
+                settle(seq, f)?;
                 continue;
             };
             let j = self.list.len();
@@ -154,8 +186,130 @@ impl Findings {
                 self.spans_of.insert(j, set);
             }
             self.list.push(f);
+            self.seq.push(seq);
         }
         self.marked = vec![false; self.list.len()];
+        Ok(())
+    }
+
+    /// A scan's settled findings, checked by `keep` (which may drop one),
+    /// go to disk; the grouped ones stay, as they may still grow. Scans only:
+    /// what `take_changed` would have said is forgotten.
+    pub fn spill_settled(
+        &mut self,
+        mut keep: impl FnMut(&mut engine::Finding) -> bool,
+    ) -> std::io::Result<()> {
+        self.changed.clear();
+        let mut spill = match self.spilled.take() {
+            Some(s) => s,
+            None => crate::spill::Spill::new()?,
+        };
+        let r = self.keep_grouped(|seq, mut f| {
+            if !keep(&mut f) {
+                return Ok(());
+            }
+            let bytes = postcard::to_stdvec(&(seq, f)).map_err(std::io::Error::other)?;
+            spill.push(&bytes).map(drop)
+        });
+        self.spilled = Some(spill);
+        r
+    }
+
+    /// Findings listed and set aside.
+    pub fn len(&self) -> usize {
+        self.list.len() + self.spilled.as_ref().map_or(0, |s| s.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every finding, set aside or listed, with its place, in the order they
+    /// were added (both are in that order: a finding is set aside only after
+    /// every settled one added before it); the findings are empty afterwards.
+    pub fn take_all(&mut self) -> impl Iterator<Item = (u64, engine::Finding)> {
+        let spilled = self.spilled.take().map(|s| {
+            s.drain()
+                .expect("findings set aside on disk can be read back")
+                .map(|r| {
+                    let bytes = r.expect("findings set aside on disk can be read back");
+                    postcard::from_bytes::<(u64, engine::Finding)>(&bytes)
+                        .expect("findings set aside are read as written")
+                })
+        });
+        let mut listed = (std::mem::take(&mut self.seq).into_iter())
+            .zip(std::mem::take(&mut self.list))
+            .peekable();
+        *self = Findings {
+            next_seq: self.next_seq,
+            ..Findings::default()
+        };
+        let mut spilled = spilled.into_iter().flatten().peekable();
+        std::iter::from_fn(move || match (spilled.peek(), listed.peek()) {
+            (Some(a), Some(b)) if b.0 < a.0 => listed.next(),
+            (Some(_), _) => spilled.next(),
+            (None, _) => listed.next(),
+        })
+    }
+
+    /// Look at every finding, set aside or listed, in the order they were added.
+    pub fn visit(&mut self, mut look: impl FnMut(&engine::Finding)) -> std::io::Result<()> {
+        let mut listed = self.seq.iter().zip(&self.list).peekable();
+        if let Some(spilled) = self.spilled.take() {
+            let mut again = crate::spill::Spill::new()?;
+            for bytes in spilled.drain()? {
+                let bytes = bytes?;
+                let (seq, f): (u64, engine::Finding) =
+                    postcard::from_bytes(&bytes).map_err(std::io::Error::other)?;
+                while let Some((_, g)) = listed.next_if(|(s, _)| **s < seq) {
+                    look(g);
+                }
+                look(&f);
+                again.push(&bytes)?;
+            }
+            self.spilled = Some(again);
+        }
+        listed.for_each(|(_, f)| look(f));
+        Ok(())
+    }
+
+    /// Keep the listed findings that `keep` keeps (it may change them).
+    pub fn retain_listed(&mut self, mut keep: impl FnMut(&mut engine::Finding) -> bool) {
+        let seqs = std::mem::take(&mut self.seq);
+        let list = std::mem::take(&mut self.list);
+        let (mut list2, mut seq2) = (Vec::new(), Vec::new());
+        let mut moved = HashMap::new();
+        for (i, (mut f, seq)) in list.into_iter().zip(seqs).enumerate() {
+            if keep(&mut f) {
+                moved.insert(i, list2.len());
+                list2.push(f);
+                seq2.push(seq);
+            }
+        }
+        self.list = list2;
+        self.seq = seq2;
+        self.by_group.retain(|_, i| match moved.get(i) {
+            Some(&j) => {
+                *i = j;
+                true
+            }
+            None => false,
+        });
+        let spans_of = std::mem::take(&mut self.spans_of);
+        self.spans_of = (spans_of.into_iter())
+            .filter_map(|(i, set)| moved.get(&i).map(|&j| (j, set)))
+            .collect();
+        self.changed.retain_mut(|i| match moved.get(i) {
+            Some(&j) => {
+                *i = j;
+                true
+            }
+            None => false,
+        });
+        self.marked = vec![false; self.list.len()];
+        for &i in &self.changed {
+            self.marked[i] = true;
+        }
     }
 
     /// Add a finding (see [`Findings::merge_into`]) and note it as changed.
@@ -167,12 +321,18 @@ impl Findings {
         }
     }
 
+    fn push(&mut self, f: engine::Finding) {
+        self.list.push(f);
+        self.seq.push(self.next_seq);
+        self.next_seq += 1;
+    }
+
     /// Add a finding, merging it into an earlier one of the same group (waste
     /// and time added, spans joined, latest text, pattern and alert state
     /// kept). Returns its index.
     fn merge_into(&mut self, f: engine::Finding) -> usize {
         let Some(g) = f.group.clone() else {
-            self.list.push(f);
+            self.push(f);
             return self.list.len() - 1;
         };
         let Some(&i) = self.by_group.get(&g) else {
@@ -184,7 +344,7 @@ impl Findings {
                 .collect();
             self.spans_of.insert(i, set);
             self.by_group.insert(g, i);
-            self.list.push(f);
+            self.push(f);
             return i;
         };
         let set = self.spans_of.entry(i).or_default();
@@ -462,6 +622,8 @@ pub struct Outcome {
     pub window: Option<Window>,
     /// `--baseline`'s days, `YYYY-MM-DD=tokens` (and `covered=…`)
     pub baseline_days: Vec<String>,
+    /// a report of more findings than this keeps them on disk
+    pub findings_in_memory: usize,
 }
 
 /// Feed sessions to every rule, batch by batch, rules in parallel.
@@ -690,6 +852,10 @@ impl Bound {
 /// Spans held in open traces before the scan starts closing quiet ones.
 pub const OPEN_BUDGET: usize = 50_000;
 
+/// A rule's settled findings held in memory before they go to disk, and the
+/// most findings a report holds in memory (see `spill`): a few MB.
+pub const FINDINGS_IN_MEMORY: usize = 2048;
+
 /// Streams spans into traces and complete traces into the rules.
 pub struct Pipeline<'a> {
     pub runs: &'a mut [RuleRun],
@@ -714,6 +880,10 @@ pub struct Pipeline<'a> {
     /// spans analysed but outside the window
     outside: rustc_hash::FxHashSet<u64>,
     sessions_seen: rustc_hash::FxHashSet<Arc<str>>,
+    /// a rule's settled findings past this many go to disk (see [`Findings::spill_settled`])
+    pub spill_at: usize,
+    /// why findings could not be set aside; the scan then fails
+    spill_error: Option<std::io::Error>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -733,6 +903,8 @@ impl<'a> Pipeline<'a> {
             window: None,
             outside: Default::default(),
             sessions_seen: Default::default(),
+            spill_at: FINDINGS_IN_MEMORY,
+            spill_error: None,
         }
     }
 
@@ -806,6 +978,7 @@ impl<'a> Pipeline<'a> {
             self.batch_spans,
             &mut self.trace_models,
         );
+        self.spill();
     }
 
     /// End of input: analyse what is still open, then finish every rule.
@@ -820,31 +993,78 @@ impl<'a> Pipeline<'a> {
     /// A detector's word is not trusted for what it charges: a charge must name
     /// a span of the input and cannot exceed all the input's tokens and texts.
     fn check_charges(&mut self) {
-        let all = self.totals.total_tokens + self.totals.content_bytes;
+        let check = Checker::new(&self.totals, &self.asm, &self.outside, &self.window);
+        for run in self.runs.iter_mut() {
+            let dropped = &mut run.dropped_charges;
+            run.findings.retain_listed(|f| check.keep(f, dropped));
+        }
+    }
+
+    /// Past `spill_at` settled findings, a rule's findings go to disk, checked
+    /// as at the end but against the input read so far (a charge names spans
+    /// of sessions already analysed, so nothing it may charge is still to come).
+    fn spill(&mut self) {
+        if self.spill_error.is_some() {
+            return;
+        }
+        let check = Checker::new(&self.totals, &self.asm, &self.outside, &self.window);
+        for run in self.runs.iter_mut() {
+            if run.findings.settled() < self.spill_at.max(1) {
+                continue;
+            }
+            let dropped = &mut run.dropped_charges;
+            if let Err(e) = run.findings.spill_settled(|f| check.keep(f, dropped)) {
+                self.spill_error = Some(e);
+                return;
+            }
+        }
+    }
+}
+
+/// What [`Pipeline::check_charges`] checks a finding against.
+struct Checker<'p> {
+    /// all the input's tokens and text bytes
+    all: u64,
+    asm: &'p Assembler,
+    /// spans outside the window
+    outside: &'p rustc_hash::FxHashSet<u64>,
+    window: bool,
+}
+
+impl<'p> Checker<'p> {
+    fn new(
+        totals: &Totals,
+        asm: &'p Assembler,
+        outside: &'p rustc_hash::FxHashSet<u64>,
+        window: &Option<Window>,
+    ) -> Self {
+        Checker {
+            all: totals.total_tokens + totals.content_bytes,
+            asm,
+            outside,
+            window: window.is_some(),
+        }
+    }
+
+    /// Drop the charges the finding may not make (counted in `dropped`) and
+    /// those outside the window; whether the finding is kept.
+    fn keep(&self, f: &mut engine::Finding, dropped: &mut u64) -> bool {
         let outside = |s: &engine::SpanRef| {
             self.outside
                 .contains(&model::span_key(&s.trace_id, &s.span_id))
         };
-        for run in self.runs.iter_mut() {
-            for f in run.findings.list.iter_mut() {
-                let before = f.waste.len();
-                f.waste.retain(|c| {
-                    c.tokens <= all && self.asm.knows(&c.span.trace_id, &c.span.span_id)
-                });
-                run.dropped_charges += (before - f.waste.len()) as u64;
-                // Outside the window: context, not counted.
-                f.waste.retain(|c| !outside(&c.span));
-            }
-            if self.window.is_some() {
-                // A finding with nothing in the window is not this window's.
-                run.findings.list.retain(|f| {
-                    !f.waste.is_empty()
-                        || f.alert
-                        || f.spans.is_empty()
-                        || f.spans.iter().any(|s| !outside(s))
-                });
-            }
-        }
+        let before = f.waste.len();
+        f.waste
+            .retain(|c| c.tokens <= self.all && self.asm.knows(&c.span.trace_id, &c.span.span_id));
+        *dropped += (before - f.waste.len()) as u64;
+        // Outside the window: context, not counted.
+        f.waste.retain(|c| !outside(&c.span));
+        // A finding with nothing in the window is not this window's.
+        !self.window
+            || !f.waste.is_empty()
+            || f.alert
+            || f.spans.is_empty()
+            || f.spans.iter().any(|s| !outside(s))
     }
 }
 
@@ -878,6 +1098,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     let bytes = reader.bytes.clone();
     let mut pipe = Pipeline::new(&mut runs, opts.quiet_ns, opts.batch_spans);
     pipe.open_budget = opts.open_spans;
+    pipe.spill_at = opts.findings_in_memory;
     pipe.window = window;
     if opts.costliest > 0 {
         let prices = crate::prices::Prices::with(&set.prices);
@@ -903,6 +1124,9 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
     });
     let mut reader = read;
     pipe.close();
+    if let Some(e) = pipe.spill_error.take() {
+        return Err(ScanError::Spill(e.to_string()));
+    }
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -934,6 +1158,7 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         bytes_per_token: set.bytes_per_token.unwrap_or(4.0),
         window,
         baseline_days: set.baseline_days.clone(),
+        findings_in_memory: opts.findings_in_memory,
     })
 }
 
@@ -1116,6 +1341,32 @@ mod tests {
             (g.title.as_str(), g.spans.len(), g.waste.len()),
             ("g3", 2, 3)
         );
+    }
+
+    /// Findings set aside on disk come back with the listed ones in the order
+    /// they were first added (a group at its first place, grown), without
+    /// those the check dropped; looking at them leaves them as they were.
+    #[test]
+    fn findings_set_aside_come_back_in_the_order_they_were_added() {
+        let mut f = Findings::default();
+        f.merge(finding("a", None, "1"));
+        f.merge(finding("g", Some("g"), "2"));
+        f.merge(finding("b", None, "3"));
+        f.merge(finding("dropped", None, "4"));
+        f.spill_settled(|x| x.title != "dropped").unwrap();
+        assert_eq!((f.list.len(), f.len()), (1, 3), "the group stays listed");
+        f.merge(finding("c", None, "5"));
+        f.merge(finding("g2", Some("g"), "6"));
+        f.spill_settled(|_| true).unwrap();
+        f.merge(finding("d", None, "7"));
+        let mut seen = Vec::new();
+        f.visit(|x| seen.push(x.title.clone())).unwrap();
+        let all: Vec<(u64, String)> = f.take_all().map(|(i, x)| (i, x.title)).collect();
+        let titles: Vec<&str> = all.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(titles, ["a", "g2", "b", "c", "d"]);
+        assert_eq!(seen, titles, "visit sees them in the same order");
+        assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "{all:?}");
+        assert!(f.is_empty());
     }
 
     /// Every built-in goes on from a saved state exactly as the analyzer that

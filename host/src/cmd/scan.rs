@@ -114,6 +114,7 @@ pub fn run(a: Args) -> Result<u8, Failure> {
         baseline: a.baseline,
         since: a.window.since,
         until: a.window.until,
+        findings_in_memory: scan::FINDINGS_IN_MEMORY,
     };
     if let Some(at) = a.split_at {
         return split(&opts, at, &a.format, a.output.as_deref(), a.top);

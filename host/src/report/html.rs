@@ -7,6 +7,7 @@
 
 use super::{count, num, usd, FindingOut, Report};
 use crate::costliest::Top;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -48,18 +49,20 @@ pub fn esc(s: &str) -> String {
 /// The page.
 pub fn page(r: &Report, x: &Extras) -> String {
     let mut o = String::with_capacity(64 * 1024);
+    // Read once: findings kept on disk are read back here, not in each part.
+    let all: Vec<Cow<FindingOut>> = r.findings.iter().collect();
     head(&mut o, x.title);
     headline(&mut o, r, x.title);
     since_last(&mut o, &x.since_last);
     daily(&mut o, r);
     detectors(&mut o, r);
-    patterns(&mut o, r);
+    patterns(&mut o, r, &all);
     if let Some(top) = x.costliest {
         costliest(&mut o, top);
     }
-    pace(&mut o, r);
-    tables(&mut o, r, "tail-latency", "Tail latency");
-    tables(&mut o, r, "error-patterns", "Error patterns");
+    pace(&mut o, r, &all);
+    tables(&mut o, r, &all, "tail-latency", "Tail latency");
+    tables(&mut o, r, &all, "error-patterns", "Error patterns");
     footer(&mut o, r);
     o.push_str("</main></body></html>\n");
     o
@@ -269,7 +272,7 @@ fn detectors(o: &mut String, r: &Report) {
     o.push_str("</table>");
 }
 
-fn patterns(o: &mut String, r: &Report) {
+fn patterns(o: &mut String, r: &Report, all: &[Cow<FindingOut>]) {
     if r.patterns.is_empty() {
         o.push_str("<h2>Patterns</h2><p class=ok>No finding.</p>");
         return;
@@ -286,7 +289,7 @@ fn patterns(o: &mut String, r: &Report) {
             esc(&p.fix),
             sev = p.severity,
         );
-        instances(o, r, &p.findings);
+        instances(o, all, &p.findings);
         let _ = write!(
             o,
             "</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{:.2}%</td><td class=n>{}</td></tr>",
@@ -320,13 +323,13 @@ fn dollars(c: Option<f64>) -> String {
 }
 
 /// A pattern's instances, folded: title, tokens, session, trace and span ids.
-fn instances(o: &mut String, r: &Report, which: &[usize]) {
+fn instances(o: &mut String, all: &[Cow<FindingOut>], which: &[usize]) {
     let _ = write!(
         o,
         "<details><summary>{}</summary><ol>",
         count(which.len() as u64, "instance")
     );
-    for f in which.iter().filter_map(|&i| r.findings.get(i)) {
+    for f in which.iter().filter_map(|&i| all.get(i)) {
         instance(o, f);
     }
     o.push_str("</ol></details>");
@@ -442,7 +445,7 @@ fn parts(o: &mut String, c: &crate::costliest::TopCall) {
 }
 
 /// Cumulative tokens of this calendar month against the last, and the alerts.
-fn pace(o: &mut String, r: &Report) {
+fn pace(o: &mut String, r: &Report, all: &[Cow<FindingOut>]) {
     let mut by_day: BTreeMap<String, u64> = r.baseline_daily.clone();
     for (d, day) in &r.totals.daily {
         by_day.insert(crate::model::utc_day(d * crate::model::DAY_NS), day.tokens);
@@ -469,7 +472,7 @@ fn pace(o: &mut String, r: &Report) {
     let before = prev.as_deref().map(cumulative).unwrap_or_default();
     chart::pace(o, &now, &before, &this, prev.as_deref());
     o.push_str("</div>");
-    let alerts: Vec<&FindingOut> = r.findings.iter().filter(|f| f.alert).collect();
+    let alerts: Vec<_> = all.iter().filter(|f| f.alert).collect();
     if alerts.is_empty() {
         let why = if prev.is_none() {
             "No previous month in the input: pass last month's JSON report with --baseline to compare."
@@ -501,15 +504,11 @@ fn month_before(month: &str) -> Option<String> {
 }
 
 /// A detector's findings as a table: title, then each evidence key a column.
-fn tables(o: &mut String, r: &Report, detector: &str, heading: &str) {
+fn tables(o: &mut String, r: &Report, all: &[Cow<FindingOut>], detector: &str, heading: &str) {
     if !r.detectors.iter().any(|d| d.detector == detector) {
         return;
     }
-    let found: Vec<&FindingOut> = r
-        .findings
-        .iter()
-        .filter(|f| f.detector == detector)
-        .collect();
+    let found: Vec<_> = all.iter().filter(|f| f.detector == detector).collect();
     let _ = write!(o, "<h2>{}</h2>", esc(heading));
     if found.is_empty() {
         o.push_str("<p class=ok>No finding.</p>");
@@ -526,7 +525,7 @@ fn tables(o: &mut String, r: &Report, detector: &str, heading: &str) {
         let _ = write!(o, "<th>{}</th>", esc(&k.replace('_', " ")));
     }
     o.push_str("</tr>");
-    for f in found {
+    for f in &found {
         let _ = write!(
             o,
             "<tr><td><b>{}</b><br><span class=muted>{}</span></td>",

@@ -4,13 +4,14 @@
 pub use crate::prices::{self, Prices};
 pub mod diff;
 pub mod html;
+pub mod list;
 pub mod patterns;
 
 use crate::ingest::ReadStats;
 use crate::rules::Severity;
 use crate::scan::{Outcome, Totals};
+pub use list::FindingList;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// The JSON schema id; bump on any incompatible change (docs/report-schema.md).
@@ -35,12 +36,8 @@ pub struct Report {
     /// findings grouped by rule and pattern, largest first
     pub patterns: Vec<patterns::PatternOut>,
     /// the last field: [`Report::write_json`] renders it apart
-    pub findings: Vec<FindingOut>,
+    pub findings: FindingList,
 }
-
-/// Findings rendered together by [`Report::write_json`]: enough to keep both
-/// cores busy, few enough that the rendered text stays a few MB.
-const RENDER_BATCH: usize = 2048;
 
 impl Report {
     /// The report as pretty JSON, byte for byte what `serde_json`'s pretty
@@ -49,7 +46,6 @@ impl Report {
     /// report was the larger part of a scan's last step, which ran on one
     /// core while the other idled.
     pub fn write_json(&mut self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        use rayon::prelude::*;
         let findings = std::mem::take(&mut self.findings);
         let head = serde_json::to_string_pretty(&*self);
         self.findings = findings;
@@ -62,19 +58,7 @@ impl Report {
         if self.findings.is_empty() {
             return w.write_all(b"]\n}");
         }
-        let mut first = true;
-        for batch in self.findings.chunks(RENDER_BATCH) {
-            let rendered: Vec<Vec<u8>> = batch
-                .par_iter()
-                .map(finding_json)
-                .collect::<Result<_, _>>()
-                .map_err(std::io::Error::other)?;
-            for f in rendered {
-                w.write_all(if first { b"\n    " } else { b",\n    " })?;
-                w.write_all(&f)?;
-                first = false;
-            }
-        }
+        self.findings.write_json(w)?;
         w.write_all(b"\n  ]\n}")
     }
 }
@@ -286,16 +270,24 @@ fn add_cost(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// Tokens charged to each span, by rule: where two rules charge one span, the
-/// smaller charges are the overlap the summary shows.
+/// smaller charges are the overlap the summary shows. Spans are known by their
+/// key (see `model::span_key`), with the input price of their trace's model.
 #[derive(Default)]
-struct Overlaps(HashMap<(String, String), Vec<(usize, u64)>>);
+struct Overlaps(rustc_hash::FxHashMap<u64, Charged>);
+
+/// One span's input price (per million tokens) and its charges: (rule, tokens).
+type Charged = (Option<f64>, Vec<(usize, u64)>);
 
 impl Overlaps {
-    fn charge(&mut self, rule: usize, c: &crate::engine::Charge) {
-        let e = self
-            .0
-            .entry((c.span.trace_id.clone(), c.span.span_id.clone()))
-            .or_default();
+    fn charge(&mut self, rule: usize, c: &crate::engine::Charge, o: &Outcome) {
+        let key = crate::model::span_key(&c.span.trace_id, &c.span.span_id);
+        let (_, e) = self.0.entry(key).or_insert_with(|| {
+            let price = o.trace_models.get(&c.span.trace_id);
+            (
+                price.and_then(|m| o.prices.of(m)).map(|p| p.input),
+                Vec::new(),
+            )
+        });
         match e.iter_mut().find(|(r, _)| *r == rule) {
             Some(x) => x.1 = x.1.saturating_add(c.tokens),
             None => e.push((rule, c.tokens)),
@@ -304,23 +296,22 @@ impl Overlaps {
 
     /// What the overlap costs, at the input price of each span's trace model
     /// (overlapping charges are re-sent context, paid as input).
-    fn cost(&self, o: &Outcome) -> Option<f64> {
+    fn cost(&self) -> Option<f64> {
         self.0
-            .iter()
+            .values()
             .filter(|(_, v)| v.len() > 1)
-            .fold(None, |cost, ((trace, _), v)| {
+            .fold(None, |cost, (price, v)| {
                 let extra = v.iter().fold(0u64, |a, x| a.saturating_add(x.1))
                     - v.iter().map(|x| x.1).max().unwrap_or(0);
-                let price = o.trace_models.get(trace).and_then(|m| o.prices.of(m));
-                add_cost(cost, price.map(|p| extra as f64 * p.input / 1e6))
+                add_cost(cost, price.map(|p| extra as f64 * p / 1e6))
             })
     }
 
     fn tokens(&self) -> u64 {
         self.0
             .values()
-            .filter(|v| v.len() > 1)
-            .map(|v| {
+            .filter(|(_, v)| v.len() > 1)
+            .map(|(_, v)| {
                 let sum = v.iter().fold(0u64, |a, x| a.saturating_add(x.1));
                 sum - v.iter().map(|x| x.1).max().unwrap_or(0)
             })
@@ -387,14 +378,24 @@ fn stopped_finding(run: &crate::scan::RuleRun, why: &str) -> FindingOut {
     }
 }
 
-fn detector_summary(
-    run: &crate::scan::RuleRun,
-    found: &[FindingOut],
-    o: &Outcome,
-) -> DetectorSummary {
-    let tokens = found
-        .iter()
-        .fold(0u64, |a, f| a.saturating_add(f.wasted_tokens));
+/// What a rule's findings add up to, added in the order they were found.
+#[derive(Default)]
+struct Found {
+    count: usize,
+    tokens: u64,
+    cost_usd: Option<f64>,
+}
+
+impl Found {
+    fn add(&mut self, f: &FindingOut) {
+        self.count += 1;
+        self.tokens = self.tokens.saturating_add(f.wasted_tokens);
+        self.cost_usd = add_cost(self.cost_usd, f.cost_usd);
+    }
+}
+
+fn detector_summary(run: &crate::scan::RuleRun, found: &Found, o: &Outcome) -> DetectorSummary {
+    let tokens = found.tokens;
     let mut counters = run.counters.clone();
     if run.dropped_charges > 0 {
         counters.push((
@@ -409,15 +410,11 @@ fn detector_summary(
         source: run.plugin.source.clone(),
         sha256: run.plugin.hash.clone(),
         severity: run.rule.severity,
-        findings: found.len(),
+        findings: found.count,
         wasted_tokens: tokens,
         share_pct: pct(tokens, o.totals.total_tokens),
-        cost_usd: found.iter().fold(None, |a, f| add_cost(a, f.cost_usd)),
-        per_month: PerMonth::of(
-            tokens,
-            found.iter().fold(None, |a, f| add_cost(a, f.cost_usd)),
-            o.totals.covered_days(),
-        ),
+        cost_usd: found.cost_usd,
+        per_month: PerMonth::of(tokens, found.cost_usd, o.totals.covered_days()),
         counters,
         failure: run.failure.clone(),
         not_checked: crate::scan::not_checked(&run.plugin, &o.totals.content),
@@ -472,55 +469,57 @@ fn date_waste(
     totals: &mut Totals,
     call_days: &rustc_hash::FxHashMap<u64, u64>,
     rule: &str,
-    findings: &[crate::engine::Finding],
+    f: &crate::engine::Finding,
 ) {
-    for c in findings.iter().flat_map(|f| &f.waste) {
+    for c in &f.waste {
         let key = crate::model::span_key(&c.span.trace_id, &c.span.span_id);
         let Some(&d) = call_days.get(&key) else {
             continue;
         };
         let day = totals.daily.entry(d).or_default();
-        let w = day.waste.entry(rule.to_string()).or_default();
-        *w = w.saturating_add(c.tokens);
+        // one rule's entry, found without a new key each time
+        match day.waste.get_mut(rule) {
+            Some(w) => *w = w.saturating_add(c.tokens),
+            None => drop(day.waste.insert(rule.to_string(), c.tokens)),
+        }
     }
 }
 
-/// Build the report, taking the findings out of the outcome (they can be many).
+/// Build the report, taking the findings out of the outcome (they can be many:
+/// past `Outcome::findings_in_memory` they go to disk, see [`list`]).
 pub fn build(o: &mut Outcome) -> Report {
     let mut detectors = Vec::new();
-    let mut findings = Vec::new();
+    let mut list = list::Builder::new(o.findings_in_memory);
     let mut overlaps = Overlaps::default();
     let runs = std::mem::take(&mut o.runs);
     let call_days = std::mem::take(&mut o.totals.call_days);
     let mut totals = o.totals.clone();
+    let spill = "findings can be set aside on disk while the report is built";
     for (ri, mut run) in runs.into_iter().enumerate() {
-        let list = std::mem::take(&mut run.findings.list);
-        list.iter()
-            .flat_map(|f| &f.waste)
-            .for_each(|c| overlaps.charge(ri, c));
-        date_waste(&mut totals, &call_days, &run.rule.id, &list);
-        let found: Vec<FindingOut> = list.into_iter().map(|f| finding_out(&run, f, o)).collect();
+        let mut found = Found::default();
+        for (seq, f) in run.findings.take_all() {
+            f.waste.iter().for_each(|c| overlaps.charge(ri, c, o));
+            date_waste(&mut totals, &call_days, &run.rule.id, &f);
+            let out = finding_out(&run, f, o);
+            found.add(&out);
+            list.push(ri, seq, out).expect(spill);
+        }
         detectors.push(detector_summary(&run, &found, o));
-        findings.extend(found);
         if let Some(why) = &run.failure {
-            findings.push(stopped_finding(&run, why));
+            list.push(ri, u64::MAX, stopped_finding(&run, why))
+                .expect(spill);
         }
     }
-    findings.sort_by(|a, b| {
-        b.wasted_tokens
-            .cmp(&a.wasted_tokens)
-            .then(b.severity.cmp(&a.severity))
-            .then(a.title.cmp(&b.title))
-    });
     price_totals(&mut totals, &o.prices);
     let total = totals.total_tokens;
     let overlap = overlaps.tokens();
-    let overlap_cost = overlaps.cost(o);
+    let overlap_cost = overlaps.cost();
     let days = totals.covered_days();
     let sessions = totals.sessions;
     let wasted = detectors
         .iter()
         .fold(0u64, |a, d| a.saturating_add(d.wasted_tokens));
+    let (findings, patterns) = list.finish(total, sessions, days).expect(spill);
     Report {
         window: o.window,
         schema: SCHEMA,
@@ -560,7 +559,7 @@ pub fn build(o: &mut Outcome) -> Report {
             ),
             covered_days: days,
         },
-        patterns: patterns::group(&findings, total, sessions, days),
+        patterns,
         detectors,
         findings,
     }
@@ -740,7 +739,7 @@ fn money(c: Option<f64>) -> String {
 
 impl Report {
     pub fn worst(&self) -> Option<Severity> {
-        self.findings.iter().map(|f| f.severity).max()
+        self.findings.worst()
     }
 
     fn header(&self, out: &mut String) {
@@ -947,7 +946,7 @@ impl Report {
             let _ = writeln!(out, "\nTop findings (of {}):", self.findings.len());
         }
         for (i, f) in self.findings.iter().take(findings).enumerate() {
-            finding_text(&mut out, i + 1, f);
+            finding_text(&mut out, i + 1, &f);
         }
         out
     }
@@ -1114,27 +1113,89 @@ impl Report {
 mod tests {
     use super::*;
 
-    /// The report written with its findings rendered apart is byte for byte
-    /// what serde_json's pretty printer writes, with many findings and none.
-    #[test]
-    fn a_report_written_in_parts_is_the_pretty_printers_report() {
+    /// The example month scanned with findings kept in memory up to `limit`,
+    /// its costliest calls, and its report.
+    fn month(limit: usize) -> (crate::costliest::Top, Report) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let opts = crate::scan::Options {
             inputs: vec![root.join("examples/month.jsonl.gz")],
+            // the weekly audit's rules group their findings
+            packs: vec![
+                root.join("rules/default.toml"),
+                root.join("rules/weekly-audit.toml"),
+            ],
+            findings_in_memory: limit,
+            costliest: 14,
             ..Default::default()
         };
-        let mut report = build(&mut crate::scan::run(&opts).unwrap());
-        assert!(report.findings.len() > RENDER_BATCH, "more than a batch");
-        for _ in 0..2 {
+        let mut outcome = crate::scan::run(&opts).unwrap();
+        let top = crate::costliest::build(&mut outcome);
+        (top, build(&mut outcome))
+    }
+
+    /// The report written with its findings rendered apart is byte for byte
+    /// what serde_json's pretty printer writes, with many findings and none,
+    /// in memory and on disk.
+    #[test]
+    fn a_report_written_in_parts_is_the_pretty_printers_report() {
+        for limit in [usize::MAX, 0] {
+            let (_, mut report) = month(limit);
+            assert!(
+                report.findings.len() > list::RENDER_BATCH,
+                "more than a batch"
+            );
+            let on_disk = matches!(report.findings, FindingList::Disk(_));
+            assert_eq!(on_disk, limit == 0, "findings on disk past the limit");
+            for _ in 0..2 {
+                let mut ours = Vec::new();
+                report.write_json(&mut ours).unwrap();
+                let theirs = serde_json::to_vec_pretty(&report).unwrap();
+                assert!(ours == theirs, "{} findings", report.findings.len());
+                if let FindingList::Memory(v) = &mut report.findings {
+                    v.truncate(1);
+                }
+            }
+            report.findings = FindingList::default();
             let mut ours = Vec::new();
             report.write_json(&mut ours).unwrap();
-            let theirs = serde_json::to_vec_pretty(&report).unwrap();
-            assert!(ours == theirs, "{} findings", report.findings.len());
-            report.findings.truncate(1);
+            assert_eq!(ours, serde_json::to_vec_pretty(&report).unwrap());
         }
-        report.findings.clear();
-        let mut ours = Vec::new();
-        report.write_json(&mut ours).unwrap();
-        assert_eq!(ours, serde_json::to_vec_pretty(&report).unwrap());
+    }
+
+    /// Findings set aside on disk (while scanning, and in the report) change
+    /// nothing a user sees: every format, and the costliest calls, are the same
+    /// as with every finding in memory, whatever the limit.
+    #[test]
+    fn findings_on_disk_give_the_same_reports_as_in_memory() {
+        let text = |(top, mut r): (crate::costliest::Top, Report)| {
+            let mut json = Vec::new();
+            r.write_json(&mut json).unwrap();
+            let x = html::Extras {
+                costliest: Some(&top),
+                ..Default::default()
+            };
+            (
+                String::from_utf8(json).unwrap(),
+                r.to_table(10, 40),
+                r.to_markdown(10),
+                html::page(&r, &x),
+                serde_json::to_string(&top).unwrap(),
+                r.worst(),
+            )
+        };
+        let memory = text(month(usize::MAX));
+        assert!(
+            memory.0.matches("\"rule\":").count() > 1000,
+            "many findings"
+        );
+        for limit in [0, 1, 700] {
+            let disk = text(month(limit));
+            assert!(disk.0 == memory.0, "JSON differs at limit {limit}");
+            assert!(disk.1 == memory.1, "table differs at limit {limit}");
+            assert!(disk.2 == memory.2, "Markdown differs at limit {limit}");
+            assert!(disk.3 == memory.3, "HTML differs at limit {limit}");
+            assert!(disk.4 == memory.4, "costliest differ at limit {limit}");
+            assert_eq!(disk.5, memory.5, "worst severity at limit {limit}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! detector says its instances share (the tool, the file, the opener); a
 //! detector that says nothing gets one pattern per title.
 
-use super::{add_cost, pct, FindingOut, PerMonth};
+use super::{add_cost, pct, FindingCore, PerMonth};
 use crate::rules::Severity;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
@@ -37,21 +37,26 @@ pub struct PatternOut {
 /// signature's), the counts it states in its evidence: its example spans name
 /// only a few of them.
 #[derive(Default)]
-struct Affected<'a> {
-    // Hashed, not ordered: only their sizes are reported (ordered sets of
-    // trace ids were most of a large report's build).
-    turns: HashSet<&'a str>,
-    sessions: HashSet<&'a str>,
+struct Affected {
+    // Hashes of the ids, not the ids: only the sizes are reported, and the
+    // findings need not stay in memory (64 bits: two ids of one report share
+    // a hash with a chance of about n²/2⁶⁵).
+    turns: HashSet<u64>,
+    sessions: HashSet<u64>,
     stated_turns: usize,
     stated_sessions: usize,
 }
 
-impl<'a> Affected<'a> {
-    fn add(&mut self, f: &'a FindingOut) {
-        self.turns.extend(f.trace_id.as_deref());
-        self.turns
-            .extend(f.spans.iter().map(|s| s.trace_id.as_str()));
-        self.sessions.extend(f.session.as_deref());
+fn id(s: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(s)
+}
+
+impl Affected {
+    fn add(&mut self, f: &FindingCore) {
+        self.turns.extend(f.trace_id.as_deref().map(id));
+        self.turns.extend(f.spans.iter().map(|s| id(&s.trace_id)));
+        self.sessions.extend(f.session.as_deref().map(id));
         if f.session.is_none() {
             self.stated_turns = self.stated_turns.max(stated_count(f, "turns"));
             self.stated_sessions = self.stated_sessions.max(stated_count(f, "sessions"));
@@ -68,7 +73,7 @@ impl<'a> Affected<'a> {
 }
 
 /// A count an aggregate finding states in its evidence (0 when it does not).
-fn stated_count(f: &FindingOut, key: &str) -> usize {
+fn stated_count(f: &FindingCore, key: &str) -> usize {
     f.evidence
         .iter()
         .find(|(k, _)| k == key)
@@ -76,23 +81,76 @@ fn stated_count(f: &FindingOut, key: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Group `findings` (sorted, largest first) by rule and pattern, largest first.
-pub fn group(
-    findings: &[FindingOut],
-    total_tokens: u64,
-    all_sessions: u64,
-    days: f64,
-) -> Vec<PatternOut> {
-    let mut index: HashMap<(&str, &str), usize> = HashMap::default();
-    let mut out: Vec<PatternOut> = Vec::new();
-    let mut affected: Vec<Affected> = Vec::new();
-    for (i, f) in findings.iter().enumerate() {
+/// Groups findings by rule and pattern in two steps: first each finding in
+/// any order (what does not depend on order: which pattern, how severe, what
+/// it touches), then all of them in report order (sums, the typical instance,
+/// the indexes), so the findings need not all be in memory at once.
+#[derive(Default)]
+pub struct Grouper {
+    /// by rule, then pattern
+    index: HashMap<String, HashMap<String, u32>>,
+    groups: Vec<Group>,
+}
+
+struct Group {
+    rule: String,
+    pattern: String,
+    severity: Severity,
+    affected: Affected,
+}
+
+/// A finding as [`Grouper::finish`] needs it.
+pub struct Instance<'a> {
+    /// what [`Grouper::add`] returned for it
+    pub pattern: u32,
+    pub tokens: u64,
+    pub cost_usd: Option<f64>,
+    pub seconds: f64,
+    pub title: &'a str,
+    pub fix: &'a str,
+}
+
+impl Grouper {
+    /// A finding, in any order: the pattern it is an instance of.
+    pub fn add(&mut self, f: &FindingCore) -> u32 {
         let key = f.pattern.as_deref().unwrap_or(&f.title);
-        let at = *index.entry((&f.rule, key)).or_insert_with(|| {
-            out.push(PatternOut {
-                rule: f.rule.clone(),
-                pattern: key.to_string(),
-                severity: f.severity,
+        let known = self.index.get(&f.rule).and_then(|m| m.get(key));
+        let at = match known {
+            Some(&at) => at,
+            None => {
+                let at = self.groups.len() as u32;
+                (self.index.entry(f.rule.clone()).or_default()).insert(key.to_string(), at);
+                self.groups.push(Group {
+                    rule: f.rule.clone(),
+                    pattern: key.to_string(),
+                    severity: f.severity,
+                    affected: Affected::default(),
+                });
+                at
+            }
+        };
+        let g = &mut self.groups[at as usize];
+        g.severity = g.severity.max(f.severity);
+        g.affected.add(f);
+        at
+    }
+
+    /// The patterns, largest first, from every finding in report order
+    /// (largest first).
+    pub fn finish<'a>(
+        self,
+        sorted: impl Iterator<Item = Instance<'a>>,
+        total_tokens: u64,
+        all_sessions: u64,
+        days: f64,
+    ) -> Vec<PatternOut> {
+        let mut out: Vec<Option<PatternOut>> = (0..self.groups.len()).map(|_| None).collect();
+        for (i, f) in sorted.enumerate() {
+            let g = &self.groups[f.pattern as usize];
+            let p = out[f.pattern as usize].get_or_insert_with(|| PatternOut {
+                rule: g.rule.clone(),
+                pattern: g.pattern.clone(),
+                severity: g.severity,
                 instances: 0,
                 turns: 0,
                 sessions: 0,
@@ -102,35 +160,34 @@ pub fn group(
                 cost_usd: None,
                 per_month: None,
                 wasted_seconds: 0.0,
-                typical: f.title.clone(),
-                fix: f.fix.clone(),
+                typical: f.title.to_string(),
+                fix: f.fix.to_string(),
                 findings: Vec::new(),
             });
-            affected.push(Affected::default());
-            out.len() - 1
+            p.instances += 1;
+            p.wasted_tokens = p.wasted_tokens.saturating_add(f.tokens);
+            p.cost_usd = add_cost(p.cost_usd, f.cost_usd);
+            p.wasted_seconds += f.seconds;
+            p.findings.push(i);
+        }
+        let mut out: Vec<PatternOut> = (out.into_iter().zip(&self.groups))
+            .filter_map(|(p, g)| {
+                let mut p = p?;
+                (p.turns, p.sessions) = g.affected.counts();
+                p.sessions_pct = pct(p.sessions as u64, all_sessions);
+                p.share_pct = pct(p.wasted_tokens, total_tokens);
+                p.per_month = PerMonth::of(p.wasted_tokens, p.cost_usd, days);
+                Some(p)
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.wasted_tokens
+                .cmp(&a.wasted_tokens)
+                .then(b.wasted_seconds.total_cmp(&a.wasted_seconds))
+                .then(b.severity.cmp(&a.severity))
+                .then(a.rule.cmp(&b.rule))
+                .then(a.pattern.cmp(&b.pattern))
         });
-        let p = &mut out[at];
-        p.instances += 1;
-        p.severity = p.severity.max(f.severity);
-        p.wasted_tokens = p.wasted_tokens.saturating_add(f.wasted_tokens);
-        p.cost_usd = add_cost(p.cost_usd, f.cost_usd);
-        p.wasted_seconds += f.wasted_seconds;
-        p.findings.push(i);
-        affected[at].add(f);
+        out
     }
-    for (p, a) in out.iter_mut().zip(&affected) {
-        (p.turns, p.sessions) = a.counts();
-        p.sessions_pct = pct(p.sessions as u64, all_sessions);
-        p.share_pct = pct(p.wasted_tokens, total_tokens);
-        p.per_month = PerMonth::of(p.wasted_tokens, p.cost_usd, days);
-    }
-    out.sort_by(|a, b| {
-        b.wasted_tokens
-            .cmp(&a.wasted_tokens)
-            .then(b.wasted_seconds.total_cmp(&a.wasted_seconds))
-            .then(b.severity.cmp(&a.severity))
-            .then(a.rule.cmp(&b.rule))
-            .then(a.pattern.cmp(&b.pattern))
-    });
-    out
 }
