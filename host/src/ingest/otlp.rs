@@ -356,7 +356,7 @@ pub fn parse_traces_data(
     text: &[u8],
     origin: &Origin,
     maps: &Mappings,
-    out: &mut Vec<Span>,
+    out: &mut super::Spans,
     problems: &mut Vec<Problem>,
     seen: &mut super::Seen,
 ) {
@@ -364,16 +364,13 @@ pub fn parse_traces_data(
     let text = &*text;
     let fast = fast::traces_data(text).or_else(|| serde_json::from_str(text).ok());
     if let Some(doc) = fast {
-        // Spans are big: growing `out` a doubling at a time moved each one again.
-        let scopes = doc.resource_spans.iter().flat_map(|r| &r.scope_spans);
-        out.reserve(scopes.map(|s| s.spans.len()).sum());
         for rs in doc.resource_spans {
             let resource = rs.resource.unwrap_or_default().attributes;
             for ss in rs.scope_spans {
                 let scope = ss.scope.as_ref().and_then(|s| dialect::scope_name(&s.name));
                 for s in ss.spans {
                     match normalise_seen(s, scope.clone(), &resource, origin, maps, seen) {
-                        Ok(span) => out.push(span),
+                        Ok(span) => out.push(Box::new(span)),
                         Err(reason) => {
                             problems.push(Problem::at(origin, format!("span skipped: {reason}")))
                         }
@@ -412,7 +409,7 @@ pub fn parse_traces_data(
                     Err(e) => problems.push(Problem::at(&here(), format!("span skipped: {e}"))),
                     Ok(s) => {
                         match normalise_seen(s, scope.clone(), &resource, origin, maps, seen) {
-                            Ok(span) => out.push(span),
+                            Ok(span) => out.push(Box::new(span)),
                             Err(reason) => problems
                                 .push(Problem::at(&here(), format!("span skipped: {reason}"))),
                         }

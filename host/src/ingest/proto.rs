@@ -7,7 +7,7 @@ use super::attrs;
 use super::dialect::{self, Base};
 use super::mapping::Mappings;
 use super::Problem;
-use crate::model::{Origin, Span};
+use crate::model::Origin;
 use prost::Message;
 
 #[derive(Clone, PartialEq, Message)]
@@ -204,7 +204,7 @@ pub fn parse(
     msg: &[u8],
     origin: &Origin,
     maps: &Mappings,
-    out: &mut Vec<Span>,
+    out: &mut super::Spans,
     problems: &mut Vec<Problem>,
 ) {
     let data = match TracesData::decode(msg) {
@@ -257,7 +257,7 @@ pub fn parse(
                     ..Base::default()
                 };
                 match dialect::normalise(base, &resource, &attrs(&s.attributes), origin, maps) {
-                    Ok(span) => out.push(span),
+                    Ok(span) => out.push(Box::new(span)),
                     Err(reason) => {
                         problems.push(Problem::at(origin, format!("span skipped: {reason}")))
                     }
