@@ -228,14 +228,28 @@ impl Findings {
     /// were added (both are in that order: a finding is set aside only after
     /// every settled one added before it); the findings are empty afterwards.
     pub fn take_all(&mut self) -> impl Iterator<Item = (u64, engine::Finding)> {
+        // Read in order, decoded on every core a chunk at a time (decoding was
+        // most of building a large report).
         let spilled = self.spilled.take().map(|s| {
-            s.drain()
-                .expect("findings set aside on disk can be read back")
-                .map(|r| {
-                    let bytes = r.expect("findings set aside on disk can be read back");
-                    postcard::from_bytes::<(u64, engine::Finding)>(&bytes)
-                        .expect("findings set aside are read as written")
+            let mut records = s
+                .drain()
+                .expect("findings set aside on disk can be read back");
+            std::iter::from_fn(move || {
+                let chunk: Vec<Vec<u8>> = (records.by_ref())
+                    .take(1024)
+                    .map(|r| r.expect("findings set aside on disk can be read back"))
+                    .collect();
+                (!chunk.is_empty()).then(|| {
+                    chunk
+                        .par_iter()
+                        .map(|bytes| {
+                            postcard::from_bytes::<(u64, engine::Finding)>(bytes)
+                                .expect("findings set aside are read as written")
+                        })
+                        .collect::<Vec<_>>()
                 })
+            })
+            .flatten()
         });
         let mut listed = (std::mem::take(&mut self.seq).into_iter())
             .zip(std::mem::take(&mut self.list))

@@ -184,6 +184,17 @@ struct Texts {
 }
 
 impl Texts {
+    /// Each text's place in the sorted texts.
+    fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.list.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| &self.list[i as usize]);
+        let mut rank = vec![0; order.len()];
+        for (r, i) in order.into_iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        rank
+    }
+
     fn id(&mut self, s: &str) -> u32 {
         if let Some(&i) = self.ids.get(s) {
             return i;
@@ -264,15 +275,18 @@ impl Builder {
         if self.spill.is_some() && !self.waiting.is_empty() {
             self.render_waiting()?;
         }
-        let titles = &self.texts.list;
-        self.held.sort_by(|a, b| {
-            let (a, b) = (&a.key, &b.key);
-            b.tokens
-                .cmp(&a.tokens)
-                .then(b.severity.cmp(&a.severity))
-                .then_with(|| titles[a.title as usize].cmp(&titles[b.title as usize]))
-                .then(a.run.cmp(&b.run))
-                .then(a.seq.cmp(&b.seq))
+        // Titles compared by their rank among all texts, each text compared
+        // once (comparing the texts themselves was most of the sort).
+        let rank = self.texts.ranks();
+        self.held.sort_unstable_by_key(|h| {
+            let k = &h.key;
+            (
+                std::cmp::Reverse(k.tokens),
+                std::cmp::Reverse(k.severity),
+                rank[k.title as usize],
+                k.run,
+                k.seq,
+            )
         });
         let instances = self.held.iter().map(|h| patterns::Instance {
             pattern: h.pattern,
