@@ -2,6 +2,9 @@
 //! memory of `scan` (release binary, default pack) on
 //!
 //! - the generated month at 1×, 2× and 4× (read from stdin, as a pipe),
+//! - ten times the 1× months, generated as one run of consecutive months,
+//!   against the 1× from the same run (also from stdin): the same spans/s and
+//!   the same peak memory, with ten times the findings,
 //! - the 4× spans as one very long session (every conversation id made one),
 //! - the same spans in 10,000 small files of a folder,
 //! - gzip and zstd copies of the 1× month,
@@ -29,6 +32,7 @@ struct Run {
     secs: f64,
     peak_mb: f64,
     spans: u64,
+    findings: u64,
 }
 
 /// Scan `input` (a path, or `-` with `stdin` fed from these files in turn).
@@ -74,6 +78,7 @@ fn scan(bin: &str, cache: &Path, input: &str, stdin: &[PathBuf]) -> Run {
         secs: t.elapsed().as_secs_f64(),
         peak_mb: peak_kib as f64 / 1024.0,
         spans: report["totals"]["spans"].as_u64().unwrap(),
+        findings: report["summary"]["findings"].as_u64().unwrap(),
     }
 }
 
@@ -236,6 +241,13 @@ fn main() {
         })
         .collect();
     let base = &months[0];
+    // Consecutive months (not copies of one period): 1× and 10× of one run.
+    let consecutive = |k: u32| {
+        let p = dir.join(format!("consecutive-r{}-n{noise}.jsonl", repeat * k));
+        generate(&p, 300, repeat * k, noise);
+        p
+    };
+    let (c1, c10) = (consecutive(1), consecutive(10));
     let long = dir.join(format!("one-session-r{repeat}-n{noise}.jsonl"));
     one_session(&months, &long);
     let files = dir.join(format!("files-10k-r{repeat}-n{noise}"));
@@ -259,6 +271,14 @@ fn main() {
         ("1× (stdin)".into(), scan(bin, &cache, "-", &months[..1])),
         ("2× (stdin)".into(), scan(bin, &cache, "-", &months[..2])),
         ("4× (stdin)".into(), scan(bin, &cache, "-", &months[..4])),
+        (
+            "1× consecutive (stdin)".into(),
+            scan(bin, &cache, "-", std::slice::from_ref(&c1)),
+        ),
+        (
+            "10× consecutive (stdin)".into(),
+            scan(bin, &cache, "-", std::slice::from_ref(&c10)),
+        ),
         (
             "4× as one long session".into(),
             scan(bin, &cache, long.to_str().unwrap(), &[]),
@@ -287,19 +307,26 @@ fn main() {
     let rate = |r: &Run| r.spans as f64 / r.secs;
     let first = rate(&runs[0].1);
     println!(
-        "{:<26} {:>10} {:>8} {:>12} {:>9} {:>9}",
-        "input", "spans", "wall s", "spans/s", "vs 1×", "peak MB"
+        "{:<26} {:>10} {:>9} {:>8} {:>12} {:>9} {:>9}",
+        "input", "spans", "findings", "wall s", "spans/s", "vs 1×", "peak MB"
     );
     for (name, r) in &runs {
         println!(
-            "{name:<26} {:>10} {:>8.2} {:>12.0} {:>8.2}× {:>9.0}",
+            "{name:<26} {:>10} {:>9} {:>8.2} {:>12.0} {:>8.2}× {:>9.0}",
             r.spans,
+            r.findings,
             r.secs,
             rate(r),
             rate(r) / first,
             r.peak_mb
         );
     }
+    let (c1, c10) = (&runs[3].1, &runs[4].1);
+    println!(
+        "10× consecutive months: {:.2}× the spans/s and {:.2}× the peak memory of their 1×",
+        rate(c10) / rate(c1),
+        c10.peak_mb / c1.peak_mb
+    );
     let (sessions, long) = (&runs[runs.len() - 2].1, &runs[runs.len() - 1].1);
     println!(
         "{turns} turns in one session: {:.2}× the spans/s of the same turns in their sessions",
