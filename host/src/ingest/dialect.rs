@@ -17,7 +17,8 @@ pub struct Base {
     pub trace_id: String,
     pub span_id: String,
     pub parent_id: Option<String>,
-    pub name: String,
+    /// shared with the span made from it (one copy of the text, not two)
+    pub name: Arc<str>,
     pub start_ns: u64,
     pub end_ns: u64,
     pub error: bool,
@@ -531,7 +532,7 @@ pub fn normalise(
             trace_id: base.trace_id.into(),
             span_id: base.span_id.into(),
             parent_id: base.parent_id.filter(|p| !p.is_empty()).map(Into::into),
-            name: Arc::from(base.name.as_str()),
+            name: base.name,
             start_ns: base.start_ns,
             end_ns: base.end_ns,
             failed: base.error,
@@ -549,7 +550,7 @@ pub fn normalise(
     let mut span = Span {
         scope: base.scope.clone(),
         parent_id: base.parent_id.filter(|p| !p.is_empty()).map(Into::into),
-        name: Arc::from(base.name.as_str()),
+        name: base.name.clone(),
         kind,
         start_ns: base.start_ns,
         end_ns: base.end_ns,

@@ -462,7 +462,7 @@ fn normalise(
         trace_id: s.trace_id.into_owned(),
         span_id: s.span_id.into_owned(),
         parent_id: Some(s.parent_span_id.into_owned()),
-        name: s.name.into_owned(),
+        name: Arc::from(&*s.name),
         start_ns: s.start_time_unix_nano,
         end_ns: s.end_time_unix_nano,
         error: s.status.code == 2,

@@ -234,7 +234,7 @@ pub fn parse(
                     trace_id: hex(&s.trace_id),
                     span_id: hex(&s.span_id),
                     parent_id: Some(hex(&s.parent_span_id)),
-                    name: s.name.clone(),
+                    name: s.name.as_str().into(),
                     start_ns: s.start_time_unix_nano,
                     end_ns: s.end_time_unix_nano,
                     error: s.status.as_ref().is_some_and(|st| st.code == 2),

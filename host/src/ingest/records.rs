@@ -309,7 +309,7 @@ fn langfuse(v: &Value, session: Option<&str>) -> Result<Record, String> {
             .to_string(),
         span_id: str_of(o, &["id"]).unwrap_or("").to_string(),
         parent_id: str_of(o, &["parentObservationId", "parent_observation_id"]).map(String::from),
-        name: str_of(o, &["name"]).unwrap_or("").to_string(),
+        name: str_of(o, &["name"]).unwrap_or("").into(),
         start_ns: time_ns(o.get("startTime").or_else(|| o.get("start_time")))?,
         end_ns: time_ns(o.get("endTime").or_else(|| o.get("end_time")))?,
         error: level == "ERROR",
@@ -355,7 +355,7 @@ fn phoenix(v: &Value) -> Result<Record, String> {
         trace_id: id_text(ctx_of("trace_id"), 32).unwrap_or_default(),
         span_id: id_text(ctx_of("span_id"), 16).unwrap_or_default(),
         parent_id: id_text(o.get("parent_id"), 16),
-        name: str_of(o, &["name"]).unwrap_or("").to_string(),
+        name: str_of(o, &["name"]).unwrap_or("").into(),
         start_ns: time_ns(o.get("start_time"))?,
         end_ns: time_ns(o.get("end_time"))?,
         error: status.eq_ignore_ascii_case("error"),
@@ -408,7 +408,7 @@ fn console(v: &Value) -> Result<Record, String> {
         trace_id: id_text(ctx.get("trace_id"), 32).unwrap_or_default(),
         span_id: id_text(ctx.get("span_id"), 16).unwrap_or_default(),
         parent_id: parent,
-        name: str_of(o, &["name"]).unwrap_or("").to_string(),
+        name: str_of(o, &["name"]).unwrap_or("").into(),
         start_ns: time_ns(o.get("start_time"))?,
         end_ns: time_ns(o.get("end_time"))?,
         error: status.eq_ignore_ascii_case("error")
@@ -431,9 +431,7 @@ fn logfire(v: &Value) -> Result<Record, String> {
         trace_id: str_of(o, &["trace_id"]).unwrap_or("").to_string(),
         span_id: str_of(o, &["span_id"]).unwrap_or("").to_string(),
         parent_id: str_of(o, &["parent_span_id"]).map(String::from),
-        name: str_of(o, &["span_name", "message"])
-            .unwrap_or("")
-            .to_string(),
+        name: str_of(o, &["span_name", "message"]).unwrap_or("").into(),
         start_ns: time_ns(o.get("start_timestamp"))?,
         end_ns: time_ns(o.get("end_timestamp"))?,
         // Logfire levels: 17 = error and above.
@@ -492,7 +490,7 @@ fn helicone(v: &Value) -> Result<Record, String> {
         trace_id: request_id.clone(),
         span_id: request_id,
         parent_id: None,
-        name: format!("chat {}", model.as_deref().unwrap_or("")),
+        name: format!("chat {}", model.as_deref().unwrap_or("")).into(),
         start_ns: start,
         end_ns: end,
         error: !(200..300).contains(&status),
