@@ -198,11 +198,11 @@ impl Findings {
     pub fn spill_settled(
         &mut self,
         mut keep: impl FnMut(&mut engine::Finding) -> bool,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), SpillError> {
         self.changed.clear();
         let mut spill = match self.spilled.take() {
             Some(s) => s,
-            None => crate::spill::Spill::new()?,
+            None => crate::spill::Spill::new().map_err(SpillError::Create)?,
         };
         let r = self.keep_grouped(|seq, mut f| {
             if !keep(&mut f) {
@@ -212,7 +212,7 @@ impl Findings {
             spill.push(&bytes).map(drop)
         });
         self.spilled = Some(spill);
-        r
+        r.map_err(SpillError::Write)
     }
 
     /// Findings listed and set aside.
@@ -380,6 +380,15 @@ impl Findings {
         };
         i
     }
+}
+
+/// Why findings could not go to disk.
+#[derive(Debug)]
+pub enum SpillError {
+    /// no spill file could be made: nothing was moved
+    Create(std::io::Error),
+    /// writing failed part way: findings may be lost, the scan cannot report
+    Write(std::io::Error),
 }
 
 /// A rule's state in watch mode's checkpoint: its analyzer's saved state
@@ -1027,9 +1036,19 @@ impl<'a> Pipeline<'a> {
                 continue;
             }
             let dropped = &mut run.dropped_charges;
-            if let Err(e) = run.findings.spill_settled(|f| check.keep(f, dropped)) {
-                self.spill_error = Some(e);
-                return;
+            match run.findings.spill_settled(|f| check.keep(f, dropped)) {
+                Ok(()) => {}
+                Err(SpillError::Create(e)) => {
+                    // Nothing moved: findings stay in memory, as they did
+                    // before they could go to disk.
+                    eprintln!("tokenhound: {e}; findings are kept in memory");
+                    self.spill_at = usize::MAX;
+                    return;
+                }
+                Err(SpillError::Write(e)) => {
+                    self.spill_error = Some(e);
+                    return;
+                }
             }
         }
     }

@@ -8,6 +8,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/month.jsonl.gz")
@@ -614,4 +615,29 @@ fn otlp_json_numbers_are_read_where_text_is_canonical_too() {
     assert_eq!(r["input"]["problems"], 0, "{:#}", r["input"]);
     assert_eq!(r["totals"]["total_tokens"], 1020);
     assert_eq!(r["totals"]["cost_usd"], 0.5);
+}
+
+/// Where findings cannot go to disk (no writable temporary folder), the scan
+/// says so and keeps them in memory: the same report, nothing lost.
+#[test]
+fn findings_stay_in_memory_when_no_temporary_file_can_be_made() {
+    let month = example();
+    let args = ["scan", "--format", "json", month.to_str().unwrap()];
+    let usual = tokenhound(&args);
+    let stuck = Command::new(BIN)
+        .args(args)
+        .env("TOKENHOUND_CACHE_DIR", cache_dir())
+        .env("TMPDIR", "/nonexistent/tokenhound-no-tmp")
+        .output()
+        .expect("run tokenhound");
+    assert!(usual.status.success() && stuck.status.success());
+    let report: Value = serde_json::from_slice(&usual.stdout).unwrap();
+    assert!(
+        report["findings"].as_array().unwrap().len() > 2048,
+        "enough findings to go to disk"
+    );
+    assert!(usual.stdout == stuck.stdout, "the same report");
+    let said = String::from_utf8_lossy(&stuck.stderr);
+    assert!(said.contains("kept in memory"), "{said}");
+    assert!(said.contains("/nonexistent/tokenhound-no-tmp"), "{said}");
 }

@@ -248,7 +248,16 @@ impl Builder {
     fn render_waiting(&mut self) -> std::io::Result<()> {
         let spill = match &mut self.spill {
             Some(s) => s,
-            None => self.spill.insert(Spill::new()?),
+            None => match Spill::new() {
+                Ok(s) => self.spill.insert(s),
+                Err(e) => {
+                    // Nothing is on disk yet: the report is built in memory,
+                    // as it was before findings could go to disk.
+                    eprintln!("tokenhound: {e}; the report's findings are kept in memory");
+                    self.limit = usize::MAX;
+                    return Ok(());
+                }
+            },
         };
         let waiting = std::mem::take(&mut self.waiting);
         let rendered: Vec<Vec<u8>> = waiting
