@@ -14,6 +14,7 @@ use crate::spill::{At, Spill, SpillReader};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Findings rendered together: enough to keep both cores busy, few enough
 /// that the rendered text stays a few MB.
@@ -179,8 +180,8 @@ pub struct Builder {
 /// Titles and fixes, each kept once (a rule's findings share a few).
 #[derive(Default)]
 struct Texts {
-    ids: FxHashMap<String, u32>,
-    list: Vec<String>,
+    ids: FxHashMap<Arc<str>, u32>,
+    list: Vec<Arc<str>>,
 }
 
 impl Texts {
@@ -200,8 +201,9 @@ impl Texts {
             return i;
         }
         let i = self.list.len() as u32;
-        self.ids.insert(s.to_string(), i);
-        self.list.push(s.to_string());
+        let text: Arc<str> = Arc::from(s);
+        self.ids.insert(text.clone(), i);
+        self.list.push(text);
         i
     }
 }
