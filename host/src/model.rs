@@ -4,6 +4,8 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::sync::Arc;
 
+mod closed;
+
 impl Usage {
     pub fn add(&mut self, o: &Usage) {
         self.input += o.input;
@@ -540,7 +542,8 @@ pub struct Assembler {
     /// copies, downloads of one trace). Kept by trace rather than in one set
     /// of all spans: inserting 1.4 M keys into one table missed the cache on
     /// nearly every span (5% of a scan); a trace's keys are touched together.
-    closed: HashMap<u64, Box<[u64]>>,
+    /// Old traces' keys wait on disk ([`closed::ClosedKeys`]).
+    closed: closed::ClosedKeys,
     /// spans dropped as repeats, by the file that repeated them
     repeats: std::collections::BTreeMap<Arc<str>, u64>,
     /// what was odd about spans taken (clock errors, parent loops), until taken
@@ -707,10 +710,9 @@ impl Assembler {
     /// whole block of spans; only live input's idleness depends on it).
     pub fn add_at(&mut self, mut span: Box<Span>, now: std::time::Instant) -> Added {
         let key = span_key(&span.trace_id, &span.span_id);
-        let closed = self.closed.get(&id_hash(&span.trace_id));
+        let closed = self.closed.lookup(id_hash(&span.trace_id), key);
         let open = self.open.get(&span.trace_id);
-        let taken = closed.is_some_and(|keys| keys.binary_search(&key).is_ok())
-            || open.is_some_and(|o| o.keys.contains(&key));
+        let taken = closed == Some(true) || open.is_some_and(|o| o.keys.contains(&key));
         if taken {
             *self.repeats.entry(span.origin.file).or_default() += 1;
             return Added::Repeat;
@@ -760,10 +762,7 @@ impl Assembler {
         self.open
             .get(trace_id)
             .is_some_and(|o| o.keys.contains(&key))
-            || self
-                .closed
-                .get(&id_hash(trace_id))
-                .is_some_and(|keys| keys.binary_search(&key).is_ok())
+            || self.closed.lookup(id_hash(trace_id), key) == Some(true)
     }
 
     pub fn open_traces(&self) -> usize {
@@ -832,11 +831,7 @@ impl Assembler {
                 .values()
                 .map(|o| o.trace.spans.iter().map(|s| (**s).clone()).collect())
                 .collect(),
-            closed: self
-                .closed
-                .iter()
-                .map(|(&trace, keys)| (trace, keys.to_vec()))
-                .collect(),
+            closed: self.closed.all(),
             watermark: self.watermark,
         }
     }
@@ -845,11 +840,9 @@ impl Assembler {
     /// if their spans had just arrived.
     pub fn restore(saved: SavedAssembler, quiet_ns: u64) -> Self {
         let mut a = Assembler::new(quiet_ns);
-        a.closed = saved
-            .closed
-            .into_iter()
-            .map(|(trace, keys)| (trace, keys.into_boxed_slice()))
-            .collect();
+        for (trace, keys) in saved.closed {
+            a.closed.add(trace, keys);
+        }
         let now = std::time::Instant::now();
         for spans in saved.open {
             for s in spans {
@@ -869,10 +862,7 @@ impl Assembler {
     /// Remember a closed trace's span keys (beside those of an earlier part
     /// of it, when late spans made a second one).
     fn close_keys(&mut self, trace_id: &str, keys: FxHashSet<u64>) {
-        let entry = self.closed.entry(id_hash(trace_id)).or_default();
-        let mut all: Vec<u64> = entry.iter().copied().chain(keys).collect();
-        all.sort_unstable();
-        *entry = all.into_boxed_slice();
+        self.closed.add(id_hash(trace_id), keys);
     }
 
     fn take(&mut self, ids: Vec<Box<str>>) -> Vec<Session> {
@@ -1082,6 +1072,31 @@ mod tests {
             "the late span, once"
         );
         assert!(a.knows("t", "x") && a.knows("t", "s"));
+    }
+
+    /// An old trace whose span ids went to disk still knows them: a copy of
+    /// one of its spans is a repeat, a new span of it is late, a charge to it
+    /// names a span of the input, and a checkpoint keeps them.
+    #[test]
+    fn spans_of_traces_whose_ids_went_to_disk_are_still_known() {
+        let mut a = Assembler::new(u64::MAX);
+        a.closed = closed::ClosedKeys::with_budget(16);
+        for t in 0..100 {
+            a.add(span(&format!("t{t}"), "s", None, Kind::Llm, 1));
+            a.add(span(&format!("t{t}"), "c", Some("s"), Kind::Llm, 1));
+            a.take_all();
+        }
+        assert!(a.knows("t0", "c") && !a.knows("t0", "x"));
+        let mut a = Assembler::restore(a.save(), u64::MAX);
+        assert!(a.knows("t1", "s") && a.knows("t99", "c"));
+        assert!(matches!(
+            a.add(span("t0", "c", Some("s"), Kind::Llm, 1)),
+            Added::Repeat
+        ));
+        assert!(matches!(
+            a.add(span("t0", "x", Some("s"), Kind::Llm, 1)),
+            Added::Late { .. }
+        ));
     }
 
     /// Months read one after another that run past a year from now still

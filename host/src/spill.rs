@@ -65,6 +65,18 @@ impl Spill {
         self.records
     }
 
+    /// Write out what is buffered, so [`Spill::read`] sees every record.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// A record written before the last [`Spill::flush`].
+    pub fn read(&self, at: At) -> io::Result<Vec<u8>> {
+        let mut bytes = vec![0u8; at.len as usize];
+        read_exact_at(self.out.get_ref(), &mut bytes, at.offset)?;
+        Ok(bytes)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.records == 0
     }
