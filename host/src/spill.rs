@@ -91,13 +91,6 @@ impl Spill {
             left: self.records,
         })
     }
-
-    /// A reader of records by place, for once writing is done.
-    pub fn reader(mut self) -> io::Result<SpillReader> {
-        self.out.flush()?;
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        Ok(SpillReader { file })
-    }
 }
 
 /// The records of [`Spill::drain`], in order.
@@ -120,19 +113,6 @@ impl Iterator for Records {
             self.input.read_exact(&mut bytes).map(|_| bytes)
         });
         Some(read)
-    }
-}
-
-/// Records read by place ([`At`]).
-pub struct SpillReader {
-    file: File,
-}
-
-impl SpillReader {
-    pub fn read(&self, at: At) -> io::Result<Vec<u8>> {
-        let mut bytes = vec![0u8; at.len as usize];
-        read_exact_at(&self.file, &mut bytes, at.offset)?;
-        Ok(bytes)
     }
 }
 
@@ -167,9 +147,9 @@ mod tests {
             .map(|i| s.push(&vec![i as u8; i as usize % 300]).unwrap())
             .collect();
         assert_eq!(s.len(), 1000);
-        let r = s.reader().unwrap();
+        s.flush().unwrap();
         assert_eq!(
-            r.read(places[777]).unwrap(),
+            s.read(places[777]).unwrap(),
             vec![(777 % 256) as u8; 777 % 300]
         );
         let mut s = Spill::new().unwrap();

@@ -10,7 +10,7 @@
 
 use super::{finding_json, patterns, FindingCore, FindingOut};
 use crate::rules::Severity;
-use crate::spill::{At, Spill, SpillReader};
+use crate::spill::{At, Spill};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
@@ -34,7 +34,8 @@ impl Default for FindingList {
 
 /// Findings rendered into a spill file, in report order.
 pub struct OnDisk {
-    file: SpillReader,
+    /// written out in full ([`Spill::flush`]), then only read
+    file: Spill,
     /// each finding's place, share and cost, in report order
     index: Vec<Entry>,
     worst: Option<Severity>,
@@ -319,8 +320,11 @@ impl Builder {
                     })
                     .collect(),
             ),
-            Some(spill) => FindingList::Disk(OnDisk {
-                file: spill.reader()?,
+            Some(mut spill) => FindingList::Disk(OnDisk {
+                file: {
+                    spill.flush()?;
+                    spill
+                },
                 worst: self.held.iter().map(|h| h.key.severity).max(),
                 index: (self.held.into_iter())
                     .map(|h| Entry {
