@@ -243,8 +243,7 @@ impl Findings {
                     chunk
                         .par_iter()
                         .map(|bytes| {
-                            postcard::from_bytes::<(u64, engine::Finding)>(bytes)
-                                .expect("findings set aside are read as written")
+                            set_aside(bytes).expect("findings set aside are read as written")
                         })
                         .collect::<Vec<_>>()
                 })
@@ -273,8 +272,7 @@ impl Findings {
             let mut again = crate::spill::Spill::new()?;
             for bytes in spilled.drain()? {
                 let bytes = bytes?;
-                let (seq, f): (u64, engine::Finding) =
-                    postcard::from_bytes(&bytes).map_err(std::io::Error::other)?;
+                let (seq, f) = set_aside(&bytes)?;
                 while let Some((_, g)) = listed.next_if(|(s, _)| **s < seq) {
                     look(g);
                 }
@@ -380,6 +378,11 @@ impl Findings {
         };
         i
     }
+}
+
+/// A finding as [`Findings::spill_settled`] wrote it: its place and itself.
+fn set_aside(bytes: &[u8]) -> std::io::Result<(u64, engine::Finding)> {
+    postcard::from_bytes(bytes).map_err(std::io::Error::other)
 }
 
 /// Why findings could not go to disk.
