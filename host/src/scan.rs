@@ -131,7 +131,9 @@ pub struct Findings {
     /// each as its place and the finding
     spilled: Option<crate::spill::Spill>,
     by_group: HashMap<String, usize>,
-    spans_of: HashMap<usize, rustc_hash::FxHashSet<(String, String)>>,
+    /// the spans each group's finding names, by key (`model::span_key`: a
+    /// pair of strings per span was a third of a long scan's grouped findings)
+    spans_of: HashMap<usize, rustc_hash::FxHashSet<u64>>,
     /// indexes of findings added or updated since the last look (watch mode),
     /// and a mark per finding so each is listed once
     changed: Vec<usize>,
@@ -352,7 +354,7 @@ impl Findings {
             let set = f
                 .spans
                 .iter()
-                .map(|s| (s.trace_id.clone(), s.span_id.clone()))
+                .map(|s| model::span_key(&s.trace_id, &s.span_id))
                 .collect();
             self.spans_of.insert(i, set);
             self.by_group.insert(g, i);
@@ -363,7 +365,7 @@ impl Findings {
         let old = &mut self.list[i];
         let mut spans = std::mem::take(&mut old.spans);
         for s in f.spans.iter() {
-            if set.insert((s.trace_id.clone(), s.span_id.clone())) {
+            if set.insert(model::span_key(&s.trace_id, &s.span_id)) {
                 spans.push(s.clone());
             }
         }
@@ -636,7 +638,7 @@ pub struct Outcome {
     pub runs: Vec<RuleRun>,
     pub totals: Totals,
     pub read: ReadStats,
-    pub trace_models: HashMap<String, String>,
+    pub trace_models: crate::prices::TraceModels,
     pub peak_open: usize,
     pub prices: crate::prices::Prices,
     pub packs: Vec<(String, String)>,
@@ -657,11 +659,13 @@ pub fn feed(
     runs: &mut [RuleRun],
     sessions: Vec<model::Session>,
     batch_spans: usize,
-    trace_models: &mut HashMap<String, String>,
+    trace_models: &mut crate::prices::TraceModels,
 ) {
     for mut batch in model::batches(sessions, batch_spans) {
         let (cols, data) = Columns::build(&mut batch);
-        trace_models.extend(cols.trace_models.iter().cloned());
+        for (trace, model) in &cols.trace_models {
+            trace_models.add(*trace, model);
+        }
         let data = Arc::new(data);
         runs.par_iter_mut().for_each(|run| {
             if let Some(a) = run.analyzer.as_mut() {
@@ -890,7 +894,7 @@ pub struct Pipeline<'a> {
     pub problems: Vec<Problem>,
     /// problems only counted (a flood of notes)
     pub more_problems: u64,
-    pub trace_models: HashMap<String, String>,
+    pub trace_models: crate::prices::TraceModels,
     pub batch_spans: usize,
     /// most traces open at once, to show memory stays bounded
     pub peak_open: usize,
@@ -920,7 +924,7 @@ impl<'a> Pipeline<'a> {
             totals: Totals::default(),
             problems: Vec::new(),
             more_problems: 0,
-            trace_models: HashMap::new(),
+            trace_models: Default::default(),
             batch_spans,
             peak_open: 0,
             open_budget: OPEN_BUDGET,
@@ -1430,7 +1434,7 @@ mod tests {
         });
         let mut sessions = asm.take_all();
         let later = sessions.split_off(sessions.len() / 2);
-        let mut models = HashMap::new();
+        let mut models = crate::prices::TraceModels::default();
         feed(&mut saved, sessions, 512, &mut models);
         for (s, r) in saved.iter_mut().zip(restored.iter_mut()) {
             let state = s.save().unwrap_or_else(|e| panic!("{}: {e}", s.rule.id));

@@ -53,8 +53,9 @@ pub struct Columns {
     /// the string table as a list, for components older than 0.4.0: made on
     /// the first call that needs it
     listed: std::sync::OnceLock<Vec<String>>,
-    /// (trace id, model) of each trace's first LLM call, to price findings
-    pub trace_models: Vec<(String, String)>,
+    /// (trace key, model) of each trace's first LLM call, to price findings
+    /// (see `prices::TraceModels`)
+    pub trace_models: Vec<(u64, std::sync::Arc<str>)>,
 }
 
 struct Interner<'a> {
@@ -172,9 +173,9 @@ impl Columns {
                 .iter()
                 .filter(|s| s.kind == Kind::Llm)
                 .min_by_key(|s| s.start_ns)
-                .and_then(|s| s.model.as_deref())
+                .and_then(|s| s.model.as_ref())
             {
-                trace_models.push((trace.id.to_string(), m.to_string()));
+                trace_models.push((crate::prices::trace_key(&trace.id), m.clone()));
             }
             for s in &trace.spans {
                 let parent = s

@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The first bytes of a checkpoint file, with the layout's version.
-const MAGIC: &[u8] = b"tokenhound watch checkpoint 3\n";
+const MAGIC: &[u8] = b"tokenhound watch checkpoint 4\n";
 
 /// Everything a restart resumes from (see the module doc).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -32,7 +32,8 @@ pub struct Checkpoint {
     /// compressed files read, by path and size
     pub compressed: Vec<(PathBuf, u64)>,
     pub assembler: SavedAssembler,
-    pub trace_models: Vec<(String, String)>,
+    /// (trace key, model): see `prices::TraceModels`
+    pub trace_models: Vec<(u64, String)>,
     pub rules: Vec<SavedRule>,
     /// what `--output` held then, so a restart reads only the lines after it
     pub output: Option<SavedOutput>,

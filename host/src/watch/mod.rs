@@ -659,7 +659,7 @@ struct Live {
     reader: Reader,
     asm: Assembler,
     runs: Vec<RuleRun>,
-    trace_models: HashMap<String, String>,
+    trace_models: crate::prices::TraceModels,
     /// lines were read since the last look (a checkpoint is due)
     moved: bool,
 }
@@ -686,7 +686,7 @@ impl Live {
             reader: Reader::new(crate::model::Keep::ALL),
             asm: Assembler::new(u64::MAX),
             runs,
-            trace_models: HashMap::new(),
+            trace_models: Default::default(),
             moved: false,
         }
     }
@@ -734,9 +734,7 @@ impl Live {
                 .collect(),
             compressed: f.done_compressed.iter().cloned().collect(),
             assembler: self.asm.save(),
-            trace_models: (self.trace_models.iter())
-                .map(|(a, b)| (a.clone(), b.clone()))
-                .collect(),
+            trace_models: self.trace_models.save(),
             rules,
             output,
         })
@@ -758,7 +756,7 @@ impl Live {
             .collect();
         f.done_compressed = cp.compressed.into_iter().collect();
         self.asm = Assembler::restore(cp.assembler, u64::MAX);
-        self.trace_models = cp.trace_models.into_iter().collect();
+        self.trace_models = crate::prices::TraceModels::restore(cp.trace_models);
         Ok(format!(
             "{:.1} MB already read in {} ({} open), not read again",
             read as f64 / 1e6,

@@ -22,7 +22,10 @@ struct KeyState {
     tool: String,
     last_size: Option<u64>,
     reads: u64,
-    rereads: Vec<(SpanRef, u64)>,
+    /// re-reads so far; their spans are not kept: each is charged in the
+    /// finding of the batch that holds it, and the host's group keeps them
+    /// (a session's state grew with every re-read otherwise)
+    rereads: u64,
     first: SpanRef,
 }
 
@@ -97,7 +100,8 @@ impl Detector for ContextReread {
     /// key in the session join it (same group), so a long session is reported
     /// while it runs and still counts as one finding.
     fn observe(&mut self, b: &Batch) -> Vec<Finding> {
-        let mut touched: Vec<(usize, usize)> = Vec::new(); // (key index, re-reads before this batch)
+        // (key index, this batch's re-reads of it: span and tokens)
+        let mut touched: Vec<(usize, Vec<(SpanRef, u64)>)> = Vec::new();
         for turn in b.turns() {
             for &r in &turn.rows {
                 let Some(tool) = b
@@ -118,7 +122,7 @@ impl Detector for ContextReread {
                             tool: tool.to_string(),
                             last_size: None,
                             reads: 0,
-                            rereads: Vec::new(),
+                            rereads: 0,
                             first: b.span_ref(r),
                         });
                         self.keys.insert(id, self.seen.len() - 1);
@@ -127,11 +131,13 @@ impl Detector for ContextReread {
                 };
                 let st = &mut self.seen[i];
                 if st.reads > 0 && size.is_some() && size == st.last_size {
-                    if !touched.iter().any(|t| t.0 == i) {
-                        touched.push((i, st.rereads.len()));
-                    }
                     let tokens = content_tokens(size.unwrap_or(0), self.bytes_per_token);
-                    st.rereads.push((b.span_ref(r), tokens));
+                    let new = (b.span_ref(r), tokens);
+                    st.rereads += 1;
+                    match touched.iter_mut().find(|t| t.0 == i) {
+                        Some(t) => t.1.push(new),
+                        None => touched.push((i, vec![new])),
+                    }
                 }
                 st.reads += 1;
                 st.last_size = size;
@@ -139,16 +145,16 @@ impl Detector for ContextReread {
         }
         touched
             .into_iter()
-            .map(|(i, before)| self.finding(i, before))
+            .map(|(i, new)| self.finding(i, new))
             .collect()
     }
 }
 
 impl ContextReread {
-    /// The finding for key `i`, charging the re-reads from index `from` on.
-    fn finding(&self, i: usize, from: usize) -> Finding {
+    /// The finding for key `i`, charging this batch's re-reads of it.
+    fn finding(&self, i: usize, new: Vec<(SpanRef, u64)>) -> Finding {
         let s = &self.seen[i];
-        let n = s.rereads.len();
+        let n = s.rereads;
         let times = if n == 1 {
             "once".to_string()
         } else {
@@ -171,8 +177,8 @@ impl ContextReread {
         .evidence("reads", s.reads)
         .evidence("rereads", n)
         .span(s.first.clone());
-        for (span, tokens) in &s.rereads[from..] {
-            f = f.span(span.clone()).charge(span.clone(), *tokens);
+        for (span, tokens) in new {
+            f = f.span(span.clone()).charge(span, tokens);
         }
         f
     }
