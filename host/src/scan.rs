@@ -131,9 +131,13 @@ pub struct Findings {
     /// each as its place and the finding
     spilled: Option<crate::spill::Spill>,
     by_group: HashMap<String, usize>,
-    /// the spans each group's finding names, by key (`model::span_key`: a
-    /// pair of strings per span was a third of a long scan's grouped findings)
-    spans_of: HashMap<usize, rustc_hash::FxHashSet<u64>>,
+    /// what each listed group's finding names and when it was last joined
+    spans_of: HashMap<usize, Joined>,
+    /// grouped findings no finding joined for a while, on disk (scans only,
+    /// [`Findings::park_idle`]); one that a finding joins is read back
+    parked: Option<Parked>,
+    /// counts [`Findings::park_idle`] calls
+    round: u64,
     /// indexes of findings added or updated since the last look (watch mode),
     /// and a mark per finding so each is listed once
     changed: Vec<usize>,
@@ -219,7 +223,9 @@ impl Findings {
 
     /// Findings listed and set aside.
     pub fn len(&self) -> usize {
-        self.list.len() + self.spilled.as_ref().map_or(0, |s| s.len())
+        self.list.len()
+            + self.spilled.as_ref().map_or(0, |s| s.len())
+            + self.parked.as_ref().map_or(0, |p| p.at.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -252,8 +258,36 @@ impl Findings {
             })
             .flatten()
         });
-        let mut listed = (std::mem::take(&mut self.seq).into_iter())
-            .zip(std::mem::take(&mut self.list))
+        let mut rest: Vec<(u64, Place<engine::Finding>)> = (std::mem::take(&mut self.seq))
+            .into_iter()
+            .zip(
+                std::mem::take(&mut self.list)
+                    .into_iter()
+                    .map(Place::Listed),
+            )
+            .collect();
+        let mut parked = self.parked.take();
+        if let Some(p) = parked.as_mut() {
+            p.spill
+                .flush()
+                .expect("findings set aside on disk can be read back");
+            rest.extend(
+                p.in_order()
+                    .into_iter()
+                    .map(|(s, at)| (s, Place::Parked(at))),
+            );
+        }
+        // A group read back from disk was listed at the end.
+        rest.sort_unstable_by_key(|r| r.0);
+        let mut listed = (rest.into_iter())
+            .map(move |(seq, place)| match place {
+                Place::Listed(f) => (seq, f),
+                Place::Parked(at) => parked
+                    .as_ref()
+                    .and_then(|p| p.spill.read(at).ok())
+                    .and_then(|bytes| set_aside(&bytes).ok())
+                    .expect("findings set aside on disk can be read back"),
+            })
             .peekable();
         *self = Findings {
             next_seq: self.next_seq,
@@ -269,21 +303,52 @@ impl Findings {
 
     /// Look at every finding, set aside or listed, in the order they were added.
     pub fn visit(&mut self, mut look: impl FnMut(&engine::Finding)) -> std::io::Result<()> {
-        let mut listed = self.seq.iter().zip(&self.list).peekable();
-        if let Some(spilled) = self.spilled.take() {
+        let mut rest: Vec<(u64, Place<usize>)> = (self.seq.iter().copied())
+            .zip((0..self.list.len()).map(Place::Listed))
+            .collect();
+        if let Some(p) = self.parked.as_mut() {
+            p.spill.flush()?;
+            rest.extend(
+                p.in_order()
+                    .into_iter()
+                    .map(|(s, at)| (s, Place::Parked(at))),
+            );
+        }
+        // A group read back from disk was listed at the end.
+        rest.sort_unstable_by_key(|r| r.0);
+        let spilled = self.spilled.take();
+        let (list, parked) = (&self.list, &self.parked);
+        let mut show = |place: Place<&engine::Finding>| -> std::io::Result<()> {
+            match place {
+                Place::Listed(f) => look(f),
+                Place::Parked(at) => {
+                    let p = parked.as_ref().expect("a parked finding has its file");
+                    look(&set_aside(&p.spill.read(at)?)?.1);
+                }
+            }
+            Ok(())
+        };
+        let by_index = |place: &Place<usize>| match *place {
+            Place::Listed(i) => Place::Listed(&list[i]),
+            Place::Parked(at) => Place::Parked(at),
+        };
+        let mut listed = rest.iter().peekable();
+        if let Some(spilled) = spilled {
             let mut again = crate::spill::Spill::new()?;
             for bytes in spilled.drain()? {
                 let bytes = bytes?;
                 let (seq, f) = set_aside(&bytes)?;
-                while let Some((_, g)) = listed.next_if(|(s, _)| **s < seq) {
-                    look(g);
+                while let Some((_, place)) = listed.next_if(|(s, _)| *s < seq) {
+                    show(by_index(place))?;
                 }
-                look(&f);
+                show(Place::Listed(&f))?;
                 again.push(&bytes)?;
             }
             self.spilled = Some(again);
         }
-        listed.for_each(|(_, f)| look(f));
+        for (_, place) in listed {
+            show(by_index(place))?;
+        }
         Ok(())
     }
 
@@ -335,6 +400,112 @@ impl Findings {
         }
     }
 
+    /// Index a group's finding about to be listed at the end.
+    fn list_group(&mut self, group: String, f: &engine::Finding) {
+        let i = self.list.len();
+        let spans = (f.spans.iter())
+            .map(|s| model::span_key(&s.trace_id, &s.span_id))
+            .collect();
+        let round = self.round;
+        self.spans_of.insert(i, Joined { spans, round });
+        self.by_group.insert(group, i);
+    }
+
+    /// A parked group's finding listed again (at the end, with its place).
+    fn unpark(&mut self, group: &str) {
+        let Some((seq, f)) = self.parked.as_mut().and_then(|p| p.take(group)) else {
+            return;
+        };
+        self.list_group(group.to_string(), &f);
+        self.list.push(f);
+        self.seq.push(seq);
+        self.marked.resize(self.list.len(), false);
+    }
+
+    /// Grouped findings not joined since the last call go to disk, to be
+    /// read back if a finding joins them: a scan's groups cannot be known to
+    /// be complete before its end, and a long scan's all stayed in memory (a
+    /// session and file each, for context-reread). Scans only: watch lists
+    /// what changed by index.
+    pub fn park_idle(&mut self) -> Result<(), SpillError> {
+        let idle_before = self.round;
+        self.round += 1;
+        let parked = match self.parked.as_mut() {
+            Some(p) => p,
+            None => self.parked.insert(Parked {
+                spill: crate::spill::Spill::new().map_err(SpillError::Create)?,
+                at: HashMap::new(),
+            }),
+        };
+        let mut spans_of = std::mem::take(&mut self.spans_of);
+        self.by_group.clear();
+        let seqs = std::mem::take(&mut self.seq);
+        let mut failed = None;
+        for (i, (f, seq)) in std::mem::take(&mut self.list)
+            .into_iter()
+            .zip(seqs)
+            .enumerate()
+        {
+            let joined = spans_of.remove(&i);
+            let idle = joined.as_ref().is_some_and(|j| j.round < idle_before);
+            if let (Some(g), true, None) = (&f.group, idle, &failed) {
+                let written = postcard::to_stdvec(&(seq, &f))
+                    .map_err(std::io::Error::other)
+                    .and_then(|bytes| parked.spill.push(&bytes));
+                match written {
+                    Ok(at) => {
+                        parked.at.insert(g.clone(), (seq, at));
+                        continue;
+                    }
+                    // kept in memory; the scan stops with the error
+                    Err(e) => failed = Some(e),
+                }
+            }
+            let j = self.list.len();
+            if let Some(g) = &f.group {
+                self.by_group.insert(g.clone(), j);
+            }
+            if let Some(joined) = joined {
+                self.spans_of.insert(j, joined);
+            }
+            self.list.push(f);
+            self.seq.push(seq);
+        }
+        self.changed.clear();
+        self.marked = vec![false; self.list.len()];
+        failed.map_or(Ok(()), |e| Err(SpillError::Write(e)))
+    }
+
+    /// Grouped findings listed or parked.
+    pub fn grouped(&self) -> usize {
+        self.by_group.len()
+    }
+
+    /// Keep the parked findings that `keep` keeps (it may change them): the
+    /// end-of-scan check of [`Findings::retain_listed`], one at a time.
+    pub fn retain_parked(
+        &mut self,
+        mut keep: impl FnMut(&mut engine::Finding) -> bool,
+    ) -> std::io::Result<()> {
+        let Some(parked) = self.parked.as_mut() else {
+            return Ok(());
+        };
+        parked.spill.flush()?;
+        let groups: Vec<String> = parked.at.keys().cloned().collect();
+        for g in groups {
+            let (seq, at) = parked.at[&g];
+            let (_, mut f) = set_aside(&parked.spill.read(at)?)?;
+            if !keep(&mut f) {
+                parked.at.remove(&g);
+                continue;
+            }
+            let bytes = postcard::to_stdvec(&(seq, &f)).map_err(std::io::Error::other)?;
+            let at = parked.spill.push(&bytes)?;
+            parked.at.insert(g, (seq, at));
+        }
+        Ok(())
+    }
+
     fn push(&mut self, f: engine::Finding) {
         self.list.push(f);
         self.seq.push(self.next_seq);
@@ -349,19 +520,18 @@ impl Findings {
             self.push(f);
             return self.list.len() - 1;
         };
+        if !self.by_group.contains_key(&g) {
+            self.unpark(&g);
+        }
         let Some(&i) = self.by_group.get(&g) else {
             let i = self.list.len();
-            let set = f
-                .spans
-                .iter()
-                .map(|s| model::span_key(&s.trace_id, &s.span_id))
-                .collect();
-            self.spans_of.insert(i, set);
-            self.by_group.insert(g, i);
+            self.list_group(g, &f);
             self.push(f);
             return i;
         };
-        let set = self.spans_of.entry(i).or_default();
+        let joined = self.spans_of.entry(i).or_default();
+        joined.round = self.round;
+        let set = &mut joined.spans;
         let old = &mut self.list[i];
         let mut spans = std::mem::take(&mut old.spans);
         for s in f.spans.iter() {
@@ -379,6 +549,47 @@ impl Findings {
             ..f
         };
         i
+    }
+}
+
+/// A listed group's finding: the spans it names, by key (`model::span_key`:
+/// a pair of strings per span was a third of a long scan's grouped findings),
+/// and the round it was last joined in.
+#[derive(Default)]
+struct Joined {
+    spans: rustc_hash::FxHashSet<u64>,
+    round: u64,
+}
+
+/// A finding in memory (or its index), or where one is on disk.
+enum Place<F> {
+    Listed(F),
+    Parked(crate::spill::At),
+}
+
+/// Grouped findings on disk: by group, its place in the order of adding and
+/// where its record is. A group read back and parked again leaves its old
+/// record unused in the file.
+struct Parked {
+    spill: crate::spill::Spill,
+    at: HashMap<String, (u64, crate::spill::At)>,
+}
+
+impl Parked {
+    /// Take a group's finding back from disk.
+    fn take(&mut self, group: &str) -> Option<(u64, engine::Finding)> {
+        let (_, at) = self.at.remove(group)?;
+        let bytes = (self.spill.flush())
+            .and_then(|_| self.spill.read(at))
+            .expect("findings set aside on disk can be read back");
+        Some(set_aside(&bytes).expect("findings set aside are read as written"))
+    }
+
+    /// Every parked finding's place and record, in the order of adding.
+    fn in_order(&self) -> Vec<(u64, crate::spill::At)> {
+        let mut all: Vec<_> = self.at.values().copied().collect();
+        all.sort_unstable_by_key(|x| x.0);
+        all
     }
 }
 
@@ -1027,6 +1238,9 @@ impl<'a> Pipeline<'a> {
         for run in self.runs.iter_mut() {
             let dropped = &mut run.dropped_charges;
             run.findings.retain_listed(|f| check.keep(f, dropped));
+            if let Err(e) = run.findings.retain_parked(|f| check.keep(f, dropped)) {
+                self.spill_error.get_or_insert(e);
+            }
         }
     }
 
@@ -1039,11 +1253,16 @@ impl<'a> Pipeline<'a> {
         }
         let check = Checker::new(&self.totals, &self.asm, &self.outside, &self.window);
         for run in self.runs.iter_mut() {
-            if run.findings.settled() < self.spill_at.max(1) {
-                continue;
+            let spill_at = self.spill_at.max(1);
+            let mut set_aside = Ok(());
+            if run.findings.grouped() >= spill_at {
+                set_aside = run.findings.park_idle();
             }
-            let dropped = &mut run.dropped_charges;
-            match run.findings.spill_settled(|f| check.keep(f, dropped)) {
+            if set_aside.is_ok() && run.findings.settled() >= spill_at {
+                let dropped = &mut run.dropped_charges;
+                set_aside = run.findings.spill_settled(|f| check.keep(f, dropped));
+            }
+            match set_aside {
                 Ok(()) => {}
                 Err(SpillError::Create(e)) => {
                     // Nothing moved: findings stay in memory, as they did
@@ -1407,6 +1626,40 @@ mod tests {
         assert_eq!(seen, titles, "visit sees them in the same order");
         assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "{all:?}");
         assert!(f.is_empty());
+    }
+
+    /// A group no finding joined since the last round goes to disk; one that a
+    /// finding joins later comes back whole (its spans and waste kept, a span
+    /// named twice listed once), the end-of-scan check reaches parked ones,
+    /// and every finding still comes back in the order it was first added.
+    #[test]
+    fn idle_groups_parked_on_disk_are_joined_checked_and_kept_in_order() {
+        let mut f = Findings::default();
+        f.merge(finding("g", Some("g"), "1"));
+        f.merge(finding("h", Some("h"), "2"));
+        f.merge(finding("dropped", Some("x"), "3"));
+        f.park_idle().unwrap(); // all joined in this round: none parked
+        assert_eq!((f.list.len(), f.grouped()), (3, 3));
+        f.merge(finding("h2", Some("h"), "4"));
+        f.park_idle().unwrap(); // g and x were idle
+        assert_eq!((f.list.len(), f.grouped(), f.len()), (1, 1, 3));
+        f.merge(finding("a", None, "5"));
+        f.merge(finding("g2", Some("g"), "1")); // read back; span 1 again
+        f.merge(finding("g3", Some("g"), "6"));
+        f.park_idle().unwrap(); // h is idle now
+        f.retain_listed(|x| x.title != "dropped");
+        f.retain_parked(|x| x.title != "dropped").unwrap();
+        let mut seen = Vec::new();
+        f.visit(|x| seen.push(x.title.clone())).unwrap();
+        let all: Vec<(u64, engine::Finding)> = f.take_all().collect();
+        let titles: Vec<&str> = all.iter().map(|(_, x)| x.title.as_str()).collect();
+        assert_eq!(titles, ["g3", "h2", "a"]);
+        assert_eq!(seen, titles, "visit sees them in the same order");
+        assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "in order");
+        let g = &all[0].1;
+        let spans: Vec<&str> = g.spans.iter().map(|s| s.span_id.as_str()).collect();
+        assert_eq!(spans, ["1", "6"], "span 1 once");
+        assert_eq!(g.waste.len(), 3, "every charge joined");
     }
 
     /// Every built-in goes on from a saved state exactly as the analyzer that
