@@ -214,8 +214,7 @@ impl Findings {
             if !keep(&mut f) {
                 return Ok(());
             }
-            let bytes = postcard::to_stdvec(&(seq, f)).map_err(std::io::Error::other)?;
-            spill.push(&bytes).map(drop)
+            put_aside(&mut spill, seq, &f).map(drop)
         });
         self.spilled = Some(spill);
         r.map_err(SpillError::Write)
@@ -258,34 +257,19 @@ impl Findings {
             })
             .flatten()
         });
-        let mut rest: Vec<(u64, Place<engine::Finding>)> = (std::mem::take(&mut self.seq))
-            .into_iter()
-            .zip(
-                std::mem::take(&mut self.list)
-                    .into_iter()
-                    .map(Place::Listed),
-            )
-            .collect();
+        let listed = (std::mem::take(&mut self.seq).into_iter()).zip(
+            std::mem::take(&mut self.list)
+                .into_iter()
+                .map(Place::Listed),
+        );
         let mut parked = self.parked.take();
-        if let Some(p) = parked.as_mut() {
-            p.spill
-                .flush()
-                .expect("findings set aside on disk can be read back");
-            rest.extend(
-                p.in_order()
-                    .into_iter()
-                    .map(|(s, at)| (s, Place::Parked(at))),
-            );
-        }
-        // A group read back from disk was listed at the end.
-        rest.sort_unstable_by_key(|r| r.0);
+        let rest = in_seq_order(listed, parked.as_mut())
+            .expect("findings set aside on disk can be read back");
         let mut listed = (rest.into_iter())
             .map(move |(seq, place)| match place {
                 Place::Listed(f) => (seq, f),
-                Place::Parked(at) => parked
-                    .as_ref()
-                    .and_then(|p| p.spill.read(at).ok())
-                    .and_then(|bytes| set_aside(&bytes).ok())
+                Place::Parked(at) => (parked.as_ref())
+                    .and_then(|p| p.read(at).ok())
                     .expect("findings set aside on disk can be read back"),
             })
             .peekable();
@@ -303,19 +287,8 @@ impl Findings {
 
     /// Look at every finding, set aside or listed, in the order they were added.
     pub fn visit(&mut self, mut look: impl FnMut(&engine::Finding)) -> std::io::Result<()> {
-        let mut rest: Vec<(u64, Place<usize>)> = (self.seq.iter().copied())
-            .zip((0..self.list.len()).map(Place::Listed))
-            .collect();
-        if let Some(p) = self.parked.as_mut() {
-            p.spill.flush()?;
-            rest.extend(
-                p.in_order()
-                    .into_iter()
-                    .map(|(s, at)| (s, Place::Parked(at))),
-            );
-        }
-        // A group read back from disk was listed at the end.
-        rest.sort_unstable_by_key(|r| r.0);
+        let listed = (self.seq.iter().copied()).zip((0..self.list.len()).map(Place::Listed));
+        let rest = in_seq_order(listed, self.parked.as_mut())?;
         let spilled = self.spilled.take();
         let (list, parked) = (&self.list, &self.parked);
         let mut show = |place: Place<&engine::Finding>| -> std::io::Result<()> {
@@ -323,7 +296,7 @@ impl Findings {
                 Place::Listed(f) => look(f),
                 Place::Parked(at) => {
                     let p = parked.as_ref().expect("a parked finding has its file");
-                    look(&set_aside(&p.spill.read(at)?)?.1);
+                    look(&p.read(at)?.1);
                 }
             }
             Ok(())
@@ -449,10 +422,7 @@ impl Findings {
             let joined = spans_of.remove(&i);
             let idle = joined.as_ref().is_some_and(|j| j.round < idle_before);
             if let (Some(g), true, None) = (&f.group, idle, &failed) {
-                let written = postcard::to_stdvec(&(seq, &f))
-                    .map_err(std::io::Error::other)
-                    .and_then(|bytes| parked.spill.push(&bytes));
-                match written {
+                match put_aside(&mut parked.spill, seq, &f) {
                     Ok(at) => {
                         parked.at.insert(g.clone(), (seq, at));
                         continue;
@@ -494,13 +464,12 @@ impl Findings {
         let groups: Vec<String> = parked.at.keys().cloned().collect();
         for g in groups {
             let (seq, at) = parked.at[&g];
-            let (_, mut f) = set_aside(&parked.spill.read(at)?)?;
+            let (_, mut f) = parked.read(at)?;
             if !keep(&mut f) {
                 parked.at.remove(&g);
                 continue;
             }
-            let bytes = postcard::to_stdvec(&(seq, &f)).map_err(std::io::Error::other)?;
-            let at = parked.spill.push(&bytes)?;
+            let at = put_aside(&mut parked.spill, seq, &f)?;
             parked.at.insert(g, (seq, at));
         }
         Ok(())
@@ -579,18 +548,39 @@ impl Parked {
     /// Take a group's finding back from disk.
     fn take(&mut self, group: &str) -> Option<(u64, engine::Finding)> {
         let (_, at) = self.at.remove(group)?;
-        let bytes = (self.spill.flush())
-            .and_then(|_| self.spill.read(at))
-            .expect("findings set aside on disk can be read back");
-        Some(set_aside(&bytes).expect("findings set aside are read as written"))
+        let read = (self.spill.flush()).and_then(|_| self.read(at));
+        Some(read.expect("findings set aside on disk can be read back"))
     }
 
-    /// Every parked finding's place and record, in the order of adding.
-    fn in_order(&self) -> Vec<(u64, crate::spill::At)> {
-        let mut all: Vec<_> = self.at.values().copied().collect();
-        all.sort_unstable_by_key(|x| x.0);
-        all
+    /// A parked finding with its place (after [`Spill::flush`](crate::spill::Spill::flush)).
+    fn read(&self, at: crate::spill::At) -> std::io::Result<(u64, engine::Finding)> {
+        set_aside(&self.spill.read(at)?)
     }
+}
+
+/// Listed findings (or their indexes) and the parked ones, by their place in
+/// the order of adding: a group read back from disk was listed at the end.
+fn in_seq_order<F>(
+    listed: impl Iterator<Item = (u64, Place<F>)>,
+    parked: Option<&mut Parked>,
+) -> std::io::Result<Vec<(u64, Place<F>)>> {
+    let mut all: Vec<_> = listed.collect();
+    if let Some(p) = parked {
+        p.spill.flush()?;
+        all.extend(p.at.values().map(|&(seq, at)| (seq, Place::Parked(at))));
+    }
+    all.sort_unstable_by_key(|r| r.0);
+    Ok(all)
+}
+
+/// Write a finding with its place, as [`set_aside`] reads it.
+fn put_aside(
+    spill: &mut crate::spill::Spill,
+    seq: u64,
+    f: &engine::Finding,
+) -> std::io::Result<crate::spill::At> {
+    let bytes = postcard::to_stdvec(&(seq, f)).map_err(std::io::Error::other)?;
+    spill.push(&bytes)
 }
 
 /// A finding as [`Findings::spill_settled`] wrote it: its place and itself.
