@@ -113,7 +113,7 @@ pub struct Note {
 /// One span in canonical form (serialisable for watch mode's checkpoint).
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Span {
-    pub trace_id: Box<str>,
+    pub trace_id: Arc<str>,
     pub span_id: Box<str>,
     pub parent_id: Option<Box<str>>,
     pub name: Arc<str>,
@@ -211,7 +211,7 @@ impl Keep {
 /// One trace, its spans in arrival order.
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
-    pub id: Box<str>,
+    pub id: Arc<str>,
     pub spans: Vec<Box<Span>>,
 }
 
@@ -532,7 +532,7 @@ impl Trace {
 /// end seen) has moved `quiet_ns` past their last span. Exporters write spans as
 /// they end, so memory is bounded by the traces still open, not by the export.
 pub struct Assembler {
-    open: HashMap<Box<str>, Open>,
+    open: HashMap<Arc<str>, Open>,
     /// spans held in open traces
     open_spans: usize,
     /// traces already handed out (by trace id hash), to name spans that
@@ -578,7 +578,7 @@ pub enum Added {
     /// is lost), and the caller names it
     Late {
         origin: Origin,
-        trace_id: Box<str>,
+        trace_id: Arc<str>,
         span_id: Box<str>,
     },
     /// the same (trace id, span id) was taken before: dropped and counted
@@ -777,7 +777,7 @@ impl Assembler {
     pub fn take_quiet(&mut self) -> Vec<Session> {
         let (w, q) = (self.watermark, self.quiet_ns);
         // Traces without a root wait ten times longer: their root may be lost.
-        let done: Vec<Box<str>> = self
+        let done: Vec<Arc<str>> = self
             .open
             .iter()
             .filter(|(_, o)| {
@@ -797,7 +797,7 @@ impl Assembler {
         grace: std::time::Duration,
     ) -> Vec<Session> {
         let now = std::time::Instant::now();
-        let done: Vec<Box<str>> = self
+        let done: Vec<Arc<str>> = self
             .open
             .iter()
             .filter(|(_, o)| {
@@ -855,7 +855,7 @@ impl Assembler {
 
     /// Everything still open (end of input).
     pub fn take_all(&mut self) -> Vec<Session> {
-        let all: Vec<Box<str>> = self.open.keys().cloned().collect();
+        let all: Vec<Arc<str>> = self.open.keys().cloned().collect();
         self.take(all)
     }
 
@@ -865,7 +865,7 @@ impl Assembler {
         self.closed.add(id_hash(trace_id), keys);
     }
 
-    fn take(&mut self, ids: Vec<Box<str>>) -> Vec<Session> {
+    fn take(&mut self, ids: Vec<Arc<str>>) -> Vec<Session> {
         let mut traces = Vec::with_capacity(ids.len());
         for id in &ids {
             let Some(o) = self.open.remove(id) else {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// What a reader knows about a span besides its attributes.
 #[derive(Default, Debug)]
 pub struct Base {
-    pub trace_id: String,
+    pub trace_id: Arc<str>,
     pub span_id: String,
     pub parent_id: Option<String>,
     /// shared with the span made from it (one copy of the text, not two)

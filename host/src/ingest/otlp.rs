@@ -364,12 +364,14 @@ pub fn parse_traces_data(
     let text = &*text;
     let fast = fast::traces_data(text).or_else(|| serde_json::from_str(text).ok());
     if let Some(doc) = fast {
+        let mut shared = Shared::default();
         for rs in doc.resource_spans {
             let resource = rs.resource.unwrap_or_default().attributes;
             for ss in rs.scope_spans {
                 let scope = ss.scope.as_ref().and_then(|s| dialect::scope_name(&s.name));
                 for s in ss.spans {
-                    match normalise_seen(s, scope.clone(), &resource, origin, maps, seen) {
+                    let made = normalise_seen(s, scope.clone(), &resource, origin, maps, seen, &mut shared);
+                    match made {
                         Ok(span) => out.push(Box::new(span)),
                         Err(reason) => {
                             problems.push(Problem::at(origin, format!("span skipped: {reason}")))
@@ -390,6 +392,7 @@ pub fn parse_traces_data(
             return;
         }
     };
+    let mut shared = Shared::default();
     for rs in doc.resource_spans {
         let resource = rs.resource.unwrap_or_default().attributes;
         for ss in rs.scope_spans {
@@ -408,7 +411,16 @@ pub fn parse_traces_data(
                 match serde_json::from_str::<OtlpSpan>(raw.get()) {
                     Err(e) => problems.push(Problem::at(&here(), format!("span skipped: {e}"))),
                     Ok(s) => {
-                        match normalise_seen(s, scope.clone(), &resource, origin, maps, seen) {
+                        let made = normalise_seen(
+                            s,
+                            scope.clone(),
+                            &resource,
+                            origin,
+                            maps,
+                            seen,
+                            &mut shared,
+                        );
+                        match made {
                             Ok(span) => out.push(Box::new(span)),
                             Err(reason) => problems
                                 .push(Problem::at(&here(), format!("span skipped: {reason}"))),
@@ -431,24 +443,52 @@ pub fn looks_like(text: &[u8]) -> bool {
             || memchr::memmem::find(head, b"\"resource_spans\"").is_some())
 }
 
-fn normalise_seen(
-    s: OtlpSpan,
+/// Texts many spans of one record repeat, made once: the trace id (a
+/// record's spans are mostly of one trace, in a run) and span names (a
+/// service's handful of operations). Each was an allocation per span, and a
+/// free on the thread that drops it.
+#[derive(Default)]
+struct Shared<'a> {
+    trace: Option<Arc<str>>,
+    names: rustc_hash::FxHashMap<&'a str, Arc<str>>,
+}
+
+impl<'a> Shared<'a> {
+    fn trace(&mut self, id: &str) -> Arc<str> {
+        match &self.trace {
+            Some(t) if **t == *id => t.clone(),
+            _ => self.trace.insert(Arc::from(id)).clone(),
+        }
+    }
+
+    fn name(&mut self, name: &Cow<'a, str>) -> Arc<str> {
+        match name {
+            Cow::Borrowed(n) => self.names.entry(n).or_insert_with(|| Arc::from(*n)).clone(),
+            Cow::Owned(n) => Arc::from(n.as_str()),
+        }
+    }
+}
+
+fn normalise_seen<'a>(
+    s: OtlpSpan<'a>,
     scope: Option<Arc<str>>,
     resource: &[KeyValue],
     origin: &Origin,
     maps: &Mappings,
     seen: &mut super::Seen,
+    shared: &mut Shared<'a>,
 ) -> Result<Span, String> {
     seen.spans(&s.attributes, maps);
-    normalise(s, scope, resource, origin, maps)
+    normalise(s, scope, resource, origin, maps, shared)
 }
 
-fn normalise(
-    mut s: OtlpSpan,
+fn normalise<'a>(
+    mut s: OtlpSpan<'a>,
     scope: Option<Arc<str>>,
     resource: &[KeyValue],
     origin: &Origin,
     maps: &Mappings,
+    shared: &mut Shared<'a>,
 ) -> Result<Span, String> {
     if s.trace_id.is_empty() {
         return Err("missing traceId".into());
@@ -459,10 +499,10 @@ fn normalise(
     let exception = s.exception();
     let base = Base {
         scope,
-        trace_id: s.trace_id.into_owned(),
+        trace_id: shared.trace(&s.trace_id),
         span_id: s.span_id.into_owned(),
         parent_id: Some(s.parent_span_id.into_owned()),
-        name: Arc::from(&*s.name),
+        name: shared.name(&s.name),
         start_ns: s.start_time_unix_nano,
         end_ns: s.end_time_unix_nano,
         error: s.status.code == 2,

@@ -231,7 +231,7 @@ pub fn parse(
             for s in &ss.spans {
                 let base = Base {
                     scope: scope.clone(),
-                    trace_id: hex(&s.trace_id),
+                    trace_id: hex(&s.trace_id).into(),
                     span_id: hex(&s.span_id),
                     parent_id: Some(hex(&s.parent_span_id)),
                     name: s.name.as_str().into(),

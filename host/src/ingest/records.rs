@@ -304,9 +304,7 @@ fn langfuse(v: &Value, session: Option<&str>) -> Result<Record, String> {
     let level = str_of(o, &["level"]).unwrap_or("");
     let base = Base {
         scope: None,
-        trace_id: str_of(o, &["traceId", "trace_id"])
-            .unwrap_or("")
-            .to_string(),
+        trace_id: str_of(o, &["traceId", "trace_id"]).unwrap_or("").into(),
         span_id: str_of(o, &["id"]).unwrap_or("").to_string(),
         parent_id: str_of(o, &["parentObservationId", "parent_observation_id"]).map(String::from),
         name: str_of(o, &["name"]).unwrap_or("").into(),
@@ -352,7 +350,7 @@ fn phoenix(v: &Value) -> Result<Record, String> {
     }
     let status = str_of(o, &["status_code"]).unwrap_or("");
     let base = Base {
-        trace_id: id_text(ctx_of("trace_id"), 32).unwrap_or_default(),
+        trace_id: id_text(ctx_of("trace_id"), 32).unwrap_or_default().into(),
         span_id: id_text(ctx_of("span_id"), 16).unwrap_or_default(),
         parent_id: id_text(o.get("parent_id"), 16),
         name: str_of(o, &["name"]).unwrap_or("").into(),
@@ -405,7 +403,7 @@ fn console(v: &Value) -> Result<Record, String> {
         .and_then(Value::as_str)
         .unwrap_or("");
     let base = Base {
-        trace_id: id_text(ctx.get("trace_id"), 32).unwrap_or_default(),
+        trace_id: id_text(ctx.get("trace_id"), 32).unwrap_or_default().into(),
         span_id: id_text(ctx.get("span_id"), 16).unwrap_or_default(),
         parent_id: parent,
         name: str_of(o, &["name"]).unwrap_or("").into(),
@@ -428,7 +426,7 @@ fn logfire(v: &Value) -> Result<Record, String> {
     let status = str_of(o, &["otel_status_code"]).unwrap_or("");
     let level = num_of(o, &["level"]).unwrap_or(0);
     let base = Base {
-        trace_id: str_of(o, &["trace_id"]).unwrap_or("").to_string(),
+        trace_id: str_of(o, &["trace_id"]).unwrap_or("").into(),
         span_id: str_of(o, &["span_id"]).unwrap_or("").to_string(),
         parent_id: str_of(o, &["parent_span_id"]).map(String::from),
         name: str_of(o, &["span_name", "message"]).unwrap_or("").into(),
@@ -487,7 +485,7 @@ fn helicone(v: &Value) -> Result<Record, String> {
     let base = Base {
         scope: None,
         // A Helicone session is a conversation: its requests form one trace per request.
-        trace_id: request_id.clone(),
+        trace_id: request_id.as_str().into(),
         span_id: request_id,
         parent_id: None,
         name: format!("chat {}", model.as_deref().unwrap_or("")).into(),
