@@ -5,6 +5,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::sync::Arc;
 
 mod closed;
+mod days;
+pub use days::{CallDays, DayLookup};
 
 impl Usage {
     pub fn add(&mut self, o: &Usage) {

@@ -782,7 +782,7 @@ pub struct Totals {
     /// the day each counted LLM and tool call starts, by span key: a finding's waste is
     /// dated by the calls it charges (the daily chart, `diff` by day)
     #[serde(skip)]
-    pub call_days: rustc_hash::FxHashMap<u64, u64>,
+    pub call_days: model::CallDays,
 }
 
 /// Day numbers become dates only when written: counting a call stays cheap.
@@ -956,8 +956,8 @@ impl Totals {
     /// The call's UTC day number, noted for the findings that will charge it.
     fn date(&mut self, sp: &model::Span) -> u64 {
         let day = sp.start_ns / model::DAY_NS;
-        self.call_days
-            .insert(model::span_key(&sp.trace_id, &sp.span_id), day);
+        let key = model::span_key(&sp.trace_id, &sp.span_id);
+        self.call_days.add(&sp.trace_id, key, day);
         day
     }
 

@@ -370,7 +370,15 @@ pub fn parse_traces_data(
             for ss in rs.scope_spans {
                 let scope = ss.scope.as_ref().and_then(|s| dialect::scope_name(&s.name));
                 for s in ss.spans {
-                    let made = normalise_seen(s, scope.clone(), &resource, origin, maps, seen, &mut shared);
+                    let made = normalise_seen(
+                        s,
+                        scope.clone(),
+                        &resource,
+                        origin,
+                        maps,
+                        seen,
+                        &mut shared,
+                    );
                     match made {
                         Ok(span) => out.push(Box::new(span)),
                         Err(reason) => {

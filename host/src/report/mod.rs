@@ -530,13 +530,12 @@ fn price_totals(totals: &mut Totals, prices: &Prices) {
 /// neither LLM nor tool calls (a custom detector's choice) have no day.
 fn date_waste(
     totals: &mut Totals,
-    call_days: &rustc_hash::FxHashMap<u64, u64>,
+    call_days: &crate::model::DayLookup,
     rule: &str,
     f: &crate::engine::Finding,
 ) {
     for c in &f.waste {
-        let key = crate::model::span_key(&c.span.trace_id, &c.span.span_id);
-        let Some(&d) = call_days.get(&key) else {
+        let Some(d) = call_days.day(&c.span.trace_id, &c.span.span_id) else {
             continue;
         };
         let day = totals.daily.entry(d).or_default();
@@ -555,7 +554,7 @@ pub fn build(o: &mut Outcome) -> Report {
     let mut list = list::Builder::new(o.findings_in_memory);
     let mut overlaps = Overlaps::default();
     let runs = std::mem::take(&mut o.runs);
-    let call_days = std::mem::take(&mut o.totals.call_days);
+    let call_days = std::mem::take(&mut o.totals.call_days).into_lookup();
     let mut totals = o.totals.clone();
     let spill = "findings can be set aside on disk while the report is built";
     for (ri, mut run) in runs.into_iter().enumerate() {
