@@ -1395,6 +1395,11 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         .costliest
         .take()
         .map_or_else(Vec::new, |c| c.into_sorted());
+    // Every rule has finished: the assembler's indexes and the detectors'
+    // instances (their memories are the scan's largest) go before the report
+    // is built, so building it reuses their room instead of adding to the peak.
+    drop(pipe);
+    runs.iter_mut().for_each(|r| r.analyzer = None);
     Ok(Outcome {
         runs,
         totals,

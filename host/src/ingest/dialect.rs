@@ -529,7 +529,7 @@ pub fn normalise(
     };
     if !relevant(attrs_list, &base) {
         return Ok(Span {
-            trace_id: base.trace_id.into(),
+            trace_id: base.trace_id,
             span_id: base.span_id.into(),
             parent_id: base.parent_id.filter(|p| !p.is_empty()).map(Into::into),
             name: base.name,
@@ -564,7 +564,7 @@ pub fn normalise(
             .and_then(first_str)
             .map(Arc::from),
         origin: origin.clone(),
-        trace_id: base.trace_id.into(),
+        trace_id: base.trace_id,
         span_id: base.span_id.into(),
         ..Span::default()
     };

@@ -469,10 +469,10 @@ impl<'a> Shared<'a> {
         }
     }
 
-    fn name(&mut self, name: &Cow<'a, str>) -> Arc<str> {
+    fn name(&mut self, name: Cow<'a, str>) -> Arc<str> {
         match name {
-            Cow::Borrowed(n) => self.names.entry(n).or_insert_with(|| Arc::from(*n)).clone(),
-            Cow::Owned(n) => Arc::from(n.as_str()),
+            Cow::Borrowed(n) => self.names.entry(n).or_insert_with(|| Arc::from(n)).clone(),
+            Cow::Owned(n) => Arc::from(n),
         }
     }
 }
@@ -510,7 +510,7 @@ fn normalise<'a>(
         trace_id: shared.trace(&s.trace_id),
         span_id: s.span_id.into_owned(),
         parent_id: Some(s.parent_span_id.into_owned()),
-        name: shared.name(&s.name),
+        name: shared.name(std::mem::take(&mut s.name)),
         start_ns: s.start_time_unix_nano,
         end_ns: s.end_time_unix_nano,
         error: s.status.code == 2,

@@ -210,10 +210,14 @@ impl Texts {
 }
 
 impl Builder {
-    pub fn new(limit: usize) -> Self {
+    /// `expected`: how many findings will come (at most), so the list is
+    /// made once at its size. Grown by doubling, it held up to twice what it
+    /// needed, and three times while it moved: 50 MB of the 10x input's
+    /// report for 280,000 findings.
+    pub fn new(limit: usize, expected: usize) -> Self {
         Builder {
             limit,
-            held: Vec::new(),
+            held: Vec::with_capacity(expected),
             waiting: Vec::new(),
             spill: None,
             texts: Texts::default(),

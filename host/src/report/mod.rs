@@ -551,9 +551,11 @@ fn date_waste(
 /// past `Outcome::findings_in_memory` they go to disk, see [`list`]).
 pub fn build(o: &mut Outcome) -> Report {
     let mut detectors = Vec::new();
-    let mut list = list::Builder::new(o.findings_in_memory);
-    let mut overlaps = Overlaps::default();
     let runs = std::mem::take(&mut o.runs);
+    // each rule's findings, and one more where a rule stopped
+    let expected = runs.iter().map(|r| r.findings.len() + 1).sum();
+    let mut list = list::Builder::new(o.findings_in_memory, expected);
+    let mut overlaps = Overlaps::default();
     let call_days = std::mem::take(&mut o.totals.call_days).into_lookup();
     let mut totals = o.totals.clone();
     let spill = "findings can be set aside on disk while the report is built";
@@ -574,9 +576,11 @@ pub fn build(o: &mut Outcome) -> Report {
                 .expect(spill);
         }
     }
+    // what only the charges needed goes before the list is sorted
+    drop(call_days);
+    let (overlap, overlap_cost) = overlaps.totals();
     price_totals(&mut totals, &o.prices);
     let total = totals.total_tokens;
-    let (overlap, overlap_cost) = overlaps.totals();
     let days = totals.covered_days();
     let sessions = totals.sessions;
     let wasted = detectors
