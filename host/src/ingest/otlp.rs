@@ -364,22 +364,13 @@ pub fn parse_traces_data(
     let text = &*text;
     let fast = fast::traces_data(text).or_else(|| serde_json::from_str(text).ok());
     if let Some(doc) = fast {
-        let mut shared = Shared::default();
+        let mut each = Each::new(origin, maps, seen);
         for rs in doc.resource_spans {
             let resource = rs.resource.unwrap_or_default().attributes;
             for ss in rs.scope_spans {
                 let scope = ss.scope.as_ref().and_then(|s| dialect::scope_name(&s.name));
                 for s in ss.spans {
-                    let made = normalise_seen(
-                        s,
-                        scope.clone(),
-                        &resource,
-                        origin,
-                        maps,
-                        seen,
-                        &mut shared,
-                    );
-                    match made {
+                    match each.span(s, scope.clone(), &resource) {
                         Ok(span) => out.push(Box::new(span)),
                         Err(reason) => {
                             problems.push(Problem::at(origin, format!("span skipped: {reason}")))
@@ -400,7 +391,7 @@ pub fn parse_traces_data(
             return;
         }
     };
-    let mut shared = Shared::default();
+    let mut each = Each::new(origin, maps, seen);
     for rs in doc.resource_spans {
         let resource = rs.resource.unwrap_or_default().attributes;
         for ss in rs.scope_spans {
@@ -418,22 +409,12 @@ pub fn parse_traces_data(
                 };
                 match serde_json::from_str::<OtlpSpan>(raw.get()) {
                     Err(e) => problems.push(Problem::at(&here(), format!("span skipped: {e}"))),
-                    Ok(s) => {
-                        let made = normalise_seen(
-                            s,
-                            scope.clone(),
-                            &resource,
-                            origin,
-                            maps,
-                            seen,
-                            &mut shared,
-                        );
-                        match made {
-                            Ok(span) => out.push(Box::new(span)),
-                            Err(reason) => problems
-                                .push(Problem::at(&here(), format!("span skipped: {reason}"))),
+                    Ok(s) => match each.span(s, scope.clone(), &resource) {
+                        Ok(span) => out.push(Box::new(span)),
+                        Err(reason) => {
+                            problems.push(Problem::at(&here(), format!("span skipped: {reason}")))
                         }
-                    }
+                    },
                 }
             }
         }
@@ -477,17 +458,33 @@ impl<'a> Shared<'a> {
     }
 }
 
-fn normalise_seen<'a>(
-    s: OtlpSpan<'a>,
-    scope: Option<Arc<str>>,
-    resource: &[KeyValue],
-    origin: &Origin,
-    maps: &Mappings,
-    seen: &mut super::Seen,
-    shared: &mut Shared<'a>,
-) -> Result<Span, String> {
-    seen.spans(&s.attributes, maps);
-    normalise(s, scope, resource, origin, maps, shared)
+/// What every span of one record is made with.
+struct Each<'a, 'r> {
+    origin: &'r Origin,
+    maps: &'r Mappings,
+    seen: &'r mut super::Seen,
+    shared: Shared<'a>,
+}
+
+impl<'a, 'r> Each<'a, 'r> {
+    fn new(origin: &'r Origin, maps: &'r Mappings, seen: &'r mut super::Seen) -> Self {
+        Each {
+            origin,
+            maps,
+            seen,
+            shared: Shared::default(),
+        }
+    }
+
+    fn span(
+        &mut self,
+        s: OtlpSpan<'a>,
+        scope: Option<Arc<str>>,
+        resource: &[KeyValue],
+    ) -> Result<Span, String> {
+        self.seen.spans(&s.attributes, self.maps);
+        normalise(s, scope, resource, self.origin, self.maps, &mut self.shared)
+    }
 }
 
 fn normalise<'a>(
