@@ -956,8 +956,7 @@ impl Totals {
     /// The call's UTC day number, noted for the findings that will charge it.
     fn date(&mut self, sp: &model::Span) -> u64 {
         let day = sp.start_ns / model::DAY_NS;
-        let key = model::span_key(&sp.trace_id, &sp.span_id);
-        self.call_days.add(&sp.trace_id, key, day);
+        self.call_days.add(&sp.trace_id, &sp.span_id, day);
         day
     }
 

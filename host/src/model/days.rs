@@ -24,8 +24,9 @@ pub struct CallDays {
 }
 
 impl CallDays {
-    /// Note a call of `trace_id` (its key `key`) starting on `day`.
-    pub fn add(&mut self, trace_id: &str, key: u64, day: u64) {
+    /// Note the call `span_id` of `trace_id` starting on `day`.
+    pub fn add(&mut self, trace_id: &str, span_id: &str, day: u64) {
+        let key = super::span_key(trace_id, span_id);
         let first = *self
             .trace_day
             .entry(super::id_hash(trace_id))
@@ -81,15 +82,14 @@ impl DayLookup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::span_key;
 
     #[test]
     fn a_call_is_dated_by_its_own_start_even_when_its_trace_crosses_midnight() {
         let mut d = CallDays::default();
-        d.add("t1", span_key("t1", "a"), 10);
-        d.add("t1", span_key("t1", "b"), 11);
-        d.add("t1", span_key("t1", "c"), 10);
-        d.add("t2", span_key("t2", "a"), 11);
+        d.add("t1", "a", 10);
+        d.add("t1", "b", 11);
+        d.add("t1", "c", 10);
+        d.add("t2", "a", 11);
         let l = d.into_lookup();
         assert_eq!(l.day("t1", "a"), Some(10));
         assert_eq!(l.day("t1", "b"), Some(11));
@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn a_span_that_is_not_a_counted_call_has_no_day() {
         let mut d = CallDays::default();
-        d.add("t1", span_key("t1", "a"), 10);
+        d.add("t1", "a", 10);
         let l = d.into_lookup();
         assert_eq!(l.day("t1", "service"), None);
         assert_eq!(l.day("t9", "a"), None);
@@ -111,7 +111,7 @@ mod tests {
         let mut d = CallDays::default();
         let n = CHUNK + 10;
         for i in 0..n {
-            d.add("t", span_key("t", &i.to_string()), 3);
+            d.add("t", &i.to_string(), 3);
         }
         let l = d.into_lookup();
         assert!((0..n).all(|i| l.day("t", &i.to_string()) == Some(3)));

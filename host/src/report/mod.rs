@@ -553,7 +553,9 @@ pub fn build(o: &mut Outcome) -> Report {
     let mut detectors = Vec::new();
     let runs = std::mem::take(&mut o.runs);
     // each rule's findings, and one more where a rule stopped
-    let expected = runs.iter().map(|r| r.findings.len() + 1).sum();
+    let expected = (runs.iter())
+        .map(|r| r.findings.len() + usize::from(r.failure.is_some()))
+        .sum();
     let mut list = list::Builder::new(o.findings_in_memory, expected);
     let mut overlaps = Overlaps::default();
     let call_days = std::mem::take(&mut o.totals.call_days).into_lookup();
