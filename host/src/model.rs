@@ -5,8 +5,6 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::sync::Arc;
 
 mod closed;
-mod days;
-pub use days::{CallDays, DayLookup};
 
 impl Usage {
     pub fn add(&mut self, o: &Usage) {
@@ -632,6 +630,12 @@ fn id_hash(id: &str) -> u64 {
 /// SipHash: ids come from the exporter, not from an attacker who could aim
 /// collisions, and SipHash was 2% of a scan. Watch checkpoints hold these
 /// keys, so changing the hash changes the checkpoint's layout version.
+/// The UTC day number a counted call (an LLM or tool call) starts; `None`
+/// for any other span.
+pub fn call_day(s: &Span) -> Option<u64> {
+    matches!(s.kind, Kind::Llm | Kind::Tool).then_some(s.start_ns / DAY_NS)
+}
+
 pub fn span_key(trace_id: &str, span_id: &str) -> u64 {
     use std::hash::BuildHasher;
     rustc_hash::FxBuildHasher.hash_one((trace_id, span_id))
@@ -760,11 +764,22 @@ impl Assembler {
 
     /// Whether a span with these ids was taken (to check what detectors name).
     pub fn knows(&self, trace_id: &str, span_id: &str) -> bool {
+        self.taken(trace_id, span_id).is_some()
+    }
+
+    /// [`Assembler::knows`], with what dates a charge: `None` if the span was
+    /// not taken, else the UTC day it starts if it is a counted LLM or tool
+    /// call (a finding's waste is dated by the calls it charges).
+    pub fn taken(&self, trace_id: &str, span_id: &str) -> Option<Option<u64>> {
         let key = span_key(trace_id, span_id);
-        self.open
-            .get(trace_id)
-            .is_some_and(|o| o.keys.contains(&key))
-            || self.closed.lookup(id_hash(trace_id), key) == Some(true)
+        if let Some(o) = self.open.get(trace_id).filter(|o| o.keys.contains(&key)) {
+            let span = o.trace.spans.iter().find(|s| &*s.span_id == span_id);
+            return Some(span.and_then(|s| call_day(s)));
+        }
+        match self.closed.find(id_hash(trace_id), key) {
+            closed::Known::Span { call_day } => Some(call_day),
+            closed::Known::NoSpan | closed::Known::NoTrace => None,
+        }
     }
 
     pub fn open_traces(&self) -> usize {
@@ -862,9 +877,16 @@ impl Assembler {
     }
 
     /// Remember a closed trace's span keys (beside those of an earlier part
-    /// of it, when late spans made a second one).
-    fn close_keys(&mut self, trace_id: &str, keys: FxHashSet<u64>) {
-        self.closed.add(id_hash(trace_id), keys);
+    /// of it, when late spans made a second one), each tagged with the day
+    /// its call starts where it is a counted call.
+    fn close_keys(&mut self, trace: &Trace, keys: FxHashSet<u64>) {
+        let days: HashMap<u64, u64> = (trace.spans.iter())
+            .filter_map(|s| Some((span_key(&s.trace_id, &s.span_id), call_day(s)?)))
+            .collect();
+        let tagged = keys
+            .into_iter()
+            .map(|k| closed::tagged(k, closed::tag(days.get(&k).copied())));
+        self.closed.add(id_hash(&trace.id), tagged);
     }
 
     fn take(&mut self, ids: Vec<Arc<str>>) -> Vec<Session> {
@@ -874,7 +896,6 @@ impl Assembler {
                 continue;
             };
             self.open_spans -= o.trace.spans.len();
-            self.close_keys(&o.trace.id, o.keys);
             let mut t = o.trace;
             for n in t.break_cycles() {
                 self.note(&n.origin, n.what);
@@ -883,6 +904,9 @@ impl Assembler {
             // Before wrappers: a nested copy must not make its twin a wrapper.
             t.merge_duplicate_calls();
             t.demote_wrappers();
+            // Closed as the detectors and the totals will see it (which spans
+            // are calls), with the keys of every span it took.
+            self.close_keys(&t, o.keys);
             traces.push(t);
         }
         into_sessions(traces)
@@ -1074,6 +1098,35 @@ mod tests {
             "the late span, once"
         );
         assert!(a.knows("t", "x") && a.knows("t", "s"));
+    }
+
+    /// A charge is dated by the call it names: each call by its own start
+    /// (a trace across midnight has calls on two days), in an open trace, in
+    /// a closed one and in one whose ids went to disk; a span that is not a
+    /// call has no day.
+    #[test]
+    fn a_taken_call_is_dated_by_its_own_start() {
+        let mut a = Assembler::new(u64::MAX);
+        a.closed = closed::ClosedKeys::with_budget(4);
+        let at = |mut s: Span, day: u64| {
+            s.start_ns = day * DAY_NS + 5;
+            s.end_ns = s.start_ns + 1;
+            s
+        };
+        a.add(at(span("t", "root", None, Kind::Agent, 0), 20_000));
+        a.add(at(span("t", "late", Some("root"), Kind::Llm, 1), 20_001));
+        a.add(at(span("t", "tool", Some("root"), Kind::Tool, 0), 20_000));
+        assert_eq!(a.taken("t", "late"), Some(Some(20_001)), "open trace");
+        a.take_all();
+        for t in 0..10 {
+            a.add(span(&format!("u{t}"), "s", None, Kind::Other, 0));
+            a.take_all();
+        }
+        assert_eq!(a.taken("t", "late"), Some(Some(20_001)));
+        assert_eq!(a.taken("t", "tool"), Some(Some(20_000)));
+        assert_eq!(a.taken("t", "root"), Some(None), "an agent span");
+        assert_eq!(a.taken("u3", "s"), Some(None), "a service span");
+        assert_eq!(a.taken("t", "nope"), None);
     }
 
     /// An old trace whose span ids went to disk still knows them: a copy of

@@ -116,7 +116,14 @@ pub struct RuleRun {
     /// charges this detector made to spans that are not in the input (or of more
     /// tokens than the whole input holds), not counted
     pub dropped_charges: u64,
+    /// the tokens its kept findings charge to calls, by the UTC day each
+    /// call starts (the report's daily chart): dated when a finding is
+    /// checked, while the input's spans are still known
+    pub waste_days: WasteDays,
 }
+
+/// Tokens by UTC day number.
+pub type WasteDays = std::collections::BTreeMap<u64, u64>;
 
 /// A rule's findings, with the indexes that make merging linear: a group's
 /// finding by its key, and the spans it already names.
@@ -724,6 +731,7 @@ pub fn prepare(set: &RuleSet, engine: &Engine) -> Result<Vec<RuleRun>, ScanError
             counters: Vec::new(),
             failure: None,
             dropped_charges: 0,
+            waste_days: WasteDays::new(),
         });
     }
     Ok(runs)
@@ -779,10 +787,6 @@ pub struct Totals {
     /// the LLM calls' tokens, and their cost once priced (what `--baseline` reads back)
     #[serde(serialize_with = "days_as_dates")]
     pub daily: std::collections::BTreeMap<u64, Day>,
-    /// the day each counted LLM and tool call starts, by span key: a finding's waste is
-    /// dated by the calls it charges (the daily chart, `diff` by day)
-    #[serde(skip)]
-    pub call_days: model::CallDays,
 }
 
 /// Day numbers become dates only when written: counting a call stays cheap.
@@ -944,20 +948,12 @@ impl Totals {
         match sp.kind {
             Kind::Llm => self.count_llm(sp),
             Kind::Tool => {
-                self.date(sp);
                 self.tool_calls += 1;
                 self.content.tool_arguments +=
                     u64::from(sp.tool_args.is_some() || sp.resource_uri.is_some());
             }
             _ => {}
         }
-    }
-
-    /// The call's UTC day number, noted for the findings that will charge it.
-    fn date(&mut self, sp: &model::Span) -> u64 {
-        let day = sp.start_ns / model::DAY_NS;
-        self.call_days.add(&sp.trace_id, &sp.span_id, day);
-        day
     }
 
     fn count_llm(&mut self, sp: &model::Span) {
@@ -970,7 +966,7 @@ impl Totals {
         self.output_tokens += u.output;
         self.cached_tokens += u.cache_read;
         self.by_model.entry(model.to_string()).or_default().add(u);
-        let day_no = self.date(sp);
+        let day_no = sp.start_ns / model::DAY_NS;
         let day = self.daily.entry(day_no).or_default();
         day.llm_calls += 1;
         day.tokens += u.input + u.output;
@@ -1225,9 +1221,9 @@ impl<'a> Pipeline<'a> {
     fn check_charges(&mut self) {
         let check = Checker::new(&self.totals, &self.asm, &self.outside, &self.window);
         for run in self.runs.iter_mut() {
-            let dropped = &mut run.dropped_charges;
-            run.findings.retain_listed(|f| check.keep(f, dropped));
-            if let Err(e) = run.findings.retain_parked(|f| check.keep(f, dropped)) {
+            let (dropped, days) = (&mut run.dropped_charges, &mut run.waste_days);
+            run.findings.retain_listed(|f| check.keep(f, dropped, days));
+            if let Err(e) = run.findings.retain_parked(|f| check.keep(f, dropped, days)) {
                 self.spill_error.get_or_insert(e);
             }
         }
@@ -1248,8 +1244,8 @@ impl<'a> Pipeline<'a> {
                 set_aside = run.findings.park_idle();
             }
             if set_aside.is_ok() && run.findings.settled() >= spill_at {
-                let dropped = &mut run.dropped_charges;
-                set_aside = run.findings.spill_settled(|f| check.keep(f, dropped));
+                let (dropped, days) = (&mut run.dropped_charges, &mut run.waste_days);
+                set_aside = run.findings.spill_settled(|f| check.keep(f, dropped, days));
             }
             match set_aside {
                 Ok(()) => {}
@@ -1295,24 +1291,42 @@ impl<'p> Checker<'p> {
     }
 
     /// Drop the charges the finding may not make (counted in `dropped`) and
-    /// those outside the window; whether the finding is kept.
-    fn keep(&self, f: &mut engine::Finding, dropped: &mut u64) -> bool {
+    /// those outside the window; whether the finding is kept. A kept
+    /// finding's charges to calls add to `days`, on the day each call starts.
+    fn keep(&self, f: &mut engine::Finding, dropped: &mut u64, days: &mut WasteDays) -> bool {
         let outside = |s: &engine::SpanRef| {
             self.outside
                 .contains(&model::span_key(&s.trace_id, &s.span_id))
         };
-        let before = f.waste.len();
-        f.waste
-            .retain(|c| c.tokens <= self.all && self.asm.knows(&c.span.trace_id, &c.span.span_id));
-        *dropped += (before - f.waste.len()) as u64;
-        // Outside the window: context, not counted.
-        f.waste.retain(|c| !outside(&c.span));
+        let mut dated = Vec::new();
+        f.waste.retain(|c| {
+            let known = (c.tokens <= self.all)
+                .then(|| self.asm.taken(&c.span.trace_id, &c.span.span_id))
+                .flatten();
+            let Some(call_day) = known else {
+                *dropped += 1;
+                return false;
+            };
+            // Outside the window: context, not counted.
+            if outside(&c.span) {
+                return false;
+            }
+            dated.extend(call_day.map(|d| (d, c.tokens)));
+            true
+        });
         // A finding with nothing in the window is not this window's.
-        !self.window
+        let kept = !self.window
             || !f.waste.is_empty()
             || f.alert
             || f.spans.is_empty()
-            || f.spans.iter().any(|s| !outside(s))
+            || f.spans.iter().any(|s| !outside(s));
+        if kept {
+            for (day, tokens) in dated {
+                let w = days.entry(day).or_default();
+                *w = w.saturating_add(tokens);
+            }
+        }
+        kept
     }
 }
 

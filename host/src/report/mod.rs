@@ -525,24 +525,16 @@ fn price_totals(totals: &mut Totals, prices: &Prices) {
     }
 }
 
-/// Each charge of a rule's findings on the day of the call it charges, so a
-/// fix shows as a drop on the day it shipped. Charges to spans that are
-/// neither LLM nor tool calls (a custom detector's choice) have no day.
-fn date_waste(
-    totals: &mut Totals,
-    call_days: &crate::model::DayLookup,
-    rule: &str,
-    f: &crate::engine::Finding,
-) {
-    for c in &f.waste {
-        let Some(d) = call_days.day(&c.span.trace_id, &c.span.span_id) else {
-            continue;
-        };
+/// A rule's charges on the day of each call it charges (dated when the scan
+/// checked its findings), so a fix shows as a drop on the day it shipped.
+/// Charges to spans that are neither LLM nor tool calls (a custom detector's
+/// choice) have no day.
+fn date_waste(totals: &mut Totals, rule: &str, days: &crate::scan::WasteDays) {
+    for (&d, &tokens) in days {
         let day = totals.daily.entry(d).or_default();
-        // one rule's entry, found without a new key each time
         match day.waste.get_mut(rule) {
-            Some(w) => *w = w.saturating_add(c.tokens),
-            None => drop(day.waste.insert(rule.to_string(), c.tokens)),
+            Some(w) => *w = w.saturating_add(tokens),
+            None => drop(day.waste.insert(rule.to_string(), tokens)),
         }
     }
 }
@@ -558,16 +550,15 @@ pub fn build(o: &mut Outcome) -> Report {
         .sum();
     let mut list = list::Builder::new(o.findings_in_memory, expected);
     let mut overlaps = Overlaps::default();
-    let call_days = std::mem::take(&mut o.totals.call_days).into_lookup();
     let mut totals = o.totals.clone();
     let spill = "findings can be set aside on disk while the report is built";
     for (ri, mut run) in runs.into_iter().enumerate() {
+        date_waste(&mut totals, &run.rule.id, &run.waste_days);
         let mut found = Found::default();
         for (seq, f) in run.findings.take_all() {
             for c in &f.waste {
                 overlaps.charge(ri, c, &o.trace_models, &o.prices);
             }
-            date_waste(&mut totals, &call_days, &run.rule.id, &f);
             let out = finding_out(&run, f, o);
             found.add(&out);
             list.push(ri, seq, out).expect(spill);
@@ -579,7 +570,6 @@ pub fn build(o: &mut Outcome) -> Report {
         }
     }
     // what only the charges needed goes before the list is sorted
-    drop(call_days);
     let (overlap, overlap_cost) = overlaps.totals();
     price_totals(&mut totals, &o.prices);
     let total = totals.total_tokens;
