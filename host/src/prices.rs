@@ -116,13 +116,14 @@ mod tests {
 
 /// The model of each trace's first LLM call, by trace: a finding's charges
 /// are priced at it. A trace is known by a 64-bit hash of its id (as spans
-/// are by `model::span_key`) and each model name is held once: as a pair of
-/// strings per trace this was about 13 MB at 110,000 traces, growing with the
-/// input.
+/// are by `model::span_key`) and each model name is held once, by index: as a
+/// pair of strings per trace this was about 13 MB at 110,000 traces, growing
+/// with the input; an entry is now 16 bytes a trace.
 #[derive(Default)]
 pub struct TraceModels {
-    by_trace: rustc_hash::FxHashMap<u64, std::sync::Arc<str>>,
-    names: rustc_hash::FxHashSet<std::sync::Arc<str>>,
+    by_trace: rustc_hash::FxHashMap<u64, u32>,
+    names: Vec<std::sync::Arc<str>>,
+    index: rustc_hash::FxHashMap<std::sync::Arc<str>, u32>,
 }
 
 /// A trace's key in [`TraceModels`].
@@ -134,25 +135,28 @@ pub fn trace_key(trace_id: &str) -> u64 {
 impl TraceModels {
     /// Note a trace's model; a later note of the same trace replaces it.
     pub fn add(&mut self, trace: u64, model: &str) {
-        let name = match self.names.get(model) {
-            Some(n) => n.clone(),
+        let i = match self.index.get(model) {
+            Some(&i) => i,
             None => {
                 let n: std::sync::Arc<str> = model.into();
-                self.names.insert(n.clone());
-                n
+                let i = self.names.len() as u32;
+                self.names.push(n.clone());
+                self.index.insert(n, i);
+                i
             }
         };
-        self.by_trace.insert(trace, name);
+        self.by_trace.insert(trace, i);
     }
 
     pub fn get(&self, trace_id: &str) -> Option<&str> {
-        self.by_trace.get(&trace_key(trace_id)).map(|m| &**m)
+        let i = *self.by_trace.get(&trace_key(trace_id))?;
+        Some(&self.names[i as usize])
     }
 
     /// As a watch checkpoint holds them.
     pub fn save(&self) -> Vec<(u64, String)> {
         let mut all: Vec<_> = (self.by_trace.iter())
-            .map(|(&k, m)| (k, m.to_string()))
+            .map(|(&k, &m)| (k, self.names[m as usize].to_string()))
             .collect();
         all.sort_unstable();
         all

@@ -33,7 +33,8 @@ pub struct ClosedKeys {
     budget: usize,
     /// older traces' keys: the file and each trace's place in it
     disk: Option<Spill>,
-    on_disk: FxHashMap<u64, At>,
+    /// (packed by [`pack`]: 16 bytes a trace in the table, not 24)
+    on_disk: FxHashMap<u64, u64>,
 }
 
 impl Default for ClosedKeys {
@@ -94,7 +95,7 @@ impl ClosedKeys {
         let found = match self.recent.get(&trace) {
             Some(keys) => search(keys, key),
             None => match self.on_disk.get(&trace) {
-                Some(&at) => search(&self.read(at), key),
+                Some(&at) => search(&self.read(unpack(at)), key),
                 None => return Known::NoTrace,
             },
         };
@@ -119,7 +120,7 @@ impl ClosedKeys {
                     // Back in memory with the new keys; its old copy on disk
                     // is no longer pointed to.
                     self.order.push_back(trace);
-                    self.read(at)
+                    self.read(unpack(at))
                 }
                 None => {
                     self.order.push_back(trace);
@@ -140,7 +141,7 @@ impl ClosedKeys {
     /// Every closed trace with its sorted keys (watch mode's checkpoint).
     pub fn all(&self) -> Vec<(u64, Vec<u64>)> {
         let recent = self.recent.iter().map(|(&t, k)| (t, k.to_vec()));
-        let old = self.on_disk.iter().map(|(&t, &at)| (t, self.read(at)));
+        let old = (self.on_disk.iter()).map(|(&t, &at)| (t, self.read(unpack(at))));
         recent.chain(old).collect()
     }
 
@@ -164,12 +165,18 @@ impl ClosedKeys {
             let Some(keys) = self.recent.remove(&trace) else {
                 continue;
             };
-            self.held -= keys.len();
             let bytes: Vec<u8> = keys.iter().flat_map(|k| k.to_le_bytes()).collect();
             let at = disk
                 .push(&bytes)
                 .expect("the ids of analysed spans can be written to a temporary file");
-            self.on_disk.insert(trace, at);
+            match pack(at) {
+                Some(packed) => {
+                    self.held -= keys.len();
+                    self.on_disk.insert(trace, packed);
+                }
+                // past a terabyte of ids, or a trace of 16 M spans: it stays
+                None => drop(self.recent.insert(trace, keys)),
+            }
         }
         disk.flush()
             .expect("the ids of analysed spans can be written to a temporary file");
@@ -184,6 +191,20 @@ impl ClosedKeys {
             .chunks_exact(8)
             .map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes")))
             .collect()
+    }
+}
+
+/// A place on disk in one word: the offset in 40 bits, the number of keys in
+/// 24 (`None` past either).
+fn pack(at: At) -> Option<u64> {
+    let keys = u64::from(at.len) / 8;
+    (at.offset < 1 << 40 && keys < 1 << 24).then_some(at.offset << 24 | keys)
+}
+
+fn unpack(packed: u64) -> At {
+    At {
+        offset: packed >> 24,
+        len: (packed & 0xFF_FFFF) as u32 * 8,
     }
 }
 
@@ -224,6 +245,27 @@ mod tests {
         let all = c.all();
         assert_eq!(all.len(), 1000);
         assert_eq!(all.iter().map(|(_, k)| k.len()).sum::<usize>(), 10_001);
+    }
+
+    /// A trace's place on disk is one word; a place that does not fit says so.
+    #[test]
+    fn a_place_on_disk_packs_into_one_word_or_not_at_all() {
+        let at = At {
+            offset: (1 << 40) - 1,
+            len: 8 * ((1 << 24) - 1),
+        };
+        let back = unpack(pack(at).expect("fits"));
+        assert_eq!((back.offset, back.len), (at.offset, at.len));
+        assert!(pack(At {
+            offset: 1 << 40,
+            len: 8
+        })
+        .is_none());
+        assert!(pack(At {
+            offset: 0,
+            len: 8 << 24
+        })
+        .is_none());
     }
 
     /// The day a call starts is read back with its key, in memory and from
