@@ -10,16 +10,42 @@ const KEY_FIELDS: [&str; 4] = ["path", "file_path", "filename", "uri"];
 struct ContextReread {
     read_tools: Vec<String>,
     bytes_per_token: f64,
-    /// (session, key) → what was seen, in first-read order.
-    keys: HashMap<(String, String), usize>,
+    /// (session, key), each by its index in `names` → what was seen, in
+    /// first-read order. The state of every session is kept to the end (a
+    /// session may go on in any later batch), so each text is held once: as
+    /// strings per read key it was the detector's whole growth with the input.
+    keys: HashMap<(u32, u32), usize>,
     seen: Vec<KeyState>,
+    names: Names,
+}
+
+/// Texts held once each, by index.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Names {
+    all: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Names {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        self.all.push(s.to_string());
+        self.index.insert(s.to_string(), self.all.len() as u32 - 1);
+        self.all.len() as u32 - 1
+    }
+    fn get(&self, i: u32) -> &str {
+        &self.all[i as usize]
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState {
-    session: String,
-    key: String,
-    tool: String,
+    /// the session, the key and the tool, by their index in `names`
+    session: u32,
+    key: u32,
+    tool: u32,
     last_size: Option<u64>,
     reads: u64,
     /// re-reads so far; their spans are not kept: each is charged in the
@@ -93,6 +119,7 @@ impl Detector for ContextReread {
             bytes_per_token: p.bytes_per_token()?,
             keys: HashMap::new(),
             seen: Vec::new(),
+            names: Names::default(),
         })
     }
 
@@ -112,14 +139,14 @@ impl Detector for ContextReread {
                 };
                 let Some(key) = read_key(b, r) else { continue };
                 let size = b.text_size(r, TextField::ToolResult);
-                let id = (b.session(r).to_string(), key);
+                let id = (self.names.id(b.session(r)), self.names.id(&key));
                 let i = match self.keys.get(&id) {
                     Some(&i) => i,
                     None => {
                         self.seen.push(KeyState {
-                            session: id.0.clone(),
-                            key: id.1.clone(),
-                            tool: tool.to_string(),
+                            session: id.0,
+                            key: id.1,
+                            tool: self.names.id(tool),
                             last_size: None,
                             reads: 0,
                             rereads: 0,
@@ -154,6 +181,11 @@ impl ContextReread {
     /// The finding for key `i`, charging this batch's re-reads of it.
     fn finding(&self, i: usize, new: Vec<(SpanRef, u64)>) -> Finding {
         let s = &self.seen[i];
+        let (session, key, tool) = (
+            self.names.get(s.session),
+            self.names.get(s.key),
+            self.names.get(s.tool),
+        );
         let n = s.rereads;
         let times = if n == 1 {
             "once".to_string()
@@ -161,19 +193,19 @@ impl ContextReread {
             format!("{n} times")
         };
         let mut f = Finding::new(
-            format!("{} re-read {times}", s.key),
+            format!("{key} re-read {times}"),
             format!(
-                "{} was read {} times in one session with the same content; each re-read put it in the context again at full price.",
-                s.key, s.reads
+                "{key} was read {} times in one session with the same content; each re-read put it in the context again at full price.",
+                s.reads
             ),
             "Read the file once per session and mark it for prompt caching (cache_control: ephemeral); later turns then pay about 10% for it.",
         )
-        .session(&s.session)
-        .group(format!("{}\u{1f}{}", s.session, s.key))
+        .session(session)
+        .group(format!("{session}\u{1f}{key}"))
         // The pattern (spec "Patterns"): the file, by its resource key.
-        .pattern(&s.key)
-        .evidence("key", &s.key)
-        .evidence("tool", &s.tool)
+        .pattern(key)
+        .evidence("key", key)
+        .evidence("tool", tool)
         .evidence("reads", s.reads)
         .evidence("rereads", n)
         .span(s.first.clone());
