@@ -619,6 +619,12 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// The UTC day number a counted call (an LLM or tool call) starts; `None`
+/// for any other span.
+pub fn call_day(s: &Span) -> Option<u64> {
+    matches!(s.kind, Kind::Llm | Kind::Tool).then_some(s.start_ns / DAY_NS)
+}
+
 fn id_hash(id: &str) -> u64 {
     use std::hash::BuildHasher;
     rustc_hash::FxBuildHasher.hash_one(id)
@@ -630,12 +636,6 @@ fn id_hash(id: &str) -> u64 {
 /// SipHash: ids come from the exporter, not from an attacker who could aim
 /// collisions, and SipHash was 2% of a scan. Watch checkpoints hold these
 /// keys, so changing the hash changes the checkpoint's layout version.
-/// The UTC day number a counted call (an LLM or tool call) starts; `None`
-/// for any other span.
-pub fn call_day(s: &Span) -> Option<u64> {
-    matches!(s.kind, Kind::Llm | Kind::Tool).then_some(s.start_ns / DAY_NS)
-}
-
 pub fn span_key(trace_id: &str, span_id: &str) -> u64 {
     use std::hash::BuildHasher;
     rustc_hash::FxBuildHasher.hash_one((trace_id, span_id))
