@@ -1,6 +1,7 @@
 //! The canonical span every reader produces and every detector sees, and the
 //! assembly of spans into traces, sessions and batches of whole traces.
 
+use compact_str::CompactString;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::sync::Arc;
 
@@ -114,8 +115,9 @@ pub struct Note {
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Span {
     pub trace_id: Arc<str>,
-    pub span_id: Box<str>,
-    pub parent_id: Option<Box<str>>,
+    /// inline up to 24 bytes (OTLP's 16 hex digits): no allocation per span
+    pub span_id: CompactString,
+    pub parent_id: Option<CompactString>,
     pub name: Arc<str>,
     pub kind: Kind,
     pub start_ns: u64,
@@ -579,7 +581,7 @@ pub enum Added {
     Late {
         origin: Origin,
         trace_id: Arc<str>,
-        span_id: Box<str>,
+        span_id: CompactString,
     },
     /// the same (trace id, span id) was taken before: dropped and counted
     /// (see [`Assembler::take_repeats`])

@@ -8,6 +8,7 @@ use super::attrs::{as_json, AnyValue, Attrs, KeyValue};
 use super::mapping::Mappings;
 use super::parts::Prompt;
 use crate::model::{Kind, Origin, Span, Usage};
+use compact_str::CompactString;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -15,8 +16,8 @@ use std::sync::Arc;
 #[derive(Default, Debug)]
 pub struct Base {
     pub trace_id: Arc<str>,
-    pub span_id: String,
-    pub parent_id: Option<String>,
+    pub span_id: CompactString,
+    pub parent_id: Option<CompactString>,
     /// shared with the span made from it (one copy of the text, not two)
     pub name: Arc<str>,
     pub start_ns: u64,

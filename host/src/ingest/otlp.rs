@@ -7,6 +7,7 @@ use super::dialect::{self, Base};
 use super::mapping::Mappings;
 use super::Problem;
 use crate::model::{Origin, Span};
+use compact_str::CompactString;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -505,8 +506,8 @@ fn normalise<'a>(
     let base = Base {
         scope,
         trace_id: shared.trace(&s.trace_id),
-        span_id: s.span_id.into_owned(),
-        parent_id: Some(s.parent_span_id.into_owned()),
+        span_id: CompactString::new(&s.span_id),
+        parent_id: Some(CompactString::new(&s.parent_span_id)),
         name: shared.name(std::mem::take(&mut s.name)),
         start_ns: s.start_time_unix_nano,
         end_ns: s.end_time_unix_nano,

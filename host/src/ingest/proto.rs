@@ -8,6 +8,7 @@ use super::dialect::{self, Base};
 use super::mapping::Mappings;
 use super::Problem;
 use crate::model::Origin;
+use compact_str::CompactString;
 use prost::Message;
 
 #[derive(Clone, PartialEq, Message)]
@@ -232,8 +233,8 @@ pub fn parse(
                 let base = Base {
                     scope: scope.clone(),
                     trace_id: hex(&s.trace_id).into(),
-                    span_id: hex(&s.span_id),
-                    parent_id: Some(hex(&s.parent_span_id)),
+                    span_id: CompactString::new(hex(&s.span_id)),
+                    parent_id: Some(CompactString::new(hex(&s.parent_span_id))),
                     name: s.name.as_str().into(),
                     start_ns: s.start_time_unix_nano,
                     end_ns: s.end_time_unix_nano,

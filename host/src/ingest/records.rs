@@ -6,6 +6,7 @@
 use super::attrs::{AnyValue, KeyValue};
 use super::dialect::Base;
 use crate::model::Kind;
+use compact_str::CompactString;
 use serde_json::{Map, Value};
 
 /// Which record shape a JSON export holds.
@@ -305,8 +306,9 @@ fn langfuse(v: &Value, session: Option<&str>) -> Result<Record, String> {
     let base = Base {
         scope: None,
         trace_id: str_of(o, &["traceId", "trace_id"]).unwrap_or("").into(),
-        span_id: str_of(o, &["id"]).unwrap_or("").to_string(),
-        parent_id: str_of(o, &["parentObservationId", "parent_observation_id"]).map(String::from),
+        span_id: str_of(o, &["id"]).unwrap_or("").into(),
+        parent_id: str_of(o, &["parentObservationId", "parent_observation_id"])
+            .map(CompactString::from),
         name: str_of(o, &["name"]).unwrap_or("").into(),
         start_ns: time_ns(o.get("startTime").or_else(|| o.get("start_time")))?,
         end_ns: time_ns(o.get("endTime").or_else(|| o.get("end_time")))?,
@@ -351,8 +353,10 @@ fn phoenix(v: &Value) -> Result<Record, String> {
     let status = str_of(o, &["status_code"]).unwrap_or("");
     let base = Base {
         trace_id: id_text(ctx_of("trace_id"), 32).unwrap_or_default().into(),
-        span_id: id_text(ctx_of("span_id"), 16).unwrap_or_default(),
-        parent_id: id_text(o.get("parent_id"), 16),
+        span_id: id_text(ctx_of("span_id"), 16)
+            .map(CompactString::new)
+            .unwrap_or_default(),
+        parent_id: id_text(o.get("parent_id"), 16).map(CompactString::new),
         name: str_of(o, &["name"]).unwrap_or("").into(),
         start_ns: time_ns(o.get("start_time"))?,
         end_ns: time_ns(o.get("end_time"))?,
@@ -404,8 +408,10 @@ fn console(v: &Value) -> Result<Record, String> {
         .unwrap_or("");
     let base = Base {
         trace_id: id_text(ctx.get("trace_id"), 32).unwrap_or_default().into(),
-        span_id: id_text(ctx.get("span_id"), 16).unwrap_or_default(),
-        parent_id: parent,
+        span_id: id_text(ctx.get("span_id"), 16)
+            .map(CompactString::new)
+            .unwrap_or_default(),
+        parent_id: parent.map(CompactString::new),
         name: str_of(o, &["name"]).unwrap_or("").into(),
         start_ns: time_ns(o.get("start_time"))?,
         end_ns: time_ns(o.get("end_time"))?,
@@ -427,8 +433,8 @@ fn logfire(v: &Value) -> Result<Record, String> {
     let level = num_of(o, &["level"]).unwrap_or(0);
     let base = Base {
         trace_id: str_of(o, &["trace_id"]).unwrap_or("").into(),
-        span_id: str_of(o, &["span_id"]).unwrap_or("").to_string(),
-        parent_id: str_of(o, &["parent_span_id"]).map(String::from),
+        span_id: str_of(o, &["span_id"]).unwrap_or("").into(),
+        parent_id: str_of(o, &["parent_span_id"]).map(CompactString::from),
         name: str_of(o, &["span_name", "message"]).unwrap_or("").into(),
         start_ns: time_ns(o.get("start_timestamp"))?,
         end_ns: time_ns(o.get("end_timestamp"))?,
@@ -486,7 +492,7 @@ fn helicone(v: &Value) -> Result<Record, String> {
         scope: None,
         // A Helicone session is a conversation: its requests form one trace per request.
         trace_id: request_id.as_str().into(),
-        span_id: request_id,
+        span_id: CompactString::new(request_id),
         parent_id: None,
         name: format!("chat {}", model.as_deref().unwrap_or("")).into(),
         start_ns: start,
