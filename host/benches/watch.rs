@@ -176,7 +176,11 @@ fn start(
 fn appended_since(path: &Path, from: u64) -> String {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).unwrap();
-    let from = if f.metadata().unwrap().len() < from { 0 } else { from };
+    let from = if f.metadata().unwrap().len() < from {
+        0
+    } else {
+        from
+    };
     f.seek(SeekFrom::Start(from)).unwrap();
     let mut text = Vec::new();
     f.read_to_end(&mut text).unwrap();

@@ -386,10 +386,10 @@ fn has_k_or_g(b: &[u8]) -> bool {
     if words.any(|w| hit(u64::from_le_bytes(w.try_into().expect("eight bytes")))) {
         return true;
     }
-    // the last bytes, padded with zeros (which match none of the three)
-    let mut last = [0u8; 8];
-    last[..words.remainder().len()].copy_from_slice(words.remainder());
-    hit(u64::from_le_bytes(last))
+    // the last bytes, padded with zeros (which match none of the three),
+    // gathered byte by byte: a copy of a few bytes was a call to memcpy
+    let last = (words.remainder().iter().rev()).fold(0u64, |w, &c| w << 8 | u64::from(c));
+    hit(last)
 }
 
 pub fn looks_like_usage(k: &str) -> bool {
@@ -442,19 +442,36 @@ const RELEVANT: &[&str] = &[
 ];
 
 fn relevant(attrs: &[KeyValue], base: &Base) -> bool {
-    base.kind.is_some()
-        || base.usage.is_some()
-        || attrs
-            .iter()
-            .any(|kv| RELEVANT.iter().any(|p| kv.key.starts_with(p)))
-        || {
-            let first = base.name.split(' ').next().unwrap_or("");
-            LLM_OPERATIONS.contains(&first)
-                || AGENT_OPERATIONS.contains(&first)
-                || first == "execute_tool"
-                || first == "tools/call"
-                || base.name.starts_with("running tool")
+    base.kind.is_some() || base.usage.is_some() || attrs.iter().any(|kv| relevant_key(&kv.key)) || {
+        let first = base.name.split(' ').next().unwrap_or("");
+        LLM_OPERATIONS.contains(&first)
+            || AGENT_OPERATIONS.contains(&first)
+            || first == "execute_tool"
+            || first == "tools/call"
+            || base.name.starts_with("running tool")
+    }
+}
+
+/// Whether a name starts with one of [`RELEVANT`]. The first byte is
+/// compared before the rest: asked of every attribute of every span, the
+/// prefix comparisons alone were 4% of a reading's instructions, and an HTTP
+/// or database span's names (`http.…`, `url.…`, `db.…`) share no first byte
+/// with any prefix.
+fn relevant_key(key: &str) -> bool {
+    /// the first bytes of [`RELEVANT`]'s prefixes
+    const FIRST: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < RELEVANT.len() {
+            t[RELEVANT[i].as_bytes()[0] as usize] = true;
+            i += 1;
         }
+        t
+    };
+    match key.as_bytes().first() {
+        Some(&b) if FIRST[b as usize] => RELEVANT.iter().any(|p| key.starts_with(p)),
+        _ => false,
+    }
 }
 
 /// Which dialect families a span's attributes use (bit i ↔ DIALECTS[i]).

@@ -1315,6 +1315,10 @@ fn text_of<'a>(
     origin: &Origin,
     problems: &mut Vec<Problem>,
 ) -> std::borrow::Cow<'a, str> {
+    if let Ok(t) = simdutf8::basic::from_utf8(bytes) {
+        return std::borrow::Cow::Borrowed(t);
+    }
+    // std's check says where the first bad byte is
     match std::str::from_utf8(bytes) {
         Ok(t) => std::borrow::Cow::Borrowed(t),
         Err(e) => {

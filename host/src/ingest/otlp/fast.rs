@@ -247,6 +247,11 @@ impl<'a> Parser<'a> {
         if self.peek()? != b'"' {
             return self.number()?.parse().ok();
         }
+        // The usual form, up to 19 digits and the closing quote, in one pass.
+        if let Some((n, len)) = quoted_digits(&self.b[self.i + 1..]) {
+            self.i += len + 2;
+            return Some(n);
+        }
         let (start, end, escaped) = self.raw_string()?;
         if escaped {
             return None;
@@ -486,11 +491,61 @@ impl<'a> Parser<'a> {
 /// Up to 19 decimal digits (never more than `u64::MAX`), as `str::parse`
 /// reads them, without its check for overflow at every digit (a span's two
 /// times were 3% of a scan); anything else is left to `parse`.
+/// The digits are read eight at a time (a span's two times, at about 400
+/// instructions each digit by digit, were 7% of a reading's instructions).
 fn digits_u64(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+    if b.is_empty() || b.len() > 19 {
         return None;
     }
-    Some(b.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
+    let (head, words) = b.split_at(b.len() % 8);
+    let mut n = 0u64;
+    for &d in head {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(d - b'0');
+    }
+    for w in words.chunks_exact(8) {
+        let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        n = n * 100_000_000 + eight_digits(w)?;
+    }
+    Some(n)
+}
+
+/// Eight ASCII digits (the first in the lowest byte) as their number; none if
+/// any byte is not a digit. The multiply-and-shift is fast_float's
+/// `parse_eight_digits_unrolled` (Lemire): pairs, then fours, then all eight.
+fn eight_digits(w: u64) -> Option<u64> {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // every byte 0x30..=0x3F, and still below 0x40 with 6 added: '0'..='9'
+    let digits = w & HIGH == ZEROS && w.wrapping_add(0x0606_0606_0606_0606) & HIGH == ZEROS;
+    if !digits {
+        return None;
+    }
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    const MUL1: u64 = 0x000F_4240_0000_0064; // 100 + (1_000_000 << 32)
+    const MUL2: u64 = 0x0000_2710_0000_0001; // 1 + (10_000 << 32)
+    let v = w - ZEROS;
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    let v = (v & MASK)
+        .wrapping_mul(MUL1)
+        .wrapping_add(((v >> 16) & MASK).wrapping_mul(MUL2))
+        >> 32;
+    Some(v)
+}
+
+/// A quoted number's digits and the closing quote at the start of `b`: the
+/// number and how many digits; none for anything else (escapes, signs, more
+/// than 19 digits), which the general reader then decides.
+fn quoted_digits(b: &[u8]) -> Option<(u64, usize)> {
+    // the string scan, sixteen bytes at a time (a byte-by-byte search for
+    // the quote cost three times the digits' reading)
+    let len = stop(b)?;
+    if b[len] != b'"' {
+        return None;
+    }
+    digits_u64(&b[..len]).map(|n| (n, len))
 }
 
 /// Where the first `"`, `\` or control character of `b` is: sixteen bytes
@@ -827,6 +882,41 @@ mod tests {
             let ours = digits_u64(t.as_bytes()).or_else(|| t.parse().ok());
             assert_eq!(ours, t.parse::<u64>().ok(), "{t:?}");
         }
+    }
+
+    /// Digits read eight at a time give `parse`'s number at every length, and
+    /// any byte that is not a digit, wherever it is, is turned away.
+    #[test]
+    fn digits_of_every_length_read_as_parse_reads_them() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let text = x.to_string();
+            for len in 1..=text.len().min(19) {
+                let t = &text[..len];
+                assert_eq!(digits_u64(t.as_bytes()), t.parse().ok(), "{t:?}");
+                let quoted = format!("{t}\"");
+                assert_eq!(
+                    quoted_digits(quoted.as_bytes()),
+                    Some((t.parse().unwrap(), len))
+                );
+                let at = (x as usize) % len;
+                for bad in [b'/', b':', b' ', b'a', 0x80, b'0' + 0x40] {
+                    let mut b = t.as_bytes().to_vec();
+                    b[at] = bad;
+                    assert_eq!(digits_u64(&b), None, "{:?}", String::from_utf8_lossy(&b));
+                }
+            }
+        }
+        assert_eq!(
+            digits_u64(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(digits_u64(b"00000000"), Some(0));
+        assert_eq!(quoted_digits(b"12x\""), None);
+        assert_eq!(quoted_digits(b"123"), None);
     }
 
     /// The string scan finds the first quote, backslash or control character
