@@ -502,15 +502,31 @@ const DIALECT_PREFIXES: [&[&str]; 8] = [
 /// span's), told by the first byte before any prefix is compared: this runs
 /// for every attribute of every span.
 fn dialect_of_key(key: &str) -> u16 {
-    if !matches!(
-        key.as_bytes().first(),
-        Some(b'g' | b'o' | b'l' | b'i' | b't' | b'a' | b'p' | b'm')
-    ) {
+    /// first byte → the dialects with a prefix starting with it
+    const CANDIDATES: [u16; 256] = {
+        let mut t = [0u16; 256];
+        let mut i = 0;
+        while i < DIALECT_PREFIXES.len() {
+            let mut j = 0;
+            while j < DIALECT_PREFIXES[i].len() {
+                t[DIALECT_PREFIXES[i][j].as_bytes()[0] as usize] |= 1 << i;
+                j += 1;
+            }
+            i += 1;
+        }
+        t
+    };
+    let Some(&first) = key.as_bytes().first() else {
         return 0;
-    }
+    };
+    // Only the dialects that could match are compared (a `gen_ai.` name
+    // was compared with all eight lists).
+    let mut candidates = CANDIDATES[first as usize];
     let mut bits = 0;
-    for (i, prefixes) in DIALECT_PREFIXES.iter().enumerate() {
-        if prefixes.iter().any(|p| key.starts_with(p)) {
+    while candidates != 0 {
+        let i = candidates.trailing_zeros() as usize;
+        candidates &= candidates - 1;
+        if DIALECT_PREFIXES[i].iter().any(|p| key.starts_with(p)) {
             bits |= 1 << i;
         }
     }
