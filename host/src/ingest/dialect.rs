@@ -564,8 +564,8 @@ pub fn normalise(
     if !relevant(attrs_list, &base) {
         return Ok(Span {
             trace_id: base.trace_id,
-            span_id: base.span_id.into(),
-            parent_id: base.parent_id.filter(|p| !p.is_empty()).map(Into::into),
+            span_id: base.span_id,
+            parent_id: base.parent_id.filter(|p| !p.is_empty()),
             name: base.name,
             start_ns: base.start_ns,
             end_ns: base.end_ns,
@@ -583,7 +583,7 @@ pub fn normalise(
     let usage = base.usage.or_else(|| usage_of(&a));
     let mut span = Span {
         scope: base.scope.clone(),
-        parent_id: base.parent_id.filter(|p| !p.is_empty()).map(Into::into),
+        parent_id: base.parent_id.filter(|p| !p.is_empty()),
         name: base.name.clone(),
         kind,
         start_ns: base.start_ns,
@@ -599,7 +599,7 @@ pub fn normalise(
             .map(Arc::from),
         origin: origin.clone(),
         trace_id: base.trace_id,
-        span_id: base.span_id.into(),
+        span_id: base.span_id,
         ..Span::default()
     };
     span.failed |= span.error_type.is_some();
