@@ -127,6 +127,17 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// Where it stands, to go back to with [`Seen::reset`].
+    pub(super) fn mark(&self) -> (u16, usize) {
+        (self.dialects, self.unknown_usage.len())
+    }
+
+    /// Back to a [`Seen::mark`]: what was seen since is forgotten.
+    pub(super) fn reset(&mut self, (dialects, unknown): (u16, usize)) {
+        self.dialects = dialects;
+        self.unknown_usage.truncate(unknown);
+    }
+
     fn spans(&mut self, attrs: &[attrs::KeyValue], maps: &mapping::Mappings) {
         let a = attrs::Attrs {
             span: attrs,

@@ -363,6 +363,21 @@ pub fn parse_traces_data(
 ) {
     let text = super::text_of(text, origin, problems);
     let text = &*text;
+    let (spans_before, problems_before, seen_before) = (out.len(), problems.len(), seen.mark());
+    let mut streamed = Streamed {
+        each: Each::new(origin, maps, seen),
+        scope: None,
+        out,
+        problems,
+    };
+    if fast::each_span(text, &mut streamed).is_some() {
+        return;
+    }
+    // Not plain, or in an unusual order: what was handed on is forgotten and
+    // the record read whole.
+    out.truncate(spans_before);
+    problems.truncate(problems_before);
+    seen.reset(seen_before);
     let fast = fast::traces_data(text).or_else(|| serde_json::from_str(text).ok());
     if let Some(doc) = fast {
         let mut each = Each::new(origin, maps, seen);
@@ -370,8 +385,8 @@ pub fn parse_traces_data(
             let resource = rs.resource.unwrap_or_default().attributes;
             for ss in rs.scope_spans {
                 let scope = ss.scope.as_ref().and_then(|s| dialect::scope_name(&s.name));
-                for s in ss.spans {
-                    match each.span(s, scope.clone(), &resource) {
+                for mut s in ss.spans {
+                    match each.span(&mut s, scope.clone(), &resource) {
                         Ok(span) => out.push(Box::new(span)),
                         Err(reason) => {
                             problems.push(Problem::at(origin, format!("span skipped: {reason}")))
@@ -410,7 +425,7 @@ pub fn parse_traces_data(
                 };
                 match serde_json::from_str::<OtlpSpan>(raw.get()) {
                     Err(e) => problems.push(Problem::at(&here(), format!("span skipped: {e}"))),
-                    Ok(s) => match each.span(s, scope.clone(), &resource) {
+                    Ok(mut s) => match each.span(&mut s, scope.clone(), &resource) {
                         Ok(span) => out.push(Box::new(span)),
                         Err(reason) => {
                             problems.push(Problem::at(&here(), format!("span skipped: {reason}")))
@@ -418,6 +433,31 @@ pub fn parse_traces_data(
                     },
                 }
             }
+        }
+    }
+}
+
+/// Spans as the fast reader hands them on, made into the model's spans.
+struct Streamed<'a, 'r> {
+    each: Each<'a, 'r>,
+    /// the scope of the spans being read
+    scope: Option<Arc<str>>,
+    out: &'r mut super::Spans,
+    problems: &'r mut Vec<Problem>,
+}
+
+impl<'a> fast::Visit<'a> for Streamed<'a, '_> {
+    fn scope(&mut self, scope: Option<&Scope>) {
+        self.scope = scope.and_then(|s| dialect::scope_name(&s.name));
+    }
+
+    fn span(&mut self, span: &mut OtlpSpan<'a>, resource: &[KeyValue<'a>]) {
+        match self.each.span(span, self.scope.clone(), resource) {
+            Ok(span) => self.out.push(Box::new(span)),
+            Err(reason) => self.problems.push(Problem::at(
+                self.each.origin,
+                format!("span skipped: {reason}"),
+            )),
         }
     }
 }
@@ -479,7 +519,7 @@ impl<'a, 'r> Each<'a, 'r> {
 
     fn span(
         &mut self,
-        s: OtlpSpan<'a>,
+        s: &mut OtlpSpan<'a>,
         scope: Option<Arc<str>>,
         resource: &[KeyValue],
     ) -> Result<Span, String> {
@@ -489,7 +529,7 @@ impl<'a, 'r> Each<'a, 'r> {
 }
 
 fn normalise<'a>(
-    mut s: OtlpSpan<'a>,
+    s: &mut OtlpSpan<'a>,
     scope: Option<Arc<str>>,
     resource: &[KeyValue],
     origin: &Origin,
@@ -542,5 +582,35 @@ mod tests {
             a[2].value,
             AnyValue::Array(vec![AnyValue::Str("a\tb".into())])
         );
+    }
+
+    /// A record the fast reader gives up on after handing spans on is read
+    /// again whole: each span and each problem comes out once.
+    #[test]
+    fn a_record_declined_after_spans_were_handed_on_counts_each_span_once() {
+        let spans = r#"{"traceId":"t","spanId":"a","name":"chat","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},{"key":"my.token_total","value":{"intValue":"3"}}]},{"spanId":"b"}"#;
+        // an escaped field name after the spans: the fast reader declines it
+        let line = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}],"sch\u0065maUrl":""}}]}}"#
+        );
+        let origin = Origin {
+            file: Arc::from("x.jsonl"),
+            line: 1,
+        };
+        let (mut out, mut problems, mut seen) =
+            (Vec::new(), Vec::new(), crate::ingest::Seen::default());
+        let maps = Mappings::default();
+        parse_traces_data(
+            line.as_bytes(),
+            &origin,
+            &maps,
+            &mut out,
+            &mut problems,
+            &mut seen,
+        );
+        let ids: Vec<_> = out.iter().map(|s| s.span_id.as_str()).collect();
+        assert_eq!(ids, ["a"]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(seen.mark(), (1, 1), "one dialect, one unknown usage name");
     }
 }

@@ -38,6 +38,43 @@ pub fn traces_data(text: &str) -> Option<FastTracesData<'_>> {
     })
 }
 
+/// What [`each_span`] hands on as it reads.
+pub trait Visit<'a> {
+    /// The spans that follow are this scope's (`None`: the record names none).
+    fn scope(&mut self, scope: Option<&Scope>);
+    /// One span, with its resource's attributes. The span is lent: its
+    /// attributes' room is used again for the next one.
+    fn span(&mut self, span: &mut OtlpSpan<'a>, resource: &[KeyValue<'a>]);
+}
+
+/// The document's spans, each handed to `visit` as soon as it is read: no
+/// tree of the whole record is built. Building it (a vector of spans grown
+/// and moved, an attribute vector per span, all dropped again) was a tenth of
+/// a reading's instructions. `None` when the record is anything but plain, or
+/// names a resource after its spans or a scope after its spans (what comes
+/// first would have been handed on without it): the caller then forgets
+/// what it was handed and reads the record another way.
+pub fn each_span<'a>(text: &'a str, visit: &mut impl Visit<'a>) -> Option<()> {
+    let mut p = Parser {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+        depth: 0,
+    };
+    let mut span = OtlpSpan::default();
+    let mut done = false;
+    p.object(|p, key| match key {
+        "resourceSpans" if !done => {
+            done = true;
+            p.each(|p| p.stream_resource_spans(&mut span, visit))
+        }
+        "resourceSpans" => None,
+        _ => p.skip(),
+    })?;
+    p.ws();
+    (p.i == p.b.len()).then_some(())
+}
+
 /// Fill a field once: a repeated field is serde's error, so not ours to read.
 fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     if slot.is_some() {
@@ -145,14 +182,23 @@ impl<'a> Parser<'a> {
 
     /// `[item, …]`.
     fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let mut out = Vec::new();
+        self.each(|p| {
+            out.push(item(p)?);
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    /// `[item, …]`, each item read by `item` and kept where it wants.
+    fn each(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.eat(b'[')?;
         self.enter()?;
-        let mut out = Vec::new();
         if self.peek()? == b']' {
             self.i += 1;
         } else {
             loop {
-                out.push(item(self)?);
+                item(self)?;
                 match self.peek()? {
                     b',' => self.i += 1,
                     b']' => {
@@ -164,7 +210,7 @@ impl<'a> Parser<'a> {
             }
         }
         self.depth -= 1;
-        Some(out)
+        Some(())
     }
 
     /// A JSON number's text, checked against JSON's grammar.
@@ -298,6 +344,59 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// A `ResourceSpans`, its spans handed to `visit` (see [`each_span`]).
+    fn stream_resource_spans(
+        &mut self,
+        span: &mut OtlpSpan<'a>,
+        visit: &mut impl Visit<'a>,
+    ) -> Option<()> {
+        let mut resource: Option<Resource<'a>> = None;
+        let mut spans_read = false;
+        self.object(|p, key| match key {
+            "resource" if resource.is_none() && !spans_read => {
+                resource = Some(p.resource()?);
+                Some(())
+            }
+            "scopeSpans" | "instrumentationLibrarySpans" if !spans_read => {
+                spans_read = true;
+                let attributes = resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
+                p.each(|p| p.stream_scope_spans(attributes, span, visit))
+            }
+            "resource" | "scopeSpans" | "instrumentationLibrarySpans" => None,
+            _ => p.skip(),
+        })
+    }
+
+    /// A `ScopeSpans`, its spans handed to `visit` (see [`each_span`]).
+    fn stream_scope_spans(
+        &mut self,
+        resource: &[KeyValue<'a>],
+        span: &mut OtlpSpan<'a>,
+        visit: &mut impl Visit<'a>,
+    ) -> Option<()> {
+        let (mut scope_read, mut spans_read) = (false, false);
+        self.object(|p, key| match key {
+            "scope" if !scope_read && !spans_read => {
+                scope_read = true;
+                visit.scope(Some(&p.scope()?));
+                Some(())
+            }
+            "spans" if !spans_read => {
+                spans_read = true;
+                if !scope_read {
+                    visit.scope(None);
+                }
+                p.each(|p| {
+                    p.span_into(span)?;
+                    visit.span(span, resource);
+                    Some(())
+                })
+            }
+            "scope" | "spans" => None,
+            _ => p.skip(),
+        })
+    }
+
     fn scope(&mut self) -> Option<Scope> {
         let mut name = None;
         self.object(|p, key| match key {
@@ -311,6 +410,15 @@ impl<'a> Parser<'a> {
 
     fn span(&mut self) -> Option<OtlpSpan<'a>> {
         let mut s = OtlpSpan::default();
+        self.span_into(&mut s)?;
+        Some(s)
+    }
+
+    /// A span read into `s`, whose attribute vector is emptied and reused.
+    fn span_into(&mut self, s: &mut OtlpSpan<'a>) -> Option<()> {
+        let mut attributes = std::mem::take(&mut s.attributes);
+        attributes.clear();
+        *s = OtlpSpan::default();
         let mut seen = 0u16;
         self.object(|p, key| {
             let field = match key {
@@ -336,13 +444,17 @@ impl<'a> Parser<'a> {
                 3 => s.name = p.string()?,
                 4 => s.start_time_unix_nano = p.nanos()?,
                 5 => s.end_time_unix_nano = p.nanos()?,
-                6 => s.attributes = p.array(Parser::key_value)?,
+                6 => p.each(|p| {
+                    attributes.push(p.key_value()?);
+                    Some(())
+                })?,
                 7 => s.status = p.status()?,
                 _ => s.events = p.array(Parser::event)?,
             }
             Some(())
         })?;
-        Some(s)
+        s.attributes = attributes;
+        Some(())
     }
 
     fn status(&mut self) -> Option<Status<'a>> {
@@ -664,11 +776,50 @@ mod tests {
         serde_json::from_str(text).ok()
     }
 
-    /// Where this reader gives a document, it is serde's.
+    /// Each span as [`each_span`] hands it on, printed with its scope and
+    /// resource (printed: NaN is not equal to itself).
+    fn streamed(text: &str) -> Option<Vec<String>> {
+        struct Collect(Option<String>, Vec<String>);
+        impl<'a> Visit<'a> for Collect {
+            fn scope(&mut self, scope: Option<&Scope>) {
+                self.0 = scope.map(|s| s.name.clone());
+            }
+            fn span(&mut self, span: &mut OtlpSpan<'a>, resource: &[KeyValue<'a>]) {
+                self.1.push(format!("{:?} {resource:?} {span:?}", self.0));
+            }
+        }
+        let mut c = Collect(None, Vec::new());
+        each_span(text, &mut c).map(|_| c.1)
+    }
+
+    /// The same, from the whole document.
+    fn flattened(doc: &FastTracesData) -> Vec<String> {
+        let mut out = Vec::new();
+        for rs in &doc.resource_spans {
+            let resource = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
+            for ss in &rs.scope_spans {
+                let scope = ss.scope.as_ref().map(|s| s.name.clone());
+                for span in &ss.spans {
+                    out.push(format!("{scope:?} {resource:?} {span:?}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Where this reader gives a document, it is serde's; where it hands on
+    /// spans one by one, they are the document's.
     fn agrees(text: &str) -> bool {
+        let streamed = streamed(text);
         match traces_data(text) {
-            None => false,
+            None => {
+                assert!(streamed.is_none(), "spans handed on from {text}");
+                false
+            }
             Some(ours) => {
+                if let Some(spans) = streamed {
+                    assert_eq!(spans, flattened(&ours), "spans handed on differ on {text}");
+                }
                 // Compared as printed: NaN is not equal to itself.
                 let (ours, theirs) = (format!("{:?}", Some(ours)), format!("{:?}", serde(text)));
                 assert_eq!(ours, theirs, "the readers differ on {text}");
@@ -706,6 +857,31 @@ mod tests {
     fn every_otlp_fixture_reads_as_serde_reads_it() {
         for line in fixture_lines() {
             assert!(agrees(&line), "the fast reader gave up on {line}");
+            assert!(streamed(&line).is_some(), "spans not handed on from {line}");
+        }
+    }
+
+    /// A resource or scope written after its spans cannot go with spans
+    /// already handed on: such a record is declined (and read whole).
+    #[test]
+    fn a_resource_or_scope_after_its_spans_is_declined_and_read_whole() {
+        let span = r#"{"traceId":"t","spanId":"s","name":"n"}"#;
+        let resource =
+            r#""resource":{"attributes":[{"key":"service.name","value":{"stringValue":"a"}}]}"#;
+        let usual = format!(
+            r#"{{"resourceSpans":[{{{resource},"scopeSpans":[{{"scope":{{"name":"x"}},"spans":[{span}]}}]}}]}}"#
+        );
+        let resource_last = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"scope":{{"name":"x"}},"spans":[{span}]}}],{resource}}}]}}"#
+        );
+        let scope_last = format!(
+            r#"{{"resourceSpans":[{{{resource},"scopeSpans":[{{"spans":[{span}],"scope":{{"name":"x"}}}}]}}]}}"#
+        );
+        assert_eq!(streamed(&usual).map(|s| s.len()), Some(1));
+        for text in [resource_last, scope_last] {
+            assert_eq!(streamed(&text), None, "{text}");
+            let whole = traces_data(&text).expect("read whole");
+            assert_eq!(Some(flattened(&whole)), streamed(&usual), "{text}");
         }
     }
 
