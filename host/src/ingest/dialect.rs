@@ -501,7 +501,7 @@ const DIALECT_PREFIXES: [&[&str]; 8] = [
 /// The dialect bit of one attribute name; 0 for most (an HTTP or database
 /// span's), told by the first byte before any prefix is compared: this runs
 /// for every attribute of every span.
-fn dialect_of_key(key: &str) -> u16 {
+pub fn dialect_of_key(key: &str) -> u16 {
     /// first byte → the dialects with a prefix starting with it
     const CANDIDATES: [u16; 256] = {
         let mut t = [0u16; 256];

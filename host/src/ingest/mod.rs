@@ -126,6 +126,25 @@ pub struct Seen {
     unknown_usage: Vec<String>,
 }
 
+/// What one attribute name tells [`Seen`]: the dialects it belongs to, and
+/// whether it looks like token usage that no reader (and no mapping) reads.
+#[derive(Clone, Copy)]
+pub struct KeyNote {
+    dialects: u16,
+    unknown_usage: bool,
+}
+
+impl KeyNote {
+    pub fn of(key: &str, maps: &mapping::Mappings) -> Self {
+        KeyNote {
+            dialects: dialect::dialect_of_key(key),
+            unknown_usage: dialect::looks_like_usage(key)
+                && !dialect::understood_usage_key(key)
+                && !maps.reads(key),
+        }
+    }
+}
+
 impl Seen {
     /// Where it stands, to go back to with [`Seen::reset`].
     pub(super) fn mark(&self) -> (u16, usize) {
@@ -139,18 +158,16 @@ impl Seen {
     }
 
     fn spans(&mut self, attrs: &[attrs::KeyValue], maps: &mapping::Mappings) {
-        let a = attrs::Attrs {
-            span: attrs,
-            resource: &[],
-        };
-        self.dialects |= dialect::dialects_of(&a);
         for kv in attrs {
-            if dialect::looks_like_usage(&kv.key)
-                && !dialect::understood_usage_key(&kv.key)
-                && !maps.reads(&kv.key)
-            {
-                self.unknown_usage.push(kv.key.to_string());
-            }
+            self.note(&kv.key, KeyNote::of(&kv.key, maps));
+        }
+    }
+
+    /// An attribute name of a span, with what it tells.
+    pub(super) fn note(&mut self, key: &str, note: KeyNote) {
+        self.dialects |= note.dialects;
+        if note.unknown_usage {
+            self.unknown_usage.push(key.to_string());
         }
     }
 }

@@ -505,6 +505,10 @@ struct Each<'a, 'r> {
     maps: &'r Mappings,
     seen: &'r mut super::Seen,
     shared: Shared<'a>,
+    /// what each attribute name seen in the record tells: a record's spans
+    /// repeat a handful of names, and judging a name (its dialects, whether
+    /// it looks like token usage) cost more than looking it up
+    notes: rustc_hash::FxHashMap<&'a str, super::KeyNote>,
 }
 
 impl<'a, 'r> Each<'a, 'r> {
@@ -514,6 +518,7 @@ impl<'a, 'r> Each<'a, 'r> {
             maps,
             seen,
             shared: Shared::default(),
+            notes: Default::default(),
         }
     }
 
@@ -523,7 +528,16 @@ impl<'a, 'r> Each<'a, 'r> {
         scope: Option<Arc<str>>,
         resource: &[KeyValue],
     ) -> Result<Span, String> {
-        self.seen.spans(&s.attributes, self.maps);
+        for kv in &s.attributes {
+            let note = match kv.key {
+                Cow::Borrowed(key) => *self
+                    .notes
+                    .entry(key)
+                    .or_insert_with(|| super::KeyNote::of(key, self.maps)),
+                Cow::Owned(ref key) => super::KeyNote::of(key, self.maps),
+            };
+            self.seen.note(&kv.key, note);
+        }
         normalise(s, scope, resource, self.origin, self.maps, &mut self.shared)
     }
 }
