@@ -154,18 +154,27 @@ impl<'a> Parser<'a> {
     }
 
     /// A text, borrowed unless it holds escapes (decoded by serde_json, which
-    /// also judges a bad escape).
+    /// also judges a bad escape). Inline, like [`Parser::raw_string`]: a call
+    /// per text cost more than borrowing it.
+    #[inline(always)]
     fn string(&mut self) -> Option<Cow<'a, str>> {
         let (start, end, escaped) = self.raw_string()?;
         if !escaped {
             return Some(Cow::Borrowed(&self.s[start..end]));
         }
+        self.decoded(start, end)
+    }
+
+    /// The text between `start` and `end`, which holds escapes, decoded.
+    #[inline(never)]
+    fn decoded(&self, start: usize, end: usize) -> Option<Cow<'a, str>> {
         unescape(&self.s[start..end])
             .or_else(|| serde_json::from_str(&self.s[start - 1..=end]).ok())
             .map(Cow::Owned)
     }
 
     /// A field name; one with escapes is left to serde.
+    #[inline(always)]
     fn key(&mut self) -> Option<&'a str> {
         let (start, end, escaped) = self.raw_string()?;
         (!escaped).then(|| &self.s[start..end])
