@@ -386,12 +386,8 @@ pub fn parse_traces_data(
             for ss in rs.scope_spans {
                 let scope = ss.scope.as_ref().and_then(|s| dialect::scope_name(&s.name));
                 for mut s in ss.spans {
-                    match each.span(&mut s, scope.clone(), &resource) {
-                        Ok(span) => out.push(Box::new(span)),
-                        Err(reason) => {
-                            problems.push(Problem::at(origin, format!("span skipped: {reason}")))
-                        }
-                    }
+                    let made = each.span(&mut s, scope.clone(), &resource);
+                    hand_on(made, origin, out, problems);
                 }
             }
         }
@@ -452,13 +448,21 @@ impl<'a> fast::Visit<'a> for Streamed<'a, '_> {
     }
 
     fn span(&mut self, span: &mut OtlpSpan<'a>, resource: &[KeyValue<'a>]) {
-        match self.each.span(span, self.scope.clone(), resource) {
-            Ok(span) => self.out.push(Box::new(span)),
-            Err(reason) => self.problems.push(Problem::at(
-                self.each.origin,
-                format!("span skipped: {reason}"),
-            )),
-        }
+        let made = self.each.span(span, self.scope.clone(), resource);
+        hand_on(made, self.each.origin, self.out, self.problems);
+    }
+}
+
+/// A span made goes to `out`; one that could not be, to `problems`.
+fn hand_on(
+    made: Result<Span, String>,
+    origin: &Origin,
+    out: &mut super::Spans,
+    problems: &mut Vec<Problem>,
+) {
+    match made {
+        Ok(span) => out.push(Box::new(span)),
+        Err(reason) => problems.push(Problem::at(origin, format!("span skipped: {reason}"))),
     }
 }
 
