@@ -459,26 +459,27 @@ fn relevant(attrs: &[KeyValue], base: &Base) -> bool {
 /// with any prefix.
 fn relevant_key(key: &str) -> bool {
     /// the first bytes of [`RELEVANT`]'s prefixes
-    const FIRST: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut i = 0;
-        while i < RELEVANT.len() {
-            t[RELEVANT[i].as_bytes()[0] as usize] = true;
-            i += 1;
-        }
-        t
-    };
+    const FIRST: [u16; 256] = first_bytes(&[RELEVANT]);
     match key.as_bytes().first() {
-        Some(&b) if FIRST[b as usize] => RELEVANT.iter().any(|p| key.starts_with(p)),
+        Some(&b) if FIRST[b as usize] != 0 => RELEVANT.iter().any(|p| key.starts_with(p)),
         _ => false,
     }
 }
 
-/// Which dialect families a span's attributes use (bit i ↔ DIALECTS[i]).
-pub fn dialects_of(a: &Attrs) -> u16 {
-    a.span
-        .iter()
-        .fold(0, |bits, kv| bits | dialect_of_key(&kv.key))
+/// First byte → the lists (bit i ↔ `lists[i]`) holding a prefix that starts
+/// with it: what lets a name be turned away by its first byte.
+const fn first_bytes(lists: &[&[&str]]) -> [u16; 256] {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < lists.len() {
+        let mut j = 0;
+        while j < lists[i].len() {
+            t[lists[i][j].as_bytes()[0] as usize] |= 1 << i;
+            j += 1;
+        }
+        i += 1;
+    }
+    t
 }
 
 /// Prefixes of the attributes of the first eight of [`DIALECTS`], in order.
@@ -503,19 +504,7 @@ const DIALECT_PREFIXES: [&[&str]; 8] = [
 /// for every attribute of every span.
 pub fn dialect_of_key(key: &str) -> u16 {
     /// first byte → the dialects with a prefix starting with it
-    const CANDIDATES: [u16; 256] = {
-        let mut t = [0u16; 256];
-        let mut i = 0;
-        while i < DIALECT_PREFIXES.len() {
-            let mut j = 0;
-            while j < DIALECT_PREFIXES[i].len() {
-                t[DIALECT_PREFIXES[i][j].as_bytes()[0] as usize] |= 1 << i;
-                j += 1;
-            }
-            i += 1;
-        }
-        t
-    };
+    const CANDIDATES: [u16; 256] = first_bytes(&DIALECT_PREFIXES);
     let Some(&first) = key.as_bytes().first() else {
         return 0;
     };
@@ -1253,10 +1242,7 @@ mod tests {
             ("llm.token_count.prompt", AnyValue::Int(3)),
             ("mcp.method.name", AnyValue::Str("tools/call".into())),
         ]);
-        let bits = dialects_of(&Attrs {
-            span: &a,
-            resource: &[],
-        });
+        let bits = a.iter().fold(0, |bits, kv| bits | dialect_of_key(&kv.key));
         let named: Vec<&str> = (0..DIALECTS.len())
             .filter(|i| bits & (1 << i) != 0)
             .map(|i| DIALECTS[i])

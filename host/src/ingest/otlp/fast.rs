@@ -22,21 +22,38 @@ const MAX_DEPTH: u32 = 100;
 /// The document, as serde's `FastTracesData` would read it; `None` when it is
 /// anything but plain.
 pub fn traces_data(text: &str) -> Option<FastTracesData<'_>> {
+    let mut resource_spans = Vec::new();
+    document(text, |p| {
+        resource_spans = p.array(Parser::resource_spans)?;
+        Some(())
+    })?;
+    Some(FastTracesData { resource_spans })
+}
+
+/// A `TracesData` document: its `resourceSpans` (at most once) read by
+/// `resource_spans`, any other field passed over, nothing after it.
+fn document<'a>(
+    text: &'a str,
+    mut resource_spans: impl FnMut(&mut Parser<'a>) -> Option<()>,
+) -> Option<()> {
     let mut p = Parser {
         s: text,
         b: text.as_bytes(),
         i: 0,
         depth: 0,
     };
-    let mut resource_spans = None;
+    let mut read = false;
     p.object(|p, key| match key {
-        "resourceSpans" => set(&mut resource_spans, p.array(Parser::resource_spans)?),
+        "resourceSpans" if !read => {
+            read = true;
+            resource_spans(p)
+        }
+        // a repeated field is serde's error
+        "resourceSpans" => None,
         _ => p.skip(),
     })?;
     p.ws();
-    (p.i == p.b.len()).then(|| FastTracesData {
-        resource_spans: resource_spans.unwrap_or_default(),
-    })
+    (p.i == p.b.len()).then_some(())
 }
 
 /// What [`each_span`] hands on as it reads.
@@ -56,24 +73,10 @@ pub trait Visit<'a> {
 /// first would have been handed on without it): the caller then forgets
 /// what it was handed and reads the record another way.
 pub fn each_span<'a>(text: &'a str, visit: &mut impl Visit<'a>) -> Option<()> {
-    let mut p = Parser {
-        s: text,
-        b: text.as_bytes(),
-        i: 0,
-        depth: 0,
-    };
     let mut span = OtlpSpan::default();
-    let mut done = false;
-    p.object(|p, key| match key {
-        "resourceSpans" if !done => {
-            done = true;
-            p.each(|p| p.stream_resource_spans(&mut span, visit))
-        }
-        "resourceSpans" => None,
-        _ => p.skip(),
-    })?;
-    p.ws();
-    (p.i == p.b.len()).then_some(())
+    document(text, |p| {
+        p.each(|p| p.stream_resource_spans(&mut span, visit))
+    })
 }
 
 /// Fill a field once: a repeated field is serde's error, so not ours to read.
