@@ -115,6 +115,15 @@ impl Columns {
     /// Turn a batch of whole traces into columns; texts move into [`BatchData`].
     pub fn build(batch: &mut model::Batch) -> (Columns, BatchData) {
         let n = batch.span_count();
+        // Rows of a trace in the spec's order: each detector that walks a
+        // turn sorts its rows so, and a slice already in order costs it one
+        // pass instead of a sort (three of the four built-in detectors did
+        // it, each in its own instance, for every trace).
+        for (_, trace) in &mut batch.traces {
+            trace.spans.sort_unstable_by(|a, b| {
+                (a.start_ns, a.end_ns, &*a.span_id).cmp(&(b.start_ns, b.end_ns, &*b.span_id))
+            });
+        }
         let mut c = SpanColumns {
             strings: Vec::new(),
             session: Vec::with_capacity(n),
@@ -502,5 +511,41 @@ mod tests {
         let errors = cols.view(&[Field::Errors]);
         assert_eq!(errors.http_status, [500, 500]);
         assert!(errors.input_tokens.is_empty());
+    }
+
+    /// Detectors walk a turn in the spec's order; the rows arrive in it,
+    /// whatever order the spans were read in, with parents and texts
+    /// following their spans.
+    #[test]
+    fn a_traces_rows_come_in_order_of_start_then_end_then_span_id() {
+        let span = |id: &str, parent: Option<&str>, start: u64, end: u64| Span {
+            trace_id: "t".into(),
+            span_id: id.into(),
+            parent_id: parent.map(Into::into),
+            start_ns: start,
+            end_ns: end,
+            input_text: Some(format!("text of {id}").into()),
+            ..Span::default()
+        };
+        let trace = Trace {
+            id: "t".into(),
+            spans: [
+                span("d", Some("a"), 5, 9),
+                span("c", Some("a"), 5, 7),
+                span("a", None, 1, 20),
+                span("b", Some("d"), 5, 7),
+            ]
+            .map(Box::new)
+            .into(),
+        };
+        let (cols, data) = Columns::build(&mut Batch {
+            traces: vec![("s".into(), trace)],
+        });
+        let ids: Vec<&str> = (cols.all.span_id.iter())
+            .map(|&i| cols.listed()[i as usize].as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+        assert_eq!(cols.all.parent, [-1, 3, 0, 0]);
+        assert_eq!(data.text(1, TextField::Input), Some("text of b"));
     }
 }

@@ -447,7 +447,8 @@ impl<'a> Batch<'a> {
         }
         turns
     }
-    /// Sort rows by start time, then end time, then span id.
+    /// Sort rows by start time, then end time, then span id. A trace's rows
+    /// arrive in this order, so sorting a turn's rows is one pass over them.
     pub fn sort_rows(&self, rows: &mut [u32]) {
         rows.sort_by(|&a, &b| {
             (self.start(a), self.end(a), self.span_id(a)).cmp(&(
