@@ -364,30 +364,24 @@ pub fn parse_traces_data(
     let text = super::text_of(text, origin, problems);
     let text = &*text;
     let (spans_before, problems_before, seen_before) = (out.len(), problems.len(), seen.mark());
-    let mut streamed = Streamed {
-        each: Each::new(origin, maps, seen),
-        scope: None,
-        out,
-        problems,
-    };
+    let mut streamed = Streamed::new(Each::new(origin, maps, seen), out, problems);
     if fast::each_span(text, &mut streamed).is_some() {
         return;
     }
     // Not plain, or in an unusual order: what was handed on is forgotten and
-    // the record read whole.
+    // the record read whole, its spans handed on the same way.
     out.truncate(spans_before);
     problems.truncate(problems_before);
     seen.reset(seen_before);
     let fast = fast::traces_data(text).or_else(|| serde_json::from_str(text).ok());
     if let Some(doc) = fast {
-        let mut each = Each::new(origin, maps, seen);
+        let mut streamed = Streamed::new(Each::new(origin, maps, seen), out, problems);
         for rs in doc.resource_spans {
             let resource = rs.resource.unwrap_or_default().attributes;
             for ss in rs.scope_spans {
-                let scope = ss.scope.as_ref().and_then(|s| dialect::scope_name(&s.name));
+                fast::Visit::scope(&mut streamed, ss.scope.as_ref());
                 for mut s in ss.spans {
-                    let made = each.span(&mut s, scope.clone(), &resource);
-                    hand_on(made, origin, out, problems);
+                    fast::Visit::span(&mut streamed, &mut s, &resource);
                 }
             }
         }
@@ -440,6 +434,17 @@ struct Streamed<'a, 'r> {
     scope: Option<Arc<str>>,
     out: &'r mut super::Spans,
     problems: &'r mut Vec<Problem>,
+}
+
+impl<'a, 'r> Streamed<'a, 'r> {
+    fn new(each: Each<'a, 'r>, out: &'r mut super::Spans, problems: &'r mut Vec<Problem>) -> Self {
+        Streamed {
+            each,
+            scope: None,
+            out,
+            problems,
+        }
+    }
 }
 
 impl<'a> fast::Visit<'a> for Streamed<'a, '_> {
