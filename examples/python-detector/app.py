@@ -2,7 +2,7 @@
 pays for them again. The same query as the Rust example `tokenhound new` writes,
 built into a WebAssembly component with componentize-py:
 
-    componentize-py -d ../../wit/v0.4.0 -w plugin componentize app -o large_tool_results_py.wasm
+    componentize-py -d ../../wit/v0.5.0 -w plugin componentize app -o large_tool_results_py.wasm
 """
 
 import json
@@ -96,6 +96,11 @@ class Detector(wit_world.exports.Detector):
             ],
             needs=[Field.TOOL, Field.TOOL_RESULT],
         )
+
+    def span_kinds(self) -> list[SpanKind]:
+        # Tool calls only: spans of the other kinds (most spans of a service
+        # are ordinary HTTP and database spans) need not be sent to it.
+        return [SpanKind.TOOL]
 
     def create(self, params: str) -> detector.Analyzer:
         try:

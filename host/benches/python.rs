@@ -97,7 +97,7 @@ fn main() {
     let built = Command::new("componentize-py")
         .args([
             "-d",
-            root().join("wit/v0.4.0").to_str().unwrap(),
+            root().join("wit/v0.5.0").to_str().unwrap(),
             "-w",
             "plugin",
             "componentize",

@@ -2,7 +2,7 @@
 //! traces into batches, run every rule over every batch, and gather the results
 //! for the report.
 
-use crate::engine::{self, Analyzer, Columns, Engine, Field, LoadedPlugin};
+use crate::engine::{self, Analyzer, Columns, Engine, Field, LoadedPlugin, SpanKind};
 use crate::ingest::{self, InputError, Problem, ReadStats, Reader};
 use crate::model::{self, Added, Assembler, Keep, Kind};
 use crate::rules::{PackError, Rule, RuleSet, Source};
@@ -866,8 +866,12 @@ pub fn feed(
     batch_spans: usize,
     trace_models: &mut crate::prices::TraceModels,
 ) {
+    // Ordinary service spans are most spans of a real service, and no
+    // built-in detector reads them: they stay out of the columns unless some
+    // rule asks for them (`span-kinds`).
+    let keep_other = runs.iter().any(|r| r.plugin.reads(SpanKind::Other));
     for mut batch in model::batches(sessions, batch_spans) {
-        let (cols, data) = Columns::build(&mut batch);
+        let (cols, data) = Columns::build(&mut batch, keep_other);
         for (trace, model) in &cols.trace_models {
             trace_models.add(*trace, model);
         }

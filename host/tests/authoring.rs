@@ -92,7 +92,7 @@ fn scaffolded_rust_detector_builds_tests_and_scans() {
         .iter()
         .find(|d| d["name"] == "big-results")
         .expect("listed");
-    assert_eq!(d["wit"], "tokenhound:detector@0.4.0");
+    assert_eq!(d["wit"], "tokenhound:detector@0.5.0");
     assert_eq!(d["params"][0]["name"], "max_result_tokens");
     assert_eq!(d["params"][0]["default"], 2000);
     assert_eq!(d["sha256"].as_str().unwrap().len(), 64);
@@ -249,7 +249,7 @@ fn scaffolded_python_detector_builds_tests_scans_and_is_cached() {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         std::fs::read(proj.join("app.py")).unwrap().hash(&mut h);
-        std::fs::read(proj.join("wit/v0.4.0/detector.wit"))
+        std::fs::read(proj.join("wit/v0.5.0/detector.wit"))
             .unwrap()
             .hash(&mut h);
         h.finish()
@@ -262,7 +262,7 @@ fn scaffolded_python_detector_builds_tests_scans_and_is_cached() {
         let st = Command::new("componentize-py")
             .args([
                 "-d",
-                "wit/v0.4.0",
+                "wit/v0.5.0",
                 "-w",
                 "plugin",
                 "componentize",

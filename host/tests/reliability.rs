@@ -512,7 +512,7 @@ fn a_plugin_posing_as_a_built_in_is_refused_and_a_copy_of_one_is_not() {
     let (code, err) = stderr_of(&["check", pack(&plugin("impostor")).to_str().unwrap()]);
     assert_eq!(code, Some(4), "{err}");
     assert!(
-        err.contains("calls itself `retry-storm 0.4.0`, a built-in detector"),
+        err.contains("calls itself `retry-storm 0.5.0`, a built-in detector"),
         "{err}"
     );
     let (code, err) = stderr_of(&["check", pack(&copy).to_str().unwrap()]);

@@ -1,8 +1,8 @@
 //! Contract versions side by side: components built against
-//! `tokenhound:detector@0.1.0`, `@0.2.0` and `@0.3.0` (the built-in
-//! retry-storm as it was released, committed in tests/fixtures/wit-VERSION
-//! with the scripts that built them) load beside the 0.4.0 built-ins and
-//! report the same findings.
+//! `tokenhound:detector@0.1.0` to `@0.4.0` (the built-in retry-storm as it
+//! was released, committed in tests/fixtures/wit-VERSION with the scripts
+//! that built them) load beside the 0.5.0 built-ins and report the same
+//! findings.
 
 mod common;
 use common::*;
@@ -24,10 +24,12 @@ fn pack(dir: &Path) -> String {
          [[rule]]\nid = \"storm-now\"\ndetector = \"builtin:retry-storm\"\n\
          [[rule]]\nid = \"storm-0-1\"\ndetector = \"{}\"\n\
          [[rule]]\nid = \"storm-0-2\"\ndetector = \"{}\"\n\
-         [[rule]]\nid = \"storm-0-3\"\ndetector = \"{}\"\n",
+         [[rule]]\nid = \"storm-0-3\"\ndetector = \"{}\"\n\
+         [[rule]]\nid = \"storm-0-4\"\ndetector = \"{}\"\n",
         fixture("0.1.0"),
         fixture("0.2.0"),
-        fixture("0.3.0")
+        fixture("0.3.0"),
+        fixture("0.4.0")
     );
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
@@ -44,6 +46,7 @@ fn components_of_every_contract_version_run_side_by_side_with_equal_findings() {
     let old = findings(&r, "storm-0-1");
     let before = findings(&r, "storm-0-2");
     let listed = findings(&r, "storm-0-3");
+    let blob = findings(&r, "storm-0-4");
     assert!(now.len() > 10, "{}", now.len());
     let strip = |fs: Vec<&serde_json::Value>| {
         let mut v: Vec<_> = fs
@@ -55,7 +58,8 @@ fn components_of_every_contract_version_run_side_by_side_with_equal_findings() {
     };
     assert_eq!(strip(old), strip(now.clone()));
     assert_eq!(strip(before), strip(now.clone()));
-    assert_eq!(strip(listed), strip(now));
+    assert_eq!(strip(listed), strip(now.clone()));
+    assert_eq!(strip(blob), strip(now));
     assert_eq!(
         detector(&r, "storm-0-1")["wasted_tokens"],
         detector(&r, "storm-now")["wasted_tokens"]
@@ -77,5 +81,61 @@ fn components_of_every_contract_version_run_side_by_side_with_equal_findings() {
     assert_eq!(wit("storm-0-2").1, "0.2.1");
     assert_eq!(wit("storm-0-3").0, "tokenhound:detector@0.3.0");
     assert_eq!(wit("storm-0-3").1, "0.3.0");
-    assert_eq!(wit("storm-now").0, "tokenhound:detector@0.4.0");
+    assert_eq!(wit("storm-0-4").0, "tokenhound:detector@0.4.0");
+    assert_eq!(wit("storm-0-4").1, "0.4.0");
+    assert_eq!(wit("storm-now").0, "tokenhound:detector@0.5.0");
+}
+
+/// A 0.5.0 built-in says it reads calls and agents (`span-kinds`), so when
+/// no rule reads ordinary spans they stay out of the batches; a 0.4.0
+/// component cannot say, so beside it every span goes to every rule. Either
+/// way the built-ins find the same, on a month whose turns hold ordinary
+/// HTTP and database spans.
+#[test]
+fn the_builtins_find_the_same_whether_ordinary_spans_reach_them_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let month = dir.path().join("month.jsonl.gz");
+    tokenhound_testgen::run(&tokenhound_testgen::Args {
+        noise: 3,
+        ..tokenhound_testgen::Args::month(month.clone(), 11)
+    })
+    .unwrap();
+    let every_span = dir.path().join("every-span.toml");
+    std::fs::write(
+        &every_span,
+        format!(
+            "[pack]\nname = \"every-span\"\nversion = \"1\"\n\
+             [[rule]]\nid = \"storm-0-4\"\ndetector = \"{}\"\n",
+            fixture("0.4.0")
+        ),
+    )
+    .unwrap();
+    let month = month.to_str().unwrap();
+    let (_, alone) = scan_json(&[month]);
+    let (_, beside) = scan_json(&[
+        "-p",
+        "builtin:default",
+        "-p",
+        every_span.to_str().unwrap(),
+        month,
+    ]);
+    for rule in [
+        "retry-storm",
+        "context-reread",
+        "subagent-duplicate-context",
+        "filler-preamble",
+    ] {
+        let keys = |r: &serde_json::Value| {
+            // Whole findings: spans, waste, evidence and text.
+            let mut v: Vec<_> = findings(r, rule).iter().map(|f| f.to_string()).collect();
+            v.sort();
+            v
+        };
+        assert!(!keys(&alone).is_empty(), "{rule} finds something");
+        assert_eq!(keys(&alone), keys(&beside), "{rule}");
+        assert_eq!(
+            detector(&alone, rule)["wasted_tokens"],
+            detector(&beside, rule)["wasted_tokens"]
+        );
+    }
 }

@@ -23,6 +23,8 @@ pub struct DetectorInfo {
     pub enabled: bool,
     pub params: Vec<ParamInfo>,
     pub needs: Vec<String>,
+    /// the kinds of span it reads (`span-kinds`): llm, tool, agent, other
+    pub spans: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -96,9 +98,20 @@ pub fn list(
                         .to_string()
                 })
                 .collect(),
+            spans: p.kinds.iter().map(|k| kind_name(*k).to_string()).collect(),
         });
     }
     Ok(out)
+}
+
+fn kind_name(k: crate::engine::SpanKind) -> &'static str {
+    use crate::engine::SpanKind as K;
+    match k {
+        K::Llm => "llm",
+        K::Tool => "tool",
+        K::Agent => "agent",
+        K::Other => "other",
+    }
 }
 
 pub fn list_text(list: &[DetectorInfo]) -> String {
@@ -126,6 +139,12 @@ pub fn list_text(list: &[DetectorInfo]) -> String {
             o += &format!("  {} ({}) = {value}: {}\n", p.name, p.kind, p.description);
         }
         o += &format!("  reads: {}\n", d.needs.join(", "));
+        let ordinary = if d.spans.iter().any(|k| k == "other") {
+            ""
+        } else {
+            ", and the spans above them"
+        };
+        o += &format!("  spans: {}{ordinary}\n", d.spans.join(", "));
     }
     o
 }

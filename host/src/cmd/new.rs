@@ -18,7 +18,7 @@ const SDK_PARAMS: &str = include_str!("../../../plugins/sdk/src/params.rs");
 const SDK_CHUNK: &str = include_str!("../../../plugins/sdk/src/chunk.rs");
 const SDK_DATE: &str = include_str!("../../../plugins/sdk/src/date.rs");
 const SDK_STATE: &str = include_str!("../../../plugins/sdk/src/state.rs");
-const WIT: &str = include_str!("../../../wit/v0.4.0/detector.wit");
+const WIT: &str = include_str!("../../../wit/v0.5.0/detector.wit");
 
 const EXAMPLE: &str = r#"//! NAME: tool results so big that every later call pays for them again.
 //! A starting point: change the query, keep the shape.
@@ -36,6 +36,9 @@ impl Detector for LargeToolResults {
             .param(Param::integer("max_result_tokens", 2000, "largest acceptable tool result"))
             .param(Param::bytes_per_token())
             .needs(&[Field::Tool, Field::ToolResult])
+            // Tool calls only: spans of other kinds (most spans of a service are
+            // ordinary HTTP and database spans) need not be sent to it.
+            .kinds(&[SpanKind::Tool])
     }
 
     fn new(p: &Params) -> Result<Self, String> {
@@ -105,7 +108,7 @@ pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<()> {
         Lang::Rust => format!("target/wasm32-wasip2/release/{crate_name}.wasm"),
         Lang::Python => format!("{crate_name}.wasm"),
     };
-    w("wit/v0.4.0/detector.wit", WIT)?;
+    w("wit/v0.5.0/detector.wit", WIT)?;
     w("tests/large-result.jsonl", &example_fixture())?;
     w(
         "tests/large-result.expect.toml",
@@ -190,7 +193,7 @@ postcard = { version = "1", default-features = false, features = ["alloc"] }
     w("vendor/tokenhound-sdk/src/chunk.rs", SDK_CHUNK)?;
     w("vendor/tokenhound-sdk/src/date.rs", SDK_DATE)?;
     w("vendor/tokenhound-sdk/src/state.rs", SDK_STATE)?;
-    // The SDK reads the WIT from ../../wit/v0.4.0 (written above), relative to its own folder.
+    // The SDK reads the WIT from ../../wit/v0.5.0 (written above), relative to its own folder.
     w("src/lib.rs", &EXAMPLE.replace("NAME", name))?;
     w(
         "README.md",
@@ -209,7 +212,7 @@ tokenhound scan EXPORTS --pack pack.toml        # run it (add the default pack t
 - `src/lib.rs`: the detector. `metadata()` names it and its parameters; `observe()`
   gets batches of whole traces (sessions in order) and returns findings.
 - `tests/*.jsonl` + `*.expect.toml`: fixtures and the findings they must give.
-- `vendor/tokenhound-sdk` and `wit/v0.4.0/detector.wit`: the SDK and the contract
+- `vendor/tokenhound-sdk` and `wit/v0.5.0/detector.wit`: the SDK and the contract
   ({WIT_VERSION}), vendored so the project builds anywhere.
 "#
         ),
@@ -287,18 +290,19 @@ fn new_python(
             r#"# {name}
 
 A tokenhound detector in Python, built into a WebAssembly component with
-componentize-py against the WIT in `wit/v0.4.0/` ({WIT_VERSION}).
+componentize-py against the WIT in `wit/v0.5.0/` ({WIT_VERSION}).
 
 ```sh
 pip install componentize-py==0.25.1                                   # once
-componentize-py -d wit/v0.4.0 -w plugin componentize app -o {wasm}          # build
+componentize-py -d wit/v0.5.0 -w plugin componentize app -o {wasm}          # build
 tokenhound test tests                                                 # the fixtures state what it must find
 tokenhound scan EXPORTS --pack pack.toml                              # run it
 ```
 
 `app.py` implements the WIT's `detector` interface: `Detector.describe()` names the
 detector and its parameters, `Detector.create(params)` checks them (raise
-`Err("…")` for a bad value), and `Analyzer.observe(batch, texts)` gets batches of
+`Err("…")` for a bad value), `Detector.span_kinds()` says which kinds of span it
+reads (spans of the others need not be sent), and `Analyzer.observe(batch, texts)` gets batches of
 whole traces as columns and returns findings; `Analyzer.save()` and
 `Detector.restore(params, state)` let `watch` restart from a checkpoint (return
 `None` from `save` to have it replay the files instead). The component is about 18 MB (it

@@ -113,8 +113,7 @@ fn args_hash(args: Option<&str>) -> u64 {
 
 impl Columns {
     /// Turn a batch of whole traces into columns; texts move into [`BatchData`].
-    pub fn build(batch: &mut model::Batch) -> (Columns, BatchData) {
-        let n = batch.span_count();
+    pub fn build(batch: &mut model::Batch, keep_other: bool) -> (Columns, BatchData) {
         // Rows of a trace in the spec's order: each detector that walks a
         // turn sorts its rows so, and a slice already in order costs it one
         // pass instead of a sort (three of the four built-in detectors did
@@ -124,6 +123,15 @@ impl Columns {
                 (a.start_ns, a.end_ns, &*a.span_id).cmp(&(b.start_ns, b.end_ns, &*b.span_id))
             });
         }
+        let mut base = 0;
+        let rows: Vec<Rows> = (batch.traces.iter())
+            .map(|(_, t)| {
+                let r = Rows::of(t, base, keep_other);
+                base += r.kept as i32;
+                r
+            })
+            .collect();
+        let n = base as usize;
         let mut c = SpanColumns {
             strings: Vec::new(),
             session: Vec::with_capacity(n),
@@ -167,14 +175,10 @@ impl Columns {
             blob: Vec::new(),
             ends: Vec::new(),
         };
-        for (session, trace) in &batch.traces {
-            let base = c.kind.len() as i32;
-            let rows: HashMap<&str, i32> = trace
-                .spans
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (&*s.span_id, base + i as i32))
-                .collect();
+        for ((session, trace), rows) in batch.traces.iter().zip(&rows) {
+            if rows.kept == 0 {
+                continue;
+            }
             let sid = strs.id(session);
             let tid = strs.id(&trace.id);
             if let Some(m) = trace
@@ -186,19 +190,17 @@ impl Columns {
             {
                 trace_models.push((crate::prices::trace_key(&trace.id), m.clone()));
             }
-            for s in &trace.spans {
-                let parent = s
-                    .parent_id
-                    .as_deref()
-                    .filter(|p| *p != &*s.span_id)
-                    .and_then(|p| rows.get(p).copied());
-                push_span(&mut c, &mut strs, s, (sid, tid), parent.unwrap_or(-1));
+            for (i, s) in trace.spans.iter().enumerate() {
+                if rows.row[i] >= 0 {
+                    push_span(&mut c, &mut strs, s, (sid, tid), rows.parent[i]);
+                }
             }
         }
         let Interner { map, blob, ends } = strs;
         drop(map); // it borrows the spans, whose texts move out below
-        for (_, trace) in &mut batch.traces {
-            for s in &mut trace.spans {
+        for ((_, trace), rows) in batch.traces.iter_mut().zip(&rows) {
+            let kept = (trace.spans.iter_mut().zip(&rows.row)).filter(|(_, &r)| r >= 0);
+            for (s, _) in kept {
                 d.result_size.push(s.tool_result_bytes());
                 d.input.push(s.input_text.take());
                 d.output.push(s.output_text.take());
@@ -424,6 +426,62 @@ impl<'a> ColumnsView<'a> {
     }
 }
 
+/// Where each span of a trace goes in the columns: its row, and its parent's.
+struct Rows {
+    /// the span's row, -1 when it is left out
+    row: Vec<i32>,
+    /// the row of its parent, -1 for none
+    parent: Vec<i32>,
+    /// how many spans have a row
+    kept: usize,
+}
+
+impl Rows {
+    /// The rows of `trace`'s spans from row `base` on. Unless `keep_other`,
+    /// an ordinary span (kind other) gets a row only when a call or agent is
+    /// below it: the HTTP and database leaves of a service go, the spans
+    /// that hold calls stay, so every row's parent is its own parent.
+    fn of(trace: &model::Trace, base: i32, keep_other: bool) -> Rows {
+        let spans = &trace.spans;
+        let index: HashMap<&str, usize> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (&*s.span_id, i))
+            .collect();
+        let up: Vec<Option<usize>> = (spans.iter())
+            .map(|s| {
+                let p = s.parent_id.as_deref().filter(|p| *p != &*s.span_id)?;
+                index.get(p).copied()
+            })
+            .collect();
+        // A span is marked only by a walk that goes on to the root (or to a
+        // span already marked, whose ancestors are), so a marked span's
+        // ancestors are all marked; a loop of parents ends the walk too.
+        let mut keep = vec![false; spans.len()];
+        for (i, s) in spans.iter().enumerate() {
+            if keep_other || s.kind != Kind::Other {
+                let mut at = Some(i);
+                while let Some(j) = at.filter(|&j| !keep[j]) {
+                    keep[j] = true;
+                    at = up[j];
+                }
+            }
+        }
+        let mut row = Vec::with_capacity(spans.len());
+        let mut next = base;
+        for &k in &keep {
+            row.push(if k { next } else { -1 });
+            next += k as i32;
+        }
+        let parent = up.iter().map(|p| p.map_or(-1, |p| row[p])).collect();
+        Rows {
+            row,
+            parent,
+            kept: (next - base) as usize,
+        }
+    }
+}
+
 /// One span's row in every column; `ids` are its (session, trace) strings and
 /// `parent` its parent's row (-1 for none).
 fn push_span<'a>(
@@ -492,9 +550,12 @@ mod tests {
             id: "t".into(),
             spans: vec![Box::new(llm), Box::new(tool)],
         };
-        let (cols, _) = Columns::build(&mut Batch {
-            traces: vec![("s".into(), trace)],
-        });
+        let (cols, _) = Columns::build(
+            &mut Batch {
+                traces: vec![("s".into(), trace)],
+            },
+            true,
+        );
         let v = cols.view(&[Field::Tokens, Field::Model]);
         assert_eq!(v.input_tokens, [7, 7]);
         assert_eq!(v.model.len(), 2);
@@ -538,14 +599,74 @@ mod tests {
             .map(Box::new)
             .into(),
         };
-        let (cols, data) = Columns::build(&mut Batch {
-            traces: vec![("s".into(), trace)],
-        });
+        let (cols, data) = Columns::build(
+            &mut Batch {
+                traces: vec![("s".into(), trace)],
+            },
+            true,
+        );
         let ids: Vec<&str> = (cols.all.span_id.iter())
             .map(|&i| cols.listed()[i as usize].as_str())
             .collect();
         assert_eq!(ids, ["a", "b", "c", "d"]);
         assert_eq!(cols.all.parent, [-1, 3, 0, 0]);
         assert_eq!(data.text(1, TextField::Input), Some("text of b"));
+    }
+
+    /// Without a rule that reads them, ordinary spans with no call below
+    /// them (a service's HTTP and database leaves) are left out, and those
+    /// that hold calls stay, so each row's parent is still its own; texts
+    /// follow their rows.
+    #[test]
+    fn ordinary_leaves_are_left_out_and_the_spans_holding_calls_stay() {
+        let span = |id: &str, parent: Option<&str>, kind: Kind, start: u64| Span {
+            trace_id: "t".into(),
+            span_id: id.into(),
+            parent_id: parent.map(Into::into),
+            kind,
+            start_ns: start,
+            end_ns: 100 - start,
+            output_text: Some(format!("text of {id}").into()),
+            ..Span::default()
+        };
+        let spans = || {
+            [
+                span("root", None, Kind::Other, 0),
+                span("db", Some("root"), Kind::Other, 1),
+                span("agent", Some("root"), Kind::Agent, 2),
+                span("route", Some("agent"), Kind::Other, 3),
+                span("llm", Some("route"), Kind::Llm, 4),
+                span("http", Some("llm"), Kind::Other, 5),
+            ]
+            .map(Box::new)
+            .into()
+        };
+        let build = |keep_other| {
+            Columns::build(
+                &mut Batch {
+                    traces: vec![(
+                        "s".into(),
+                        Trace {
+                            id: "t".into(),
+                            spans: spans(),
+                        },
+                    )],
+                },
+                keep_other,
+            )
+        };
+        let ids = |cols: &Columns| -> Vec<String> {
+            (cols.all.span_id.iter())
+                .map(|&i| cols.listed()[i as usize].clone())
+                .collect()
+        };
+        let (cols, data) = build(false);
+        assert_eq!(ids(&cols), ["root", "agent", "route", "llm"]);
+        assert_eq!(cols.all.parent, [-1, 0, 1, 2]);
+        assert_eq!(data.text(3, TextField::Output), Some("text of llm"));
+        let (cols, data) = build(true);
+        assert_eq!(ids(&cols), ["root", "db", "agent", "route", "llm", "http"]);
+        assert_eq!(cols.all.parent, [-1, 0, 0, 2, 3, 4]);
+        assert_eq!(data.text(4, TextField::Output), Some("text of llm"));
     }
 }

@@ -10,6 +10,7 @@ mod v0_1_0;
 mod v0_2_0;
 mod v0_3_0;
 mod v0_4_0;
+mod v0_5_0;
 
 pub use batch::{BatchData, Columns, ColumnsView, ColumnsViewV3};
 
@@ -22,9 +23,10 @@ use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceAny, Res
 use wasmtime::{Config, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-// The engine's own types are 0.3.0's; 0.4.0 (the newest) and 0.2.0 share them
-// (each binds them `with`), 0.1.0 is adapted to them (see `v0_1_0`). Only the
-// batch record differs between 0.4.0 and the others (`batch`).
+// The engine's own types are 0.3.0's; 0.5.0 (the newest), 0.4.0 and 0.2.0
+// share them (each binds them `with`), 0.1.0 is adapted to them (see
+// `v0_1_0`). Only the batch record differs between 0.4.0 (and 0.5.0) and the
+// others (`batch`).
 pub use v0_3_0::exports::tokenhound::detector::detector::Metadata;
 pub use v0_3_0::tokenhound::detector::types::{
     Charge, Counter, Field, Finding, Param, ParamType, Severity, SpanColumns, SpanKind, SpanRef,
@@ -39,10 +41,11 @@ impl TokenKind {
 }
 
 /// The version of the WIT package this host speaks natively (and the SDK targets).
-pub const WIT_VERSION: &str = v0_4_0::PACKAGE;
+pub const WIT_VERSION: &str = v0_5_0::PACKAGE;
 
 /// Every version a component may export, newest first.
-pub const WIT_VERSIONS: [&str; 4] = [
+pub const WIT_VERSIONS: [&str; 5] = [
+    v0_5_0::PACKAGE,
     v0_4_0::PACKAGE,
     v0_3_0::PACKAGE,
     v0_2_0::PACKAGE,
@@ -55,6 +58,7 @@ enum Pre {
     V2(v0_2_0::PluginPre<State>),
     V3(v0_3_0::PluginPre<State>),
     V4(v0_4_0::PluginPre<State>),
+    V5(v0_5_0::PluginPre<State>),
 }
 
 /// A running component, by the contract version it exports.
@@ -63,6 +67,7 @@ enum Instance {
     V2(v0_2_0::Plugin),
     V3(v0_3_0::Plugin),
     V4(v0_4_0::Plugin),
+    V5(v0_5_0::Plugin),
 }
 
 // `texts` for 0.2.0 to 0.4.0 (same types): the store's current batch.
@@ -366,6 +371,8 @@ impl Engine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
         frozen_waits(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
+        v0_5_0::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("{e:#}"))?;
         v0_4_0::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| anyhow!("{e:#}"))?;
         v0_3_0::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
@@ -412,28 +419,23 @@ impl Engine {
                 WIT_VERSIONS.join(" or ")
             )
         })?;
-        let pre = match v0_4_0::PluginPre::new(pre.clone()) {
-            Ok(p) => Pre::V4(p),
-            Err(newest) => match v0_3_0::PluginPre::new(pre.clone()) {
-                Ok(p) => Pre::V3(p),
-                Err(_) => match v0_2_0::PluginPre::new(pre.clone()) {
-                    Ok(p) => Pre::V2(p),
-                    Err(_) => match v0_1_0::PluginPre::new(pre) {
-                        Ok(p) => Pre::V1(p),
-                        Err(_) => {
-                            return Err(anyhow!(
-                                "{source}: exports none of {}: {newest:#}",
-                                WIT_VERSIONS.join(", ")
-                            ))
-                        }
-                    },
-                },
+        let pre = match v0_5_0::PluginPre::new(pre.clone()) {
+            Ok(p) => Pre::V5(p),
+            Err(newest) => match older(pre) {
+                Some(p) => p,
+                None => {
+                    return Err(anyhow!(
+                        "{source}: exports none of {}: {newest:#}",
+                        WIT_VERSIONS.join(", ")
+                    ))
+                }
             },
         };
         let (mut store, instance) = self
             .instantiate(&pre, &Limits::default())
             .with_context(|| format!("{source}: could not start"))?;
         let meta = match &instance {
+            Instance::V5(i) => i.tokenhound_detector_detector().call_describe(&mut store),
             Instance::V4(i) => i.tokenhound_detector_detector().call_describe(&mut store),
             Instance::V3(i) => i.tokenhound_detector_detector().call_describe(&mut store),
             Instance::V2(i) => i.tokenhound_detector_detector().call_describe(&mut store),
@@ -445,8 +447,18 @@ impl Engine {
         .map_err(|e| anyhow!("{source}: describe() failed: {}", explain(&e, &store)))?;
         check_metadata(&meta).map_err(|why| anyhow!("{source}: describe() returned {why}"))?;
         check_not_posing(&meta, &hash, source)?;
+        let kinds = match &instance {
+            Instance::V5(i) => i
+                .tokenhound_detector_detector()
+                .call_span_kinds(&mut store)
+                .map_err(|e| anyhow!("{source}: span-kinds() failed: {}", explain(&e, &store)))?,
+            // Before 0.5.0 a detector could not say: it gets every span.
+            _ => ALL_KINDS.to_vec(),
+        };
         Ok(LoadedPlugin {
+            kinds,
             wit: match pre {
+                Pre::V5(_) => v0_5_0::PACKAGE,
                 Pre::V1(_) => v0_1_0::PACKAGE,
                 Pre::V2(_) => v0_2_0::PACKAGE,
                 Pre::V3(_) => v0_3_0::PACKAGE,
@@ -505,6 +517,7 @@ impl Engine {
             Pre::V2(p) => p.instantiate(&mut store).map(Instance::V2),
             Pre::V3(p) => p.instantiate(&mut store).map(Instance::V3),
             Pre::V4(p) => p.instantiate(&mut store).map(Instance::V4),
+            Pre::V5(p) => p.instantiate(&mut store).map(Instance::V5),
         }
         .map_err(|e| anyhow!("{}", explain(&e, &store)))?;
         Ok((store, plugin))
@@ -543,6 +556,12 @@ impl Engine {
             .instantiate(&plugin.pre, limits)
             .map_err(|e| StartError::Failed(format!("{e:#}")))?;
         let created = match (&instance, state) {
+            (Instance::V5(i), Some(state)) => i
+                .tokenhound_detector_detector()
+                .call_restore(&mut store, params, state),
+            (Instance::V5(i), None) => i
+                .tokenhound_detector_detector()
+                .call_create(&mut store, params),
             (Instance::V4(i), Some(state)) => i
                 .tokenhound_detector_detector()
                 .call_restore(&mut store, params, state),
@@ -706,6 +725,8 @@ pub struct LoadedPlugin {
     /// the contract version the component exports
     pub wit: &'static str,
     pub meta: Metadata,
+    /// the kinds of span it reads (every kind before 0.5.0)
+    pub kinds: Vec<SpanKind>,
     /// sha-256 of the component's bytes
     pub hash: String,
     /// `builtin:NAME` or the file's path
@@ -718,6 +739,32 @@ impl LoadedPlugin {
     pub fn needs(&self, f: Field) -> bool {
         self.meta.needs.contains(&f)
     }
+    /// Whether the detector reads spans of kind `k` (`span-kinds`, 0.5.0).
+    pub fn reads(&self, k: SpanKind) -> bool {
+        self.kinds.contains(&k)
+    }
+}
+
+/// Every kind of span, as `span-kinds` lists them.
+pub const ALL_KINDS: [SpanKind; 4] = [
+    SpanKind::Llm,
+    SpanKind::Tool,
+    SpanKind::Agent,
+    SpanKind::Other,
+];
+
+/// A component of a contract older than the newest, newest first.
+fn older(pre: wasmtime::component::InstancePre<State>) -> Option<Pre> {
+    if let Ok(p) = v0_4_0::PluginPre::new(pre.clone()) {
+        return Some(Pre::V4(p));
+    }
+    if let Ok(p) = v0_3_0::PluginPre::new(pre.clone()) {
+        return Some(Pre::V3(p));
+    }
+    if let Ok(p) = v0_2_0::PluginPre::new(pre.clone()) {
+        return Some(Pre::V2(p));
+    }
+    v0_1_0::PluginPre::new(pre).ok().map(Pre::V1)
 }
 
 /// One running analyzer: its own store, so its failure is its own.
@@ -772,7 +819,7 @@ impl Analyzer {
         self.store.data_mut().texts = Some(data);
         let view = cols.view(needs);
         let (r, rep) = match &self.instance {
-            Instance::V2(_) | Instance::V3(_) | Instance::V4(_) => {
+            Instance::V2(_) | Instance::V3(_) | Instance::V4(_) | Instance::V5(_) => {
                 let handle = self.store.data_mut().table.push(TextsHandle);
                 let handle = handle.map_err(|e| Stop::Failed {
                     why: e.to_string(),
@@ -781,6 +828,14 @@ impl Analyzer {
                 let rep = handle.rep();
                 let (store, res) = (&mut self.store, self.res);
                 let r = match &self.instance {
+                    Instance::V5(i) => {
+                        let func = *i
+                            .tokenhound_detector_detector()
+                            .analyzer()
+                            .func_observe()
+                            .func();
+                        observe_borrowed(&func, store, res, &view, handle)
+                    }
                     Instance::V4(i) => {
                         let func = *i
                             .tokenhound_detector_detector()
@@ -830,7 +885,7 @@ impl Analyzer {
         // after batch (wasmtime caps it): the texts are gone after the call anyway.
         let table = &mut self.store.data_mut().table;
         let _ = match self.instance {
-            Instance::V2(_) | Instance::V3(_) | Instance::V4(_) => table
+            Instance::V2(_) | Instance::V3(_) | Instance::V4(_) | Instance::V5(_) => table
                 .delete(Resource::<TextsHandle>::new_own(rep))
                 .map(|_| ()),
             Instance::V1(_) => table
@@ -843,6 +898,10 @@ impl Analyzer {
     pub fn finish(&mut self) -> Result<Vec<Finding>, Stop> {
         self.arm().map_err(|e| explain(&e, &self.store))?;
         let r = match &self.instance {
+            Instance::V5(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_finish(&mut self.store, self.res),
             Instance::V4(i) => i
                 .tokenhound_detector_detector()
                 .analyzer()
@@ -867,6 +926,10 @@ impl Analyzer {
     pub fn counters(&mut self) -> Result<Vec<Counter>, Stop> {
         self.arm().map_err(|e| explain(&e, &self.store))?;
         let r = match &self.instance {
+            Instance::V5(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_counters(&mut self.store, self.res),
             Instance::V4(i) => i
                 .tokenhound_detector_detector()
                 .analyzer()
@@ -891,11 +954,18 @@ impl Analyzer {
     /// The analyzer's state for a checkpoint (see [`Engine::restore`]); `None`
     /// when the detector cannot save it (it says so, or it is older than 0.3.0).
     pub fn save(&mut self) -> Result<Option<Vec<u8>>, Stop> {
-        if !matches!(self.instance, Instance::V3(_) | Instance::V4(_)) {
+        if !matches!(
+            self.instance,
+            Instance::V3(_) | Instance::V4(_) | Instance::V5(_)
+        ) {
             return Ok(None);
         }
         self.arm().map_err(|e| explain(&e, &self.store))?;
         let r = match &self.instance {
+            Instance::V5(i) => i
+                .tokenhound_detector_detector()
+                .analyzer()
+                .call_save(&mut self.store, self.res),
             Instance::V4(i) => i
                 .tokenhound_detector_detector()
                 .analyzer()
@@ -964,7 +1034,7 @@ mod tests {
         let mut a = engine
             .analyzer(&plugin, &params, &Limits::default())
             .unwrap();
-        let (cols, _) = Columns::build(&mut crate::model::Batch { traces: Vec::new() });
+        let (cols, _) = Columns::build(&mut crate::model::Batch { traces: Vec::new() }, true);
         let mut slots = std::collections::BTreeSet::new();
         for _ in 0..2_000 {
             a.observe(&cols, &[], Arc::new(BatchData::default()))

@@ -211,6 +211,7 @@ impl Detector for BudgetPace {
         .param(Param::integer("previous_total", 0, "the previous period's tokens when the input lacks it; 0: none"))
         .param(Param::text_list("baseline_days", &[], "daily totals of an earlier report, YYYY-MM-DD=tokens (scan --baseline sets it)"))
         .needs(&[Field::Tokens])
+        .kinds(CALLS_AND_AGENTS)
     }
 
     fn new(p: &Params) -> Result<Self, String> {

@@ -111,6 +111,7 @@ impl Detector for ContextReread {
         ))
         .param(Param::bytes_per_token())
         .needs(&[Field::Tool, Field::ToolArguments, Field::ToolResult])
+        .kinds(CALLS_AND_AGENTS)
     }
 
     fn new(p: &Params) -> Result<Self, String> {

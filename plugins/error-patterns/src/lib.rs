@@ -222,6 +222,7 @@ impl Detector for ErrorPatterns {
         .param(Param::integer("min_count", 5, "errors of one signature that make a finding"))
         .counted_window()
         .needs(&[Field::Failed, Field::Tool, Field::Model, Field::Models, Field::Errors, Field::Tokens])
+        .kinds(CALLS_AND_AGENTS)
     }
 
     fn new(p: &Params) -> Result<Self, String> {

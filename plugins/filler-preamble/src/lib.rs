@@ -92,6 +92,7 @@ impl Detector for FillerPreamble {
         ))
         .param(Param::bytes_per_token())
         .needs(&[Field::Model, Field::OutputText])
+        .kinds(CALLS_AND_AGENTS)
     }
 
     fn new(p: &Params) -> Result<Self, String> {

@@ -43,6 +43,7 @@ impl Detector for RetryStorm {
         .param(Param::integer("max_retries_per_turn", 2, "retry cap suggested in the fix"))
         .param(Param::bytes_per_token())
         .needs(&[Field::Failed, Field::Tool, Field::Tokens, Field::AgentName])
+        .kinds(CALLS_AND_AGENTS)
     }
 
     fn new(p: &Params) -> Result<Self, String> {

@@ -32,7 +32,7 @@ pub use params::{Param, Params, Window};
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/v0.4.0",
+        path: "../../wit/v0.5.0",
         world: "plugin",
         // Span references and the like can be part of a saved state.
         additional_derives: [serde::Serialize, serde::Deserialize],
@@ -50,6 +50,10 @@ pub use bindings::tokenhound::detector::types::{
     SpanRef, TextField, TokenKind,
 };
 
+/// LLM calls, tool calls and agents, for [`Metadata::kinds`]: what the
+/// built-in detectors read.
+pub const CALLS_AND_AGENTS: &[SpanKind] = &[SpanKind::Llm, SpanKind::Tool, SpanKind::Agent];
+
 /// `u32::MAX` marks a missing string in a string column.
 pub const NONE: u32 = u32::MAX;
 
@@ -60,6 +64,8 @@ pub struct Metadata {
     pub description: String,
     pub params: Vec<Param>,
     pub needs: Vec<Field>,
+    /// the kinds of span it reads ([`Metadata::kinds`]); every kind unless it says
+    pub kinds: Vec<SpanKind>,
 }
 
 impl Metadata {
@@ -70,6 +76,7 @@ impl Metadata {
             description: description.into(),
             params: Vec::new(),
             needs: Vec::new(),
+            kinds: vec![SpanKind::Llm, SpanKind::Tool, SpanKind::Agent, SpanKind::Other],
         }
     }
     pub fn param(mut self, p: Param) -> Self {
@@ -83,6 +90,14 @@ impl Metadata {
     }
     pub fn needs(mut self, fields: &[Field]) -> Self {
         self.needs.extend_from_slice(fields);
+        self
+    }
+    /// The kinds of span the detector reads, instead of every kind. Without
+    /// `SpanKind::Other`, ordinary service spans (HTTP, database: most spans
+    /// of a real service) may be left out of its batches, except those with a
+    /// span of these kinds below them: every row's parent is still its own.
+    pub fn kinds(mut self, kinds: &[SpanKind]) -> Self {
+        self.kinds = kinds.to_vec();
         self
     }
 }
@@ -559,6 +574,9 @@ macro_rules! detector {
             type Analyzer = $crate::Analyzer<$ty>;
             fn describe() -> $crate::WitMetadata {
                 $crate::describe::<$ty>()
+            }
+            fn span_kinds() -> Vec<$crate::SpanKind> {
+                <$ty as $crate::Detector>::metadata().kinds
             }
             fn create(
                 params: String,

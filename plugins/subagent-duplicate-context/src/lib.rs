@@ -32,6 +32,7 @@ impl Detector for SubagentDuplicate {
         ))
         .param(Param::bytes_per_token())
         .needs(&[Field::Tokens, Field::InputText, Field::AgentName])
+        .kinds(CALLS_AND_AGENTS)
     }
 
     fn new(p: &Params) -> Result<Self, String> {

@@ -146,6 +146,7 @@ impl Detector for TailLatency {
         .param(Param::number("max_p95_ms_llm", 60000.0, "a model's p95 at or over this is a finding"))
         .counted_window()
         .needs(&[Field::Failed, Field::Tool, Field::Model, Field::Models])
+        .kinds(CALLS_AND_AGENTS)
     }
 
     fn new(p: &Params) -> Result<Self, String> {
