@@ -93,6 +93,8 @@ fn scaffolded_rust_detector_builds_tests_and_scans() {
         .find(|d| d["name"] == "big-results")
         .expect("listed");
     assert_eq!(d["wit"], "tokenhound:detector@0.5.0");
+    // The example reads tool calls only (`span-kinds`, WIT 0.5.0).
+    assert_eq!(d["spans"], serde_json::json!(["tool"]));
     assert_eq!(d["params"][0]["name"], "max_result_tokens");
     assert_eq!(d["params"][0]["default"], 2000);
     assert_eq!(d["sha256"].as_str().unwrap().len(), 64);
@@ -333,6 +335,20 @@ fn scaffolded_python_detector_builds_tests_scans_and_is_cached() {
         r["detectors"].as_array().unwrap().len(),
         5,
         "the four built-ins run beside it"
+    );
+    let out = run(&[
+        "detectors",
+        "--format",
+        "json",
+        "--pack",
+        proj.join("pack.toml").to_str().unwrap(),
+    ]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["wit"], "tokenhound:detector@0.5.0");
+    assert_eq!(
+        list[0]["spans"],
+        serde_json::json!(["tool"]),
+        "Detector.span_kinds()"
     );
 
     // watch saves the Python analyzer's state (WIT 0.3.0 and later) and a restart resumes.
