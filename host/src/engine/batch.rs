@@ -113,6 +113,8 @@ fn args_hash(args: Option<&str>) -> u64 {
 
 impl Columns {
     /// Turn a batch of whole traces into columns; texts move into [`BatchData`].
+    /// Without `keep_other` (no rule reads ordinary spans), an ordinary span
+    /// with no call or agent below it gets no row ([`Rows`]).
     pub fn build(batch: &mut model::Batch, keep_other: bool) -> (Columns, BatchData) {
         // Rows of a trace in the spec's order: each detector that walks a
         // turn sorts its rows so, and a slice already in order costs it one

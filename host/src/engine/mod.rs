@@ -70,7 +70,7 @@ enum Instance {
     V5(v0_5_0::Plugin),
 }
 
-// `texts` for 0.2.0 to 0.4.0 (same types): the store's current batch.
+// `texts` for 0.2.0 to 0.5.0 (same types): the store's current batch.
 fn texts_get(s: &mut State, row: u32, field: TextField) -> Option<String> {
     s.texts
         .as_ref()
