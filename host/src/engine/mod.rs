@@ -779,6 +779,59 @@ pub struct Analyzer {
     last_texts: u32,
 }
 
+/// The `analyzer.observe` function of an instance of any version from 0.2.0
+/// on (each version's bindings are types of their own).
+macro_rules! observe_func {
+    ($instance:expr) => {
+        *$instance
+            .tokenhound_detector_detector()
+            .analyzer()
+            .func_observe()
+            .func()
+    };
+}
+
+/// The host's `texts` resource in one version's bindings (0.2.0 to 0.5.0:
+/// the same functions over the same types, but a trait per version).
+macro_rules! host_texts {
+    ($($host:ident)::+) => {
+        impl $($host)::+::HostTexts for crate::engine::State {
+            fn get(
+                &mut self,
+                _: wasmtime::component::Resource<crate::engine::TextsHandle>,
+                row: u32,
+                field: crate::engine::TextField,
+            ) -> Option<String> {
+                crate::engine::texts_get(self, row, field)
+            }
+            fn size(
+                &mut self,
+                _: wasmtime::component::Resource<crate::engine::TextsHandle>,
+                row: u32,
+                field: crate::engine::TextField,
+            ) -> Option<u64> {
+                crate::engine::texts_size(self, row, field)
+            }
+            fn parts(
+                &mut self,
+                _: wasmtime::component::Resource<crate::engine::TextsHandle>,
+                row: u32,
+            ) -> Vec<crate::engine::v0_3_0::tokenhound::detector::types::InputPart> {
+                crate::engine::texts_parts(self, row)
+            }
+            fn drop(
+                &mut self,
+                r: wasmtime::component::Resource<crate::engine::TextsHandle>,
+            ) -> wasmtime::Result<()> {
+                // The host may have removed it already, after the call it was made for.
+                let _ = self.table.delete(r);
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use host_texts;
+
 /// `analyzer.observe` called with borrowed columns (the bindings' own call
 /// takes an owned record, which would mean a copy per detector). `V` is the
 /// batch record of the component's version.
@@ -829,37 +882,25 @@ impl Analyzer {
                 let (store, res) = (&mut self.store, self.res);
                 let r = match &self.instance {
                     Instance::V5(i) => {
-                        let func = *i
-                            .tokenhound_detector_detector()
-                            .analyzer()
-                            .func_observe()
-                            .func();
-                        observe_borrowed(&func, store, res, &view, handle)
+                        observe_borrowed(&observe_func!(i), store, res, &view, handle)
                     }
                     Instance::V4(i) => {
-                        let func = *i
-                            .tokenhound_detector_detector()
-                            .analyzer()
-                            .func_observe()
-                            .func();
-                        observe_borrowed(&func, store, res, &view, handle)
+                        observe_borrowed(&observe_func!(i), store, res, &view, handle)
                     }
-                    Instance::V3(i) => {
-                        let func = *i
-                            .tokenhound_detector_detector()
-                            .analyzer()
-                            .func_observe()
-                            .func();
-                        observe_borrowed(&func, store, res, &view.listed(cols.listed()), handle)
-                    }
-                    Instance::V2(i) => {
-                        let func = *i
-                            .tokenhound_detector_detector()
-                            .analyzer()
-                            .func_observe()
-                            .func();
-                        observe_borrowed(&func, store, res, &view.listed(cols.listed()), handle)
-                    }
+                    Instance::V3(i) => observe_borrowed(
+                        &observe_func!(i),
+                        store,
+                        res,
+                        &view.listed(cols.listed()),
+                        handle,
+                    ),
+                    Instance::V2(i) => observe_borrowed(
+                        &observe_func!(i),
+                        store,
+                        res,
+                        &view.listed(cols.listed()),
+                        handle,
+                    ),
                     Instance::V1(_) => unreachable!("matched above"),
                 };
                 (r, rep)
