@@ -442,14 +442,29 @@ const RELEVANT: &[&str] = &[
 ];
 
 fn relevant(attrs: &[KeyValue], base: &Base) -> bool {
-    base.kind.is_some() || base.usage.is_some() || attrs.iter().any(|kv| relevant_key(&kv.key)) || {
-        let first = base.name.split(' ').next().unwrap_or("");
-        LLM_OPERATIONS.contains(&first)
-            || AGENT_OPERATIONS.contains(&first)
-            || first == "execute_tool"
-            || first == "tools/call"
-            || base.name.starts_with("running tool")
+    base.kind.is_some()
+        || base.usage.is_some()
+        || attrs.iter().any(|kv| relevant_key(&kv.key))
+        || operation_name(&base.name)
+}
+
+/// Whether a span's name says it is a call or an agent. Asked of every
+/// ordinary span, so its first byte is looked at first: an HTTP or database
+/// span's name (`GET /…`, `SELECT …`) starts with none of the words', and
+/// splitting off the first word was 2.6% of reading such a span.
+fn operation_name(name: &str) -> bool {
+    const NAMED: &[&str] = &["execute_tool", "tools/call", "running tool"];
+    const FIRST: [u16; 256] = first_bytes(&[LLM_OPERATIONS, AGENT_OPERATIONS, NAMED]);
+    match name.as_bytes().first() {
+        Some(&b) if FIRST[b as usize] != 0 => {}
+        _ => return false,
     }
+    let first = name.split(' ').next().unwrap_or("");
+    LLM_OPERATIONS.contains(&first)
+        || AGENT_OPERATIONS.contains(&first)
+        || first == "execute_tool"
+        || first == "tools/call"
+        || name.starts_with("running tool")
 }
 
 /// Whether a name starts with one of [`RELEVANT`]. The first byte is
@@ -1187,6 +1202,32 @@ fn first_output_of_json(v: &Value) -> Option<Box<str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first-byte gate turns away no name the words would accept: each
+    /// operation, alone or with a model after it, is a call's name, and names
+    /// that only share a first byte or a word elsewhere are not.
+    #[test]
+    fn span_names_are_told_by_their_operation_word_as_before_the_gate() {
+        let words =
+            (LLM_OPERATIONS.iter().chain(AGENT_OPERATIONS)).chain(&["execute_tool", "tools/call"]);
+        for w in words {
+            assert!(operation_name(w), "{w}");
+            assert!(operation_name(&format!("{w} gpt-4o")), "{w} gpt-4o");
+            assert!(!operation_name(&format!("{w}s")), "{w}s");
+            assert!(!operation_name(&format!(" {w}")), " {w}");
+        }
+        assert!(operation_name("running tool: search"));
+        for name in [
+            "",
+            "GET /repos",
+            "SELECT app.reviews",
+            "c",
+            "chat_history load",
+            "x chat",
+        ] {
+            assert!(!operation_name(name), "{name}");
+        }
+    }
 
     /// The quick look finds a `k`, `K` or `g` at every place of names of
     /// every length, and nothing in names without one.

@@ -576,8 +576,8 @@ fn normalise<'a>(
         end_ns: s.end_time_unix_nano,
         error: s.status.code == 2,
         exception,
-        status_message: Some(std::mem::take(&mut s.status.message).into_owned())
-            .filter(|m| !m.is_empty()),
+        status_message: (!s.status.message.is_empty())
+            .then(|| std::mem::take(&mut s.status.message).into_owned()),
         ..Base::default()
     };
     dialect::normalise(base, resource, &s.attributes, origin, maps)
