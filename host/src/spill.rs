@@ -27,6 +27,13 @@ pub struct At {
     pub len: u32,
 }
 
+impl At {
+    /// Its bytes within [`Spill::whole`].
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.offset as usize..self.offset as usize + self.len as usize
+    }
+}
+
 impl Spill {
     /// A new, empty spill file in the system's temporary folder (`TMPDIR`).
     pub fn new() -> io::Result<Self> {
@@ -79,6 +86,18 @@ impl Spill {
 
     pub fn is_empty(&self) -> bool {
         self.records == 0
+    }
+
+    /// Every byte written before the last [`Spill::flush`], in one read, if
+    /// they are at most `limit`: records read back in an order of their own
+    /// (a report's, largest first) were one read each.
+    pub fn whole(&self, limit: u64) -> io::Result<Option<Vec<u8>>> {
+        if self.end > limit {
+            return Ok(None);
+        }
+        let mut bytes = vec![0u8; self.end as usize];
+        read_exact_at(self.out.get_ref(), &mut bytes, 0)?;
+        Ok(Some(bytes))
     }
 
     /// Every record, in the order written.

@@ -20,6 +20,10 @@ use std::sync::Arc;
 /// that the rendered text stays a few MB.
 pub const RENDER_BATCH: usize = 2048;
 
+/// Findings on disk up to this many bytes are read back at once to be
+/// written (the memory is the report's, after the scan's is given back).
+const READ_WHOLE_AT_MOST: u64 = 64 << 20;
+
 /// The report's findings, largest first.
 pub enum FindingList {
     Memory(Vec<FindingOut>),
@@ -86,6 +90,17 @@ impl FindingList {
     /// Each finding as the pretty printer writes it inside the report, with
     /// the separators between them; rendered on every core, or copied from disk.
     pub fn write_json(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.write_json_reading(w, READ_WHOLE_AT_MOST)
+    }
+
+    /// [`FindingList::write_json`], reading findings on disk back in one read
+    /// when they take at most `whole` bytes (the month's 29,000 findings:
+    /// 42 MB, where a read each was 2% of its scan), else one by one.
+    pub(super) fn write_json_reading(
+        &self,
+        w: &mut dyn std::io::Write,
+        whole: u64,
+    ) -> std::io::Result<()> {
         let mut first = true;
         let mut put = |w: &mut dyn std::io::Write, f: &[u8]| {
             w.write_all(if first { b"\n    " } else { b",\n    " })?;
@@ -105,11 +120,18 @@ impl FindingList {
                     }
                 }
             }
-            FindingList::Disk(d) => {
-                for e in &d.index {
-                    put(w, &d.file.read(e.at)?)?;
+            FindingList::Disk(d) => match d.file.whole(whole)? {
+                Some(all) => {
+                    for e in &d.index {
+                        put(w, &all[e.at.range()])?;
+                    }
                 }
-            }
+                None => {
+                    for e in &d.index {
+                        put(w, &d.file.read(e.at)?)?;
+                    }
+                }
+            },
         }
         Ok(())
     }

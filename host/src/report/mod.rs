@@ -1252,6 +1252,13 @@ mod tests {
                 report.write_json(&mut ours).unwrap();
                 let theirs = serde_json::to_vec_pretty(&report).unwrap();
                 assert!(ours == theirs, "{} findings", report.findings.len());
+                // findings on disk read back one by one, as past the size
+                // read at once
+                let (mut one_by_one, mut at_once) = (Vec::new(), Vec::new());
+                let list = &report.findings;
+                list.write_json_reading(&mut one_by_one, 0).unwrap();
+                list.write_json_reading(&mut at_once, u64::MAX).unwrap();
+                assert!(one_by_one == at_once && !at_once.is_empty());
                 if let FindingList::Memory(v) = &mut report.findings {
                     v.truncate(1);
                 }
