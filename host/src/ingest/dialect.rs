@@ -442,10 +442,43 @@ const RELEVANT: &[&str] = &[
 ];
 
 fn relevant(attrs: &[KeyValue], base: &Base) -> bool {
-    base.kind.is_some()
-        || base.usage.is_some()
-        || attrs.iter().any(|kv| relevant_key(&kv.key))
-        || operation_name(&base.name)
+    base.kind.is_some() || base.usage.is_some() || !ordinary(attrs, &base.name)
+}
+
+/// Whether a span with these attributes (as read, no mapping applied) and
+/// this name is an ordinary one, to no dialect a call, a tool or an agent:
+/// it keeps only what [`Plain`] holds.
+pub fn ordinary(attrs: &[KeyValue], name: &str) -> bool {
+    !attrs.iter().any(|kv| relevant_key(&kv.key)) && !operation_name(name)
+}
+
+/// What an ordinary span keeps: its place in its trace, its times and
+/// whether it failed.
+pub struct Plain {
+    pub trace_id: Arc<str>,
+    pub span_id: CompactString,
+    /// empty or none: a root
+    pub parent_id: Option<CompactString>,
+    pub name: Arc<str>,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub failed: bool,
+}
+
+impl Plain {
+    pub fn span(self, origin: &Origin) -> Span {
+        Span {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_id: self.parent_id.filter(|p| !p.is_empty()),
+            name: self.name,
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            failed: self.failed,
+            origin: origin.clone(),
+            ..Span::default()
+        }
+    }
 }
 
 /// Whether a span's name says it is a call or an agent. Asked of every
@@ -566,17 +599,16 @@ pub fn normalise(
         None => span_attrs,
     };
     if !relevant(attrs_list, &base) {
-        return Ok(Span {
+        let plain = Plain {
             trace_id: base.trace_id,
             span_id: base.span_id,
-            parent_id: base.parent_id.filter(|p| !p.is_empty()),
+            parent_id: base.parent_id,
             name: base.name,
             start_ns: base.start_ns,
             end_ns: base.end_ns,
             failed: base.error,
-            origin: origin.clone(),
-            ..Span::default()
-        });
+        };
+        return Ok(plain.span(origin));
     }
     let a = Attrs {
         span: attrs_list,

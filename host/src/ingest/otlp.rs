@@ -547,8 +547,44 @@ impl<'a, 'r> Each<'a, 'r> {
             };
             self.seen.note(&kv.key, note);
         }
+        // Nine spans in ten of a service are ordinary (HTTP, database): they
+        // keep ids, times and status only, so nothing else of them is made.
+        if self.maps.is_empty() && dialect::ordinary(&s.attributes, &s.name) {
+            return plain(s, self.origin, &mut self.shared);
+        }
         normalise(s, scope, resource, self.origin, self.maps, &mut self.shared)
     }
+}
+
+/// The ids every span needs, or why it is skipped.
+fn check_ids(s: &OtlpSpan) -> Result<(), String> {
+    if s.trace_id.is_empty() {
+        return Err("missing traceId".into());
+    }
+    if s.span_id.is_empty() {
+        return Err("missing spanId".into());
+    }
+    Ok(())
+}
+
+/// An ordinary span ([`dialect::ordinary`]): what [`normalise`] would make
+/// of it, without its status message, exception or scope, which it drops.
+fn plain<'a>(
+    s: &mut OtlpSpan<'a>,
+    origin: &Origin,
+    shared: &mut Shared<'a>,
+) -> Result<Span, String> {
+    check_ids(s)?;
+    let plain = dialect::Plain {
+        trace_id: shared.trace(&s.trace_id),
+        span_id: CompactString::new(&s.span_id),
+        parent_id: Some(CompactString::new(&s.parent_span_id)),
+        name: shared.name(std::mem::take(&mut s.name)),
+        start_ns: s.start_time_unix_nano,
+        end_ns: s.end_time_unix_nano,
+        failed: s.status.code == 2,
+    };
+    Ok(plain.span(origin))
 }
 
 fn normalise<'a>(
@@ -559,12 +595,7 @@ fn normalise<'a>(
     maps: &Mappings,
     shared: &mut Shared<'a>,
 ) -> Result<Span, String> {
-    if s.trace_id.is_empty() {
-        return Err("missing traceId".into());
-    }
-    if s.span_id.is_empty() {
-        return Err("missing spanId".into());
-    }
+    check_ids(s)?;
     let exception = s.exception();
     let base = Base {
         scope,
@@ -605,6 +636,54 @@ mod tests {
             a[2].value,
             AnyValue::Array(vec![AnyValue::Str("a\tb".into())])
         );
+    }
+
+    /// An ordinary span (no dialect attribute, no operation name) is made
+    /// on its short path exactly as the dialect reader makes it: its status
+    /// message, exception and scope dropped, an empty parent a root. A span
+    /// of a dialect does not take the short path.
+    #[test]
+    fn an_ordinary_span_is_made_as_the_dialect_reader_makes_it() {
+        let line = r#"{"resourceSpans":[{"scopeSpans":[{"scope":{"name":"lib"},"spans":[
+            {"traceId":"t","spanId":"a","parentSpanId":"","name":"GET /x","startTimeUnixNano":"1","endTimeUnixNano":"2",
+             "status":{"code":2,"message":"boom"},
+             "events":[{"name":"exception","attributes":[{"key":"exception.message","value":{"stringValue":"late"}}]}],
+             "attributes":[{"key":"http.request.method","value":{"stringValue":"GET"}}]},
+            {"traceId":"t","spanId":"b","parentSpanId":"a","name":"SELECT x","status":{"code":1},
+             "attributes":[{"key":"db.system.name","value":{"stringValue":"pg"}}]},
+            {"traceId":"t","spanId":"c","parentSpanId":"a","name":"chat gpt-4o"},
+            {"traceId":"t","spanId":"d","parentSpanId":"a","name":"GET /y",
+             "attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}]}]}]}]}"#;
+        let mut doc: FastTracesData = serde_json::from_str(line).unwrap();
+        let origin = Origin {
+            file: Arc::from("x.jsonl"),
+            line: 1,
+        };
+        let maps = Mappings::default();
+        let scope = Some(Arc::<str>::from("lib"));
+        let spans = &mut doc.resource_spans[0].scope_spans[0].spans;
+        let mut short = Vec::new();
+        for s in spans.iter_mut() {
+            let is_ordinary = dialect::ordinary(&s.attributes, &s.name);
+            let by_dialect = normalise(
+                s,
+                scope.clone(),
+                &[],
+                &origin,
+                &maps,
+                &mut Shared::default(),
+            );
+            if is_ordinary {
+                let s2 = &mut OtlpSpan {
+                    name: Cow::Owned(by_dialect.as_ref().unwrap().name.to_string()),
+                    ..std::mem::take(s)
+                };
+                let by_plain = plain(s2, &origin, &mut Shared::default());
+                assert_eq!(format!("{by_plain:?}"), format!("{by_dialect:?}"));
+                short.push(by_plain.unwrap().span_id.to_string());
+            }
+        }
+        assert_eq!(short, ["a", "b"], "only the HTTP and database spans");
     }
 
     /// A record the fast reader gives up on after handing spans on is read
