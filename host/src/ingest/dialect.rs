@@ -465,6 +465,22 @@ pub struct Plain {
     pub failed: bool,
 }
 
+/// A span's base from what every span keeps, the rest to be filled in.
+impl From<Plain> for Base {
+    fn from(p: Plain) -> Base {
+        Base {
+            trace_id: p.trace_id,
+            span_id: p.span_id,
+            parent_id: p.parent_id,
+            name: p.name,
+            start_ns: p.start_ns,
+            end_ns: p.end_ns,
+            error: p.failed,
+            ..Base::default()
+        }
+    }
+}
+
 impl Plain {
     pub fn span(self, origin: &Origin) -> Span {
         Span {

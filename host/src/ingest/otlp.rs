@@ -567,15 +567,11 @@ fn check_ids(s: &OtlpSpan) -> Result<(), String> {
     Ok(())
 }
 
-/// An ordinary span ([`dialect::ordinary`]): what [`normalise`] would make
-/// of it, without its status message, exception or scope, which it drops.
-fn plain<'a>(
-    s: &mut OtlpSpan<'a>,
-    origin: &Origin,
-    shared: &mut Shared<'a>,
-) -> Result<Span, String> {
+/// What every span keeps (its ids, name, times and status), or why it is
+/// skipped.
+fn placed<'a>(s: &mut OtlpSpan<'a>, shared: &mut Shared<'a>) -> Result<dialect::Plain, String> {
     check_ids(s)?;
-    let plain = dialect::Plain {
+    Ok(dialect::Plain {
         trace_id: shared.trace(&s.trace_id),
         span_id: CompactString::new(&s.span_id),
         parent_id: Some(CompactString::new(&s.parent_span_id)),
@@ -583,8 +579,17 @@ fn plain<'a>(
         start_ns: s.start_time_unix_nano,
         end_ns: s.end_time_unix_nano,
         failed: s.status.code == 2,
-    };
-    Ok(plain.span(origin))
+    })
+}
+
+/// An ordinary span ([`dialect::ordinary`]): what [`normalise`] would make
+/// of it, without its status message, exception or scope, which it drops.
+fn plain<'a>(
+    s: &mut OtlpSpan<'a>,
+    origin: &Origin,
+    shared: &mut Shared<'a>,
+) -> Result<Span, String> {
+    Ok(placed(s, shared)?.span(origin))
 }
 
 fn normalise<'a>(
@@ -595,21 +600,13 @@ fn normalise<'a>(
     maps: &Mappings,
     shared: &mut Shared<'a>,
 ) -> Result<Span, String> {
-    check_ids(s)?;
-    let exception = s.exception();
+    let placed = placed(s, shared)?;
     let base = Base {
         scope,
-        trace_id: shared.trace(&s.trace_id),
-        span_id: CompactString::new(&s.span_id),
-        parent_id: Some(CompactString::new(&s.parent_span_id)),
-        name: shared.name(std::mem::take(&mut s.name)),
-        start_ns: s.start_time_unix_nano,
-        end_ns: s.end_time_unix_nano,
-        error: s.status.code == 2,
-        exception,
+        exception: s.exception(),
         status_message: (!s.status.message.is_empty())
             .then(|| std::mem::take(&mut s.status.message).into_owned()),
-        ..Base::default()
+        ..Base::from(placed)
     };
     dialect::normalise(base, resource, &s.attributes, origin, maps)
 }
