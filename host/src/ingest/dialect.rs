@@ -15,14 +15,8 @@ use std::sync::Arc;
 /// What a reader knows about a span besides its attributes.
 #[derive(Default, Debug)]
 pub struct Base {
-    pub trace_id: Arc<str>,
-    pub span_id: CompactString,
-    pub parent_id: Option<CompactString>,
-    /// shared with the span made from it (one copy of the text, not two)
-    pub name: Arc<str>,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub error: bool,
+    /// what every span keeps
+    pub plain: Plain,
     /// a kind the format states outright (Langfuse's observation type)
     pub kind: Option<Kind>,
     /// usage the format states outright (Langfuse's usageDetails), already whole
@@ -132,13 +126,16 @@ fn kind_of(a: &Attrs, base: &Base) -> Kind {
         }
     }
     // Span names follow "{operation} {target}" when the attribute is missing.
-    let first = base.name.split(' ').next().unwrap_or("");
+    let first = base.plain.name.split(' ').next().unwrap_or("");
     // `gen_ai.client.inference`: the GenAI conventions' name for an inference
     // span whose operation is not known.
     if LLM_OPERATIONS.contains(&first) || first == "gen_ai.client.inference" {
         return Kind::Llm;
     }
-    if first == "execute_tool" || first == "tools/call" || base.name.starts_with("running tool") {
+    if first == "execute_tool"
+        || first == "tools/call"
+        || base.plain.name.starts_with("running tool")
+    {
         return Kind::Tool;
     }
     if AGENT_OPERATIONS.contains(&first) {
@@ -442,7 +439,7 @@ const RELEVANT: &[&str] = &[
 ];
 
 fn relevant(attrs: &[KeyValue], base: &Base) -> bool {
-    base.kind.is_some() || base.usage.is_some() || !ordinary(attrs, &base.name)
+    base.kind.is_some() || base.usage.is_some() || !ordinary(attrs, &base.plain.name)
 }
 
 /// Whether a span with these attributes (as read, no mapping applied) and
@@ -452,33 +449,19 @@ pub fn ordinary(attrs: &[KeyValue], name: &str) -> bool {
     !attrs.iter().any(|kv| relevant_key(&kv.key)) && !operation_name(name)
 }
 
-/// What an ordinary span keeps: its place in its trace, its times and
-/// whether it failed.
+/// What every span keeps, and all an ordinary one keeps: its place in its
+/// trace, its times and whether it failed.
+#[derive(Default, Debug)]
 pub struct Plain {
     pub trace_id: Arc<str>,
     pub span_id: CompactString,
     /// empty or none: a root
     pub parent_id: Option<CompactString>,
+    /// shared with the span made from it (one copy of the text, not two)
     pub name: Arc<str>,
     pub start_ns: u64,
     pub end_ns: u64,
     pub failed: bool,
-}
-
-/// A span's base from what every span keeps, the rest to be filled in.
-impl From<Plain> for Base {
-    fn from(p: Plain) -> Base {
-        Base {
-            trace_id: p.trace_id,
-            span_id: p.span_id,
-            parent_id: p.parent_id,
-            name: p.name,
-            start_ns: p.start_ns,
-            end_ns: p.end_ns,
-            error: p.failed,
-            ..Base::default()
-        }
-    }
 }
 
 impl Plain {
@@ -600,14 +583,14 @@ pub fn normalise(
     origin: &Origin,
     maps: &Mappings,
 ) -> Result<Span, String> {
-    if base.trace_id.is_empty() {
+    if base.plain.trace_id.is_empty() {
         return Err("missing trace id".into());
     }
-    if base.span_id.is_empty() {
+    if base.plain.span_id.is_empty() {
         return Err("missing span id".into());
     }
     let mapped;
-    let attrs_list = match maps.apply(&base.name, span_attrs) {
+    let attrs_list = match maps.apply(&base.plain.name, span_attrs) {
         Some(m) => {
             mapped = m;
             &mapped.attrs[..]
@@ -615,16 +598,7 @@ pub fn normalise(
         None => span_attrs,
     };
     if !relevant(attrs_list, &base) {
-        let plain = Plain {
-            trace_id: base.trace_id,
-            span_id: base.span_id,
-            parent_id: base.parent_id,
-            name: base.name,
-            start_ns: base.start_ns,
-            end_ns: base.end_ns,
-            failed: base.error,
-        };
-        return Ok(plain.span(origin));
+        return Ok(base.plain.span(origin));
     }
     let a = Attrs {
         span: attrs_list,
@@ -635,12 +609,12 @@ pub fn normalise(
     let usage = base.usage.or_else(|| usage_of(&a));
     let mut span = Span {
         scope: base.scope.clone(),
-        parent_id: base.parent_id.filter(|p| !p.is_empty()),
-        name: base.name.clone(),
+        parent_id: base.plain.parent_id.filter(|p| !p.is_empty()),
+        name: base.plain.name.clone(),
         kind,
-        start_ns: base.start_ns,
-        end_ns: base.end_ns,
-        failed: base.error,
+        start_ns: base.plain.start_ns,
+        end_ns: base.plain.end_ns,
+        failed: base.plain.failed,
         error_type: a.arc(&["error.type", "exception.type"]),
         session: session_of(&a, base.session.as_deref()),
         agent_name: a.arc(&["gen_ai.agent.name", "agent_name", "agent.name"]),
@@ -650,8 +624,8 @@ pub fn normalise(
             .and_then(first_str)
             .map(Arc::from),
         origin: origin.clone(),
-        trace_id: base.trace_id,
-        span_id: base.span_id,
+        trace_id: base.plain.trace_id,
+        span_id: base.plain.span_id,
         ..Span::default()
     };
     span.failed |= span.error_type.is_some();
@@ -668,7 +642,7 @@ pub fn normalise(
         fill_tool(
             &mut span,
             &a,
-            &base.name,
+            &base.plain.name,
             base.input.as_ref(),
             base.output.as_ref(),
         );
@@ -1351,9 +1325,12 @@ mod tests {
 
     fn span_of(attrs: &[(&str, AnyValue<'static>)]) -> Span {
         let base = Base {
-            trace_id: "t".into(),
-            span_id: "s".into(),
-            name: "chat".into(),
+            plain: Plain {
+                trace_id: "t".into(),
+                span_id: "s".into(),
+                name: "chat".into(),
+                ..Plain::default()
+            },
             ..Base::default()
         };
         normalise(

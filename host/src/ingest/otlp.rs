@@ -600,13 +600,13 @@ fn normalise<'a>(
     maps: &Mappings,
     shared: &mut Shared<'a>,
 ) -> Result<Span, String> {
-    let placed = placed(s, shared)?;
     let base = Base {
+        plain: placed(s, shared)?,
         scope,
         exception: s.exception(),
         status_message: (!s.status.message.is_empty())
             .then(|| std::mem::take(&mut s.status.message).into_owned()),
-        ..Base::from(placed)
+        ..Base::default()
     };
     dialect::normalise(base, resource, &s.attributes, origin, maps)
 }

@@ -4,7 +4,7 @@
 //! schema tokenhound reads, declared here with prost.
 
 use super::attrs;
-use super::dialect::{self, Base};
+use super::dialect::{self, Base, Plain};
 use super::mapping::Mappings;
 use super::Problem;
 use crate::model::Origin;
@@ -232,13 +232,15 @@ pub fn parse(
             for s in &ss.spans {
                 let base = Base {
                     scope: scope.clone(),
-                    trace_id: hex(&s.trace_id).into(),
-                    span_id: CompactString::new(hex(&s.span_id)),
-                    parent_id: Some(CompactString::new(hex(&s.parent_span_id))),
-                    name: s.name.as_str().into(),
-                    start_ns: s.start_time_unix_nano,
-                    end_ns: s.end_time_unix_nano,
-                    error: s.status.as_ref().is_some_and(|st| st.code == 2),
+                    plain: Plain {
+                        trace_id: hex(&s.trace_id).into(),
+                        span_id: CompactString::new(hex(&s.span_id)),
+                        parent_id: Some(CompactString::new(hex(&s.parent_span_id))),
+                        name: s.name.as_str().into(),
+                        start_ns: s.start_time_unix_nano,
+                        end_ns: s.end_time_unix_nano,
+                        failed: s.status.as_ref().is_some_and(|st| st.code == 2),
+                    },
                     status_message: s
                         .status
                         .as_ref()

@@ -4,7 +4,7 @@
 //! keeps its ids, times, status and attributes; the dialect reader does the rest.
 
 use super::attrs::{AnyValue, KeyValue};
-use super::dialect::Base;
+use super::dialect::{Base, Plain};
 use crate::model::Kind;
 use compact_str::CompactString;
 use serde_json::{Map, Value};
@@ -305,14 +305,16 @@ fn langfuse(v: &Value, session: Option<&str>) -> Result<Record, String> {
     let level = str_of(o, &["level"]).unwrap_or("");
     let base = Base {
         scope: None,
-        trace_id: str_of(o, &["traceId", "trace_id"]).unwrap_or("").into(),
-        span_id: str_of(o, &["id"]).unwrap_or("").into(),
-        parent_id: str_of(o, &["parentObservationId", "parent_observation_id"])
-            .map(CompactString::from),
-        name: str_of(o, &["name"]).unwrap_or("").into(),
-        start_ns: time_ns(o.get("startTime").or_else(|| o.get("start_time")))?,
-        end_ns: time_ns(o.get("endTime").or_else(|| o.get("end_time")))?,
-        error: level == "ERROR",
+        plain: Plain {
+            trace_id: str_of(o, &["traceId", "trace_id"]).unwrap_or("").into(),
+            span_id: str_of(o, &["id"]).unwrap_or("").into(),
+            parent_id: str_of(o, &["parentObservationId", "parent_observation_id"])
+                .map(CompactString::from),
+            name: str_of(o, &["name"]).unwrap_or("").into(),
+            start_ns: time_ns(o.get("startTime").or_else(|| o.get("start_time")))?,
+            end_ns: time_ns(o.get("endTime").or_else(|| o.get("end_time")))?,
+            failed: level == "ERROR",
+        },
         kind,
         usage: if kind == Some(Kind::Llm) {
             langfuse_usage(o)
@@ -352,15 +354,17 @@ fn phoenix(v: &Value) -> Result<Record, String> {
     }
     let status = str_of(o, &["status_code"]).unwrap_or("");
     let base = Base {
-        trace_id: id_text(ctx_of("trace_id"), 32).unwrap_or_default().into(),
-        span_id: id_text(ctx_of("span_id"), 16)
-            .map(CompactString::new)
-            .unwrap_or_default(),
-        parent_id: id_text(o.get("parent_id"), 16).map(CompactString::new),
-        name: str_of(o, &["name"]).unwrap_or("").into(),
-        start_ns: time_ns(o.get("start_time"))?,
-        end_ns: time_ns(o.get("end_time"))?,
-        error: status.eq_ignore_ascii_case("error"),
+        plain: Plain {
+            trace_id: id_text(ctx_of("trace_id"), 32).unwrap_or_default().into(),
+            span_id: id_text(ctx_of("span_id"), 16)
+                .map(CompactString::new)
+                .unwrap_or_default(),
+            parent_id: id_text(o.get("parent_id"), 16).map(CompactString::new),
+            name: str_of(o, &["name"]).unwrap_or("").into(),
+            start_ns: time_ns(o.get("start_time"))?,
+            end_ns: time_ns(o.get("end_time"))?,
+            failed: status.eq_ignore_ascii_case("error"),
+        },
         ..Base::default()
     };
     let mut attrs = attrs_of(o.get("attributes"));
@@ -407,16 +411,18 @@ fn console(v: &Value) -> Result<Record, String> {
         .and_then(Value::as_str)
         .unwrap_or("");
     let base = Base {
-        trace_id: id_text(ctx.get("trace_id"), 32).unwrap_or_default().into(),
-        span_id: id_text(ctx.get("span_id"), 16)
-            .map(CompactString::new)
-            .unwrap_or_default(),
-        parent_id: parent.map(CompactString::new),
-        name: str_of(o, &["name"]).unwrap_or("").into(),
-        start_ns: time_ns(o.get("start_time"))?,
-        end_ns: time_ns(o.get("end_time"))?,
-        error: status.eq_ignore_ascii_case("error")
-            || status.eq_ignore_ascii_case("StatusCode.ERROR"),
+        plain: Plain {
+            trace_id: id_text(ctx.get("trace_id"), 32).unwrap_or_default().into(),
+            span_id: id_text(ctx.get("span_id"), 16)
+                .map(CompactString::new)
+                .unwrap_or_default(),
+            parent_id: parent.map(CompactString::new),
+            name: str_of(o, &["name"]).unwrap_or("").into(),
+            start_ns: time_ns(o.get("start_time"))?,
+            end_ns: time_ns(o.get("end_time"))?,
+            failed: status.eq_ignore_ascii_case("error")
+                || status.eq_ignore_ascii_case("StatusCode.ERROR"),
+        },
         ..Base::default()
     };
     let resource = attrs_of(o.get("resource").and_then(|r| r.get("attributes")));
@@ -432,14 +438,16 @@ fn logfire(v: &Value) -> Result<Record, String> {
     let status = str_of(o, &["otel_status_code"]).unwrap_or("");
     let level = num_of(o, &["level"]).unwrap_or(0);
     let base = Base {
-        trace_id: str_of(o, &["trace_id"]).unwrap_or("").into(),
-        span_id: str_of(o, &["span_id"]).unwrap_or("").into(),
-        parent_id: str_of(o, &["parent_span_id"]).map(CompactString::from),
-        name: str_of(o, &["span_name", "message"]).unwrap_or("").into(),
-        start_ns: time_ns(o.get("start_timestamp"))?,
-        end_ns: time_ns(o.get("end_timestamp"))?,
-        // Logfire levels: 17 = error and above.
-        error: status.eq_ignore_ascii_case("error") || level >= 17,
+        plain: Plain {
+            trace_id: str_of(o, &["trace_id"]).unwrap_or("").into(),
+            span_id: str_of(o, &["span_id"]).unwrap_or("").into(),
+            parent_id: str_of(o, &["parent_span_id"]).map(CompactString::from),
+            name: str_of(o, &["span_name", "message"]).unwrap_or("").into(),
+            start_ns: time_ns(o.get("start_timestamp"))?,
+            end_ns: time_ns(o.get("end_timestamp"))?,
+            // Logfire levels: 17 = error and above.
+            failed: status.eq_ignore_ascii_case("error") || level >= 17,
+        },
         ..Base::default()
     };
     let resource = attrs_of(o.get("otel_resource_attributes"));
@@ -491,13 +499,15 @@ fn helicone(v: &Value) -> Result<Record, String> {
     let base = Base {
         scope: None,
         // A Helicone session is a conversation: its requests form one trace per request.
-        trace_id: request_id.as_str().into(),
-        span_id: CompactString::new(request_id),
-        parent_id: None,
-        name: format!("chat {}", model.as_deref().unwrap_or("")).into(),
-        start_ns: start,
-        end_ns: end,
-        error: !(200..300).contains(&status),
+        plain: Plain {
+            trace_id: request_id.as_str().into(),
+            span_id: CompactString::new(request_id),
+            parent_id: None,
+            name: format!("chat {}", model.as_deref().unwrap_or("")).into(),
+            start_ns: start,
+            end_ns: end,
+            failed: !(200..300).contains(&status),
+        },
         kind: Some(Kind::Llm),
         usage: Some(crate::model::Usage {
             input,
