@@ -169,12 +169,16 @@ fn filler_openers_and_preambles() {
         ), // 41 bytes: ’ is 3
         ("Sure! Here you go.", 2), // no blank line: the first sentence, "Sure!"
         ("GREAT QUESTION.\n\nAnswer.", 4),
+        // not ASCII in its first 64 bytes: "Great question — here it is." is 30 bytes
+        ("Great question \u{2014} here it is. Done.", 8),
     ];
     let no = [
         "Surely this is fine.",
         "Great questions deserve short answers.",
         "The answer is 4. You're absolutely right to ask.",
         "Certainly, the value is 4.",
+        "Sure!Here it is.",
+        "\u{2014} Sure! An opener after a dash is no opener.",
     ];
     let mut want = Vec::new();
     for (t, w) in yes {

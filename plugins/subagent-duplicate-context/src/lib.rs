@@ -1,7 +1,7 @@
 //! subagent-duplicate-context: sub-agents of one parent each sent the same context
 //! (a diff, a file) uncached, instead of sharing one cached block.
 
-use tokenhound_sdk::chunk::shared_bytes;
+use tokenhound_sdk::chunk::Chunked;
 use tokenhound_sdk::*;
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -94,6 +94,8 @@ impl SubagentDuplicate {
             self.not_checked += 1;
             return None;
         };
+        // The first sibling is cut into chunks once, not once per sibling.
+        let first = Chunked::new(first.as_bytes());
         let mut counted = Vec::new();
         let mut unchecked = false;
         for (i, &r) in sibs.iter().enumerate().skip(1) {
@@ -102,7 +104,7 @@ impl SubagentDuplicate {
                 continue;
             };
             let shared = content_tokens(
-                shared_bytes(first.as_bytes(), t.as_bytes()),
+                first.shared_bytes(t.as_bytes()),
                 self.bytes_per_token,
             );
             if shared >= self.min_shared_tokens {
