@@ -217,14 +217,22 @@ mod tests {
             h = (h << 1).wrapping_add(GEAR[b as usize]);
             let len = i + 1 - start;
             if (len >= MIN && h & MASK == 0) || len >= MAX {
-                out.push(Chunk { start, len, hash: words_hash(&data[start..=i]) });
+                out.push(Chunk {
+                    start,
+                    len,
+                    hash: words_hash(&data[start..=i]),
+                });
                 start = i + 1;
                 h = 0;
             }
         }
         if start < data.len() {
             let len = data.len() - start;
-            out.push(Chunk { start, len, hash: words_hash(&data[start..]) });
+            out.push(Chunk {
+                start,
+                len,
+                hash: words_hash(&data[start..]),
+            });
         }
         out
     }
@@ -241,7 +249,9 @@ mod tests {
             x as u8
         };
         let random: Vec<u8> = (0..20_000).map(|_| noise()).collect();
-        let text: Vec<u8> = (0..3000).flat_map(|i| format!("word{i} ").into_bytes()).collect();
+        let text: Vec<u8> = (0..3000)
+            .flat_map(|i| format!("word{i} ").into_bytes())
+            .collect();
         for data in [&random[..], &text[..], &[b'a'; 1000][..]] {
             for end in (0..600).chain([MIN - 1, MIN, MIN + 1, MAX - 1, MAX, MAX + 1, data.len()]) {
                 let d = &data[..end.min(data.len())];
@@ -252,12 +262,16 @@ mod tests {
 
     #[test]
     fn a_text_chunked_once_shares_what_the_definition_shares() {
-        let a: String = (0..300).map(|i| format!("line {i} of the diff\n")).collect();
+        let a: String = (0..300)
+            .map(|i| format!("line {i} of the diff\n"))
+            .collect();
         let b = format!("Reviewer B.\n{a}");
         let c = format!("{}tail", &a[2000..]);
         let first = Chunked::new(a.as_bytes());
-        let seen: std::collections::HashSet<u64> =
-            chunks_by_definition(a.as_bytes()).iter().map(|c| c.hash).collect();
+        let seen: std::collections::HashSet<u64> = chunks_by_definition(a.as_bytes())
+            .iter()
+            .map(|c| c.hash)
+            .collect();
         for later in [&b, &c, &a] {
             let want: u64 = chunks_by_definition(later.as_bytes())
                 .iter()

@@ -103,10 +103,7 @@ impl SubagentDuplicate {
                 unchecked = true;
                 continue;
             };
-            let shared = content_tokens(
-                first.shared_bytes(t.as_bytes()),
-                self.bytes_per_token,
-            );
+            let shared = content_tokens(first.shared_bytes(t.as_bytes()), self.bytes_per_token);
             if shared >= self.min_shared_tokens {
                 counted.push((r, shared, shared.saturating_sub(b.cache_read_tokens(r))));
             }
