@@ -416,7 +416,7 @@ pub fn parse_traces_data(
                 match serde_json::from_str::<OtlpSpan>(raw.get()) {
                     Err(e) => problems.push(Problem::at(&here(), format!("span skipped: {e}"))),
                     Ok(mut s) => match each.span(&mut s, scope.clone(), &resource) {
-                        Ok(span) => out.push(Box::new(span)),
+                        Ok(span) => out.push(span),
                         Err(reason) => {
                             problems.push(Problem::at(&here(), format!("span skipped: {reason}")))
                         }
@@ -460,13 +460,13 @@ impl<'a> fast::Visit<'a> for Streamed<'a, '_> {
 
 /// A span made goes to `out`; one that could not be, to `problems`.
 fn hand_on(
-    made: Result<Span, String>,
+    made: Result<Box<Span>, String>,
     origin: &Origin,
     out: &mut super::Spans,
     problems: &mut Vec<Problem>,
 ) {
     match made {
-        Ok(span) => out.push(Box::new(span)),
+        Ok(span) => out.push(span),
         Err(reason) => problems.push(Problem::at(origin, format!("span skipped: {reason}"))),
     }
 }
@@ -536,7 +536,7 @@ impl<'a, 'r> Each<'a, 'r> {
         s: &mut OtlpSpan<'a>,
         scope: Option<Arc<str>>,
         resource: &[KeyValue],
-    ) -> Result<Span, String> {
+    ) -> Result<Box<Span>, String> {
         for kv in &s.attributes {
             let note = match kv.key {
                 Cow::Borrowed(key) => *self
@@ -552,7 +552,7 @@ impl<'a, 'r> Each<'a, 'r> {
         if self.maps.is_empty() && dialect::ordinary(&s.attributes, &s.name) {
             return plain(s, self.origin, &mut self.shared);
         }
-        normalise(s, scope, resource, self.origin, self.maps, &mut self.shared)
+        normalise(s, scope, resource, self.origin, self.maps, &mut self.shared).map(Box::new)
     }
 }
 
@@ -588,8 +588,8 @@ fn plain<'a>(
     s: &mut OtlpSpan<'a>,
     origin: &Origin,
     shared: &mut Shared<'a>,
-) -> Result<Span, String> {
-    Ok(placed(s, shared)?.span(origin))
+) -> Result<Box<Span>, String> {
+    Ok(Box::new(placed(s, shared)?.span(origin)))
 }
 
 fn normalise<'a>(
