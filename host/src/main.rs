@@ -20,8 +20,10 @@ struct Mimalloc;
 /// Every mimalloc block is aligned to a word at least.
 const WORD: usize = std::mem::size_of::<usize>();
 
-// SAFETY: each call hands mimalloc's own result on unchanged; blocks of every
-// kind are freed and resized by mimalloc, which tells them apart itself.
+// SAFETY: a plain mimalloc block is aligned to a word, so it serves any layout
+// aligned to a word or less; larger alignments still go to the aligned calls.
+// Each call hands mimalloc's result on unchanged, and mimalloc frees and
+// resizes blocks of either kind, telling them apart itself.
 unsafe impl std::alloc::GlobalAlloc for Mimalloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         use libmimalloc_sys::{mi_malloc, mi_malloc_aligned};

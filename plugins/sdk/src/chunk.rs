@@ -66,7 +66,8 @@ pub fn each_chunk(data: &[u8], mut take: impl FnMut(Chunk)) {
                 break;
             }
         }
-        // No cut before MAX bytes (or the end of the data) cuts at MAX.
+        // A full window with no cut is cut at MAX; one cut short by the end
+        // of the data is the last chunk (a cut at its last byte is that chunk).
         if len == window.len() && window.len() < MAX {
             break;
         }
