@@ -17,8 +17,11 @@ static ALLOC: Mimalloc = Mimalloc;
 /// instructions (callgrind), most of them the reader's, for each span.
 struct Mimalloc;
 
-/// Every mimalloc block is aligned to a word at least.
-const WORD: usize = std::mem::size_of::<usize>();
+/// Whether a plain block serves `layout`: every mimalloc block is aligned to
+/// a word at least.
+fn plain(layout: std::alloc::Layout) -> bool {
+    layout.align() <= std::mem::size_of::<usize>()
+}
 
 // SAFETY: a plain mimalloc block is aligned to a word, so it serves any layout
 // aligned to a word or less; larger alignments still go to the aligned calls.
@@ -27,18 +30,20 @@ const WORD: usize = std::mem::size_of::<usize>();
 unsafe impl std::alloc::GlobalAlloc for Mimalloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         use libmimalloc_sys::{mi_malloc, mi_malloc_aligned};
-        let p = match layout.align() <= WORD {
-            true => unsafe { mi_malloc(layout.size()) },
-            false => unsafe { mi_malloc_aligned(layout.size(), layout.align()) },
+        let p = if plain(layout) {
+            unsafe { mi_malloc(layout.size()) }
+        } else {
+            unsafe { mi_malloc_aligned(layout.size(), layout.align()) }
         };
         p.cast()
     }
 
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         use libmimalloc_sys::{mi_zalloc, mi_zalloc_aligned};
-        let p = match layout.align() <= WORD {
-            true => unsafe { mi_zalloc(layout.size()) },
-            false => unsafe { mi_zalloc_aligned(layout.size(), layout.align()) },
+        let p = if plain(layout) {
+            unsafe { mi_zalloc(layout.size()) }
+        } else {
+            unsafe { mi_zalloc_aligned(layout.size(), layout.align()) }
         };
         p.cast()
     }
@@ -49,9 +54,10 @@ unsafe impl std::alloc::GlobalAlloc for Mimalloc {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
         use libmimalloc_sys::{mi_realloc, mi_realloc_aligned};
-        let p = match layout.align() <= WORD {
-            true => unsafe { mi_realloc(ptr.cast(), size) },
-            false => unsafe { mi_realloc_aligned(ptr.cast(), size, layout.align()) },
+        let p = if plain(layout) {
+            unsafe { mi_realloc(ptr.cast(), size) }
+        } else {
+            unsafe { mi_realloc_aligned(ptr.cast(), size, layout.align()) }
         };
         p.cast()
     }

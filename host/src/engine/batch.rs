@@ -120,7 +120,7 @@ impl Columns {
         let rows: Vec<Rows> = (batch.traces.iter())
             .map(|(_, t)| {
                 let r = Rows::of(t, base, keep_other);
-                base += r.kept as i32;
+                base += r.order.len() as i32;
                 r
             })
             .collect();
@@ -169,7 +169,7 @@ impl Columns {
             ends: Vec::new(),
         };
         for ((session, trace), rows) in batch.traces.iter().zip(&rows) {
-            if rows.kept == 0 {
+            if rows.order.is_empty() {
                 continue;
             }
             let sid = strs.id(session);
@@ -424,8 +424,6 @@ struct Rows {
     parent: Vec<i32>,
     /// the spans that have a row, in row order
     order: Vec<usize>,
-    /// how many spans have a row
-    kept: usize,
 }
 
 /// The spec's order of a trace's spans (start, end, span id): each detector
@@ -475,11 +473,7 @@ impl Rows {
             row[i] = base + k as i32;
         }
         let parent = up.iter().map(|p| p.map_or(-1, |p| row[p])).collect();
-        Rows {
-            parent,
-            kept: order.len(),
-            order,
-        }
+        Rows { parent, order }
     }
 }
 
