@@ -514,10 +514,6 @@ struct Each<'a, 'r> {
     maps: &'r Mappings,
     seen: &'r mut super::Seen,
     shared: Shared<'a>,
-    /// what each attribute name seen in the record tells: a record's spans
-    /// repeat a handful of names, and judging a name (its dialects, whether
-    /// it looks like token usage) cost more than looking it up
-    notes: rustc_hash::FxHashMap<&'a str, super::KeyNote>,
 }
 
 impl<'a, 'r> Each<'a, 'r> {
@@ -527,7 +523,6 @@ impl<'a, 'r> Each<'a, 'r> {
             maps,
             seen,
             shared: Shared::default(),
-            notes: Default::default(),
         }
     }
 
@@ -537,16 +532,7 @@ impl<'a, 'r> Each<'a, 'r> {
         scope: Option<Arc<str>>,
         resource: &[KeyValue],
     ) -> Result<Box<Span>, String> {
-        for kv in &s.attributes {
-            let note = match kv.key {
-                Cow::Borrowed(key) => *self
-                    .notes
-                    .entry(key)
-                    .or_insert_with(|| super::KeyNote::of(key, self.maps)),
-                Cow::Owned(ref key) => super::KeyNote::of(key, self.maps),
-            };
-            self.seen.note(&kv.key, note);
-        }
+        self.seen.spans(&s.attributes, self.maps);
         // Nine spans in ten of a service are ordinary (HTTP, database): they
         // keep ids, times and status only, so nothing else of them is made.
         if self.maps.is_empty() && dialect::ordinary(&s.attributes, &s.name) {
