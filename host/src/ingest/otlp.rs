@@ -575,7 +575,7 @@ fn plain<'a>(
     origin: &Origin,
     shared: &mut Shared<'a>,
 ) -> Result<Box<Span>, String> {
-    Ok(Box::new(placed(s, shared)?.span(origin)))
+    Ok(placed(s, shared)?.boxed(origin))
 }
 
 fn normalise<'a>(
