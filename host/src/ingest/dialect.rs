@@ -469,6 +469,21 @@ impl Plain {
     /// (some 600 bytes) was copied once more: a memcpy per ordinary span.
     pub fn boxed(self, origin: &Origin) -> Box<Span> {
         let mut s = Box::<Span>::default();
+        self.fill(&mut s, origin);
+        s
+    }
+
+    /// The span that keeps only this (a span with relevant names that
+    /// turned out to be no call, tool or agent).
+    pub fn span(self, origin: &Origin) -> Span {
+        let mut s = Span::default();
+        self.fill(&mut s, origin);
+        s
+    }
+
+    /// Set what a plain span keeps; the rest stays as a default span has it.
+    #[inline]
+    fn fill(self, s: &mut Span, origin: &Origin) {
         s.trace_id = self.trace_id;
         s.span_id = self.span_id;
         s.parent_id = self.parent_id.filter(|p| !p.is_empty());
@@ -477,13 +492,6 @@ impl Plain {
         s.end_ns = self.end_ns;
         s.failed = self.failed;
         s.origin = origin.clone();
-        s
-    }
-
-    /// The span that keeps only this (a span with relevant names that
-    /// turned out to be no call, tool or agent).
-    pub fn span(self, origin: &Origin) -> Span {
-        *self.boxed(origin)
     }
 }
 

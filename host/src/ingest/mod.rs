@@ -178,7 +178,7 @@ impl Seen {
     }
 
     /// The attribute names of a span, each judged once per thread.
-    pub(super) fn spans(&mut self, attrs: &[attrs::KeyValue], maps: &mapping::Mappings) {
+    fn spans(&mut self, attrs: &[attrs::KeyValue], maps: &mapping::Mappings) {
         NOTES.with_borrow_mut(|notes| {
             for kv in attrs {
                 let note = match notes.get(&*kv.key) {
