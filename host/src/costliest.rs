@@ -115,16 +115,20 @@ impl Costliest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Detail;
 
     fn call(id: &str, input: u64) -> Span {
         Span {
             trace_id: "t".into(),
             span_id: id.into(),
-            model: Some("gpt-4o".into()),
-            usage: Usage {
-                input,
-                ..Usage::default()
-            },
+            detail: Some(Box::new(Detail {
+                model: Some("gpt-4o".into()),
+                usage: Usage {
+                    input,
+                    ..Usage::default()
+                },
+                ..Detail::default()
+            })),
             ..Span::default()
         }
     }

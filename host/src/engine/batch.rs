@@ -194,6 +194,9 @@ impl Columns {
             for &i in &rows.order {
                 let s = &mut trace.spans[i];
                 d.result_size.push(s.tool_result_bytes());
+                // an ordinary span (kept for `span-kinds`) has no detail to take from
+                let mut none = crate::model::Detail::default();
+                let s = s.detail_mut().unwrap_or(&mut none);
                 d.input.push(s.input_text.take());
                 d.output.push(s.output_text.take());
                 d.args.push(s.tool_args.take());
@@ -517,7 +520,7 @@ fn push_span<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Batch, Span, Trace, Usage};
+    use crate::model::{Batch, Detail, Span, Trace, Usage};
 
     /// A detector pays only for what it reads: the columns it did not declare
     /// reach it empty, the ones it did hold a row per span.
@@ -527,12 +530,15 @@ mod tests {
             trace_id: "t".into(),
             span_id: "a".into(),
             kind: Kind::Llm,
-            model: Some("m".into()),
-            usage: Usage {
-                input: 7,
-                ..Usage::default()
-            },
-            http_status: Some(500),
+            detail: Some(Box::new(Detail {
+                model: Some("m".into()),
+                usage: Usage {
+                    input: 7,
+                    ..Usage::default()
+                },
+                http_status: Some(500),
+                ..Detail::default()
+            })),
             ..Span::default()
         };
         let tool = Span {
@@ -580,7 +586,10 @@ mod tests {
             parent_id: parent.map(Into::into),
             start_ns: start,
             end_ns: end,
-            input_text: Some(format!("text of {id}").into()),
+            detail: Some(Box::new(Detail {
+                input_text: Some(format!("text of {id}").into()),
+                ..Detail::default()
+            })),
             ..Span::default()
         };
         let trace = Trace {
@@ -621,7 +630,10 @@ mod tests {
             kind,
             start_ns: start,
             end_ns: 100 - start,
-            output_text: Some(format!("text of {id}").into()),
+            detail: Some(Box::new(Detail {
+                output_text: Some(format!("text of {id}").into()),
+                ..Detail::default()
+            })),
             ..Span::default()
         };
         let spans = || {
@@ -663,5 +675,29 @@ mod tests {
         assert_eq!(ids(&cols), ["root", "db", "agent", "route", "llm", "http"]);
         assert_eq!(cols.all.parent, [-1, 0, 0, 2, 3, 4]);
         assert_eq!(data.text(4, TextField::Output), Some("text of llm"));
+    }
+
+    /// An ordinary span kept for `span-kinds` gives the text columns nothing
+    /// and stays without a detail: taking its texts makes none.
+    #[test]
+    fn an_ordinary_span_in_the_columns_stays_without_a_detail() {
+        let db = Span {
+            trace_id: "t".into(),
+            span_id: "db".into(),
+            ..Span::default()
+        };
+        let mut batch = Batch {
+            traces: vec![(
+                "s".into(),
+                Trace {
+                    id: "t".into(),
+                    spans: vec![Box::new(db)],
+                },
+            )],
+        };
+        let (cols, data) = Columns::build(&mut batch, true);
+        assert_eq!(cols.all.span_id.len(), 1);
+        assert_eq!(data.text(0, TextField::Output), None);
+        assert!(batch.traces[0].1.spans[0].detail.is_none());
     }
 }

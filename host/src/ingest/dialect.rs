@@ -7,7 +7,7 @@
 use super::attrs::{as_json, AnyValue, Attrs, KeyValue};
 use super::mapping::Mappings;
 use super::parts::Prompt;
-use crate::model::{Kind, Origin, Span, Usage};
+use crate::model::{Detail, Kind, Origin, Span, Usage};
 use compact_str::CompactString;
 use serde_json::Value;
 use std::sync::Arc;
@@ -623,25 +623,27 @@ pub fn normalise(
     let kind = kind_of(&a, &base);
     let usage = base.usage.or_else(|| usage_of(&a));
     let mut span = Span {
-        scope: base.scope.clone(),
         parent_id: base.plain.parent_id.filter(|p| !p.is_empty()),
         name: base.plain.name.clone(),
         kind,
         start_ns: base.plain.start_ns,
         end_ns: base.plain.end_ns,
         failed: base.plain.failed,
-        error_type: a.arc(&["error.type", "exception.type"]),
-        session: session_of(&a, base.session.as_deref()),
-        agent_name: a.arc(&["gen_ai.agent.name", "agent_name", "agent.name"]),
-        model: model_of(&a, base.model.as_deref()),
-        stop_reason: a
-            .get(&["gen_ai.response.finish_reasons", "ai.response.finishReason"])
-            .and_then(first_str)
-            .map(Arc::from),
         origin: origin.clone(),
         trace_id: base.plain.trace_id,
         span_id: base.plain.span_id,
-        ..Span::default()
+        detail: Some(Box::new(Detail {
+            scope: base.scope.clone(),
+            error_type: a.arc(&["error.type", "exception.type"]),
+            session: session_of(&a, base.session.as_deref()),
+            agent_name: a.arc(&["gen_ai.agent.name", "agent_name", "agent.name"]),
+            model: model_of(&a, base.model.as_deref()),
+            stop_reason: a
+                .get(&["gen_ai.response.finish_reasons", "ai.response.finishReason"])
+                .and_then(first_str)
+                .map(Arc::from),
+            ..Detail::default()
+        })),
     };
     span.failed |= span.error_type.is_some();
     if kind == Kind::Llm {
@@ -1479,7 +1481,7 @@ mod tests {
             s.output_text.as_deref(),
             Some("Done: the fixture was flaky.")
         );
-        let parts = s.input_parts.expect("parts");
+        let parts = s.input_parts.as_ref().expect("parts");
         let roles: Vec<&str> = parts.iter().map(|p| &*p.role).collect();
         assert_eq!(roles, ["system", "user"]);
     }

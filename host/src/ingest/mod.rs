@@ -1417,7 +1417,8 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 mod tests {
     use super::attrs::{AnyValue, KeyValue};
     use super::mapping::{Mapping, Mappings};
-    use super::{closes_at_end, Seen, NOTES_AT_MOST};
+    use super::{closes_at_end, Keep, Reader, Seen, NOTES_AT_MOST};
+    use std::sync::Arc;
 
     fn attribute(key: &str) -> KeyValue<'_> {
         KeyValue {
@@ -1486,5 +1487,29 @@ mod tests {
         for line in not {
             assert!(!closes_at_end(line), "{}", String::from_utf8_lossy(line));
         }
+    }
+
+    /// An HTTP span is read without a detail (see `model::Span`), and stays
+    /// so when the texts no rule reads are dropped; a call has one.
+    #[test]
+    fn an_ordinary_span_is_read_and_kept_without_a_detail() {
+        let line = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"t","spanId":"a","name":"GET /x","attributes":[{"key":"http.request.method","value":{"stringValue":"GET"}}]},{"traceId":"t","spanId":"b","parentSpanId":"a","name":"chat gpt-4o","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},{"key":"gen_ai.output.messages","value":{"stringValue":"[]"}}]}]}]}]}"#;
+        let mut reader = Reader::new(Keep {
+            input_text: false,
+            output_text: false,
+            tool_args: false,
+            tool_result: false,
+        });
+        let mut spans = Vec::new();
+        let input = std::io::Cursor::new(format!("{line}\n").into_bytes());
+        let read = reader.read_from(&Arc::from("x.jsonl"), Box::new(input), &mut |b| {
+            spans.extend(b.into_iter().flatten())
+        });
+        read.unwrap();
+        let detail: Vec<(&str, bool)> = spans
+            .iter()
+            .map(|s| (s.span_id.as_str(), s.detail.is_some()))
+            .collect();
+        assert_eq!(detail, [("a", false), ("b", true)]);
     }
 }

@@ -16,8 +16,9 @@ use crate::scan::SavedRule;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The first bytes of a checkpoint file, with the layout's version.
-const MAGIC: &[u8] = b"tokenhound watch checkpoint 4\n";
+/// The first bytes of a checkpoint file, with the layout's version (5: a
+/// span's call, tool and agent fields moved into its `Detail`).
+const MAGIC: &[u8] = b"tokenhound watch checkpoint 5\n";
 
 /// Everything a restart resumes from (see the module doc).
 #[derive(serde::Serialize, serde::Deserialize)]
