@@ -465,33 +465,31 @@ pub struct Plain {
 }
 
 impl Plain {
-    /// [`Plain::span`], made in its box. Made first and then boxed, a span
-    /// (some 600 bytes) was copied once more: a memcpy per ordinary span.
+    /// [`Plain::span`], in a box.
     pub fn boxed(self, origin: &Origin) -> Box<Span> {
-        let mut s = Box::<Span>::default();
-        self.fill(&mut s, origin);
-        s
+        Box::new(self.span(origin))
     }
 
-    /// The span that keeps only this (a span with relevant names that
-    /// turned out to be no call, tool or agent).
+    /// The span that keeps only this: an ordinary span, or one with
+    /// relevant names that turned out to be no call, tool or agent.
+    ///
+    /// Every field is written here, none taken from `Span::default()`: a
+    /// default span's texts are `Arc<str>`s that all share one static count,
+    /// and making and dropping them for each span cost a locked increment and
+    /// decrement each, which wait for every store before them.
     pub fn span(self, origin: &Origin) -> Span {
-        let mut s = Span::default();
-        self.fill(&mut s, origin);
-        s
-    }
-
-    /// Set what a plain span keeps; the rest stays as a default span has it.
-    #[inline]
-    fn fill(self, s: &mut Span, origin: &Origin) {
-        s.trace_id = self.trace_id;
-        s.span_id = self.span_id;
-        s.parent_id = self.parent_id.filter(|p| !p.is_empty());
-        s.name = self.name;
-        s.start_ns = self.start_ns;
-        s.end_ns = self.end_ns;
-        s.failed = self.failed;
-        s.origin = origin.clone();
+        Span {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_id: self.parent_id.filter(|p| !p.is_empty()),
+            name: self.name,
+            kind: Kind::default(),
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            failed: self.failed,
+            origin: origin.clone(),
+            detail: None,
+        }
     }
 }
 
