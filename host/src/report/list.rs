@@ -167,6 +167,11 @@ struct Key {
     severity: Severity,
     title: u32,
     run: usize,
+    /// the finding's first span (trace and span id), as a text: findings
+    /// otherwise alike are in the order of their spans, not in the order
+    /// their traces happened to close (which moves with how the input was
+    /// read in blocks)
+    first_span: u32,
     seq: u64,
 }
 
@@ -254,6 +259,11 @@ impl Builder {
             severity: f.severity,
             title: self.texts.id(&f.title),
             run,
+            first_span: self.texts.id(&f
+                .spans
+                .first()
+                .map(|s| format!("{}/{}", s.trace_id, s.span_id))
+                .unwrap_or_default()),
             seq,
         };
         self.held.push(Held {
@@ -323,6 +333,7 @@ impl Builder {
                 std::cmp::Reverse(k.severity),
                 rank[k.title as usize],
                 k.run,
+                rank[k.first_span as usize],
                 k.seq,
             )
         });
