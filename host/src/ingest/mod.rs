@@ -3,6 +3,7 @@
 //! nothing of detectors. A bad record becomes a located [`Problem`]; a run never
 //! dies on one bad record and never drops good ones.
 
+mod ahead;
 pub mod attrs;
 pub mod dialect;
 mod document;
@@ -528,10 +529,15 @@ fn open(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
 }
 
 /// Buffer a byte source, decompressing gzip or zstd by their magic bytes.
+///
+/// A large compressed stream (`ahead`) is decoded on a thread of its own
+/// ([`ahead::ReadAhead`]); a small one on the caller's, where a thread per
+/// file would cost a folder of small files more than it saves.
 fn decompress(
     name: &str,
     raw: Box<dyn Read + Send>,
     capacity: usize,
+    ahead: bool,
     count: Arc<AtomicU64>,
 ) -> Result<Box<dyn BufRead + Send>, InputError> {
     let io = |source| InputError::Io {
@@ -540,23 +546,29 @@ fn decompress(
     };
     let mut r = BufReader::with_capacity(capacity, Counting { inner: raw, count });
     let head = r.fill_buf().map_err(io)?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(BufReader::with_capacity(
-            IO_BUFFER,
-            flate2::bufread::MultiGzDecoder::new(r),
-        )))
+    let decoded: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(r))
     } else if head.starts_with(&ZSTD_MAGIC) {
-        let d = ruzstd::decoding::StreamingDecoder::new(r).map_err(|e| {
+        Box::new(ruzstd::decoding::StreamingDecoder::new(r).map_err(|e| {
             io(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("zstd: {e}"),
             ))
-        })?;
-        Ok(Box::new(BufReader::with_capacity(IO_BUFFER, d)))
+        })?)
     } else {
-        Ok(Box::new(r))
+        // Plain bytes are read by the parsing thread itself: reading them
+        // ahead on another measured no faster (the copy moves, not goes).
+        return Ok(Box::new(r));
+    };
+    if !ahead {
+        return Ok(Box::new(BufReader::with_capacity(IO_BUFFER, decoded)));
     }
+    let read = ahead::ReadAhead::spawn(decoded).map_err(io)?;
+    Ok(Box::new(BufReader::with_capacity(IO_BUFFER, read)))
 }
+
+/// Compressed files at least this large are decoded on a thread of their own.
+const READ_AHEAD_FROM: u64 = 8 << 20;
 
 /// A format named on the command line (`--input-format`), overriding detection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -749,7 +761,9 @@ impl Reader {
         // before its first read (std's BufReader over a plain `Read`), and a
         // folder of small files zeroed a whole MiB per file.
         let capacity = size.map_or(IO_BUFFER, |n| (n as usize + 1).clamp(16 << 10, IO_BUFFER));
-        self.read_sized(&name, raw, capacity, sink)
+        // A file of unknown size is a pipe or a device: it may be long.
+        let ahead = size.is_none_or(|n| n >= READ_AHEAD_FROM);
+        self.read_sized(&name, raw, capacity, ahead, sink)
     }
 
     /// Read one export from any byte source (a file, stdin, bytes in memory for
@@ -760,7 +774,7 @@ impl Reader {
         raw: Box<dyn Read + Send>,
         sink: &mut dyn FnMut(Block),
     ) -> Result<(), InputError> {
-        self.read_sized(name, raw, IO_BUFFER, sink)
+        self.read_sized(name, raw, IO_BUFFER, false, sink)
     }
 
     /// [`Reader::read_from`] with a read buffer of `capacity` bytes.
@@ -769,6 +783,7 @@ impl Reader {
         name: &Arc<str>,
         raw: Box<dyn Read + Send>,
         capacity: usize,
+        ahead: bool,
         sink: &mut dyn FnMut(Block),
     ) -> Result<(), InputError> {
         let name = name.clone();
@@ -780,7 +795,7 @@ impl Reader {
             path: name.to_string(),
             why: why.to_string(),
         };
-        let mut r = decompress(&name, raw, capacity, self.bytes.clone())?;
+        let mut r = decompress(&name, raw, capacity, ahead, self.bytes.clone())?;
         self.stats.files += 1;
         // What detection looks at: the first line, or all the reader has.
         let mut head = r.fill_buf().map_err(io)?;
@@ -1511,5 +1526,27 @@ mod tests {
             .map(|s| (s.span_id.as_str(), s.detail.is_some()))
             .collect();
         assert_eq!(detail, [("a", false), ("b", true)]);
+    }
+
+    /// A large compressed stream is decoded on a thread of its own: what it
+    /// gives is what decoding it in place gives, byte for byte.
+    #[test]
+    fn a_stream_decoded_ahead_reads_as_one_decoded_in_place() {
+        use std::io::{Read, Write};
+        let text: String = (0..20_000)
+            .map(|i| format!("{{\"line\":{i},\"text\":\"{}\"}}\n", "x".repeat(i % 97)))
+            .collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let read = |ahead| {
+            let raw = Box::new(std::io::Cursor::new(gz.clone()));
+            let mut r = super::decompress("x.gz", raw, 1 << 16, ahead, Arc::default()).unwrap();
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            out
+        };
+        assert!(read(true) == text.as_bytes());
+        assert!(read(false) == text.as_bytes());
     }
 }
