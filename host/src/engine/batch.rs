@@ -194,9 +194,13 @@ impl Columns {
             for &i in &rows.order {
                 let s = &mut trace.spans[i];
                 d.result_size.push(s.tool_result_bytes());
-                // an ordinary span (kept for `span-kinds`) has no detail to take from
-                let mut none = crate::model::Detail::default();
-                let s = s.detail_mut().unwrap_or(&mut none);
+                // an ordinary span (kept for `span-kinds`) has no detail to
+                // take from: an empty one stands in, made only for such a span
+                let mut none = None;
+                let s = match s.detail_mut() {
+                    Some(d) => d,
+                    None => none.insert(crate::model::Detail::default()),
+                };
                 d.input.push(s.input_text.take());
                 d.output.push(s.output_text.take());
                 d.args.push(s.tool_args.take());

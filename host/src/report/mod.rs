@@ -66,8 +66,8 @@ impl Report {
 /// One finding as the pretty printer writes it as an element of the report's
 /// `findings`: two levels in, which the printer is told by opening the object
 /// and the array around it (on a writer that drops them). Printed flat and
-/// then indented line by line, each finding was written twice, and that was
-/// a third of rendering the month's report.
+/// then indented line by line, each finding was written twice (the scan's
+/// time did not measurably change without the second pass).
 fn finding_json(f: &FindingOut) -> serde_json::Result<Vec<u8>> {
     use serde_json::ser::Formatter;
     let mut printer = serde_json::ser::PrettyFormatter::new();
