@@ -88,16 +88,23 @@ impl Spill {
         self.records == 0
     }
 
-    /// Every byte written before the last [`Spill::flush`], in one read, if
-    /// they are at most `limit`: records read back in an order of their own
-    /// (a report's, largest first) were one read each.
-    pub fn whole(&self, limit: u64) -> io::Result<Option<Vec<u8>>> {
-        if self.end > limit {
+    /// Every byte written before the last [`Spill::flush`], mapped, if they
+    /// are at most `limit`: records read back in an order of their own (a
+    /// report's, largest first) were one read each, and read into memory in
+    /// one, the month's 42 MB were faulted in and copied before being written
+    /// out (a fifth of the time after the scan).
+    pub fn whole(&self, limit: u64) -> io::Result<Option<memmap2::Mmap>> {
+        if self.end > limit || self.end == 0 {
             return Ok(None);
         }
-        let mut bytes = vec![0u8; self.end as usize];
-        read_exact_at(self.out.get_ref(), &mut bytes, 0)?;
-        Ok(Some(bytes))
+        // SAFETY: the file has no name (`tempfile::tempfile`) and this spill
+        // only appends to it: nothing truncates it while it is mapped.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(self.end as usize)
+                .map(self.out.get_ref())?
+        };
+        Ok(Some(map))
     }
 
     /// Every record, in the order written.

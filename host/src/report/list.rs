@@ -216,7 +216,7 @@ impl Texts {
     /// Each text's place in the sorted texts.
     fn ranks(&self) -> Vec<u32> {
         let mut order: Vec<u32> = (0..self.list.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| &self.list[i as usize]);
+        order.par_sort_unstable_by_key(|&i| &self.list[i as usize]);
         let mut rank = vec![0; order.len()];
         for (r, i) in order.into_iter().enumerate() {
             rank[i as usize] = r as u32;
@@ -252,8 +252,15 @@ impl Builder {
         }
     }
 
-    /// Add the `seq`th finding of the `run`th rule.
-    pub fn push(&mut self, run: usize, seq: u64, f: FindingOut) -> std::io::Result<()> {
+    /// Add the `seq`th finding of the `run`th rule, with its JSON if it was
+    /// rendered already (it then goes straight to disk).
+    pub fn push(
+        &mut self,
+        run: usize,
+        seq: u64,
+        f: FindingOut,
+        rendered: Option<Vec<u8>>,
+    ) -> std::io::Result<()> {
         let key = Key {
             tokens: f.wasted_tokens,
             severity: f.severity,
@@ -275,6 +282,13 @@ impl Builder {
             cost_usd: f.cost_usd,
             body: Body::Memory(Box::new(f)),
         });
+        if let Some(text) = rendered {
+            if let Some(spill) = self.spill_file() {
+                let at = spill.push(&text)?;
+                self.held.last_mut().expect("just pushed").body = Body::Disk(at);
+                return Ok(());
+            }
+        }
         self.waiting.push(self.held.len() - 1);
         if self.held.len() > self.limit && self.waiting.len() >= RENDER_BATCH.min(self.limit.max(1))
         {
@@ -283,21 +297,27 @@ impl Builder {
         Ok(())
     }
 
-    /// Render the waiting findings (on every core) into the spill file.
-    fn render_waiting(&mut self) -> std::io::Result<()> {
-        let spill = match &mut self.spill {
-            Some(s) => s,
-            None => match Spill::new() {
-                Ok(s) => self.spill.insert(s),
+    /// The spill file, made on first use; none if it cannot be made (the
+    /// report is then built in memory, as before findings could go to disk).
+    fn spill_file(&mut self) -> Option<&mut Spill> {
+        if self.spill.is_none() && self.limit != usize::MAX {
+            match Spill::new() {
+                Ok(s) => self.spill = Some(s),
                 Err(e) => {
-                    // Nothing is on disk yet: the report is built in memory,
-                    // as it was before findings could go to disk.
                     eprintln!("tokenhound: {e}; the report's findings are kept in memory");
                     self.limit = usize::MAX;
-                    return Ok(());
                 }
-            },
-        };
+            }
+        }
+        self.spill.as_mut()
+    }
+
+    /// Render the waiting findings (on every core) into the spill file.
+    fn render_waiting(&mut self) -> std::io::Result<()> {
+        if self.spill_file().is_none() {
+            return Ok(());
+        }
+        let spill = self.spill.as_mut().expect("made above");
         let waiting = std::mem::take(&mut self.waiting);
         let rendered: Vec<Vec<u8>> = waiting
             .par_iter()
@@ -326,7 +346,7 @@ impl Builder {
         // Titles compared by their rank among all texts, each text compared
         // once (comparing the texts themselves was most of the sort).
         let rank = self.texts.ranks();
-        self.held.sort_unstable_by_key(|h| {
+        self.held.par_sort_unstable_by_key(|h| {
             let k = &h.key;
             (
                 std::cmp::Reverse(k.tokens),

@@ -189,10 +189,15 @@ pub struct FindingCore {
 impl FindingCore {
     /// A detector's finding under its rule.
     pub fn of(run: &crate::scan::RuleRun, f: crate::engine::Finding) -> Self {
+        Self::under(&Rule::of(run), f)
+    }
+
+    /// A detector's finding under the rule named by `rule`.
+    fn under(rule: &Rule, f: crate::engine::Finding) -> Self {
         FindingCore {
-            rule: run.rule.id.clone(),
-            detector: run.plugin.meta.name.clone(),
-            severity: f.severity.map_or(run.rule.severity, Severity::from),
+            rule: rule.id.to_string(),
+            detector: rule.detector.to_string(),
+            severity: f.severity.map_or(rule.severity, Severity::from),
             wasted_tokens: f.waste.iter().fold(0u64, |a, c| a.saturating_add(c.tokens)),
             waste_kind: if f.waste_kind.is_output() {
                 "output"
@@ -401,7 +406,43 @@ fn span_out(s: &crate::engine::SpanRef) -> SpanOut {
 
 /// A finding's waste at list prices: each charge at its trace's model price,
 /// input or output as the finding says.
-fn waste_cost(f: &crate::engine::Finding, o: &Outcome) -> Option<f64> {
+/// What a finding is reported under: its rule, as [`FindingCore`] names it
+/// (shared by the threads that convert a rule's findings, which the rule's
+/// run, holding its detector's instance, cannot be).
+struct Rule<'a> {
+    id: &'a str,
+    detector: &'a str,
+    severity: Severity,
+}
+
+impl<'a> Rule<'a> {
+    fn of(run: &'a crate::scan::RuleRun) -> Self {
+        Rule {
+            id: &run.rule.id,
+            detector: &run.plugin.meta.name,
+            severity: run.rule.severity,
+        }
+    }
+}
+
+/// What pricing a finding needs of the scan's outcome.
+struct Pricing<'a> {
+    trace_models: &'a crate::prices::TraceModels,
+    prices: &'a crate::prices::Prices,
+    total_tokens: u64,
+}
+
+impl<'a> Pricing<'a> {
+    fn of(o: &'a Outcome) -> Self {
+        Pricing {
+            trace_models: &o.trace_models,
+            prices: &o.prices,
+            total_tokens: o.totals.total_tokens,
+        }
+    }
+}
+
+fn waste_cost(f: &crate::engine::Finding, o: &Pricing) -> Option<f64> {
     f.waste.iter().fold(None, |cost, c| {
         let price = o
             .trace_models
@@ -418,14 +459,33 @@ fn waste_cost(f: &crate::engine::Finding, o: &Outcome) -> Option<f64> {
     })
 }
 
-fn finding_out(run: &crate::scan::RuleRun, f: crate::engine::Finding, o: &Outcome) -> FindingOut {
+fn finding_out(rule: &Rule, f: crate::engine::Finding, o: &Pricing) -> FindingOut {
     let cost_usd = waste_cost(&f, o);
-    let core = FindingCore::of(run, f);
+    let core = FindingCore::under(rule, f);
     FindingOut {
-        share_pct: pct(core.wasted_tokens, o.totals.total_tokens),
+        share_pct: pct(core.wasted_tokens, o.total_tokens),
         cost_usd,
         core,
     }
+}
+
+/// A rule's findings as the report writes them, each with its JSON when
+/// `render`, converted on every core.
+fn convert(
+    rule: &Rule,
+    batch: Vec<(u64, crate::engine::Finding)>,
+    o: &Pricing,
+    render: bool,
+) -> serde_json::Result<Vec<(u64, FindingOut, Option<Vec<u8>>)>> {
+    use rayon::prelude::*;
+    batch
+        .into_par_iter()
+        .map(|(seq, f)| {
+            let out = finding_out(rule, f, o);
+            let text = render.then(|| finding_json(&out)).transpose()?;
+            Ok((seq, out, text))
+        })
+        .collect()
 }
 
 /// The `engine` finding that says a detector was stopped, and why.
@@ -562,20 +622,42 @@ pub fn build(o: &mut Outcome) -> Report {
     let mut overlaps = Overlaps::default();
     let mut totals = o.totals.clone();
     let spill = "findings can be set aside on disk while the report is built";
+    // More findings than memory holds all go to disk as JSON: each is then
+    // rendered beside its conversion, on every core, and the list only files
+    // the text (converted here and rendered in the list's own batches, the
+    // cores waited on each other: half idle while the report was built).
+    let render = expected > o.findings_in_memory;
     for (ri, mut run) in runs.into_iter().enumerate() {
         date_waste(&mut totals, &run.rule.id, &run.waste_days);
         let mut found = Found::default();
-        for (seq, f) in run.findings.take_all() {
-            for c in &f.waste {
+        let mut all = run.findings.take_all();
+        let (rule, pricing) = (Rule::of(&run), Pricing::of(o));
+        // Each batch is converted while the one before is filed.
+        let mut converted = Vec::new();
+        loop {
+            let batch: Vec<_> = all.by_ref().take(list::RENDER_BATCH).collect();
+            if batch.is_empty() && converted.is_empty() {
+                break;
+            }
+            for c in batch.iter().flat_map(|(_, f)| &f.waste) {
                 overlaps.charge(ri, c, &o.trace_models, &o.prices);
             }
-            let out = finding_out(&run, f, o);
-            found.add(&out);
-            list.push(ri, seq, out).expect(spill);
+            let file = std::mem::take(&mut converted);
+            let (next, filed) = rayon::join(
+                || convert(&rule, batch, &pricing, render),
+                || {
+                    file.into_iter().try_for_each(|(seq, out, text)| {
+                        found.add(&out);
+                        list.push(ri, seq, out, text)
+                    })
+                },
+            );
+            filed.expect(spill);
+            converted = next.expect("findings can be rendered as JSON");
         }
         detectors.push(detector_summary(&run, &found, o));
         if let Some(why) = &run.failure {
-            list.push(ri, u64::MAX, stopped_finding(&run, why))
+            list.push(ri, u64::MAX, stopped_finding(&run, why), None)
                 .expect(spill);
         }
     }
