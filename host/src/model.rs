@@ -292,16 +292,46 @@ impl Keep {
 pub struct Trace {
     pub id: Arc<str>,
     pub spans: Vec<Box<Span>>,
+    /// each span's parent's position in `spans` ([`NO_PARENT`]: none in the
+    /// trace), found once when the trace is closed; empty before (see
+    /// [`Trace::parents`])
+    pub parents: Vec<u32>,
 }
 
+/// A span whose parent is not in its trace (or that has none).
+pub const NO_PARENT: u32 = u32::MAX;
+
 impl Trace {
-    /// Each span's position, by its id.
-    fn rows(&self) -> HashMap<&str, usize> {
-        self.spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (&*s.span_id, i))
+    /// Each span's parent's position ([`NO_PARENT`]: none in the trace): as
+    /// found when the trace was closed, else found now. Closing a trace, its
+    /// session and its detector rows each looked up every span's parent by id
+    /// in a table of their own (four tables of every span's id).
+    pub fn parents(&self) -> std::borrow::Cow<'_, [u32]> {
+        if self.parents.len() == self.spans.len() {
+            std::borrow::Cow::Borrowed(&self.parents)
+        } else {
+            std::borrow::Cow::Owned(self.find_parents())
+        }
+    }
+
+    fn find_parents(&self) -> Vec<u32> {
+        let index: HashMap<&str, u32> = (self.spans.iter().enumerate())
+            .map(|(i, s)| (&*s.span_id, i as u32))
+            .collect();
+        (self.spans.iter())
+            .map(|s| {
+                let parent = s.parent_id.as_deref();
+                parent
+                    .and_then(|p| index.get(p).copied())
+                    .unwrap_or(NO_PARENT)
+            })
             .collect()
+    }
+
+    /// The next span up from the span at `i`, by `parents`.
+    fn up(parents: &[u32], i: usize) -> Option<usize> {
+        let p = parents[i];
+        (p != NO_PARENT).then_some(p as usize)
     }
 
     /// Parent links that loop (a span its own ancestor, through any number of
@@ -310,7 +340,12 @@ impl Trace {
     /// every span of the loop loses its parent and is analysed as a root; each
     /// loop is returned as a note.
     pub fn break_cycles(&mut self) -> Vec<Note> {
-        let index = self.rows();
+        let mut parents = self.find_parents();
+        self.break_cycles_in(&mut parents)
+    }
+
+    /// [`Trace::break_cycles`] by `parents` (the links cut are cut there too).
+    fn break_cycles_in(&mut self, parents: &mut [u32]) -> Vec<Note> {
         // 0: not seen, 1: on the path being walked, 2: known to reach a root or loop
         let mut state = vec![0u8; self.spans.len()];
         let mut rings: Vec<Vec<usize>> = Vec::new();
@@ -320,10 +355,7 @@ impl Trace {
             while let Some(i) = next.filter(|&i| state[i] == 0) {
                 state[i] = 1;
                 path.push(i);
-                next = self.spans[i]
-                    .parent_id
-                    .as_deref()
-                    .and_then(|p| index.get(p).copied());
+                next = Trace::up(parents, i);
             }
             // The walk stopped at a span on its own path: a loop.
             if let Some(i) = next.filter(|&i| state[i] == 1) {
@@ -335,14 +367,16 @@ impl Trace {
                 state[j] = 2;
             }
         }
-        drop(index);
-        rings.into_iter().map(|ring| self.cut(ring)).collect()
+        (rings.into_iter())
+            .map(|ring| self.cut(ring, parents))
+            .collect()
     }
 
-    fn cut(&mut self, mut ring: Vec<usize>) -> Note {
+    fn cut(&mut self, mut ring: Vec<usize>, parents: &mut [u32]) -> Note {
         ring.sort_by_key(|&j| (self.spans[j].start_ns, j));
         for &j in &ring {
             self.spans[j].parent_id = None;
+            parents[j] = NO_PARENT;
         }
         let first = &self.spans[ring[0]];
         let what = if ring.len() == 1 {
@@ -486,20 +520,24 @@ impl Trace {
     /// (OpenInference and Langfuse emit these): its usage is an aggregate, kept
     /// apart and never counted again. Only leaf LLM calls carry usage.
     pub fn demote_wrappers(&mut self) {
-        let index = self.rows();
+        let parents = self.find_parents();
+        self.demote_wrappers_in(&parents);
+    }
+
+    /// [`Trace::demote_wrappers`] by `parents`.
+    fn demote_wrappers_in(&mut self, parents: &[u32]) {
         let mut wrapper = vec![false; self.spans.len()];
-        for s in self.spans.iter().filter(|s| s.kind == Kind::Llm) {
+        for (at, _) in (self.spans.iter().enumerate()).filter(|(_, s)| s.kind == Kind::Llm) {
             // Parent loops were broken (`break_cycles`), so every walk ends.
-            let mut p = s.parent_id.as_deref();
-            while let Some(&i) = p.and_then(|p| index.get(p)) {
+            let mut p = Trace::up(parents, at);
+            while let Some(i) = p {
                 if self.spans[i].kind == Kind::Llm {
                     wrapper[i] = true;
                 }
-                p = self.spans[i].parent_id.as_deref();
+                p = Trace::up(parents, i);
             }
         }
-        let single = self.single_wrappers(&index, &wrapper);
-        drop(index);
+        let single = self.single_wrappers(parents, &wrapper);
         for (w, leaf) in single {
             // A wrapper's usage may sum more than this call (Agno's nest
             // agent-level aggregates): only its texts are taken.
@@ -519,22 +557,18 @@ impl Trace {
     /// recorded by a second instrumentation (OpenInference's span around the
     /// Anthropic SDK's own), whose texts the call takes when the inner copy
     /// records metadata only.
-    fn single_wrappers(
-        &self,
-        index: &HashMap<&str, usize>,
-        wrapper: &[bool],
-    ) -> Vec<(usize, usize)> {
+    fn single_wrappers(&self, parents: &[u32], wrapper: &[bool]) -> Vec<(usize, usize)> {
         let mut leaves: HashMap<usize, Vec<usize>> = HashMap::default();
         for (i, s) in self.spans.iter().enumerate() {
             if s.kind != Kind::Llm || wrapper[i] {
                 continue;
             }
-            let mut p = s.parent_id.as_deref();
-            while let Some(&w) = p.and_then(|p| index.get(p)) {
+            let mut p = Trace::up(parents, i);
+            while let Some(w) = p {
                 if wrapper[w] {
                     leaves.entry(w).or_default().push(i);
                 }
-                p = self.spans[w].parent_id.as_deref();
+                p = Trace::up(parents, w);
             }
         }
         leaves
@@ -596,12 +630,10 @@ impl Trace {
     }
     /// The session named by the root span, else by any span (spec: turn/session).
     pub fn session(&self) -> Option<Arc<str>> {
-        let ids: FxHashSet<&str> = self.spans.iter().map(|s| &*s.span_id).collect();
-        let is_root = |s: &Span| s.parent_id.as_deref().is_none_or(|p| !ids.contains(p));
-        self.spans
-            .iter()
-            .filter(|s| is_root(s))
-            .find_map(|s| s.session.clone())
+        let parents = self.parents();
+        (self.spans.iter().zip(parents.iter()))
+            .filter(|(_, &p)| p == NO_PARENT)
+            .find_map(|(s, _)| s.session.clone())
             .or_else(|| self.spans.iter().find_map(|s| s.session.clone()))
     }
 }
@@ -625,7 +657,15 @@ pub struct Assembler {
     closed: closed::ClosedKeys,
     /// spans dropped as repeats, by the file that repeated them
     repeats: std::collections::BTreeMap<Arc<str>, u64>,
-    /// what was odd about spans taken (clock errors, parent loops), until taken
+    /// the stream's clock and what was odd about its spans
+    clock: Clock,
+    quiet_ns: u64,
+}
+
+/// The stream's clock (the latest span end seen), and what was odd about
+/// spans taken (clock errors, parent loops) until taken: apart from the open
+/// traces, so a span is checked while its trace is held.
+struct Clock {
     notes: Vec<Note>,
     /// notes beyond [`KEEP_NOTES`], only counted
     more_notes: u64,
@@ -633,7 +673,6 @@ pub struct Assembler {
     /// the stream's clock, is a clock error
     future_ns: u64,
     watermark: u64,
-    quiet_ns: u64,
 }
 
 /// Notes kept between two [`Assembler::take_notes`]; a flood is counted.
@@ -720,21 +759,7 @@ pub fn span_key(trace_id: &str, span_id: &str) -> u64 {
     rustc_hash::FxBuildHasher.hash_one((trace_id, span_id))
 }
 
-impl Assembler {
-    pub fn new(quiet_ns: u64) -> Self {
-        Assembler {
-            open: HashMap::default(),
-            open_spans: 0,
-            closed: Default::default(),
-            repeats: Default::default(),
-            notes: Vec::new(),
-            more_notes: 0,
-            future_ns: now_ns().saturating_add(YEAR_NS),
-            watermark: 0,
-            quiet_ns,
-        }
-    }
-
+impl Clock {
     fn note(&mut self, origin: &Origin, what: String) {
         if self.notes.len() < KEEP_NOTES {
             self.notes.push(Note {
@@ -746,20 +771,11 @@ impl Assembler {
         }
     }
 
-    /// What was odd about the spans taken so far, and how many more notes were
-    /// only counted (and forget them).
-    pub fn take_notes(&mut self) -> (Vec<Note>, u64) {
-        (
-            std::mem::take(&mut self.notes),
-            std::mem::take(&mut self.more_notes),
-        )
-    }
-
     /// Clock errors are reported and made harmless: a span ending before it
     /// starts lasts 0, and a start in the far future keeps its time for the
     /// report but does not move the stream's clock (it would close every open
     /// trace at once).
-    fn check_clock(&mut self, span: &mut Span) -> u64 {
+    fn check(&mut self, span: &mut Span) -> u64 {
         if span.end_ns < span.start_ns {
             let what = format!(
                 "span {} ends {} before it starts; its duration is taken as 0",
@@ -785,6 +801,37 @@ impl Assembler {
         }
         span.end_ns
     }
+}
+
+impl Assembler {
+    pub fn new(quiet_ns: u64) -> Self {
+        Assembler {
+            open: HashMap::default(),
+            open_spans: 0,
+            closed: Default::default(),
+            repeats: Default::default(),
+            clock: Clock {
+                notes: Vec::new(),
+                more_notes: 0,
+                future_ns: now_ns().saturating_add(YEAR_NS),
+                watermark: 0,
+            },
+            quiet_ns,
+        }
+    }
+
+    fn note(&mut self, origin: &Origin, what: String) {
+        self.clock.note(origin, what);
+    }
+
+    /// What was odd about the spans taken so far, and how many more notes were
+    /// only counted (and forget them).
+    pub fn take_notes(&mut self) -> (Vec<Note>, u64) {
+        (
+            std::mem::take(&mut self.clock.notes),
+            std::mem::take(&mut self.clock.more_notes),
+        )
+    }
 
     /// Add a span that arrived just now; see [`Added`] for what can become of it.
     pub fn add(&mut self, span: impl Into<Box<Span>>) -> Added {
@@ -796,8 +843,9 @@ impl Assembler {
     pub fn add_at(&mut self, mut span: Box<Span>, now: std::time::Instant) -> Added {
         let key = span_key(&span.trace_id, &span.span_id);
         let closed = self.closed.lookup(id_hash(&span.trace_id), key);
-        let open = self.open.get(&span.trace_id);
-        let taken = closed == Some(true) || open.is_some_and(|o| o.keys.contains(&key));
+        // One look into the open traces for a span of one (most spans).
+        let open = self.open.get_mut(&span.trace_id);
+        let taken = closed == Some(true) || open.as_ref().is_some_and(|o| o.keys.contains(&key));
         if taken {
             *self.repeats.entry(span.origin.file).or_default() += 1;
             return Added::Repeat;
@@ -811,15 +859,16 @@ impl Assembler {
         } else {
             Added::New
         };
-        let clock = self.check_clock(&mut span);
-        self.watermark = self.watermark.max(clock);
-        let o = match self.open.get_mut(&span.trace_id) {
+        let clock = self.clock.check(&mut span);
+        self.clock.watermark = self.clock.watermark.max(clock);
+        let o = match open {
             Some(o) => o,
             // Only a trace's first span copies its id as the key.
             None => self.open.entry(span.trace_id.clone()).or_insert(Open {
                 trace: Trace {
                     id: span.trace_id.clone(),
                     spans: Vec::new(),
+                    parents: Vec::new(),
                 },
                 has_root: false,
                 last_end: 0,
@@ -871,7 +920,7 @@ impl Assembler {
 
     /// Complete traces, grouped into sessions in start order.
     pub fn take_quiet(&mut self) -> Vec<Session> {
-        let (w, q) = (self.watermark, self.quiet_ns);
+        let (w, q) = (self.clock.watermark, self.quiet_ns);
         // Traces without a root wait ten times longer: their root may be lost.
         let done: Vec<Arc<str>> = self
             .open
@@ -928,7 +977,7 @@ impl Assembler {
                 .map(|o| o.trace.spans.iter().map(|s| (**s).clone()).collect())
                 .collect(),
             closed: self.closed.all(),
-            watermark: self.watermark,
+            watermark: self.clock.watermark,
         }
     }
 
@@ -945,7 +994,7 @@ impl Assembler {
                 a.add_at(Box::new(s), now);
             }
         }
-        a.watermark = a.watermark.max(saved.watermark);
+        a.clock.watermark = a.clock.watermark.max(saved.watermark);
         a
     }
 
@@ -960,7 +1009,10 @@ impl Assembler {
     /// its call starts where it is a counted call.
     fn close_keys(&mut self, trace: &Trace, keys: FxHashSet<u64>) {
         let days: HashMap<u64, u64> = (trace.spans.iter())
-            .filter_map(|s| Some((span_key(&s.trace_id, &s.span_id), call_day(s)?)))
+            .filter_map(|s| {
+                let day = call_day(s)?;
+                Some((span_key(&s.trace_id, &s.span_id), day))
+            })
             .collect();
         let tagged = keys
             .into_iter()
@@ -976,13 +1028,16 @@ impl Assembler {
             };
             self.open_spans -= o.trace.spans.len();
             let mut t = o.trace;
-            for n in t.break_cycles() {
+            let mut parents = t.find_parents();
+            for n in t.break_cycles_in(&mut parents) {
                 self.note(&n.origin, n.what);
             }
             t.collapse_event_spans();
             // Before wrappers: a nested copy must not make its twin a wrapper.
             t.merge_duplicate_calls();
-            t.demote_wrappers();
+            t.demote_wrappers_in(&parents);
+            // None of these moves a span or a link (but the loops cut).
+            t.parents = parents;
             // Closed as the detectors and the totals will see it (which spans
             // are calls), with the keys of every span it took.
             self.close_keys(&t, o.keys);
@@ -1011,20 +1066,24 @@ pub struct Session {
 
 /// Group traces into sessions, sessions ordered by their first start.
 pub fn into_sessions(traces: Vec<Trace>) -> Vec<Session> {
-    let mut by_session: HashMap<Arc<str>, Vec<Trace>> = HashMap::default();
+    // Each trace's start is found once (a walk over its spans), not at every
+    // comparison of the sorts.
+    let mut by_session: HashMap<Arc<str>, Vec<(u64, Trace)>> = HashMap::default();
     for t in traces {
         let sid = t.session().unwrap_or_else(|| Arc::from(&*t.id));
-        by_session.entry(sid).or_default().push(t);
+        by_session.entry(sid).or_default().push((t.start(), t));
     }
-    let mut sessions: Vec<Session> = by_session
+    let mut sessions: Vec<(u64, Session)> = by_session
         .into_iter()
         .map(|(id, mut traces)| {
-            traces.sort_by(|a, b| (a.start(), &a.id).cmp(&(b.start(), &b.id)));
-            Session { id, traces }
+            traces.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+            let first = traces[0].0;
+            let traces = traces.into_iter().map(|(_, t)| t).collect();
+            (first, Session { id, traces })
         })
         .collect();
-    sessions.sort_by(|a, b| (a.traces[0].start(), &a.id).cmp(&(b.traces[0].start(), &b.id)));
-    sessions
+    sessions.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+    sessions.into_iter().map(|(_, s)| s).collect()
 }
 
 /// Spans of whole traces, ready to become one detector batch.
@@ -1148,6 +1207,37 @@ mod tests {
         assert!(matches!(a.add(again), Added::Repeat));
         assert_eq!(a.take_all()[0].traces[0].spans.len(), 1);
         assert_eq!(a.take_repeats().get("copy.jsonl"), Some(&1));
+    }
+
+    /// A closed trace keeps each span's parent's place, found once: with a
+    /// parent loop cut, it still agrees with the spans' own links, and the
+    /// root it shows names the session.
+    #[test]
+    fn a_closed_trace_keeps_its_parent_links_with_loops_cut() {
+        let mut a = Assembler::new(u64::MAX);
+        let mut root = span("t", "root", None, Kind::Agent, 0);
+        root.session = Some("s1".into());
+        let mut inner = span("t", "call", Some("root"), Kind::Llm, 5);
+        inner.session = Some("not the root's".into());
+        for s in [
+            inner,
+            root,
+            span("t", "x", Some("y"), Kind::Other, 0),
+            span("t", "y", Some("x"), Kind::Other, 0),
+            span("t", "lost", Some("elsewhere"), Kind::Tool, 0),
+        ] {
+            a.add(s);
+        }
+        let sessions = a.take_all();
+        assert_eq!(&*sessions[0].id, "s1");
+        let t = &sessions[0].traces[0];
+        assert_eq!(t.parents, t.find_parents(), "links as the spans hold them");
+        let at = |id: &str| t.spans.iter().position(|s| &*s.span_id == id).unwrap();
+        assert_eq!(t.parents[at("call")], at("root") as u32);
+        for free in ["root", "x", "y", "lost"] {
+            assert_eq!(t.parents[at(free)], NO_PARENT, "{free}");
+        }
+        assert_eq!(a.take_notes().0.len(), 1, "the loop is named");
     }
 
     /// Repeats are known by trace: after the trace was analysed, and after a

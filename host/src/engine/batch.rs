@@ -447,16 +447,8 @@ impl Rows {
     /// that hold calls stay, so every row's parent is its own parent.
     fn of(trace: &model::Trace, base: i32, keep_other: bool) -> Rows {
         let spans = &trace.spans;
-        let index: HashMap<&str, usize> = spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (&*s.span_id, i))
-            .collect();
-        let up: Vec<Option<usize>> = (spans.iter())
-            .map(|s| {
-                let p = s.parent_id.as_deref().filter(|p| *p != &*s.span_id)?;
-                index.get(p).copied()
-            })
+        let up: Vec<Option<usize>> = (trace.parents().iter().enumerate())
+            .map(|(i, &p)| (p != model::NO_PARENT && p as usize != i).then_some(p as usize))
             .collect();
         // A span is marked only by a walk that goes on to the root (or to a
         // span already marked, whose ancestors are), so a marked span's
@@ -554,6 +546,7 @@ mod tests {
         let trace = Trace {
             id: "t".into(),
             spans: vec![Box::new(llm), Box::new(tool)],
+            ..Default::default()
         };
         let (cols, _) = Columns::build(
             &mut Batch {
@@ -606,6 +599,7 @@ mod tests {
             ]
             .map(Box::new)
             .into(),
+            ..Default::default()
         };
         let (cols, data) = Columns::build(
             &mut Batch {
@@ -660,6 +654,7 @@ mod tests {
                         Trace {
                             id: "t".into(),
                             spans: spans(),
+                            ..Default::default()
                         },
                     )],
                 },
@@ -696,6 +691,7 @@ mod tests {
                 Trace {
                     id: "t".into(),
                     spans: vec![Box::new(db)],
+                    ..Default::default()
                 },
             )],
         };
