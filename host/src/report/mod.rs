@@ -469,6 +469,10 @@ fn finding_out(rule: &Rule, f: crate::engine::Finding, o: &Pricing) -> FindingOu
     }
 }
 
+/// A finding as the report writes it, with its place among its rule's
+/// findings and, when rendered already, its JSON.
+type Converted = (u64, FindingOut, Option<Vec<u8>>);
+
 /// A rule's findings as the report writes them, each with its JSON when
 /// `render`, converted on every core.
 fn convert(
@@ -476,7 +480,7 @@ fn convert(
     batch: Vec<(u64, crate::engine::Finding)>,
     o: &Pricing,
     render: bool,
-) -> serde_json::Result<Vec<(u64, FindingOut, Option<Vec<u8>>)>> {
+) -> serde_json::Result<Vec<Converted>> {
     use rayon::prelude::*;
     batch
         .into_par_iter()
