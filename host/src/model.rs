@@ -341,7 +341,10 @@ impl Trace {
     /// loop is returned as a note.
     pub fn break_cycles(&mut self) -> Vec<Note> {
         let mut parents = self.find_parents();
-        self.break_cycles_in(&mut parents)
+        let notes = self.break_cycles_in(&mut parents);
+        // what was kept of the links must not name a link just cut
+        self.parents = parents;
+        notes
     }
 
     /// [`Trace::break_cycles`] by `parents` (the links cut are cut there too).
