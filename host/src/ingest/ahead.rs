@@ -9,11 +9,9 @@
 //! Chunks go back to the decoding thread to be filled again, so a long stream
 //! allocates (and faults in) a handful of buffers, not one per chunk.
 
+use super::lines::CHUNK;
 use std::io::Read;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
-
-/// Bytes read at a time (the line reader asks for at most this much too).
-const CHUNK: usize = 1 << 20;
 
 /// Chunks read but not yet taken, at most.
 const AHEAD: usize = 3;
@@ -30,7 +28,8 @@ pub struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Read `source` on a new thread. The thread ends at the stream's end or
+    /// Read `source` on a new thread, a chunk as large as the line reader's
+    /// largest read at a time. The thread ends at the stream's end or
     /// error, or as soon as this side is dropped.
     pub fn spawn(mut source: impl Read + Send + 'static) -> std::io::Result<ReadAhead> {
         let (tx, chunks) = sync_channel(AHEAD);

@@ -12,7 +12,7 @@
 use std::io::Read;
 
 /// Bytes asked of the stream at a time, at most.
-const CHUNK: usize = 1 << 20;
+pub(super) const CHUNK: usize = 1 << 20;
 
 /// The buffer's first size, and the least room a read is given.
 pub const MIN_READ: usize = 64 << 10;

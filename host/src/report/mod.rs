@@ -404,8 +404,6 @@ fn span_out(s: &crate::engine::SpanRef) -> SpanOut {
     }
 }
 
-/// A finding's waste at list prices: each charge at its trace's model price,
-/// input or output as the finding says.
 /// What a finding is reported under: its rule, as [`FindingCore`] names it
 /// (shared by the threads that convert a rule's findings, which the rule's
 /// run, holding its detector's instance, cannot be).
@@ -442,6 +440,8 @@ impl<'a> Pricing<'a> {
     }
 }
 
+/// A finding's waste at list prices: each charge at its trace's model price,
+/// input or output as the finding says.
 fn waste_cost(f: &crate::engine::Finding, o: &Pricing) -> Option<f64> {
     f.waste.iter().fold(None, |cost, c| {
         let price = o
