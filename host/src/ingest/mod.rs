@@ -127,12 +127,13 @@ const PIECE: usize = 64;
 /// this many bytes), while the reading thread parses the rest. That thread
 /// sets a scan's pace (assembly and the detectors left a third of the other
 /// core idle): with the last eighth of each block on the pool, the month took
-/// 0.96 and 0.98 of the time (8 pairs ABBA each; 0.94–0.95 in a first try
-/// with a seventh to a tenth). The whole block on the pool was slower (the
-/// bytes just read are in the reading core's cache: 11% more CPU), and so was
-/// an eighth of a block of short records (one span a line: 1.05; they stay
-/// on the pool), and a second thread taking records from the end as it could
-/// was no faster (it took the time assembly needed).
+/// 0.945 of the time (8 pairs ABBA, faster in 7, the same CPU); a fifth to a
+/// twelfth measured the same. Slower, measured: the whole block on the pool
+/// (the bytes just read are in the reading core's cache: 11% more CPU), an
+/// eighth of a block of short records (one span a line: 1.05; they stay on
+/// the pool in pieces), the eighth on a thread started per block (1.06), and
+/// a second thread taking records from the end as it could (1.02: it took
+/// the time assembly needed).
 const POOL_SHARE: usize = 8;
 
 /// One record's spans, its problems and what it showed of its dialects.
@@ -154,6 +155,7 @@ fn pool_cut(lines: &[(u64, &[u8])]) -> usize {
 fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
+
 /// Default for the longest record (line, protobuf message) read: `[settings] max_record_mb`.
 pub const MAX_RECORD: usize = 64 << 20;
 /// Default for the largest whole-file JSON document: `[settings] max_document_mb`.
