@@ -12,8 +12,9 @@
 //!   turns in their sessions (BENCH_LONG_TURNS to change the number).
 //!
 //! `cargo bench --bench linear` (env: BENCH_REPEAT, the 1× size in months, default
-//! 2; BENCH_NOISE, ordinary spans per turn, default 40). All runs in one process,
-//! one after another, so their ratios compare.
+//! 2; BENCH_NOISE, ordinary spans per turn, default 40; BENCH_ROUNDS, scans of
+//! each input, default 3). All runs in one process, the rounds interleaved, each
+//! input's median time taken, so their ratios compare.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -266,49 +267,30 @@ fn main() {
     let one = dir.join(format!("turns-{turns}-one-session.jsonl"));
     rewrite(std::slice::from_ref(&generated), &one, true, span.into());
 
-    let _ = scan(bin, &cache, base.to_str().unwrap(), &[]); // warm caches
-    let runs: Vec<(String, Run)> = vec![
-        ("1× (stdin)".into(), scan(bin, &cache, "-", &months[..1])),
-        ("2× (stdin)".into(), scan(bin, &cache, "-", &months[..2])),
-        ("4× (stdin)".into(), scan(bin, &cache, "-", &months[..4])),
-        (
-            "1× consecutive (stdin)".into(),
-            scan(bin, &cache, "-", std::slice::from_ref(&c1)),
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let inputs: Vec<Input> = vec![
+        Input::piped("1× (stdin)", &months[..1]),
+        Input::piped("2× (stdin)", &months[..2]),
+        Input::piped("4× (stdin)", &months[..4]),
+        Input::piped("1× consecutive (stdin)", std::slice::from_ref(&c1)),
+        Input::piped("10× consecutive (stdin)", std::slice::from_ref(&c10)),
+        Input::named("4× as one long session", path(&long)),
+        Input::named(
+            &format!("1× in {} files", std::fs::read_dir(&files).unwrap().count()),
+            path(&files),
         ),
-        (
-            "10× consecutive (stdin)".into(),
-            scan(bin, &cache, "-", std::slice::from_ref(&c10)),
-        ),
-        (
-            "4× as one long session".into(),
-            scan(bin, &cache, long.to_str().unwrap(), &[]),
-        ),
-        (
-            format!("1× in {} files", std::fs::read_dir(&files).unwrap().count()),
-            scan(bin, &cache, files.to_str().unwrap(), &[]),
-        ),
-        (
-            "1× gzip".into(),
-            scan(bin, &cache, gz.to_str().unwrap(), &[]),
-        ),
-        (
-            "1× zstd".into(),
-            scan(bin, &cache, zst.to_str().unwrap(), &[]),
-        ),
-        (
-            format!("{turns} turns, sessions"),
-            scan(bin, &cache, many.to_str().unwrap(), &[]),
-        ),
-        (
-            format!("{turns} turns, one session"),
-            scan(bin, &cache, one.to_str().unwrap(), &[]),
-        ),
+        Input::named("1× gzip", path(&gz)),
+        Input::named("1× zstd", path(&zst)),
+        Input::named(&format!("{turns} turns, sessions"), path(&many)),
+        Input::named(&format!("{turns} turns, one session"), path(&one)),
     ];
+    let _ = scan(bin, &cache, base.to_str().unwrap(), &[]); // warm caches
+    let runs = in_rounds(bin, &cache, &inputs, env_or("BENCH_ROUNDS", 3).max(1));
     let rate = |r: &Run| r.spans as f64 / r.secs;
     let first = rate(&runs[0].1);
     println!(
         "{:<26} {:>10} {:>9} {:>8} {:>12} {:>9} {:>9}",
-        "input", "spans", "findings", "wall s", "spans/s", "vs 1×", "peak MB"
+        "input", "spans", "findings", "median s", "spans/s", "vs 1×", "peak MB"
     );
     for (name, r) in &runs {
         println!(
@@ -332,6 +314,72 @@ fn main() {
         "{turns} turns in one session: {:.2}× the spans/s of the same turns in their sessions",
         rate(long) / rate(sessions)
     );
+}
+
+/// What one line of the table scans: a path, or files fed to stdin (`-`).
+struct Input {
+    name: String,
+    input: String,
+    stdin: Vec<PathBuf>,
+}
+
+impl Input {
+    fn piped(name: &str, files: &[PathBuf]) -> Self {
+        Input {
+            name: name.into(),
+            input: "-".into(),
+            stdin: files.to_vec(),
+        }
+    }
+
+    fn named(name: &str, path: String) -> Self {
+        Input {
+            name: name.into(),
+            input: path,
+            stdin: Vec::new(),
+        }
+    }
+}
+
+/// Every input scanned `rounds` times, the rounds interleaved (forwards, then
+/// backwards, so a drift of the machine touches every input alike): its median
+/// time and its highest peak. One scan of a third of a second moved by half
+/// from run to run on a shared machine, so one run's ratios told more about
+/// the machine than about the scan. Each round must find the same.
+fn in_rounds(bin: &str, cache: &Path, inputs: &[Input], rounds: u32) -> Vec<(String, Run)> {
+    let mut all: Vec<Vec<Run>> = inputs.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            all[i].push(scan(bin, cache, &inputs[i].input, &inputs[i].stdin));
+        }
+    }
+    inputs
+        .iter()
+        .zip(all)
+        .map(|(i, runs)| (i.name.clone(), median(&i.name, runs)))
+        .collect()
+}
+
+/// The median time of runs that must agree on what they found, with the
+/// highest peak memory of any.
+fn median(name: &str, mut runs: Vec<Run>) -> Run {
+    let (spans, findings) = (runs[0].spans, runs[0].findings);
+    assert!(
+        runs.iter().all(|r| (r.spans, r.findings) == (spans, findings)),
+        "{name}: the rounds found different numbers of spans or findings; a scan must find the same every time"
+    );
+    let peak_mb = runs.iter().map(|r| r.peak_mb).fold(0.0, f64::max);
+    runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    Run {
+        secs: runs[runs.len() / 2].secs,
+        peak_mb,
+        spans,
+        findings,
+    }
 }
 
 /// Turns (traces) in one generated month.
