@@ -937,9 +937,9 @@ impl Assembler {
     /// the end of whatever block held that span, its other spans then split
     /// off as partial traces. Where a block ends depends on how a pipe hands
     /// out its bytes, so the same input gave other findings from run to run
-    /// (four months through `cat`: 476 to 478 sub-agent findings, 480 each on
-    /// its own). A trace is now let go only after a whole call's worth of
-    /// input brought it nothing.
+    /// (four months through `cat`: 476 to 478 sub-agent findings, where the
+    /// months read alone find 480 in all). A trace is now let go only after a
+    /// whole call's worth of input brought it nothing.
     pub fn take_quiet(&mut self) -> Vec<Session> {
         let (w, q, round) = (self.clock.watermark, self.quiet_ns, self.round);
         self.round += 1;
