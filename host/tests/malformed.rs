@@ -133,20 +133,7 @@ fn stdin_gzip_folders_and_single_documents_are_read() {
     let (_, r) = scan_json(&[gz.to_str().unwrap()]);
     assert_eq!(findings(&r, "retry-storm").len(), 1);
 
-    let mut child = std::process::Command::new(BIN)
-        .args(["scan", "--format", "json", "-"])
-        .env("TOKENHOUND_CACHE_DIR", cache_dir())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(f.line().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line = f.line();
+    let r = scan_json_stdin(&[], move |w| w.write_all(line.as_bytes()).unwrap());
     assert_eq!(findings(&r, "retry-storm").len(), 1);
 }

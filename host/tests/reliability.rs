@@ -653,22 +653,11 @@ fn split_traces(r: &Value) -> usize {
 /// `scan --format json -` with `files` fed to stdin in writes of uneven
 /// sizes, as a pipe from another program hands them over.
 fn scan_piped(files: &[&Path], extra: &[&str]) -> Value {
-    let mut args = vec!["scan", "--format", "json"];
-    args.extend_from_slice(extra);
-    args.push("-");
-    let mut child = Command::new(BIN)
-        .args(&args)
-        .env("TOKENHOUND_CACHE_DIR", cache_dir())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
     let bytes: Vec<u8> = files
         .iter()
         .flat_map(|f| std::fs::read(f).unwrap())
         .collect();
-    let feeder = std::thread::spawn(move || {
+    scan_json_stdin(extra, move |stdin| {
         let (mut at, mut size) = (0, 1usize);
         while at < bytes.len() {
             size = (size * 7919 + 4093) % 300_000 + 1;
@@ -676,10 +665,7 @@ fn scan_piped(files: &[&Path], extra: &[&str]) -> Value {
             stdin.write_all(&bytes[at..end]).unwrap();
             at = end;
         }
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    serde_json::from_slice(&out.stdout).expect("a JSON report")
+    })
 }
 
 /// Two exports of one period read one after the other (`cat a b | scan -`):

@@ -27,6 +27,29 @@ pub fn tokenhound(args: &[&str]) -> Output {
         .expect("run tokenhound")
 }
 
+/// `scan --format json <extra> -`, its stdin written by `feed` on a thread of
+/// its own (a large input would otherwise fill the pipe while the scan waits
+/// for its report to be read), and the report.
+pub fn scan_json_stdin(
+    extra: &[&str],
+    feed: impl FnOnce(&mut std::process::ChildStdin) + Send + 'static,
+) -> Value {
+    let mut child = Command::new(BIN)
+        .args(["scan", "--format", "json"])
+        .args(extra)
+        .arg("-")
+        .env("TOKENHOUND_CACHE_DIR", cache_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tokenhound");
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || feed(&mut stdin));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    serde_json::from_slice(&out.stdout).expect("a JSON report")
+}
+
 /// Run `scan --format json` and parse the report; also returns the exit code.
 pub fn scan_json(args: &[&str]) -> (i32, Value) {
     let mut a = vec!["scan", "--format", "json"];
