@@ -425,9 +425,11 @@ fn helicone_requests() {
 }
 
 /// The generated month as Phoenix JSONL and as OTLP protobuf (zstd): the same
-/// findings as its OTLP JSON twin.
+/// findings as its OTLP JSON twin, and the same spans counted in each dialect,
+/// though the JSON batches many spans to a line and the others one span to a
+/// record (a record's dialect was once counted for all its spans).
 #[test]
-fn generated_month_in_other_formats_gives_the_same_findings() {
+fn generated_month_in_other_formats_gives_the_same_findings_and_dialect_counts() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("month.jsonl");
     let args = tokenhound_testgen::Args::month(json_path.clone(), 3);
@@ -436,11 +438,17 @@ fn generated_month_in_other_formats_gives_the_same_findings() {
 
     let mut phoenix = String::new();
     let mut proto_frames: Vec<u8> = Vec::new();
+    let mut genai_spans = 0;
     for line in text.lines() {
         let doc: Value = serde_json::from_str(line).unwrap();
         for rs in doc["resourceSpans"].as_array().unwrap() {
             for ss in rs["scopeSpans"].as_array().unwrap() {
                 for s in ss["spans"].as_array().unwrap() {
+                    let keys = s["attributes"].as_array().unwrap().iter();
+                    genai_spans += keys
+                        .map(|kv| kv["key"].as_str().unwrap())
+                        .any(|k| k.starts_with("gen_ai."))
+                        as u64;
                     phoenix += &phoenix_of(s).to_string();
                     phoenix.push('\n');
                 }
@@ -459,15 +467,21 @@ fn generated_month_in_other_formats_gives_the_same_findings() {
     );
     std::fs::write(&proto_path, compressed).unwrap();
 
-    let findings_of = |p: &str| finding_keys(&scan_json(&[p]).1);
-    let want = findings_of(json_path.to_str().unwrap());
+    let report = |p: &str| scan_json(&[p]).1;
+    let json_report = report(json_path.to_str().unwrap());
+    let want = finding_keys(&json_report);
     assert!(want.len() > 1000);
-    assert_eq!(findings_of(&phoenix_path), want, "Phoenix JSONL twin");
-    assert_eq!(
-        findings_of(proto_path.to_str().unwrap()),
-        want,
-        "OTLP protobuf (zstd) twin"
-    );
+    let dialects = &json_report["input"]["dialects"];
+    assert_eq!(dialects, &json!({"otel-genai": genai_spans}), "OTLP JSON");
+    let phoenix = report(&phoenix_path);
+    assert_eq!(finding_keys(&phoenix), want, "Phoenix JSONL twin");
+    // Phoenix's span_kind is OpenInference's: every span of it uses that too
+    let spans = &phoenix["input"]["spans"];
+    let counts = json!({"otel-genai": genai_spans, "openinference": spans});
+    assert_eq!(phoenix["input"]["dialects"], counts, "Phoenix JSONL twin");
+    let proto = report(proto_path.to_str().unwrap());
+    assert_eq!(finding_keys(&proto), want, "OTLP protobuf (zstd) twin");
+    assert_eq!(&proto["input"]["dialects"], dialects, "OTLP protobuf twin");
 }
 
 fn attr_value(v: &Value) -> Value {

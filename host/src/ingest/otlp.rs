@@ -696,6 +696,9 @@ mod tests {
         let ids: Vec<_> = out.iter().map(|s| s.span_id.as_str()).collect();
         assert_eq!(ids, ["a"]);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(seen.mark(), (1, 1), "one dialect, one unknown usage name");
+        let (dialects, unknown) = seen.mark();
+        assert_eq!(dialects[0], 1, "one span of the first dialect: {dialects:?}");
+        assert_eq!(dialects[1..].iter().sum::<u64>(), 0, "{dialects:?}");
+        assert_eq!(unknown, 1, "one unknown usage name");
     }
 }

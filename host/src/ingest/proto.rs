@@ -207,6 +207,7 @@ pub fn parse(
     maps: &Mappings,
     out: &mut super::Spans,
     problems: &mut Vec<Problem>,
+    seen: &mut super::Seen,
 ) {
     let data = match TracesData::decode(msg) {
         Ok(d) => d,
@@ -259,7 +260,9 @@ pub fn parse(
                         }),
                     ..Base::default()
                 };
-                match dialect::normalise(base, &resource, &attrs(&s.attributes), origin, maps) {
+                let attributes = attrs(&s.attributes);
+                seen.spans(&attributes, maps);
+                match dialect::normalise(base, &resource, &attributes, origin, maps) {
                     Ok(span) => out.push(Box::new(span)),
                     Err(reason) => {
                         problems.push(Problem::at(origin, format!("span skipped: {reason}")))
