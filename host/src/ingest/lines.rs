@@ -8,6 +8,13 @@
 //! memory first (`read_to_end` does, for every chunk). A finished reader leaves
 //! its buffer to the next one on its thread: a folder of small files would
 //! otherwise zero (and fault in) a fresh buffer per file.
+//!
+//! Where a block ends depends on the lines only, never on how many bytes a
+//! read returned: a block is its lines up to the first that brings their
+//! length to the block size. A pipe hands out bytes in whatever pieces its
+//! writer wrote, and blocks that followed the reads made the same input give
+//! different blocks from run to run (and assembly closes quiet traces at
+//! block ends).
 
 use std::io::Read;
 
@@ -65,11 +72,6 @@ impl LineBlocks {
         }
     }
 
-    /// Bytes held: complete lines and the partial one.
-    pub fn held(&self) -> usize {
-        self.end
-    }
-
     /// Read once and split what it completes. `Ok(false)` at the end of the
     /// stream, when a last line without a newline is ended too. On an error the
     /// lines completed before it stay (a broken stream keeps what it gave; its
@@ -124,9 +126,24 @@ impl LineBlocks {
         }
     }
 
-    /// The complete lines held, without `\r\n` or `\n`.
-    pub fn block(&self) -> Vec<(u64, &[u8])> {
-        self.lines
+    /// How many of the complete lines held make a block of `size`: the lines
+    /// up to the first that brings their length (newlines counted, lines read
+    /// past not) to `size`, or, at the end of the stream, all of them. None
+    /// while the lines held are shorter.
+    pub fn ready(&self, size: usize, at_end: bool) -> Option<usize> {
+        let mut length = 0;
+        for (i, &(_, s, e)) in self.lines.iter().enumerate() {
+            length += e - s + 1;
+            if length >= size {
+                return Some(i + 1);
+            }
+        }
+        (at_end && !self.lines.is_empty()).then_some(self.lines.len())
+    }
+
+    /// The first `n` complete lines held, without `\r\n` or `\n`.
+    pub fn block(&self, n: usize) -> Vec<(u64, &[u8])> {
+        self.lines[..n]
             .iter()
             .map(|&(no, s, e)| {
                 let line = &self.buf[s..e];
@@ -135,13 +152,18 @@ impl LineBlocks {
             .collect()
     }
 
-    /// Forget the complete lines (after [`LineBlocks::block`] was used); the
-    /// partial line moves to the front.
-    pub fn clear_block(&mut self) {
-        self.lines.clear();
-        self.buf.copy_within(self.open..self.end, 0);
-        self.end -= self.open;
-        self.open = 0;
+    /// Forget the first `n` complete lines (after [`LineBlocks::block`] was
+    /// used); the lines after them and the partial line move to the front.
+    pub fn clear_block(&mut self, n: usize) {
+        let from = self.lines.get(n).map_or(self.open, |&(_, s, _)| s);
+        self.lines.drain(..n);
+        for (_, s, e) in &mut self.lines {
+            *s -= from;
+            *e -= from;
+        }
+        self.buf.copy_within(from..self.end, 0);
+        self.end -= from;
+        self.open -= from;
     }
 }
 
@@ -158,13 +180,14 @@ mod tests {
         let (mut got, mut long) = (Vec::new(), Vec::new());
         loop {
             let more = lb.fill(&mut r).unwrap();
+            let n = lb.ready(usize::MAX, true).unwrap_or(0);
             got.extend(
-                lb.block()
+                lb.block(n)
                     .into_iter()
                     .map(|(n, l)| (n, String::from_utf8_lossy(l).to_string())),
             );
             long.append(&mut lb.too_long);
-            lb.clear_block();
+            lb.clear_block(n);
             if !more {
                 return (got, long);
             }
@@ -178,6 +201,65 @@ mod tests {
         let want: Vec<(u64, String)> = want.iter().map(|(n, s)| (*n, s.to_string())).collect();
         assert_eq!(got, want);
         assert!(long.is_empty());
+    }
+
+    /// A reader handing out its bytes in the pieces given, as a pipe does.
+    struct Pieces<'a>(&'a [u8], std::vec::IntoIter<usize>);
+
+    impl Read for Pieces<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.next().unwrap_or(usize::MAX);
+            let n = n.min(out.len()).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// The blocks of `size` of `input` read in `pieces`: each block's line numbers.
+    fn blocks(input: &[u8], pieces: Vec<usize>, size: usize) -> Vec<Vec<u64>> {
+        let mut lb = LineBlocks::new(100);
+        let mut r = Pieces(input, pieces.into_iter());
+        let mut out = Vec::new();
+        loop {
+            let more = lb.fill(&mut r).unwrap();
+            while let Some(n) = lb.ready(size, !more) {
+                out.push(lb.block(n).iter().map(|l| l.0).collect());
+                lb.clear_block(n);
+            }
+            if !more {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_end_where_the_lines_say_however_the_bytes_arrive() {
+        // lines of 1 to 30 bytes, one of them too long and read past
+        let mut input = Vec::new();
+        for i in 0..400u32 {
+            let len = if i == 77 { 150 } else { (i * 7 % 30) as usize };
+            input.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, len));
+            input.push(b'\n');
+        }
+        input.extend_from_slice(b"last, without a newline");
+        let whole = blocks(&input, vec![], 500);
+        assert!(whole.len() > 10, "{} blocks", whole.len());
+        // every block but the last is at least 500 bytes, and one line less is not
+        let length = |b: &Vec<u64>| -> Vec<usize> {
+            let lines: Vec<&[u8]> = input.split(|&c| c == b'\n').collect();
+            b.iter().map(|&no| lines[no as usize - 1].len() + 1).collect()
+        };
+        for b in &whole[..whole.len() - 1] {
+            let lens = length(b);
+            let sum: usize = lens.iter().sum();
+            assert!(sum >= 500 && sum - lens.last().unwrap() < 500, "{lens:?}");
+        }
+        for pieces in [vec![1; input.len()], vec![7, 300, 2, 1000, 13], vec![499, 1, 64]] {
+            let mut cycle = pieces.iter().copied().cycle();
+            let pieces: Vec<usize> = (0..input.len()).map(|_| cycle.next().unwrap()).collect();
+            assert_eq!(blocks(&input, pieces, 500), whole);
+        }
     }
 
     #[test]

@@ -954,12 +954,9 @@ impl Reader {
                 });
             }
             let more = *read.as_ref().unwrap_or(&false);
-            if !more || lb.held() >= BLOCK {
-                let block = lb.block();
-                if !block.is_empty() {
-                    self.parse_block(name, kind, block, sink);
-                }
-                lb.clear_block();
+            while let Some(n) = lb.ready(BLOCK, !more) {
+                self.parse_block(name, kind, lb.block(n), sink);
+                lb.clear_block(n);
             }
             if let Err(e) = read {
                 // A truncated or corrupt stream: the lines before were read.
