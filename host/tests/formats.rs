@@ -445,10 +445,9 @@ fn generated_month_in_other_formats_gives_the_same_findings_and_dialect_counts()
             for ss in rs["scopeSpans"].as_array().unwrap() {
                 for s in ss["spans"].as_array().unwrap() {
                     let keys = s["attributes"].as_array().unwrap().iter();
-                    genai_spans += keys
-                        .map(|kv| kv["key"].as_str().unwrap())
-                        .any(|k| k.starts_with("gen_ai."))
-                        as u64;
+                    genai_spans +=
+                        keys.map(|kv| kv["key"].as_str().unwrap())
+                            .any(|k| k.starts_with("gen_ai.")) as u64;
                     phoenix += &phoenix_of(s).to_string();
                     phoenix.push('\n');
                 }

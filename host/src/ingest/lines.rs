@@ -248,14 +248,20 @@ mod tests {
         // every block but the last is at least 500 bytes, and one line less is not
         let length = |b: &Vec<u64>| -> Vec<usize> {
             let lines: Vec<&[u8]> = input.split(|&c| c == b'\n').collect();
-            b.iter().map(|&no| lines[no as usize - 1].len() + 1).collect()
+            b.iter()
+                .map(|&no| lines[no as usize - 1].len() + 1)
+                .collect()
         };
         for b in &whole[..whole.len() - 1] {
             let lens = length(b);
             let sum: usize = lens.iter().sum();
             assert!(sum >= 500 && sum - lens.last().unwrap() < 500, "{lens:?}");
         }
-        for pieces in [vec![1; input.len()], vec![7, 300, 2, 1000, 13], vec![499, 1, 64]] {
+        for pieces in [
+            vec![1; input.len()],
+            vec![7, 300, 2, 1000, 13],
+            vec![499, 1, 64],
+        ] {
             let mut cycle = pieces.iter().copied().cycle();
             let pieces: Vec<usize> = (0..input.len()).map(|_| cycle.next().unwrap()).collect();
             assert_eq!(blocks(&input, pieces, 500), whole);

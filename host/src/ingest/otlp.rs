@@ -697,7 +697,10 @@ mod tests {
         assert_eq!(ids, ["a"]);
         assert_eq!(problems.len(), 1, "{problems:?}");
         let (dialects, unknown) = seen.mark();
-        assert_eq!(dialects[0], 1, "one span of the first dialect: {dialects:?}");
+        assert_eq!(
+            dialects[0], 1,
+            "one span of the first dialect: {dialects:?}"
+        );
         assert_eq!(dialects[1..].iter().sum::<u64>(), 0, "{dialects:?}");
         assert_eq!(unknown, 1, "one unknown usage name");
     }
