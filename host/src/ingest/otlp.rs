@@ -415,7 +415,7 @@ pub fn parse_traces_data(
                 };
                 match serde_json::from_str::<OtlpSpan>(raw.get()) {
                     Err(e) => problems.push(Problem::at(&here(), format!("span skipped: {e}"))),
-                    Ok(mut s) => match each.span(&mut s, scope.clone(), &resource) {
+                    Ok(mut s) => match each.span(&mut s, &scope, &resource) {
                         Ok(span) => out.push(span),
                         Err(reason) => {
                             problems.push(Problem::at(&here(), format!("span skipped: {reason}")))
@@ -453,7 +453,7 @@ impl<'a> fast::Visit<'a> for Streamed<'a, '_> {
     }
 
     fn span(&mut self, span: &mut OtlpSpan<'a>, resource: &[KeyValue<'a>]) {
-        let made = self.each.span(span, self.scope.clone(), resource);
+        let made = self.each.span(span, &self.scope, resource);
         hand_on(made, self.each.origin, self.out, self.problems);
     }
 }
@@ -529,7 +529,7 @@ impl<'a, 'r> Each<'a, 'r> {
     fn span(
         &mut self,
         s: &mut OtlpSpan<'a>,
-        scope: Option<Arc<str>>,
+        scope: &Option<Arc<str>>,
         resource: &[KeyValue],
     ) -> Result<Box<Span>, String> {
         self.seen.spans(&s.attributes, self.maps);
@@ -538,6 +538,9 @@ impl<'a, 'r> Each<'a, 'r> {
         if self.maps.is_empty() && dialect::ordinary(&s.attributes, &s.name) {
             return plain(s, self.origin, &mut self.shared);
         }
+        // The scope is cloned only here: for an ordinary span its clone and
+        // drop were two locked operations, each waiting for every store before it.
+        let scope = scope.clone();
         normalise(s, scope, resource, self.origin, self.maps, &mut self.shared).map(Box::new)
     }
 }
