@@ -1434,13 +1434,13 @@ fn one_record(
     };
     match records::record(shape, v, session) {
         Err(e) => problems.push(Problem::at(origin, format!("record skipped: {e}"))),
-        Ok(rec) => {
-            seen.spans(&rec.attrs, maps);
-            match dialect::normalise(rec.base, &rec.resource, &rec.attrs, origin, maps) {
-                Ok(s) => spans.push(Box::new(s)),
-                Err(e) => problems.push(Problem::at(origin, format!("record skipped: {e}"))),
+        Ok(rec) => match dialect::normalise(rec.base, &rec.resource, &rec.attrs, origin, maps) {
+            Ok(s) => {
+                seen.spans(&rec.attrs, maps);
+                spans.push(Box::new(s))
             }
-        }
+            Err(e) => problems.push(Problem::at(origin, format!("record skipped: {e}"))),
+        },
     }
 }
 

@@ -532,16 +532,21 @@ impl<'a, 'r> Each<'a, 'r> {
         scope: &Option<Arc<str>>,
         resource: &[KeyValue],
     ) -> Result<Box<Span>, String> {
-        self.seen.spans(&s.attributes, self.maps);
         // Nine spans in ten of a service are ordinary (HTTP, database): they
         // keep ids, times and status only, so nothing else of them is made.
-        if self.maps.is_empty() && dialect::ordinary(&s.attributes, &s.name) {
-            return plain(s, self.origin, &mut self.shared);
+        let made = if self.maps.is_empty() && dialect::ordinary(&s.attributes, &s.name) {
+            plain(s, self.origin, &mut self.shared)
+        } else {
+            // The scope is cloned only here: for an ordinary span its clone and
+            // drop were two locked operations, each waiting for every store before it.
+            let scope = scope.clone();
+            normalise(s, scope, resource, self.origin, self.maps, &mut self.shared).map(Box::new)
+        };
+        // a skipped span is a problem, not a span of its dialect
+        if made.is_ok() {
+            self.seen.spans(&s.attributes, self.maps);
         }
-        // The scope is cloned only here: for an ordinary span its clone and
-        // drop were two locked operations, each waiting for every store before it.
-        let scope = scope.clone();
-        normalise(s, scope, resource, self.origin, self.maps, &mut self.shared).map(Box::new)
+        made
     }
 }
 
@@ -673,10 +678,11 @@ mod tests {
     }
 
     /// A record the fast reader gives up on after handing spans on is read
-    /// again whole: each span and each problem comes out once.
+    /// again whole: each span and each problem comes out once, and a span
+    /// skipped (no trace id) is no span of its dialect.
     #[test]
     fn a_record_declined_after_spans_were_handed_on_counts_each_span_once() {
-        let spans = r#"{"traceId":"t","spanId":"a","name":"chat","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},{"key":"my.token_total","value":{"intValue":"3"}}]},{"spanId":"b"}"#;
+        let spans = r#"{"traceId":"t","spanId":"a","name":"chat","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},{"key":"my.token_total","value":{"intValue":"3"}}]},{"spanId":"b","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}]}"#;
         // an escaped field name after the spans: the fast reader declines it
         let line = format!(
             r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}],"sch\u0065maUrl":""}}]}}"#

@@ -261,9 +261,11 @@ pub fn parse(
                     ..Base::default()
                 };
                 let attributes = attrs(&s.attributes);
-                seen.spans(&attributes, maps);
                 match dialect::normalise(base, &resource, &attributes, origin, maps) {
-                    Ok(span) => out.push(Box::new(span)),
+                    Ok(span) => {
+                        seen.spans(&attributes, maps);
+                        out.push(Box::new(span))
+                    }
                     Err(reason) => {
                         problems.push(Problem::at(origin, format!("span skipped: {reason}")))
                     }
