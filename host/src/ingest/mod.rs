@@ -1048,12 +1048,18 @@ impl Reader {
             results.append(&mut on_pool);
             results
         };
-        let mut all = Vec::with_capacity(results.len());
         let format = match kind {
             LineKind::Otlp => "otlp-json",
             LineKind::Record(s) => s.map_or("json-records", Shape::name),
         };
+        self.deliver_records(format, results, sink);
+    }
+
+    /// Count what a block's records held (in `format`) and hand their spans
+    /// on, a record's spans together.
+    fn deliver_records(&mut self, format: &str, results: Vec<Parsed>, sink: &mut dyn FnMut(Block)) {
         self.count_format(format, results.len() as u64);
+        let mut all = Vec::with_capacity(results.len());
         for (spans, problems, seen) in results {
             self.stats.records += 1;
             self.stats.spans += spans.len() as u64;
@@ -1212,16 +1218,7 @@ impl Reader {
                 (spans, problems, seen)
             })
             .collect();
-        self.count_format("otlp-proto", results.len() as u64);
-        let mut all = Vec::new();
-        for (spans, problems, seen) in results {
-            self.stats.records += 1;
-            self.stats.spans += spans.len() as u64;
-            self.stats.seen(seen);
-            all.push(spans);
-            problems.into_iter().for_each(|p| self.stats.problem(p));
-        }
-        sink(all);
+        self.deliver_records("otlp-proto", results, sink);
     }
 
     /// A whole JSON document: a Langfuse trace download or API page, an array of
