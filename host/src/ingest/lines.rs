@@ -30,6 +30,8 @@ pub struct LineBlocks {
     end: usize,
     /// complete lines in `buf`: (line number, start, end before the newline)
     lines: Vec<(u64, usize, usize)>,
+    /// the length of the complete lines held, newlines counted (see [`LineBlocks::ready`])
+    length: usize,
     /// where the current, incomplete line starts in `buf`
     open: usize,
     /// lines ended so far (numbers start at 1)
@@ -64,6 +66,7 @@ impl LineBlocks {
             buf: SPARE.take(),
             end: 0,
             lines: Vec::new(),
+            length: 0,
             open: 0,
             line_no: 0,
             skipping: None,
@@ -122,7 +125,10 @@ impl LineBlocks {
         match self.skipping.take() {
             Some(skipped) => self.too_long.push((self.line_no, skipped + len)),
             None if len as usize > self.max => self.too_long.push((self.line_no, len)),
-            None => self.lines.push((self.line_no, self.open, end)),
+            None => {
+                self.lines.push((self.line_no, self.open, end));
+                self.length += end - self.open + 1;
+            }
         }
     }
 
@@ -131,14 +137,17 @@ impl LineBlocks {
     /// past not) to `size`, or, at the end of the stream, all of them. None
     /// while the lines held are shorter.
     pub fn ready(&self, size: usize, at_end: bool) -> Option<usize> {
-        let mut length = 0;
-        for (i, &(_, s, e)) in self.lines.iter().enumerate() {
-            length += e - s + 1;
-            if length >= size {
-                return Some(i + 1);
-            }
+        // Asked after every read (a pipe's are often 64 KiB): the lines are
+        // walked only once they make a block, not at each read.
+        if self.length < size {
+            return (at_end && !self.lines.is_empty()).then_some(self.lines.len());
         }
-        (at_end && !self.lines.is_empty()).then_some(self.lines.len())
+        let mut length = 0;
+        let last = self.lines.iter().position(|&(_, s, e)| {
+            length += e - s + 1;
+            length >= size
+        });
+        last.map(|i| i + 1)
     }
 
     /// The first `n` complete lines held, without `\r\n` or `\n`.
@@ -156,7 +165,11 @@ impl LineBlocks {
     /// used); the lines after them and the partial line move to the front.
     pub fn clear_block(&mut self, n: usize) {
         let from = self.lines.get(n).map_or(self.open, |&(_, s, _)| s);
-        self.lines.drain(..n);
+        self.length -= self
+            .lines
+            .drain(..n)
+            .map(|(_, s, e)| e - s + 1)
+            .sum::<usize>();
         for (_, s, e) in &mut self.lines {
             *s -= from;
             *e -= from;
