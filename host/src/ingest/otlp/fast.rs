@@ -581,23 +581,15 @@ impl<'a> Parser<'a> {
         self.bytes(b"{\"key\":")?;
         let key = self.string()?;
         self.bytes(b",\"value\":{\"")?;
-        if self.bytes(b"stringValue\":").is_some() {
-            let text = self.string()?;
-            self.bytes(b"}}")?;
-            out.push(KeyValue {
-                key,
-                value: AnyValue::Str(text),
-            });
+        let value = if self.bytes(b"stringValue\":").is_some() {
+            AnyValue::Str(self.string()?)
         } else if self.bytes(b"intValue\":").is_some() {
-            let n = self.int_text()?;
-            self.bytes(b"}}")?;
-            out.push(KeyValue {
-                key,
-                value: AnyValue::Int(n),
-            });
+            AnyValue::Int(self.int_text()?)
         } else {
             return None;
-        }
+        };
+        self.bytes(b"}}")?;
+        out.push(KeyValue { key, value });
         Some(())
     }
 
