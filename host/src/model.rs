@@ -6,6 +6,9 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::sync::Arc;
 
 mod closed;
+mod file_name;
+
+pub use file_name::FileName;
 
 impl Usage {
     pub fn add(&mut self, o: &Usage) {
@@ -107,9 +110,9 @@ impl InputPart {
 }
 
 /// Where a record came from, for located errors.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
-    pub file: Arc<str>,
+    pub file: FileName,
     pub line: u64,
 }
 
@@ -396,7 +399,7 @@ impl Trace {
             )
         };
         Note {
-            origin: first.origin.clone(),
+            origin: first.origin,
             what,
         }
     }
@@ -770,7 +773,7 @@ impl Clock {
     fn note(&mut self, origin: &Origin, what: String) {
         if self.notes.len() < KEEP_NOTES {
             self.notes.push(Note {
-                origin: origin.clone(),
+                origin: *origin,
                 what,
             });
         } else {
@@ -855,12 +858,12 @@ impl Assembler {
         let open = self.open.get_mut(&span.trace_id);
         let taken = closed == Some(true) || open.as_ref().is_some_and(|o| o.keys.contains(&key));
         if taken {
-            *self.repeats.entry(span.origin.file).or_default() += 1;
+            *self.repeats.entry(span.origin.file.name()).or_default() += 1;
             return Added::Repeat;
         }
         let late = if closed.is_some() {
             Added::Late {
-                origin: span.origin.clone(),
+                origin: span.origin,
                 trace_id: span.trace_id.clone(),
                 span_id: span.span_id.clone(),
             }
@@ -1225,7 +1228,7 @@ mod tests {
             Added::New
         ));
         let mut again = span("t", "s", None, Kind::Llm, 1);
-        again.origin.file = "copy.jsonl".into();
+        again.origin.file = FileName::of("copy.jsonl");
         assert!(matches!(a.add(again), Added::Repeat));
         assert_eq!(a.take_all()[0].traces[0].spans.len(), 1);
         assert_eq!(a.take_repeats().get("copy.jsonl"), Some(&1));

@@ -487,7 +487,7 @@ impl Plain {
             start_ns: self.start_ns,
             end_ns: self.end_ns,
             failed: self.failed,
-            origin: origin.clone(),
+            origin: *origin,
             detail: None,
         }
     }
@@ -627,7 +627,7 @@ pub fn normalise(
         start_ns: base.plain.start_ns,
         end_ns: base.plain.end_ns,
         failed: base.plain.failed,
-        origin: origin.clone(),
+        origin: *origin,
         trace_id: base.plain.trace_id,
         span_id: base.plain.span_id,
         detail: Some(Box::new(Detail {

@@ -5,7 +5,7 @@
 //! only itself; each keeps the line it starts on.
 
 use super::{records, InputError, Problem};
-use crate::model::Origin;
+use crate::model::{FileName, Origin};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::sync::Arc;
@@ -32,6 +32,7 @@ struct Wrapper<'a> {
 /// Locates records in the document's text.
 struct Text<'a> {
     name: &'a Arc<str>,
+    file: FileName,
     text: &'a str,
 }
 
@@ -42,7 +43,7 @@ impl Text<'_> {
     }
     fn origin(&self, line: u64) -> Origin {
         Origin {
-            file: self.name.clone(),
+            file: self.file,
             line,
         }
     }
@@ -93,7 +94,11 @@ pub fn records(
     text: &str,
     problems: &mut Vec<Problem>,
 ) -> Result<Document, InputError> {
-    let t = Text { name, text };
+    let t = Text {
+        name,
+        file: FileName::of(name),
+        text,
+    };
     let mut doc = Document {
         items: Vec::new(),
         session: None,

@@ -18,7 +18,7 @@ mod words;
 use records::Shape;
 use std::collections::BTreeMap;
 
-use crate::model::{Keep, Origin, Span};
+use crate::model::{FileName, Keep, Origin, Span};
 use rayon::prelude::*;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
@@ -37,7 +37,7 @@ pub struct Problem {
 impl Problem {
     pub fn at(origin: &Origin, reason: String) -> Self {
         Problem {
-            file: origin.file.clone(),
+            file: origin.file.name(),
             line: origin.line,
             reason,
         }
@@ -986,11 +986,9 @@ impl Reader {
     ) {
         let keep = self.keep;
         let maps = &*self.maps;
+        let file = FileName::of(name);
         let parse = |&(line, text): &(u64, &[u8])| {
-            let origin = Origin {
-                file: name.clone(),
-                line,
-            };
+            let origin = Origin { file, line };
             let mut spans = Vec::new();
             let mut problems = Vec::new();
             let mut seen = Seen::default();
@@ -1204,14 +1202,12 @@ impl Reader {
     ) {
         let keep = self.keep;
         let maps = &*self.maps;
+        let file = FileName::of(name);
         let results: Vec<Parsed> = frames
             .par_iter()
             .map(|&(offset, msg)| {
                 // Protobuf has no lines: the location is the message's byte offset.
-                let origin = Origin {
-                    file: name.clone(),
-                    line: offset,
-                };
+                let origin = Origin { file, line: offset };
                 let (mut spans, mut problems, mut seen) = (Vec::new(), Vec::new(), Seen::default());
                 proto::parse(msg, &origin, maps, &mut spans, &mut problems, &mut seen);
                 spans.iter_mut().for_each(|s| keep.apply(s));
@@ -1239,7 +1235,7 @@ impl Reader {
                 let at = e.utf8_error().valid_up_to();
                 let bytes = e.into_bytes();
                 let origin = Origin {
-                    file: name.clone(),
+                    file: FileName::of(name),
                     line: crate::location::line_of(&bytes, at),
                 };
                 text_of(&bytes, &origin, &mut problems).into_owned()
@@ -1255,11 +1251,9 @@ impl Reader {
         };
         let mut spans = Vec::new();
         let mut seen = Seen::default();
+        let file = FileName::of(name);
         for (line, v) in &doc.items {
-            let origin = Origin {
-                file: name.clone(),
-                line: *line,
-            };
+            let origin = Origin { file, line: *line };
             let session = doc.session.as_deref();
             let (maps, out) = (&self.maps, &mut spans);
             one_record(
@@ -1303,6 +1297,7 @@ impl Reader {
         let keep = self.keep;
         let (mut spans, mut problems, mut seen) = (Vec::new(), Vec::new(), Seen::default());
         let mut rows = 0;
+        let file = FileName::of(name);
         for (i, rec) in rdr.byte_records().enumerate() {
             // The reader knows the line a row starts on, multi-line cells and
             // broken rows included (the header is line 1).
@@ -1311,10 +1306,7 @@ impl Reader {
                 Err(e) => e.position(),
             }
             .map_or(i as u64 + 2, csv::Position::line);
-            let origin = Origin {
-                file: name.clone(),
-                line,
-            };
+            let origin = Origin { file, line };
             rows += 1;
             match rec {
                 Err(e) => problems.push(Problem::at(&origin, format!("CSV row skipped: {e}"))),

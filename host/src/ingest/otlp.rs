@@ -409,7 +409,7 @@ pub fn parse_traces_data(
                         (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
                     let lines = crate::location::line_of(text.as_bytes(), offset) - 1;
                     Origin {
-                        file: origin.file.clone(),
+                        file: origin.file,
                         line: origin.line + lines,
                     }
                 };
@@ -647,7 +647,7 @@ mod tests {
              "attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}]}]}]}]}"#;
         let mut doc: FastTracesData = serde_json::from_str(line).unwrap();
         let origin = Origin {
-            file: Arc::from("x.jsonl"),
+            file: "x.jsonl".into(),
             line: 1,
         };
         let maps = Mappings::default();
@@ -688,7 +688,7 @@ mod tests {
             r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}],"sch\u0065maUrl":""}}]}}"#
         );
         let origin = Origin {
-            file: Arc::from("x.jsonl"),
+            file: "x.jsonl".into(),
             line: 1,
         };
         let (mut out, mut problems, mut seen) =
