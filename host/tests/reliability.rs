@@ -46,6 +46,41 @@ fn the_same_spans_in_two_files_are_counted_once_and_the_repeats_named() {
 }
 
 #[test]
+fn inspect_of_paths_with_nothing_readable_lists_why_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("spnas.jsonl");
+    let out = tokenhound(&["inspect", "--format", "json", typo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["input"]["skipped_files"], 1, "{r:#}");
+    let why = r["input"]["first_problems"][0]["reason"].as_str().unwrap();
+    assert!(why.contains("No such file"), "{why}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("nothing read: no file could be read"),
+        "{said}"
+    );
+
+    let out = tokenhound(&["inspect", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("no file found in the paths given"), "{said}");
+
+    // one readable file among them is an inspection like any other
+    let ok = tokenhound(&[
+        "inspect",
+        typo.to_str().unwrap(),
+        example().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+#[test]
 fn a_rotated_collector_folder_with_a_compressed_copy_counts_each_span_once() {
     let dir = tempfile::tempdir().unwrap();
     let text = {

@@ -281,5 +281,15 @@ pub fn command(a: Args) -> Result<u8, super::Failure> {
     let r = run(&a.exports, a.input_format, maps, window)
         .map_err(|e| super::Failure::usage(e.to_string()))?;
     super::write_out(None, &super::listing(a.format, &r, || r.to_text()))?;
+    // The listing says what could not be read and why; that nothing could
+    // is also the exit code's to say (2, as `scan` says it), or a script
+    // reads a mistyped path as an empty export.
+    if r.input.files == 0 {
+        let what = match r.input.problems {
+            0 => "no file found in the paths given",
+            _ => "no file could be read (the inspection says why)",
+        };
+        return Err(super::Failure::usage(format!("nothing read: {what}")));
+    }
     Ok(0)
 }
