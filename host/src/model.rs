@@ -662,7 +662,7 @@ pub struct Assembler {
     /// Old traces' keys wait on disk ([`closed::ClosedKeys`]).
     closed: closed::ClosedKeys,
     /// spans dropped as repeats, by the file that repeated them
-    repeats: std::collections::BTreeMap<Arc<str>, u64>,
+    repeats: HashMap<FileName, u64>,
     /// the stream's clock and what was odd about its spans
     clock: Clock,
     quiet_ns: u64,
@@ -858,7 +858,7 @@ impl Assembler {
         let open = self.open.get_mut(&span.trace_id);
         let taken = closed == Some(true) || open.as_ref().is_some_and(|o| o.keys.contains(&key));
         if taken {
-            *self.repeats.entry(span.origin.file.name()).or_default() += 1;
+            *self.repeats.entry(span.origin.file).or_default() += 1;
             return Added::Repeat;
         }
         let late = if closed.is_some() {
@@ -900,7 +900,8 @@ impl Assembler {
 
     /// The spans dropped as repeats so far, by file (and forget them).
     pub fn take_repeats(&mut self) -> std::collections::BTreeMap<Arc<str>, u64> {
-        std::mem::take(&mut self.repeats)
+        let by_file = std::mem::take(&mut self.repeats).into_iter();
+        by_file.map(|(file, n)| (file.name(), n)).collect()
     }
 
     /// Whether a span with these ids was taken (to check what detectors name).
