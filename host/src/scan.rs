@@ -1465,6 +1465,15 @@ fn baseline_days(path: &std::path::Path) -> Result<Vec<String>, ScanError> {
     Ok(days)
 }
 
+/// Why no file was read, if none was: what `scan` and `inspect` both say.
+pub fn nothing_read(read: &ReadStats) -> Option<&'static str> {
+    match (read.files, read.problems) {
+        (0, 0) => Some("no file found in the paths given"),
+        (0, _) => Some("no file could be read"),
+        _ => None,
+    }
+}
+
 /// A scan that understood no LLM call would report a clean bill of health for
 /// nothing: it is an error that says what was read and where to look.
 fn understood(read: &ReadStats, totals: &Totals) -> Result<(), ScanError> {
@@ -1475,10 +1484,8 @@ fn understood(read: &ReadStats, totals: &Totals) -> Result<(), ScanError> {
     if some {
         return Ok(());
     }
-    let what = if read.files == 0 && read.problems == 0 {
-        "no file found in the paths given".to_string()
-    } else if read.files == 0 {
-        "no file could be read".to_string()
+    let what = if let Some(why) = nothing_read(read) {
+        why.to_string()
     } else if read.spans == 0 {
         format!(
             "{} file(s) read, {} record(s), no span understood",

@@ -284,12 +284,8 @@ pub fn command(a: Args) -> Result<u8, super::Failure> {
     // The listing says what could not be read and why; that nothing could
     // is also the exit code's to say (2, as `scan` says it), or a script
     // reads a mistyped path as an empty export.
-    if r.input.files == 0 {
-        let what = match r.input.problems {
-            0 => "no file found in the paths given",
-            _ => "no file could be read (the inspection says why)",
-        };
-        return Err(super::Failure::usage(format!("nothing read: {what}")));
+    if let Some(why) = crate::scan::nothing_read(&r.input) {
+        return Err(super::Failure::usage(format!("nothing read: {why}")));
     }
     Ok(0)
 }

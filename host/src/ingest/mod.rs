@@ -1229,13 +1229,14 @@ impl Reader {
     ) -> Result<(), InputError> {
         let bytes = self.read_whole(name, &mut r)?;
         let mut problems = Vec::new();
+        let file = FileName::of(name);
         let text = match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
                 let at = e.utf8_error().valid_up_to();
                 let bytes = e.into_bytes();
                 let origin = Origin {
-                    file: FileName::of(name),
+                    file,
                     line: crate::location::line_of(&bytes, at),
                 };
                 text_of(&bytes, &origin, &mut problems).into_owned()
@@ -1251,7 +1252,6 @@ impl Reader {
         };
         let mut spans = Vec::new();
         let mut seen = Seen::default();
-        let file = FileName::of(name);
         for (line, v) in &doc.items {
             let origin = Origin { file, line: *line };
             let session = doc.session.as_deref();
