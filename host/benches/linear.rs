@@ -8,6 +8,7 @@
 //! - the 4× spans as one very long session (every conversation id made one),
 //! - the same spans in 10,000 small files of a folder,
 //! - gzip and zstd copies of the 1× month,
+//! - the 1× month as OTLP protobuf and as Phoenix span JSONL (other readers),
 //! - 100,000 turns of one long-lived agent as one session, against the same
 //!   turns in their sessions (BENCH_LONG_TURNS to change the number).
 //!
@@ -205,6 +206,69 @@ fn small_files(from: &Path, dir: &Path, n: usize) {
     }
 }
 
+/// The 1× month in two other formats, the same spans: OTLP protobuf as the
+/// Collector's file exporter writes it (length-prefixed `TracesData`, decoded
+/// from the JSON lines by opentelemetry-proto's own serde support), and
+/// Phoenix's span JSONL (one span a line, attributes as a flat object, as
+/// `tests/formats.rs` writes its twin), which the record readers take.
+fn other_formats(from: &Path, dir: &Path) -> (PathBuf, PathBuf) {
+    use opentelemetry_proto::tonic::trace::v1::TracesData;
+    let proto = dir.join("month.pb");
+    let phoenix = dir.join("month.phoenix.jsonl");
+    if proto.exists() && phoenix.exists() {
+        return (proto, phoenix);
+    }
+    let mut pb = std::io::BufWriter::new(std::fs::File::create(&proto).unwrap());
+    let mut ph = std::io::BufWriter::new(std::fs::File::create(&phoenix).unwrap());
+    for line in std::io::BufReader::new(std::fs::File::open(from).unwrap()).lines() {
+        let line = line.unwrap();
+        let msg: TracesData = serde_json::from_str(&line).expect("OTLP JSON line");
+        let bytes = prost::Message::encode_to_vec(&msg);
+        pb.write_all(&(bytes.len() as u32).to_be_bytes()).unwrap();
+        pb.write_all(&bytes).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+        for rs in doc["resourceSpans"].as_array().unwrap() {
+            for ss in rs["scopeSpans"].as_array().unwrap() {
+                for s in ss["spans"].as_array().unwrap() {
+                    serde_json::to_writer(&mut ph, &phoenix_span(s)).unwrap();
+                    ph.write_all(b"\n").unwrap();
+                }
+            }
+        }
+    }
+    pb.flush().unwrap();
+    ph.flush().unwrap();
+    (proto, phoenix)
+}
+
+/// One OTLP JSON span as a row of Phoenix's span export.
+fn phoenix_span(s: &serde_json::Value) -> serde_json::Value {
+    let value = |v: &serde_json::Value| {
+        let v = &v["value"];
+        if let Some(i) = v.get("intValue") {
+            let i = i.as_str().map_or_else(|| i.as_i64(), |t| t.parse().ok());
+            serde_json::json!(i)
+        } else if let Some(a) = v.get("arrayValue") {
+            let items = a["values"].as_array().into_iter().flatten();
+            serde_json::Value::Array(items.map(|x| x["stringValue"].clone()).collect())
+        } else {
+            v.get("stringValue").cloned().unwrap_or_default()
+        }
+    };
+    let attrs: serde_json::Map<String, serde_json::Value> = s["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv["key"].as_str().unwrap().to_string(), value(kv)))
+        .collect();
+    let ns = |k: &str| s[k].as_str().unwrap().parse::<u64>().unwrap();
+    let failed = s["status"]["code"] == 2;
+    serde_json::json!({"name": s["name"], "context": {"trace_id": s["traceId"], "span_id": s["spanId"]},
+        "parent_id": s.get("parentSpanId"), "span_kind": "UNKNOWN",
+        "start_time": ns("startTimeUnixNano"), "end_time": ns("endTimeUnixNano"),
+        "status_code": if failed { "ERROR" } else { "OK" }, "attributes": attrs})
+}
+
 fn compressed(from: &Path, dir: &Path) -> (PathBuf, PathBuf) {
     let gz = dir.join("month.jsonl.gz");
     let zst = dir.join("month.jsonl.zst");
@@ -254,6 +318,7 @@ fn main() {
     let files = dir.join(format!("files-10k-r{repeat}-n{noise}"));
     small_files(base, &files, 10_000);
     let (gz, zst) = compressed(base, &dir);
+    let (proto, phoenix) = other_formats(base, &dir);
     // A long-lived agent: BENCH_LONG_TURNS (100,000) turns in one
     // conversation, against the same turns in the generator's sessions.
     let turns = env_or("BENCH_LONG_TURNS", 100_000);
@@ -281,11 +346,26 @@ fn main() {
         ),
         Input::named("1× gzip", path(&gz)),
         Input::named("1× zstd", path(&zst)),
+        Input::named("1× OTLP protobuf", path(&proto)),
+        Input::named("1× Phoenix JSONL", path(&phoenix)),
         Input::named(&format!("{turns} turns, sessions"), path(&many)),
         Input::named(&format!("{turns} turns, one session"), path(&one)),
     ];
     let _ = scan(bin, &cache, base.to_str().unwrap(), &[]); // warm caches
     let runs = in_rounds(bin, &cache, &inputs, env_or("BENCH_ROUNDS", 3).max(1));
+    // The 1× month in every form (files, compressed, other formats) is read
+    // as the same spans with the same findings.
+    for (name, r) in runs
+        .iter()
+        .filter(|(n, _)| n.starts_with("1× ") && !n.contains("consecutive"))
+    {
+        let first = &runs[0].1;
+        assert_eq!(
+            (r.spans, r.findings),
+            (first.spans, first.findings),
+            "{name} against 1×"
+        );
+    }
     let rate = |r: &Run| r.spans as f64 / r.secs;
     let first = rate(&runs[0].1);
     println!(

@@ -1370,25 +1370,14 @@ pub fn run_set(set: &RuleSet, opts: &Options) -> Result<Outcome, ScanError> {
         let prices = crate::prices::Prices::with(&set.prices);
         pipe.costliest = Some(crate::costliest::Costliest::new(opts.costliest, prices));
     }
-    // Reading and parsing run on their own thread, a couple of blocks ahead of
-    // assembly and the detectors.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<ingest::Block>(1);
-    let read = std::thread::scope(|scope| {
-        let worker = scope.spawn(move || {
-            reader.read_all(&files, &mut |spans| {
-                let _ = tx.send(spans);
-            });
-            reader
-        });
-        for spans in rx {
-            pipe.push(spans);
-            if let Some(b) = &bar {
-                b.set_position(bytes.load(std::sync::atomic::Ordering::Relaxed));
-            }
+    // Reading and parsing run on their own thread, a block ahead of assembly
+    // and the detectors.
+    let mut reader = reader.read_all_ahead(&files, &mut |spans| {
+        pipe.push(spans);
+        if let Some(b) = &bar {
+            b.set_position(bytes.load(std::sync::atomic::Ordering::Relaxed));
         }
-        worker.join().expect("reader thread")
     });
-    let mut reader = read;
     pipe.close();
     if let Some(e) = pipe.spill_error.take() {
         return Err(ScanError::Spill(e.to_string()));

@@ -64,7 +64,7 @@ pub fn run(
     // memory holds the open traces only, whatever the input's size.
     let mut asm = Assembler::new(crate::scan::Options::default().quiet_ns);
     let mut seen = rustc_hash::FxHashSet::default();
-    reader.read_all(&files, &mut |spans| {
+    let mut reader = reader.read_all_ahead(&files, &mut |spans| {
         for s in spans.into_iter().flatten() {
             let _ = asm.add(s);
         }

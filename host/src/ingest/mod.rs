@@ -694,6 +694,24 @@ impl Reader {
         files
     }
 
+    /// [`Reader::read_all`] on a thread of its own, a block ahead of `sink`,
+    /// which runs on the calling thread: reading and parsing on one core, what
+    /// the caller does with the spans (assembly, the detectors, counting) on
+    /// the other. Gives the reader back when every file is read.
+    pub fn read_all_ahead(mut self, files: &[PathBuf], sink: &mut dyn FnMut(Block)) -> Reader {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Block>(1);
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(move || {
+                self.read_all(files, &mut |spans| {
+                    let _ = tx.send(spans);
+                });
+                self
+            });
+            rx.into_iter().for_each(sink);
+            worker.join().expect("reader thread")
+        })
+    }
+
     /// Read every file; a file that cannot be read (or whose end cannot) costs
     /// only itself: it is a problem naming the file, and the rest is read.
     ///

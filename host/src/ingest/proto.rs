@@ -10,6 +10,8 @@ use super::Problem;
 use crate::model::Origin;
 use compact_str::CompactString;
 use prost::Message;
+use std::borrow::Cow;
+use std::sync::Arc;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct TracesData {
@@ -131,10 +133,10 @@ pub struct KeyValueList {
     pub values: Vec<KeyValue>,
 }
 
-fn value(v: &AnyValue) -> attrs::AnyValue<'static> {
+fn value(v: &AnyValue) -> attrs::AnyValue<'_> {
     match &v.value {
         None => attrs::AnyValue::Empty,
-        Some(OneValue::StringValue(s)) => attrs::AnyValue::Str(s.clone().into()),
+        Some(OneValue::StringValue(s)) => attrs::AnyValue::Str(Cow::Borrowed(s)),
         Some(OneValue::BoolValue(b)) => attrs::AnyValue::Bool(*b),
         Some(OneValue::IntValue(i)) => attrs::AnyValue::Int(*i),
         Some(OneValue::DoubleValue(d)) => attrs::AnyValue::Double(*d),
@@ -145,28 +147,65 @@ fn value(v: &AnyValue) -> attrs::AnyValue<'static> {
             kv.values
                 .iter()
                 .map(|k| {
-                    (
-                        k.key.clone().into(),
-                        k.value.as_ref().map(value).unwrap_or_default(),
-                    )
+                    let v = k.value.as_ref().map(value).unwrap_or_default();
+                    (Cow::Borrowed(k.key.as_str()), v)
                 })
                 .collect(),
         ),
-        Some(OneValue::BytesValue(b)) => attrs::AnyValue::Str(hex(b).into()),
+        Some(OneValue::BytesValue(b)) => attrs::AnyValue::Str(const_hex::encode(b).into()),
     }
 }
 
-fn attrs(kvs: &[KeyValue]) -> Vec<attrs::KeyValue<'static>> {
-    kvs.iter()
-        .map(|k| attrs::KeyValue {
-            key: k.key.clone().into(),
-            value: k.value.as_ref().map(value).unwrap_or_default(),
-        })
-        .collect()
+/// The attributes as the dialects read them, borrowing the message's texts
+/// (copying each was a tenth of a protobuf scan), into `out`'s room.
+fn attrs_into<'a>(kvs: &'a [KeyValue], out: &mut Vec<attrs::KeyValue<'a>>) {
+    out.clear();
+    out.extend(kvs.iter().map(|k| attrs::KeyValue {
+        key: Cow::Borrowed(&k.key),
+        value: k.value.as_ref().map(value).unwrap_or_default(),
+    }));
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// An id as OTLP JSON writes it: lower-case hex. One of the usual length (at
+/// most 24 digits) is made without an allocation; `format!` per byte was a
+/// fifth of a protobuf scan.
+fn hex_id(b: &[u8]) -> CompactString {
+    let mut buf = [0u8; 24];
+    match buf.get_mut(..b.len() * 2) {
+        Some(digits) => {
+            const_hex::encode_to_slice(b, digits).expect("twice the bytes' length");
+            CompactString::from_utf8(digits).expect("hex digits")
+        }
+        None => const_hex::encode(b).into(),
+    }
+}
+
+/// Texts every span of a message shares: its trace id (spans come grouped by
+/// trace) and span names, one copy each, as the OTLP JSON reader shares them.
+#[derive(Default)]
+struct Shared<'a> {
+    trace: Option<(&'a [u8], Arc<str>)>,
+    names: rustc_hash::FxHashMap<&'a str, Arc<str>>,
+}
+
+impl<'a> Shared<'a> {
+    fn trace(&mut self, id: &'a [u8]) -> Arc<str> {
+        match &self.trace {
+            Some((raw, t)) if *raw == id => t.clone(),
+            _ => self
+                .trace
+                .insert((id, hex_id(id).as_str().into()))
+                .1
+                .clone(),
+        }
+    }
+
+    fn name(&mut self, name: &'a str) -> Arc<str> {
+        self.names
+            .entry(name)
+            .or_insert_with(|| name.into())
+            .clone()
+    }
 }
 
 /// Whether `head` starts like a length-prefixed `TracesData` stream.
@@ -219,48 +258,20 @@ pub fn parse(
             return;
         }
     };
+    let (mut shared, mut attributes) = (Shared::default(), Vec::new());
     for rs in &data.resource_spans {
-        let resource = rs
-            .resource
-            .as_ref()
-            .map(|r| attrs(&r.attributes))
-            .unwrap_or_default();
+        let mut resource = Vec::new();
+        if let Some(r) = &rs.resource {
+            attrs_into(&r.attributes, &mut resource);
+        }
         for ss in &rs.scope_spans {
             let scope = ss
                 .scope
                 .as_ref()
                 .and_then(|sc| dialect::scope_name(&sc.name));
             for s in &ss.spans {
-                let base = Base {
-                    scope: scope.clone(),
-                    plain: Plain {
-                        trace_id: hex(&s.trace_id).into(),
-                        span_id: CompactString::new(hex(&s.span_id)),
-                        parent_id: Some(CompactString::new(hex(&s.parent_span_id))),
-                        name: s.name.as_str().into(),
-                        start_ns: s.start_time_unix_nano,
-                        end_ns: s.end_time_unix_nano,
-                        failed: s.status.as_ref().is_some_and(|st| st.code == 2),
-                    },
-                    status_message: s
-                        .status
-                        .as_ref()
-                        .map(|st| st.message.clone())
-                        .filter(|m| !m.is_empty()),
-                    exception: s
-                        .events
-                        .iter()
-                        .find(|e| e.name == "exception")
-                        .and_then(|e| {
-                            e.attributes
-                                .iter()
-                                .find(|k| k.key == "exception.message")
-                                .and_then(|k| k.value.as_ref().map(value))
-                                .and_then(|v| v.as_str().map(String::from))
-                        }),
-                    ..Base::default()
-                };
-                let attributes = attrs(&s.attributes);
+                attrs_into(&s.attributes, &mut attributes);
+                let base = base(s, &scope, &mut shared);
                 match dialect::normalise(base, &resource, &attributes, origin, maps) {
                     Ok(span) => {
                         seen.spans(&attributes, maps);
@@ -272,5 +283,65 @@ pub fn parse(
                 }
             }
         }
+    }
+}
+
+/// What the message states of a span besides its attributes.
+fn base<'a>(s: &'a PSpan, scope: &Option<Arc<str>>, shared: &mut Shared<'a>) -> Base {
+    Base {
+        scope: scope.clone(),
+        plain: Plain {
+            trace_id: shared.trace(&s.trace_id),
+            span_id: hex_id(&s.span_id),
+            parent_id: Some(hex_id(&s.parent_span_id)),
+            name: shared.name(&s.name),
+            start_ns: s.start_time_unix_nano,
+            end_ns: s.end_time_unix_nano,
+            failed: s.status.as_ref().is_some_and(|st| st.code == 2),
+        },
+        status_message: s
+            .status
+            .as_ref()
+            .map(|st| st.message.clone())
+            .filter(|m| !m.is_empty()),
+        exception: s
+            .events
+            .iter()
+            .find(|e| e.name == "exception")
+            .and_then(|e| {
+                e.attributes
+                    .iter()
+                    .find(|k| k.key == "exception.message")
+                    .and_then(|k| k.value.as_ref().map(value))
+                    .and_then(|v| v.as_str().map(String::from))
+            }),
+        ..Base::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids of every length read as OTLP JSON writes them, inline or not.
+    #[test]
+    fn ids_of_any_length_are_lower_case_hex_of_every_byte() {
+        for len in [0, 1, 8, 12, 13, 16, 40] {
+            let id: Vec<u8> = (0..len).map(|i| (i * 37 + 250) as u8).collect();
+            let want: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex_id(&id), want, "{len} bytes");
+        }
+    }
+
+    /// Spans of one trace share one copy of its id; a span of the next
+    /// trace gets its own.
+    #[test]
+    fn consecutive_spans_of_a_trace_share_its_id() {
+        let mut shared = Shared::default();
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        let first = shared.trace(&a);
+        assert!(Arc::ptr_eq(&first, &shared.trace(&a)));
+        assert_eq!(&*shared.trace(&b), "02".repeat(16));
+        assert_eq!(&*first, "01".repeat(16));
     }
 }
