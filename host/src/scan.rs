@@ -1061,6 +1061,9 @@ fn newest_end(opts: &Options) -> u64 {
         tool_result: false,
     });
     reader.format = opts.input_format;
+    // Nothing runs beside this reading (no assembly, no detectors): half of
+    // each block is parsed on the pool, not an eighth.
+    reader.pool_share = 2;
     let files = reader.expand(&opts.inputs);
     let mut newest = 0;
     reader.read_all(&files, &mut |spans| {

@@ -139,10 +139,10 @@ const POOL_SHARE: usize = 8;
 /// One record's spans, its problems and what it showed of its dialects.
 type Parsed = (Vec<Box<Span>>, Vec<Problem>, Seen);
 
-/// Where a block's last lines begin that make up at most a [`POOL_SHARE`]th
-/// of its bytes (none of a block of one line: a whole document).
-fn pool_cut(lines: &[(u64, &[u8])]) -> usize {
-    let share = lines.iter().map(|(_, l)| l.len()).sum::<usize>() / POOL_SHARE;
+/// Where a block's last lines begin that make up at most a `one_in`th of
+/// its bytes (none of a block of one line: a whole document).
+fn pool_cut(lines: &[(u64, &[u8])], one_in: usize) -> usize {
+    let share = lines.iter().map(|(_, l)| l.len()).sum::<usize>() / one_in;
     let mut taken = 0;
     let mut cut = lines.len();
     while cut > 1 && taken + lines[cut - 1].1.len() <= share {
@@ -662,6 +662,9 @@ pub struct Reader {
     pub max_record: usize,
     /// the largest whole-file document read
     pub max_document: usize,
+    /// one in this many bytes of a block of long records is parsed on the
+    /// pool ([`POOL_SHARE`]; 2 when nothing else runs beside the reading)
+    pub pool_share: usize,
 }
 
 fn first_json_char(head: &[u8]) -> Option<u8> {
@@ -679,6 +682,7 @@ impl Reader {
             bytes: Arc::default(),
             max_record: MAX_RECORD,
             max_document: MAX_DOCUMENT,
+            pool_share: POOL_SHARE,
         }
     }
 
@@ -779,6 +783,7 @@ impl Reader {
             bytes: self.bytes.clone(),
             max_record: self.max_record,
             max_document: self.max_document,
+            pool_share: self.pool_share,
         }
     }
 
@@ -993,7 +998,7 @@ impl Reader {
     }
 
     /// Parse a block's records, most of them on this thread and the last
-    /// [`POOL_SHARE`]th of its bytes on the pool at the same time; hand spans
+    /// [`Reader::pool_share`]th of its bytes on the pool at the same time; hand spans
     /// on in input order.
     fn parse_block(
         &mut self,
@@ -1048,7 +1053,7 @@ impl Reader {
                 .map(parse)
                 .collect()
         } else {
-            let (head, tail) = lines.split_at(pool_cut(&lines));
+            let (head, tail) = lines.split_at(pool_cut(&lines, self.pool_share));
             let mut results = Vec::with_capacity(lines.len());
             let mut on_pool = Vec::new();
             rayon::in_place_scope(|s| {
@@ -1618,6 +1623,7 @@ mod tests {
             &(lines.iter().enumerate())
                 .map(|(i, l)| (i as u64 + 1, l.as_bytes()))
                 .collect::<Vec<_>>(),
+            super::POOL_SHARE,
         );
         assert!(
             (30..37).contains(&on_pool),
