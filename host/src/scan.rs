@@ -1062,8 +1062,10 @@ fn newest_end(opts: &Options) -> u64 {
     });
     reader.format = opts.input_format;
     // Nothing runs beside this reading (no assembly, no detectors): half of
-    // each block is parsed on the pool, not an eighth.
+    // each block is parsed on the pool, not an eighth; and spans need only
+    // their times.
     reader.pool_share = 2;
+    reader.times_only = true;
     let files = reader.expand(&opts.inputs);
     let mut newest = 0;
     reader.read_all(&files, &mut |spans| {

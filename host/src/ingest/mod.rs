@@ -665,6 +665,9 @@ pub struct Reader {
     /// one in this many bytes of a block of long records is parsed on the
     /// pool ([`POOL_SHARE`]; 2 when nothing else runs beside the reading)
     pub pool_share: usize,
+    /// every span of OTLP JSON made as an ordinary one (ids, times, status),
+    /// for a reading that wants times only; other formats make them whole
+    pub times_only: bool,
 }
 
 fn first_json_char(head: &[u8]) -> Option<u8> {
@@ -683,6 +686,7 @@ impl Reader {
             max_record: MAX_RECORD,
             max_document: MAX_DOCUMENT,
             pool_share: POOL_SHARE,
+            times_only: false,
         }
     }
 
@@ -784,6 +788,7 @@ impl Reader {
             max_record: self.max_record,
             max_document: self.max_document,
             pool_share: self.pool_share,
+            times_only: self.times_only,
         }
     }
 
@@ -1007,7 +1012,7 @@ impl Reader {
         lines: Vec<(u64, &[u8])>,
         sink: &mut dyn FnMut(Block),
     ) {
-        let keep = self.keep;
+        let (keep, plain) = (self.keep, self.times_only);
         let maps = &*self.maps;
         let file = FileName::of(name);
         let parse = |&(line, text): &(u64, &[u8])| {
@@ -1020,6 +1025,7 @@ impl Reader {
                     text,
                     &origin,
                     maps,
+                    plain,
                     &mut spans,
                     &mut problems,
                     &mut seen,

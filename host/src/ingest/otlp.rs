@@ -357,6 +357,7 @@ pub fn parse_traces_data(
     text: &[u8],
     origin: &Origin,
     maps: &Mappings,
+    plain: bool,
     out: &mut super::Spans,
     problems: &mut Vec<Problem>,
     seen: &mut super::Seen,
@@ -364,7 +365,7 @@ pub fn parse_traces_data(
     let text = super::text_of(text, origin, problems);
     let text = &*text;
     let (spans_before, problems_before, seen_before) = (out.len(), problems.len(), seen.mark());
-    let mut streamed = Streamed::new(Each::new(origin, maps, seen), out, problems);
+    let mut streamed = Streamed::new(Each::new(origin, maps, plain, seen), out, problems);
     if fast::each_span(text, &mut streamed).is_some() {
         return;
     }
@@ -375,7 +376,7 @@ pub fn parse_traces_data(
     seen.reset(seen_before);
     let fast = fast::traces_data(text).or_else(|| serde_json::from_str(text).ok());
     if let Some(doc) = fast {
-        let mut streamed = Streamed::new(Each::new(origin, maps, seen), out, problems);
+        let mut streamed = Streamed::new(Each::new(origin, maps, plain, seen), out, problems);
         for rs in doc.resource_spans {
             let resource = rs.resource.unwrap_or_default().attributes;
             for ss in rs.scope_spans {
@@ -397,7 +398,7 @@ pub fn parse_traces_data(
             return;
         }
     };
-    let mut each = Each::new(origin, maps, seen);
+    let mut each = Each::new(origin, maps, plain, seen);
     for rs in doc.resource_spans {
         let resource = rs.resource.unwrap_or_default().attributes;
         for ss in rs.scope_spans {
@@ -512,15 +513,18 @@ impl<'a> Shared<'a> {
 struct Each<'a, 'r> {
     origin: &'r Origin,
     maps: &'r Mappings,
+    /// every span made as an ordinary one: ids, times and status only
+    plain: bool,
     seen: &'r mut super::Seen,
     shared: Shared<'a>,
 }
 
 impl<'a, 'r> Each<'a, 'r> {
-    fn new(origin: &'r Origin, maps: &'r Mappings, seen: &'r mut super::Seen) -> Self {
+    fn new(origin: &'r Origin, maps: &'r Mappings, plain: bool, seen: &'r mut super::Seen) -> Self {
         Each {
             origin,
             maps,
+            plain,
             seen,
             shared: Shared::default(),
         }
@@ -534,7 +538,9 @@ impl<'a, 'r> Each<'a, 'r> {
     ) -> Result<Box<Span>, String> {
         // Nine spans in ten of a service are ordinary (HTTP, database): they
         // keep ids, times and status only, so nothing else of them is made.
-        let made = if self.maps.is_empty() && dialect::ordinary(&s.attributes, &s.name) {
+        let made = if self.plain
+            || self.maps.is_empty() && dialect::ordinary(&s.attributes, &s.name)
+        {
             plain(s, self.origin, &mut self.shared)
         } else {
             // The scope is cloned only here: for an ordinary span its clone and
@@ -608,6 +614,7 @@ fn normalise<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Kind;
 
     /// Texts borrow from the record where they can; an escaped one is decoded.
     #[test]
@@ -677,6 +684,56 @@ mod tests {
         assert_eq!(short, ["a", "b"], "only the HTTP and database spans");
     }
 
+    /// A reading for times only (a relative window's first pass) makes the
+    /// same spans with the same times as a whole reading, and skips the same.
+    #[test]
+    fn a_times_only_reading_gives_every_span_its_times() {
+        let line = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[
+            {"traceId":"t","spanId":"a","name":"invoke_agent x","startTimeUnixNano":"1","endTimeUnixNano":"9",
+             "attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"invoke_agent"}}]},
+            {"traceId":"t","spanId":"b","parentSpanId":"a","name":"chat m","startTimeUnixNano":"2","endTimeUnixNano":"7",
+             "attributes":[{"key":"gen_ai.usage.input_tokens","value":{"intValue":"5"}}]},
+            {"traceId":"t","spanId":"c","parentSpanId":"a","name":"GET /y","startTimeUnixNano":"3","endTimeUnixNano":"4"},
+            {"spanId":"d","name":"no trace","startTimeUnixNano":"5","endTimeUnixNano":"99"}]}]}]}"#;
+        let origin = Origin {
+            file: "x.jsonl".into(),
+            line: 1,
+        };
+        let read = |plain: bool| {
+            let (mut out, mut problems) = (Vec::new(), Vec::new());
+            let mut seen = crate::ingest::Seen::default();
+            let maps = Mappings::default();
+            parse_traces_data(
+                line.as_bytes(),
+                &origin,
+                &maps,
+                plain,
+                &mut out,
+                &mut problems,
+                &mut seen,
+            );
+            let times: Vec<_> = out
+                .iter()
+                .map(|s| (s.span_id.to_string(), s.start_ns, s.end_ns, s.kind))
+                .collect();
+            (times, problems.len())
+        };
+        let ((whole, skipped), (times, skipped_too)) = (read(false), read(true));
+        assert_eq!(skipped, 1, "the span without a trace id");
+        assert_eq!(skipped_too, skipped);
+        let ids_and_times = |v: &[(String, u64, u64, Kind)]| {
+            v.iter()
+                .map(|t| (t.0.clone(), t.1, t.2))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids_and_times(&times), ids_and_times(&whole));
+        assert_eq!(whole[1].3, Kind::Llm, "the whole reading reads the call");
+        assert!(
+            times.iter().all(|t| t.3 == Kind::Other),
+            "times only: {times:?}"
+        );
+    }
+
     /// A record the fast reader gives up on after handing spans on is read
     /// again whole: each span and each problem comes out once, and a span
     /// skipped (no trace id) is no span of its dialect.
@@ -698,6 +755,7 @@ mod tests {
             line.as_bytes(),
             &origin,
             &maps,
+            false,
             &mut out,
             &mut problems,
             &mut seen,
