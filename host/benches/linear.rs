@@ -17,6 +17,9 @@
 //! each input, default 3). All runs in one process, the rounds interleaved, each
 //! input's median time taken, so their ratios compare.
 
+#[path = "../tests/common/phoenix.rs"]
+mod phoenix;
+
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -209,8 +212,8 @@ fn small_files(from: &Path, dir: &Path, n: usize) {
 /// The 1× month in two other formats, the same spans: OTLP protobuf as the
 /// Collector's file exporter writes it (length-prefixed `TracesData`, decoded
 /// from the JSON lines by opentelemetry-proto's own serde support), and
-/// Phoenix's span JSONL (one span a line, attributes as a flat object, as
-/// `tests/formats.rs` writes its twin), which the record readers take.
+/// Phoenix's span JSONL (one span a line, written as `tests/formats.rs` writes
+/// its twin), which the record readers take.
 fn other_formats(from: &Path, dir: &Path) -> (PathBuf, PathBuf) {
     use opentelemetry_proto::tonic::trace::v1::TracesData;
     let proto = dir.join("month.pb");
@@ -230,7 +233,7 @@ fn other_formats(from: &Path, dir: &Path) -> (PathBuf, PathBuf) {
         for rs in doc["resourceSpans"].as_array().unwrap() {
             for ss in rs["scopeSpans"].as_array().unwrap() {
                 for s in ss["spans"].as_array().unwrap() {
-                    serde_json::to_writer(&mut ph, &phoenix_span(s)).unwrap();
+                    serde_json::to_writer(&mut ph, &phoenix::span(s)).unwrap();
                     ph.write_all(b"\n").unwrap();
                 }
             }
@@ -239,34 +242,6 @@ fn other_formats(from: &Path, dir: &Path) -> (PathBuf, PathBuf) {
     pb.flush().unwrap();
     ph.flush().unwrap();
     (proto, phoenix)
-}
-
-/// One OTLP JSON span as a row of Phoenix's span export.
-fn phoenix_span(s: &serde_json::Value) -> serde_json::Value {
-    let value = |v: &serde_json::Value| {
-        let v = &v["value"];
-        if let Some(i) = v.get("intValue") {
-            let i = i.as_str().map_or_else(|| i.as_i64(), |t| t.parse().ok());
-            serde_json::json!(i)
-        } else if let Some(a) = v.get("arrayValue") {
-            let items = a["values"].as_array().into_iter().flatten();
-            serde_json::Value::Array(items.map(|x| x["stringValue"].clone()).collect())
-        } else {
-            v.get("stringValue").cloned().unwrap_or_default()
-        }
-    };
-    let attrs: serde_json::Map<String, serde_json::Value> = s["attributes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|kv| (kv["key"].as_str().unwrap().to_string(), value(kv)))
-        .collect();
-    let ns = |k: &str| s[k].as_str().unwrap().parse::<u64>().unwrap();
-    let failed = s["status"]["code"] == 2;
-    serde_json::json!({"name": s["name"], "context": {"trace_id": s["traceId"], "span_id": s["spanId"]},
-        "parent_id": s.get("parentSpanId"), "span_kind": "UNKNOWN",
-        "start_time": ns("startTimeUnixNano"), "end_time": ns("endTimeUnixNano"),
-        "status_code": if failed { "ERROR" } else { "OK" }, "attributes": attrs})
 }
 
 fn compressed(from: &Path, dir: &Path) -> (PathBuf, PathBuf) {

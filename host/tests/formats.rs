@@ -448,7 +448,7 @@ fn generated_month_in_other_formats_gives_the_same_findings_and_dialect_counts()
                     genai_spans +=
                         keys.map(|kv| kv["key"].as_str().unwrap())
                             .any(|k| k.starts_with("gen_ai.")) as u64;
-                    phoenix += &phoenix_of(s).to_string();
+                    phoenix += &common::phoenix::span(s).to_string();
                     phoenix.push('\n');
                 }
             }
@@ -481,41 +481,6 @@ fn generated_month_in_other_formats_gives_the_same_findings_and_dialect_counts()
     let proto = report(proto_path.to_str().unwrap());
     assert_eq!(finding_keys(&proto), want, "OTLP protobuf (zstd) twin");
     assert_eq!(&proto["input"]["dialects"], dialects, "OTLP protobuf twin");
-}
-
-fn attr_value(v: &Value) -> Value {
-    let v = &v["value"];
-    if let Some(s) = v.get("stringValue") {
-        s.clone()
-    } else if let Some(i) = v.get("intValue") {
-        json!(i
-            .as_str()
-            .map_or_else(|| i.as_i64().unwrap(), |s| s.parse::<i64>().unwrap()))
-    } else if let Some(a) = v.get("arrayValue") {
-        Value::Array(
-            a["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x["stringValue"].clone())
-                .collect(),
-        )
-    } else {
-        Value::Null
-    }
-}
-
-fn phoenix_of(s: &Value) -> Value {
-    let attrs: serde_json::Map<String, Value> = s["attributes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|kv| (kv["key"].as_str().unwrap().to_string(), attr_value(kv)))
-        .collect();
-    let ns = |k: &str| s[k].as_str().unwrap().parse::<u64>().unwrap();
-    json!({"name": s["name"], "context": {"trace_id": s["traceId"], "span_id": s["spanId"]}, "parent_id": s.get("parentSpanId"),
-           "span_kind": "UNKNOWN", "start_time": ns("startTimeUnixNano"), "end_time": ns("endTimeUnixNano"),
-           "status_code": if s["status"]["code"] == 2 { "ERROR" } else { "OK" }, "attributes": attrs})
 }
 
 fn proto_of(doc: &Value) -> tokenhound::ingest::proto::TracesData {

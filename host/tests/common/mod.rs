@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: run the binary, write OTLP fixtures.
 #![allow(dead_code)]
 
+pub mod phoenix;
+
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
