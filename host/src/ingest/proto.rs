@@ -181,7 +181,10 @@ fn hex_id(b: &[u8]) -> CompactString {
 }
 
 /// Texts every span of a message shares: its trace id (spans come grouped by
-/// trace) and span names, one copy each, as the OTLP JSON reader shares them.
+/// trace) and span names, one copy each, as the OTLP JSON reader's `Shared`
+/// shares them. Not that one: it knows a trace by its id's text, and making
+/// the text of every span's id to compare cost 3% of a protobuf scan (4 ABBA
+/// pairs 1.03); this one knows it by the id's bytes, made into text once.
 #[derive(Default)]
 struct Shared<'a> {
     trace: Option<(&'a [u8], Arc<str>)>,
