@@ -79,12 +79,18 @@ impl LineBlocks {
     /// stream, when a last line without a newline is ended too. On an error the
     /// lines completed before it stay (a broken stream keeps what it gave; its
     /// partial last line is not a line).
-    pub fn fill(&mut self, r: &mut dyn Read) -> std::io::Result<bool> {
+    ///
+    /// `block` is the block size the lines are taken in (see
+    /// [`LineBlocks::ready`]): a read asks for no more than the block still
+    /// needs (and a little over, for its last line), so that the bytes left
+    /// after a block, which [`LineBlocks::clear_block`] moves to the front,
+    /// are a line or two rather than up to a whole chunk.
+    pub fn fill(&mut self, r: &mut dyn Read, block: usize) -> std::io::Result<bool> {
         if self.buf.len() - self.end < MIN_READ {
             let size = (self.buf.len() * 2).max(self.end + MIN_READ);
             self.buf.resize(size, 0);
         }
-        let room = self.buf.len().min(self.end + CHUNK);
+        let room = self.buf.len().min(self.end + self.read_size(block));
         let n = loop {
             match r.read(&mut self.buf[self.end..room]) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -99,6 +105,17 @@ impl LineBlocks {
             self.open = self.end;
         }
         Ok(n > 0)
+    }
+
+    /// How much to ask of the stream toward a block of `block` bytes: what it
+    /// still lacks and [`MIN_READ`] over, at most [`CHUNK`]; once the bytes
+    /// held make the block, [`MIN_READ`] at a time until its last line ends.
+    fn read_size(&self, block: usize) -> usize {
+        let held = self.length + (self.end - self.open);
+        match block.checked_sub(held) {
+            Some(lacks) if lacks > 0 => lacks.saturating_add(MIN_READ).min(CHUNK),
+            _ => MIN_READ,
+        }
     }
 
     /// Split the lines that bytes from `from` on complete.
@@ -192,7 +209,7 @@ mod tests {
         let mut r = input;
         let (mut got, mut long) = (Vec::new(), Vec::new());
         loop {
-            let more = lb.fill(&mut r).unwrap();
+            let more = lb.fill(&mut r, usize::MAX).unwrap();
             let n = lb.ready(usize::MAX, true).unwrap_or(0);
             got.extend(
                 lb.block(n)
@@ -235,7 +252,7 @@ mod tests {
         let mut r = Pieces(input, pieces.into_iter());
         let mut out = Vec::new();
         loop {
-            let more = lb.fill(&mut r).unwrap();
+            let more = lb.fill(&mut r, size).unwrap();
             while let Some(n) = lb.ready(size, !more) {
                 out.push(lb.block(n).iter().map(|l| l.0).collect());
                 lb.clear_block(n);
@@ -244,6 +261,28 @@ mod tests {
                 return out;
             }
         }
+    }
+
+    #[test]
+    fn reads_stop_near_a_blocks_end_so_little_is_moved_after_it() {
+        // 6 MiB of 1000-byte lines read from a file-like reader in blocks of 2 MiB
+        let line = [b"x".repeat(999), b"\n".to_vec()].concat();
+        let input = line.repeat(6 << 10);
+        let (mut lb, mut r) = (LineBlocks::new(1 << 20), &input[..]);
+        let mut blocks = 0;
+        loop {
+            let more = lb.fill(&mut r, 2 << 20).unwrap();
+            while let Some(n) = lb.ready(2 << 20, !more) {
+                lb.clear_block(n);
+                blocks += 1;
+                // what stays for the next block: a read's slack and a line
+                assert!(lb.end <= MIN_READ + line.len(), "{} bytes moved", lb.end);
+            }
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(blocks, 3);
     }
 
     #[test]

@@ -970,7 +970,7 @@ impl Reader {
     ) -> Result<(), InputError> {
         let mut lb = lines::LineBlocks::new(self.max_record);
         loop {
-            let read = lb.fill(&mut r);
+            let read = lb.fill(&mut r, BLOCK);
             for (line, len) in std::mem::take(&mut lb.too_long) {
                 self.stats.problem(Problem {
                     file: name.clone(),
