@@ -1015,7 +1015,8 @@ impl Reader {
         let (keep, plain) = (self.keep, self.times_only);
         let maps = &*self.maps;
         let file = FileName::of(name);
-        let parse = |&(line, text): &(u64, &[u8])| {
+        // `recent`: what one thread's records in a row share (see `otlp::Recent`).
+        let parse = |recent: &mut otlp::Recent, &(line, text): &(u64, &[u8])| {
             let origin = Origin { file, line };
             let mut spans = Vec::new();
             let mut problems = Vec::new();
@@ -1026,6 +1027,7 @@ impl Reader {
                     &origin,
                     maps,
                     plain,
+                    recent,
                     &mut spans,
                     &mut problems,
                     &mut seen,
@@ -1056,7 +1058,7 @@ impl Reader {
             // Short records, many to a block: in pieces on every core.
             (lines.par_iter().with_min_len(PIECE))
                 .filter(|(_, l)| !is_blank(l))
-                .map(parse)
+                .map_init(otlp::Recent::default, parse)
                 .collect()
         } else {
             let (head, tail) = lines.split_at(pool_cut(&lines, self.pool_share));
@@ -1065,12 +1067,15 @@ impl Reader {
             rayon::in_place_scope(|s| {
                 if !tail.is_empty() {
                     s.spawn(|_| {
+                        let recent = &mut otlp::Recent::default();
                         on_pool = (tail.iter().filter(|(_, l)| !is_blank(l)))
-                            .map(parse)
+                            .map(|l| parse(recent, l))
                             .collect()
                     });
                 }
-                results.extend(head.iter().filter(|(_, l)| !is_blank(l)).map(parse));
+                let recent = &mut otlp::Recent::default();
+                let head = head.iter().filter(|(_, l)| !is_blank(l));
+                results.extend(head.map(|l| parse(recent, l)));
             });
             results.append(&mut on_pool);
             results

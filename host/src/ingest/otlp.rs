@@ -358,6 +358,7 @@ pub fn parse_traces_data(
     origin: &Origin,
     maps: &Mappings,
     plain: bool,
+    recent: &mut Recent,
     out: &mut super::Spans,
     problems: &mut Vec<Problem>,
     seen: &mut super::Seen,
@@ -365,7 +366,7 @@ pub fn parse_traces_data(
     let text = super::text_of(text, origin, problems);
     let text = &*text;
     let (spans_before, problems_before, seen_before) = (out.len(), problems.len(), seen.mark());
-    let mut streamed = Streamed::new(Each::new(origin, maps, plain, seen), out, problems);
+    let mut streamed = Streamed::new(Each::new(origin, maps, plain, seen, recent), out, problems);
     if fast::each_span(text, &mut streamed).is_some() {
         return;
     }
@@ -376,11 +377,12 @@ pub fn parse_traces_data(
     seen.reset(seen_before);
     let fast = fast::traces_data(text).or_else(|| serde_json::from_str(text).ok());
     if let Some(doc) = fast {
-        let mut streamed = Streamed::new(Each::new(origin, maps, plain, seen), out, problems);
+        let mut streamed =
+            Streamed::new(Each::new(origin, maps, plain, seen, recent), out, problems);
         for rs in doc.resource_spans {
             let resource = rs.resource.unwrap_or_default().attributes;
             for ss in rs.scope_spans {
-                fast::Visit::scope(&mut streamed, ss.scope.as_ref());
+                fast::Visit::scope(&mut streamed, ss.scope.as_ref().map(|s| s.name.as_str()));
                 for mut s in ss.spans {
                     fast::Visit::span(&mut streamed, &mut s, &resource);
                 }
@@ -398,7 +400,7 @@ pub fn parse_traces_data(
             return;
         }
     };
-    let mut each = Each::new(origin, maps, plain, seen);
+    let mut each = Each::new(origin, maps, plain, seen, recent);
     for rs in doc.resource_spans {
         let resource = rs.resource.unwrap_or_default().attributes;
         for ss in rs.scope_spans {
@@ -449,8 +451,8 @@ impl<'a, 'r> Streamed<'a, 'r> {
 }
 
 impl<'a> fast::Visit<'a> for Streamed<'a, '_> {
-    fn scope(&mut self, scope: Option<&Scope>) {
-        self.scope = scope.and_then(|s| dialect::scope_name(&s.name));
+    fn scope(&mut self, name: Option<&str>) {
+        self.scope = self.each.shared.scope(name);
     }
 
     fn span(&mut self, span: &mut OtlpSpan<'a>, resource: &[KeyValue<'a>]) {
@@ -483,17 +485,24 @@ pub fn looks_like(text: &[u8]) -> bool {
             || memchr::memmem::find(head, b"\"resource_spans\"").is_some())
 }
 
-/// Texts many spans of one record repeat, made once: the trace id (a
-/// record's spans are mostly of one trace, in a run) and span names (a
-/// service's handful of operations). Each was an allocation per span, and a
-/// free on the thread that drops it.
+/// Texts many spans repeat, made once: the trace id (spans come mostly
+/// in runs of one trace), span names (a service's handful of operations) and
+/// the scope's name. Each was an allocation per span, and a free on the
+/// thread that drops it. Kept across the records one thread reads in a row,
+/// not for one record only: an export of one span a line repeats them line
+/// after line.
 #[derive(Default)]
-struct Shared<'a> {
+pub struct Recent {
     trace: Option<Arc<str>>,
-    names: rustc_hash::FxHashMap<&'a str, Arc<str>>,
+    names: rustc_hash::FxHashSet<Arc<str>>,
+    scope: Option<Arc<str>>,
 }
 
-impl<'a> Shared<'a> {
+/// Span names kept at most: a service whose names never repeat (an id in
+/// each) costs a bounded set, emptied when full.
+const NAMES_KEPT: usize = 1024;
+
+impl Recent {
     fn trace(&mut self, id: &str) -> Arc<str> {
         match &self.trace {
             Some(t) if **t == *id => t.clone(),
@@ -501,10 +510,23 @@ impl<'a> Shared<'a> {
         }
     }
 
-    fn name(&mut self, name: Cow<'a, str>) -> Arc<str> {
-        match name {
-            Cow::Borrowed(n) => self.names.entry(n).or_insert_with(|| Arc::from(n)).clone(),
-            Cow::Owned(n) => Arc::from(n),
+    fn name(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.names.get(name) {
+            return n.clone();
+        }
+        if self.names.len() >= NAMES_KEPT {
+            self.names.clear();
+        }
+        let made: Arc<str> = Arc::from(name);
+        self.names.insert(made.clone());
+        made
+    }
+
+    fn scope(&mut self, name: Option<&str>) -> Option<Arc<str>> {
+        let name = name.filter(|n| !n.is_empty())?;
+        match &self.scope {
+            Some(s) if **s == *name => Some(s.clone()),
+            _ => dialect::scope_name(name).inspect(|s| self.scope = Some(s.clone())),
         }
     }
 }
@@ -516,17 +538,25 @@ struct Each<'a, 'r> {
     /// every span made as an ordinary one: ids, times and status only
     plain: bool,
     seen: &'r mut super::Seen,
-    shared: Shared<'a>,
+    shared: &'r mut Recent,
+    text: std::marker::PhantomData<&'a str>,
 }
 
 impl<'a, 'r> Each<'a, 'r> {
-    fn new(origin: &'r Origin, maps: &'r Mappings, plain: bool, seen: &'r mut super::Seen) -> Self {
+    fn new(
+        origin: &'r Origin,
+        maps: &'r Mappings,
+        plain: bool,
+        seen: &'r mut super::Seen,
+        shared: &'r mut Recent,
+    ) -> Self {
         Each {
             origin,
             maps,
             plain,
             seen,
-            shared: Shared::default(),
+            shared,
+            text: std::marker::PhantomData,
         }
     }
 
@@ -538,16 +568,15 @@ impl<'a, 'r> Each<'a, 'r> {
     ) -> Result<Box<Span>, String> {
         // Nine spans in ten of a service are ordinary (HTTP, database): they
         // keep ids, times and status only, so nothing else of them is made.
-        let made = if self.plain
-            || self.maps.is_empty() && dialect::ordinary(&s.attributes, &s.name)
-        {
-            plain(s, self.origin, &mut self.shared)
-        } else {
-            // The scope is cloned only here: for an ordinary span its clone and
-            // drop were two locked operations, each waiting for every store before it.
-            let scope = scope.clone();
-            normalise(s, scope, resource, self.origin, self.maps, &mut self.shared).map(Box::new)
-        };
+        let made =
+            if self.plain || self.maps.is_empty() && dialect::ordinary(&s.attributes, &s.name) {
+                plain(s, self.origin, self.shared)
+            } else {
+                // The scope is cloned only here: for an ordinary span its clone and
+                // drop were two locked operations, each waiting for every store before it.
+                let scope = scope.clone();
+                normalise(s, scope, resource, self.origin, self.maps, self.shared).map(Box::new)
+            };
         // a skipped span is a problem, not a span of its dialect
         if made.is_ok() {
             self.seen.spans(&s.attributes, self.maps);
@@ -569,13 +598,13 @@ fn check_ids(s: &OtlpSpan) -> Result<(), String> {
 
 /// What every span keeps (its ids, name, times and status), or why it is
 /// skipped.
-fn placed<'a>(s: &mut OtlpSpan<'a>, shared: &mut Shared<'a>) -> Result<dialect::Plain, String> {
+fn placed(s: &mut OtlpSpan, shared: &mut Recent) -> Result<dialect::Plain, String> {
     check_ids(s)?;
     Ok(dialect::Plain {
         trace_id: shared.trace(&s.trace_id),
         span_id: CompactString::new(&s.span_id),
         parent_id: Some(CompactString::new(&s.parent_span_id)),
-        name: shared.name(std::mem::take(&mut s.name)),
+        name: shared.name(&s.name),
         start_ns: s.start_time_unix_nano,
         end_ns: s.end_time_unix_nano,
         failed: s.status.code == 2,
@@ -584,11 +613,7 @@ fn placed<'a>(s: &mut OtlpSpan<'a>, shared: &mut Shared<'a>) -> Result<dialect::
 
 /// An ordinary span ([`dialect::ordinary`]): what [`normalise`] would make
 /// of it, without its status message, exception or scope, which it drops.
-fn plain<'a>(
-    s: &mut OtlpSpan<'a>,
-    origin: &Origin,
-    shared: &mut Shared<'a>,
-) -> Result<Box<Span>, String> {
+fn plain(s: &mut OtlpSpan, origin: &Origin, shared: &mut Recent) -> Result<Box<Span>, String> {
     Ok(placed(s, shared)?.boxed(origin))
 }
 
@@ -598,7 +623,7 @@ fn normalise<'a>(
     resource: &[KeyValue],
     origin: &Origin,
     maps: &Mappings,
-    shared: &mut Shared<'a>,
+    shared: &mut Recent,
 ) -> Result<Span, String> {
     let base = Base {
         plain: placed(s, shared)?,
@@ -669,14 +694,14 @@ mod tests {
                 &[],
                 &origin,
                 &maps,
-                &mut Shared::default(),
+                &mut Recent::default(),
             );
             if is_ordinary {
                 let s2 = &mut OtlpSpan {
                     name: Cow::Owned(by_dialect.as_ref().unwrap().name.to_string()),
                     ..std::mem::take(s)
                 };
-                let by_plain = plain(s2, &origin, &mut Shared::default());
+                let by_plain = plain(s2, &origin, &mut Recent::default());
                 assert_eq!(format!("{by_plain:?}"), format!("{by_dialect:?}"));
                 short.push(by_plain.unwrap().span_id.to_string());
             }
@@ -708,6 +733,7 @@ mod tests {
                 &origin,
                 &maps,
                 plain,
+                &mut Recent::default(),
                 &mut out,
                 &mut problems,
                 &mut seen,
@@ -756,6 +782,7 @@ mod tests {
             &origin,
             &maps,
             false,
+            &mut Recent::default(),
             &mut out,
             &mut problems,
             &mut seen,

@@ -59,7 +59,7 @@ fn document<'a>(
 /// What [`each_span`] hands on as it reads.
 pub trait Visit<'a> {
     /// The spans that follow are this scope's (`None`: the record names none).
-    fn scope(&mut self, scope: Option<&Scope>);
+    fn scope(&mut self, name: Option<&str>);
     /// One span, with its resource's attributes. The span is lent: its
     /// attributes' room is used again for the next one.
     fn span(&mut self, span: &mut OtlpSpan<'a>, resource: &[KeyValue<'a>]);
@@ -427,7 +427,7 @@ impl<'a> Parser<'a> {
         self.object(|p, key| match key {
             "scope" if !scope_read && !spans_read => {
                 scope_read = true;
-                visit.scope(Some(&p.scope()?));
+                visit.scope(Some(&p.scope_name()?));
                 Some(())
             }
             "spans" if !spans_read => {
@@ -444,6 +444,16 @@ impl<'a> Parser<'a> {
             "scope" | "spans" => None,
             _ => p.skip(),
         })
+    }
+
+    /// A scope's name, as the streaming reader hands it on (borrowed).
+    fn scope_name(&mut self) -> Option<Cow<'a, str>> {
+        let mut name = None;
+        self.object(|p, key| match key {
+            "name" => set(&mut name, p.string()?),
+            _ => p.skip(),
+        })?;
+        Some(name.unwrap_or_default())
     }
 
     fn scope(&mut self) -> Option<Scope> {
@@ -865,8 +875,8 @@ mod tests {
     fn streamed(text: &str) -> Option<Vec<String>> {
         struct Collect(Option<String>, Vec<String>);
         impl<'a> Visit<'a> for Collect {
-            fn scope(&mut self, scope: Option<&Scope>) {
-                self.0 = scope.map(|s| s.name.clone());
+            fn scope(&mut self, name: Option<&str>) {
+                self.0 = name.map(String::from);
             }
             fn span(&mut self, span: &mut OtlpSpan<'a>, resource: &[KeyValue<'a>]) {
                 self.1.push(format!("{:?} {resource:?} {span:?}", self.0));
