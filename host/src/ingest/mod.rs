@@ -137,7 +137,7 @@ const PIECE: usize = 64;
 const POOL_SHARE: usize = 8;
 
 /// One record's spans, its problems and what it showed of its dialects.
-type Parsed = (Vec<Box<Span>>, Vec<Problem>, Seen);
+pub(crate) type Parsed = (Vec<Box<Span>>, Vec<Problem>, Seen);
 
 /// Where a block's last lines begin that make up at most a `one_in`th of
 /// its bytes (none of a block of one line: a whole document).
@@ -1018,41 +1018,24 @@ impl Reader {
         // `recent`: what one thread's records in a row share (see `otlp::Recent`).
         let parse = |recent: &mut otlp::Recent, &(line, text): &(u64, &[u8])| {
             let origin = Origin { file, line };
-            let mut spans = Vec::new();
-            let mut problems = Vec::new();
-            let mut seen = Seen::default();
+            let mut parsed = Parsed::default();
             match kind {
-                LineKind::Otlp => otlp::parse_traces_data(
-                    text,
-                    &origin,
-                    maps,
-                    plain,
-                    recent,
-                    &mut spans,
-                    &mut problems,
-                    &mut seen,
-                ),
+                LineKind::Otlp => {
+                    otlp::parse_traces_data(text, &origin, maps, plain, recent, &mut parsed)
+                }
                 LineKind::Record(shape) => {
-                    let t = text_of(text, &origin, &mut problems);
+                    let (spans, problems, seen) = &mut parsed;
+                    let t = text_of(text, &origin, problems);
                     match serde_json::from_str::<serde_json::Value>(&t) {
                         Err(e) => {
                             problems.push(Problem::at(&origin, format!("not a JSON record: {e}")))
                         }
-                        Ok(v) => one_record(
-                            &v,
-                            shape,
-                            None,
-                            &origin,
-                            maps,
-                            &mut spans,
-                            &mut problems,
-                            &mut seen,
-                        ),
+                        Ok(v) => one_record(&v, shape, None, &origin, maps, spans, problems, seen),
                     }
                 }
             }
-            spans.iter_mut().for_each(|s| keep.apply(s));
-            (spans, problems, seen)
+            parsed.0.iter_mut().for_each(|s| keep.apply(s));
+            parsed
         };
         let results: Vec<Parsed> = if lines.len() >= 2 * PIECE {
             // Short records, many to a block: in pieces on every core.

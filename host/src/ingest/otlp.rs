@@ -359,10 +359,9 @@ pub fn parse_traces_data(
     maps: &Mappings,
     plain: bool,
     recent: &mut Recent,
-    out: &mut super::Spans,
-    problems: &mut Vec<Problem>,
-    seen: &mut super::Seen,
+    parsed: &mut super::Parsed,
 ) {
+    let (out, problems, seen) = parsed;
     let text = super::text_of(text, origin, problems);
     let text = &*text;
     let (spans_before, problems_before, seen_before) = (out.len(), problems.len(), seen.mark());
@@ -725,19 +724,11 @@ mod tests {
             line: 1,
         };
         let read = |plain: bool| {
-            let (mut out, mut problems) = (Vec::new(), Vec::new());
-            let mut seen = crate::ingest::Seen::default();
+            let mut parsed = Default::default();
             let maps = Mappings::default();
-            parse_traces_data(
-                line.as_bytes(),
-                &origin,
-                &maps,
-                plain,
-                &mut Recent::default(),
-                &mut out,
-                &mut problems,
-                &mut seen,
-            );
+            let recent = &mut Recent::default();
+            parse_traces_data(line.as_bytes(), &origin, &maps, plain, recent, &mut parsed);
+            let (out, problems, _) = parsed;
             let times: Vec<_> = out
                 .iter()
                 .map(|s| (s.span_id.to_string(), s.start_ns, s.end_ns, s.kind))
@@ -774,19 +765,11 @@ mod tests {
             file: "x.jsonl".into(),
             line: 1,
         };
-        let (mut out, mut problems, mut seen) =
-            (Vec::new(), Vec::new(), crate::ingest::Seen::default());
+        let mut parsed = Default::default();
         let maps = Mappings::default();
-        parse_traces_data(
-            line.as_bytes(),
-            &origin,
-            &maps,
-            false,
-            &mut Recent::default(),
-            &mut out,
-            &mut problems,
-            &mut seen,
-        );
+        let recent = &mut Recent::default();
+        parse_traces_data(line.as_bytes(), &origin, &maps, false, recent, &mut parsed);
+        let (out, problems, seen) = parsed;
         let ids: Vec<_> = out.iter().map(|s| s.span_id.as_str()).collect();
         assert_eq!(ids, ["a"]);
         assert_eq!(problems.len(), 1, "{problems:?}");
