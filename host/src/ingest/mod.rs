@@ -139,6 +139,17 @@ const POOL_SHARE: usize = 8;
 /// One record's spans, its problems and what it showed of its dialects.
 pub(crate) type Parsed = (Vec<Box<Span>>, Vec<Problem>, Seen);
 
+/// Records parsed one after another on one thread: what they share
+/// ([`otlp::Recent`]), their spans, problems and dialects seen together, and
+/// how many. A result per record (three vectors) cost an allocation or more
+/// per line, and a move of each, where one span a line is common.
+#[derive(Default)]
+struct Run {
+    recent: otlp::Recent,
+    parsed: Parsed,
+    records: u64,
+}
+
 /// Where a block's last lines begin that make up at most a `one_in`th of
 /// its bytes (none of a block of one line: a whole document).
 fn pool_cut(lines: &[(u64, &[u8])], one_in: usize) -> usize {
@@ -1015,16 +1026,21 @@ impl Reader {
         let (keep, plain) = (self.keep, self.times_only);
         let maps = &*self.maps;
         let file = FileName::of(name);
-        // `recent`: what one thread's records in a row share (see `otlp::Recent`).
-        let parse = |recent: &mut otlp::Recent, &(line, text): &(u64, &[u8])| {
+        // One record after another into `run` (see [`Run`]).
+        let parse = |run: &mut Run, &(line, text): &(u64, &[u8])| {
             let origin = Origin { file, line };
-            let mut parsed = Parsed::default();
+            let (spans, problems, seen) = &mut run.parsed;
+            let from = spans.len();
             match kind {
-                LineKind::Otlp => {
-                    otlp::parse_traces_data(text, &origin, maps, plain, recent, &mut parsed)
-                }
+                LineKind::Otlp => otlp::parse_traces_data(
+                    text,
+                    &origin,
+                    maps,
+                    plain,
+                    &mut run.recent,
+                    &mut run.parsed,
+                ),
                 LineKind::Record(shape) => {
-                    let (spans, problems, seen) = &mut parsed;
                     let t = text_of(text, &origin, problems);
                     match serde_json::from_str::<serde_json::Value>(&t) {
                         Err(e) => {
@@ -1034,33 +1050,34 @@ impl Reader {
                     }
                 }
             }
-            parsed.0.iter_mut().for_each(|s| keep.apply(s));
-            parsed
+            run.parsed.0[from..].iter_mut().for_each(|s| keep.apply(s));
+            run.records += 1;
         };
-        let results: Vec<Parsed> = if lines.len() >= 2 * PIECE {
+        let run_of = |lines: &[(u64, &[u8])]| {
+            let mut run = Run::default();
+            (lines.iter().filter(|(_, l)| !is_blank(l))).for_each(|l| parse(&mut run, l));
+            (run.records, run.parsed)
+        };
+        let results: Vec<(u64, Parsed)> = if lines.len() >= 2 * PIECE {
             // Short records, many to a block: in pieces on every core.
             (lines.par_iter().with_min_len(PIECE))
                 .filter(|(_, l)| !is_blank(l))
-                .map_init(otlp::Recent::default, parse)
+                .fold(Run::default, |mut run, l| {
+                    parse(&mut run, l);
+                    run
+                })
+                .map(|run| (run.records, run.parsed))
                 .collect()
         } else {
             let (head, tail) = lines.split_at(pool_cut(&lines, self.pool_share));
-            let mut results = Vec::with_capacity(lines.len());
-            let mut on_pool = Vec::new();
+            let (mut results, mut on_pool) = (Vec::with_capacity(2), None);
             rayon::in_place_scope(|s| {
                 if !tail.is_empty() {
-                    s.spawn(|_| {
-                        let recent = &mut otlp::Recent::default();
-                        on_pool = (tail.iter().filter(|(_, l)| !is_blank(l)))
-                            .map(|l| parse(recent, l))
-                            .collect()
-                    });
+                    s.spawn(|_| on_pool = Some(run_of(tail)));
                 }
-                let recent = &mut otlp::Recent::default();
-                let head = head.iter().filter(|(_, l)| !is_blank(l));
-                results.extend(head.map(|l| parse(recent, l)));
+                results.push(run_of(head));
             });
-            results.append(&mut on_pool);
+            results.extend(on_pool);
             results
         };
         let format = match kind {
@@ -1070,13 +1087,19 @@ impl Reader {
         self.deliver_records(format, results, sink);
     }
 
-    /// Count what a block's records held (in `format`) and hand their spans
-    /// on, a record's spans together.
-    fn deliver_records(&mut self, format: &str, results: Vec<Parsed>, sink: &mut dyn FnMut(Block)) {
-        self.count_format(format, results.len() as u64);
+    /// Count what a block's records held (in `format`; each result is so
+    /// many records' spans, problems and dialects seen) and hand their spans on.
+    fn deliver_records(
+        &mut self,
+        format: &str,
+        results: Vec<(u64, Parsed)>,
+        sink: &mut dyn FnMut(Block),
+    ) {
+        let records = results.iter().map(|r| r.0).sum();
+        self.count_format(format, records);
+        self.stats.records += records;
         let mut all = Vec::with_capacity(results.len());
-        for (spans, problems, seen) in results {
-            self.stats.records += 1;
+        for (_, (spans, problems, seen)) in results {
             self.stats.spans += spans.len() as u64;
             self.stats.seen(seen);
             all.push(spans);
@@ -1220,7 +1243,7 @@ impl Reader {
         let keep = self.keep;
         let maps = &*self.maps;
         let file = FileName::of(name);
-        let results: Vec<Parsed> = frames
+        let results: Vec<(u64, Parsed)> = frames
             .par_iter()
             .map(|&(offset, msg)| {
                 // Protobuf has no lines: the location is the message's byte offset.
@@ -1228,7 +1251,7 @@ impl Reader {
                 let (mut spans, mut problems, mut seen) = (Vec::new(), Vec::new(), Seen::default());
                 proto::parse(msg, &origin, maps, &mut spans, &mut problems, &mut seen);
                 spans.iter_mut().for_each(|s| keep.apply(s));
-                (spans, problems, seen)
+                (1, (spans, problems, seen))
             })
             .collect();
         self.deliver_records("otlp-proto", results, sink);
