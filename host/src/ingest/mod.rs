@@ -1062,7 +1062,8 @@ impl Reader {
             // Short records, many to a block: in pieces on every core.
             (lines.par_iter().with_min_len(PIECE))
                 .filter(|(_, l)| !is_blank(l))
-                .fold(Run::default, |mut run, l| {
+                // boxed: rayon's fold moves its accumulator at every record
+                .fold(Box::<Run>::default, |mut run, l| {
                     parse(&mut run, l);
                     run
                 })
