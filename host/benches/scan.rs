@@ -5,7 +5,10 @@
 //! ratio to DuckDB; every timed run's findings must equal a reference run's.
 //!
 //! `cargo bench --bench scan` (env: BENCH_REPEAT, BENCH_NOISE to change the
-//! size, BENCH_ROUNDS for the number of alternations, 3).
+//! size, BENCH_ROUNDS for the number of alternations, 3). With
+//! `BENCH_SHAPE=span-a-line` the same month is written one span a line (each
+//! with its resource and scope, as an exporter that writes every span on its
+//! own does): a line then holds one span, not a batch of some fifty.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,6 +37,11 @@ fn main() {
         .unwrap();
         eprintln!("generated in {:.1}s", t.elapsed().as_secs_f64());
     }
+    let file = match std::env::var("BENCH_SHAPE").as_deref() {
+        Err(_) | Ok("batched") => file,
+        Ok("span-a-line") => span_a_line(&file),
+        Ok(other) => panic!("BENCH_SHAPE={other}: use batched (the default) or span-a-line"),
+    };
     let size = std::fs::metadata(&file).unwrap().len();
     let cache = dir.join("cache");
     // The reference (which also warms the compiled-plugin cache, so the timed
@@ -113,6 +121,39 @@ fn main() {
             d["share_pct"].as_f64().unwrap()
         );
     }
+}
+
+/// The month at `file` written again one span a line, beside it (once).
+fn span_a_line(file: &Path) -> PathBuf {
+    use serde_json::{json, Value};
+    use std::io::{BufRead, BufWriter, Write};
+    let out = file.with_extension("span-a-line.jsonl");
+    if out.exists() {
+        return out;
+    }
+    let t = Instant::now();
+    let input = std::io::BufReader::new(std::fs::File::open(file).unwrap());
+    let partial = out.with_extension("partial");
+    let mut w = BufWriter::new(std::fs::File::create(&partial).unwrap());
+    for line in input.lines() {
+        let doc: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        for rs in doc["resourceSpans"].as_array().unwrap() {
+            for ss in rs["scopeSpans"].as_array().unwrap() {
+                for span in ss["spans"].as_array().unwrap() {
+                    let one = json!({"resourceSpans": [{
+                        "resource": rs["resource"],
+                        "scopeSpans": [{"scope": ss["scope"], "spans": [span]}],
+                    }]});
+                    serde_json::to_writer(&mut w, &one).unwrap();
+                    w.write_all(b"\n").unwrap();
+                }
+            }
+        }
+    }
+    w.flush().unwrap();
+    std::fs::rename(&partial, &out).unwrap();
+    eprintln!("written one span a line in {:.1}s", t.elapsed().as_secs_f64());
+    out
 }
 
 /// One timed scan: wall seconds and peak resident bytes.
