@@ -152,7 +152,10 @@ fn span_a_line(file: &Path) -> PathBuf {
     }
     w.flush().unwrap();
     std::fs::rename(&partial, &out).unwrap();
-    eprintln!("written one span a line in {:.1}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "written one span a line in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     out
 }
 

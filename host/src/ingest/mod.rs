@@ -136,7 +136,8 @@ const PIECE: usize = 64;
 /// the time assembly needed).
 const POOL_SHARE: usize = 8;
 
-/// One record's spans, its problems and what it showed of its dialects.
+/// Spans, their problems and what they showed of their dialects: of one
+/// record, or of records read in a row (see [`Run`]).
 pub(crate) type Parsed = (Vec<Box<Span>>, Vec<Problem>, Seen);
 
 /// Records parsed one after another on one thread: what they share

@@ -430,16 +430,16 @@ pub fn parse_traces_data(
 }
 
 /// Spans as the fast reader hands them on, made into the model's spans.
-struct Streamed<'a, 'r> {
-    each: Each<'a, 'r>,
+struct Streamed<'r> {
+    each: Each<'r>,
     /// the scope of the spans being read
     scope: Option<Arc<str>>,
     out: &'r mut super::Spans,
     problems: &'r mut Vec<Problem>,
 }
 
-impl<'a, 'r> Streamed<'a, 'r> {
-    fn new(each: Each<'a, 'r>, out: &'r mut super::Spans, problems: &'r mut Vec<Problem>) -> Self {
+impl<'r> Streamed<'r> {
+    fn new(each: Each<'r>, out: &'r mut super::Spans, problems: &'r mut Vec<Problem>) -> Self {
         Streamed {
             each,
             scope: None,
@@ -449,7 +449,7 @@ impl<'a, 'r> Streamed<'a, 'r> {
     }
 }
 
-impl<'a> fast::Visit<'a> for Streamed<'a, '_> {
+impl<'a> fast::Visit<'a> for Streamed<'_> {
     fn scope(&mut self, name: Option<&str>) {
         self.scope = self.each.shared.scope(name);
     }
@@ -531,17 +531,16 @@ impl Recent {
 }
 
 /// What every span of one record is made with.
-struct Each<'a, 'r> {
+struct Each<'r> {
     origin: &'r Origin,
     maps: &'r Mappings,
     /// every span made as an ordinary one: ids, times and status only
     plain: bool,
     seen: &'r mut super::Seen,
     shared: &'r mut Recent,
-    text: std::marker::PhantomData<&'a str>,
 }
 
-impl<'a, 'r> Each<'a, 'r> {
+impl<'r> Each<'r> {
     fn new(
         origin: &'r Origin,
         maps: &'r Mappings,
@@ -555,13 +554,12 @@ impl<'a, 'r> Each<'a, 'r> {
             plain,
             seen,
             shared,
-            text: std::marker::PhantomData,
         }
     }
 
     fn span(
         &mut self,
-        s: &mut OtlpSpan<'a>,
+        s: &mut OtlpSpan,
         scope: &Option<Arc<str>>,
         resource: &[KeyValue],
     ) -> Result<Box<Span>, String> {
