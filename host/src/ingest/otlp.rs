@@ -749,6 +749,53 @@ mod tests {
         );
     }
 
+    /// Records read in a row on one thread share their trace id, span names
+    /// and scope name (one span a line repeats them), and read as they would
+    /// alone; a service whose names never repeat keeps a bounded set.
+    #[test]
+    fn records_read_in_a_row_share_their_texts_and_read_as_alone() {
+        let line = |trace: &str, span: &str, name: &str| {
+            format!(
+                r#"{{"resourceSpans":[{{"scopeSpans":[{{"scope":{{"name":"lib"}},"spans":[{{"traceId":"{trace}","spanId":"{span}","name":"{name}","startTimeUnixNano":"1","endTimeUnixNano":"2"}}]}}]}}]}}"#
+            )
+        };
+        let lines = [
+            line("t1", "a", "GET /x"),
+            line("t1", "b", "GET /x"),
+            line("t2", "c", "SELECT"),
+        ];
+        let origin = Origin {
+            file: "x.jsonl".into(),
+            line: 1,
+        };
+        let maps = Mappings::default();
+        let (recent, mut parsed) = (&mut Recent::default(), Default::default());
+        for l in &lines {
+            parse_traces_data(l.as_bytes(), &origin, &maps, false, recent, &mut parsed);
+        }
+        let (spans, problems, _) = parsed;
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(Arc::ptr_eq(&spans[0].trace_id, &spans[1].trace_id));
+        assert!(Arc::ptr_eq(&spans[0].name, &spans[1].name));
+        assert_eq!((&*spans[2].trace_id, &*spans[2].name), ("t2", "SELECT"));
+        for (l, together) in lines.iter().zip(&spans) {
+            let mut alone = Default::default();
+            parse_traces_data(
+                l.as_bytes(),
+                &origin,
+                &maps,
+                false,
+                &mut Recent::default(),
+                &mut alone,
+            );
+            assert_eq!(format!("{:?}", alone.0[0]), format!("{together:?}"));
+        }
+        for i in 0..3 * NAMES_KEPT {
+            recent.name(&format!("GET /items/{i}"));
+        }
+        assert!(recent.names.len() <= NAMES_KEPT);
+    }
+
     /// A record the fast reader gives up on after handing spans on is read
     /// again whole: each span and each problem comes out once, and a span
     /// skipped (no trace id) is no span of its dialect.
