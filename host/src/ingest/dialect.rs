@@ -589,6 +589,25 @@ fn mcp_name(name: &str) -> Option<(&str, &str)> {
     Some((server, tool))
 }
 
+/// The ids every span needs, or why it is skipped.
+fn check_ids(plain: &Plain) -> Result<(), String> {
+    if plain.trace_id.is_empty() {
+        return Err("missing trace id".into());
+    }
+    if plain.span_id.is_empty() {
+        return Err("missing span id".into());
+    }
+    Ok(())
+}
+
+/// A span for a reading of times only (a relative window's first pass, which
+/// wants the newest span's end): its ids, times and status, skipped where
+/// [`normalise`] would skip it for its ids, its attributes not read.
+pub fn times_only(base: Base, origin: &Origin) -> Result<Span, String> {
+    check_ids(&base.plain)?;
+    Ok(base.plain.span(origin))
+}
+
 pub fn normalise(
     base: Base,
     resource: &[KeyValue],
@@ -596,12 +615,7 @@ pub fn normalise(
     origin: &Origin,
     maps: &Mappings,
 ) -> Result<Span, String> {
-    if base.plain.trace_id.is_empty() {
-        return Err("missing trace id".into());
-    }
-    if base.plain.span_id.is_empty() {
-        return Err("missing span id".into());
-    }
+    check_ids(&base.plain)?;
     let mapped;
     let attrs_list = match maps.apply(&base.plain.name, span_attrs) {
         Some(m) => {

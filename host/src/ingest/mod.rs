@@ -1047,7 +1047,14 @@ impl Reader {
                         Err(e) => {
                             problems.push(Problem::at(&origin, format!("not a JSON record: {e}")))
                         }
-                        Ok(v) => one_record(&v, shape, None, &origin, maps, spans, problems, seen),
+                        Ok(v) => {
+                            let read = RecordRead {
+                                origin: &origin,
+                                maps,
+                                times_only: plain,
+                            };
+                            one_record(&v, shape, None, &read, spans, problems, seen)
+                        }
                     }
                 }
             }
@@ -1242,7 +1249,7 @@ impl Reader {
         frames: &[(u64, &[u8])],
         sink: &mut dyn FnMut(Block),
     ) {
-        let keep = self.keep;
+        let (keep, times_only) = (self.keep, self.times_only);
         let maps = &*self.maps;
         let file = FileName::of(name);
         let results: Vec<(u64, Parsed)> = frames
@@ -1251,7 +1258,15 @@ impl Reader {
                 // Protobuf has no lines: the location is the message's byte offset.
                 let origin = Origin { file, line: offset };
                 let (mut spans, mut problems, mut seen) = (Vec::new(), Vec::new(), Seen::default());
-                proto::parse(msg, &origin, maps, &mut spans, &mut problems, &mut seen);
+                proto::parse(
+                    msg,
+                    &origin,
+                    maps,
+                    times_only,
+                    &mut spans,
+                    &mut problems,
+                    &mut seen,
+                );
                 spans.iter_mut().for_each(|s| keep.apply(s));
                 (1, (spans, problems, seen))
             })
@@ -1297,14 +1312,17 @@ impl Reader {
         for (line, v) in &doc.items {
             let origin = Origin { file, line: *line };
             let session = doc.session.as_deref();
-            let (maps, out) = (&self.maps, &mut spans);
+            let read = RecordRead {
+                origin: &origin,
+                maps: &self.maps,
+                times_only: self.times_only,
+            };
             one_record(
                 v,
                 Some(shape),
                 session,
-                &origin,
-                maps,
-                out,
+                &read,
+                &mut spans,
                 &mut problems,
                 &mut seen,
             );
@@ -1364,12 +1382,16 @@ impl Reader {
                             .map(|(h, c)| (h.to_string(), records::csv_cell(c)))
                             .collect(),
                     );
+                    let read = RecordRead {
+                        origin: &origin,
+                        maps: &self.maps,
+                        times_only: self.times_only,
+                    };
                     one_record(
                         &v,
                         Some(shape),
                         None,
-                        &origin,
-                        &self.maps,
+                        &read,
                         &mut spans,
                         &mut problems,
                         &mut seen,
@@ -1444,18 +1466,25 @@ impl Reader {
     }
 }
 
+/// How a record is read: where it is, with which mappings, and whether for
+/// its times only (see [`dialect::times_only`]).
+struct RecordRead<'r> {
+    origin: &'r Origin,
+    maps: &'r mapping::Mappings,
+    times_only: bool,
+}
+
 /// Convert one JSON record of the given (or recognised) shape.
-#[allow(clippy::too_many_arguments)]
 fn one_record(
     v: &serde_json::Value,
     shape: Option<Shape>,
     session: Option<&str>,
-    origin: &Origin,
-    maps: &mapping::Mappings,
+    read: &RecordRead,
     spans: &mut Spans,
     problems: &mut Vec<Problem>,
     seen: &mut Seen,
 ) {
+    let (origin, maps) = (read.origin, read.maps);
     let Some(shape) = shape.or_else(|| Shape::of(v)) else {
         problems.push(Problem::at(
             origin,
@@ -1465,6 +1494,10 @@ fn one_record(
     };
     match records::record(shape, v, session) {
         Err(e) => problems.push(Problem::at(origin, format!("record skipped: {e}"))),
+        Ok(rec) if read.times_only => match dialect::times_only(rec.base, origin) {
+            Ok(s) => spans.push(Box::new(s)),
+            Err(e) => problems.push(Problem::at(origin, format!("record skipped: {e}"))),
+        },
         Ok(rec) => match dialect::normalise(rec.base, &rec.resource, &rec.attrs, origin, maps) {
             Ok(s) => {
                 seen.spans(&rec.attrs, maps);
@@ -1662,6 +1695,75 @@ mod tests {
         assert_eq!(ids, expected);
         let lines_named: Vec<u64> = reader.stats.first_problems.iter().map(|p| p.line).collect();
         assert_eq!(lines_named, [39]);
+    }
+
+    /// A reading for times only (a relative window's first pass) gives a
+    /// record reader's and the protobuf reader's spans the same ids and times
+    /// as a whole reading, skips the same, and reads no call.
+    #[test]
+    fn a_times_only_reading_of_records_and_protobuf_gives_the_same_times() {
+        use super::proto;
+        use prost::Message;
+        let phoenix = concat!(
+            r#"{"name":"ChatOpenAI","span_kind":"LLM","context":{"trace_id":"t1","span_id":"a"},"start_time":"2026-12-01T10:00:00Z","end_time":"2026-12-01T10:00:02Z","attributes":{"llm":{"token_count":{"prompt":5,"completion":2}}}}"#,
+            "\n",
+            r#"{"name":"no trace","span_kind":"CHAIN","context":{"trace_id":"","span_id":"b"},"start_time":"2026-12-01T10:00:00Z","end_time":"2026-12-01T11:00:00Z"}"#,
+            "\n"
+        );
+        let kv = |k: &str, v: proto::OneValue| proto::KeyValue {
+            key: k.into(),
+            value: Some(proto::AnyValue { value: Some(v) }),
+        };
+        let span = |trace: &[u8], id: &[u8], start: u64| proto::PSpan {
+            trace_id: trace.to_vec(),
+            span_id: id.to_vec(),
+            name: "chat m".into(),
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + 9,
+            attributes: vec![kv(
+                "gen_ai.usage.input_tokens",
+                proto::OneValue::IntValue(5),
+            )],
+            ..Default::default()
+        };
+        let message = proto::TracesData {
+            resource_spans: vec![proto::ResourceSpans {
+                resource: None,
+                scope_spans: vec![proto::ScopeSpans {
+                    scope: None,
+                    spans: vec![span(&[1; 16], &[2; 8], 100), span(&[], &[3; 8], 500)],
+                }],
+            }],
+        }
+        .encode_to_vec();
+        let framed = [&(message.len() as u32).to_be_bytes()[..], &message].concat();
+        for (name, bytes) in [("x.jsonl", phoenix.as_bytes().to_vec()), ("x.pb", framed)] {
+            let read = |times_only: bool| {
+                let mut reader = Reader::new(Keep::ALL);
+                reader.times_only = times_only;
+                let mut spans = Vec::new();
+                let input = std::io::Cursor::new(bytes.clone());
+                let read = reader.read_from(&Arc::from(name), Box::new(input), &mut |b| {
+                    spans.extend(b.into_iter().flatten())
+                });
+                read.unwrap();
+                let times: Vec<_> = (spans.iter())
+                    .map(|s| (s.span_id.to_string(), s.start_ns, s.end_ns))
+                    .collect();
+                let calls = spans
+                    .iter()
+                    .filter(|s| s.kind == crate::model::Kind::Llm)
+                    .count();
+                (times, calls, reader.stats.problems)
+            };
+            let (whole, calls, skipped) = read(false);
+            assert_eq!(
+                (whole.len(), calls, skipped),
+                (1, 1, 1),
+                "{name}: {whole:?}"
+            );
+            assert_eq!(read(true), (whole, 0, 1), "{name}");
+        }
     }
 
     /// A large compressed stream is decoded on a thread of its own: what it

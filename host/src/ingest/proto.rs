@@ -242,11 +242,13 @@ pub fn frames(data: &[u8]) -> (Vec<(u64, &[u8])>, Option<String>) {
     (out, trailing)
 }
 
-/// Decode one message; its spans go to `out`.
+/// Decode one message; its spans go to `out`. `times_only`: each span made
+/// with its ids, times and status only (see [`dialect::times_only`]).
 pub fn parse(
     msg: &[u8],
     origin: &Origin,
     maps: &Mappings,
+    times_only: bool,
     out: &mut super::Spans,
     problems: &mut Vec<Problem>,
     seen: &mut super::Seen,
@@ -273,8 +275,17 @@ pub fn parse(
                 .as_ref()
                 .and_then(|sc| dialect::scope_name(&sc.name));
             for s in &ss.spans {
-                attrs_into(&s.attributes, &mut attributes);
                 let base = base(s, &scope, &mut shared);
+                if times_only {
+                    match dialect::times_only(base, origin) {
+                        Ok(span) => out.push(Box::new(span)),
+                        Err(reason) => {
+                            problems.push(Problem::at(origin, format!("span skipped: {reason}")))
+                        }
+                    }
+                    continue;
+                }
+                attrs_into(&s.attributes, &mut attributes);
                 match dialect::normalise(base, &resource, &attributes, origin, maps) {
                     Ok(span) => {
                         seen.spans(&attributes, maps);
