@@ -677,8 +677,8 @@ pub struct Reader {
     /// one in this many bytes of a block of long records is parsed on the
     /// pool ([`POOL_SHARE`]; 2 when nothing else runs beside the reading)
     pub pool_share: usize,
-    /// every span of OTLP JSON made as an ordinary one (ids, times, status),
-    /// for a reading that wants times only; other formats make them whole
+    /// every span made as an ordinary one (ids, times, status; its attributes
+    /// not read), for a reading that wants times only, in every format
     pub times_only: bool,
 }
 
