@@ -678,7 +678,8 @@ pub struct Reader {
     /// pool ([`POOL_SHARE`]; 2 when nothing else runs beside the reading)
     pub pool_share: usize,
     /// every span made as an ordinary one (ids, times, status; its attributes
-    /// not read), for a reading that wants times only, in every format
+    /// not read, so no dialect counted), for a reading that wants times only,
+    /// in every format
     pub times_only: bool,
 }
 
@@ -1030,8 +1031,7 @@ impl Reader {
         // One record after another into `run` (see [`Run`]).
         let parse = |run: &mut Run, &(line, text): &(u64, &[u8])| {
             let origin = Origin { file, line };
-            let (spans, problems, seen) = &mut run.parsed;
-            let from = spans.len();
+            let from = run.parsed.0.len();
             match kind {
                 LineKind::Otlp => otlp::parse_traces_data(
                     text,
@@ -1042,6 +1042,7 @@ impl Reader {
                     &mut run.parsed,
                 ),
                 LineKind::Record(shape) => {
+                    let (spans, problems, seen) = &mut run.parsed;
                     let t = text_of(text, &origin, problems);
                     match serde_json::from_str::<serde_json::Value>(&t) {
                         Err(e) => {
@@ -1257,18 +1258,10 @@ impl Reader {
             .map(|&(offset, msg)| {
                 // Protobuf has no lines: the location is the message's byte offset.
                 let origin = Origin { file, line: offset };
-                let (mut spans, mut problems, mut seen) = (Vec::new(), Vec::new(), Seen::default());
-                proto::parse(
-                    msg,
-                    &origin,
-                    maps,
-                    times_only,
-                    &mut spans,
-                    &mut problems,
-                    &mut seen,
-                );
-                spans.iter_mut().for_each(|s| keep.apply(s));
-                (1, (spans, problems, seen))
+                let mut parsed = Parsed::default();
+                proto::parse(msg, &origin, maps, times_only, &mut parsed);
+                parsed.0.iter_mut().for_each(|s| keep.apply(s));
+                (1, parsed)
             })
             .collect();
         self.deliver_records("otlp-proto", results, sink);

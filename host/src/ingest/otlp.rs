@@ -574,8 +574,9 @@ impl<'r> Each<'r> {
                 let scope = scope.clone();
                 normalise(s, scope, resource, self.origin, self.maps, self.shared).map(Box::new)
             };
-        // a skipped span is a problem, not a span of its dialect
-        if made.is_ok() {
+        // a skipped span is a problem, not a span of its dialect; a reading
+        // of times only counts none (as every reader's, see `Reader::times_only`)
+        if made.is_ok() && !self.plain {
             self.seen.spans(&s.attributes, self.maps);
         }
         made

@@ -181,7 +181,7 @@ fn hex_id(b: &[u8]) -> CompactString {
 }
 
 /// Texts every span of a message shares: its trace id (spans come grouped by
-/// trace) and span names, one copy each, as the OTLP JSON reader's `Shared`
+/// trace) and span names, one copy each, as the OTLP JSON reader's `Recent`
 /// shares them. Not that one: it knows a trace by its id's text, and making
 /// the text of every span's id to compare cost 3% of a protobuf scan (4 ABBA
 /// pairs 1.03); this one knows it by the id's bytes, made into text once.
@@ -249,10 +249,9 @@ pub fn parse(
     origin: &Origin,
     maps: &Mappings,
     times_only: bool,
-    out: &mut super::Spans,
-    problems: &mut Vec<Problem>,
-    seen: &mut super::Seen,
+    parsed: &mut super::Parsed,
 ) {
+    let (out, problems, seen) = parsed;
     let data = match TracesData::decode(msg) {
         Ok(d) => d,
         Err(e) => {

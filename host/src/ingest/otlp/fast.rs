@@ -457,14 +457,8 @@ impl<'a> Parser<'a> {
     }
 
     fn scope(&mut self) -> Option<Scope> {
-        let mut name = None;
-        self.object(|p, key| match key {
-            "name" => set(&mut name, p.string()?.into_owned()),
-            _ => p.skip(),
-        })?;
-        Some(Scope {
-            name: name.unwrap_or_default(),
-        })
+        let name = self.scope_name()?.into_owned();
+        Some(Scope { name })
     }
 
     fn span(&mut self) -> Option<OtlpSpan<'a>> {
